@@ -1,0 +1,327 @@
+// Package xcomponent is a runtime for business state machines written in YAML.
+//
+// A component (one YAML file, see package component) holds state machines; an Engine runs
+// their instances: it enforces that only declared transitions happen, runs hooks, fires
+// timers, routes events by business properties, lets machines and components talk to each
+// other and records every transition in a store.
+//
+//	comp, _ := component.LoadFile("order.yaml")
+//	eng := xcomponent.New(xcomponent.Options{})
+//	eng.Handle("reserveStock", func(ctx context.Context, h *xcomponent.Hook) error { … })
+//	_ = eng.Load(ctx, comp)
+//	inst, _ := eng.Create(ctx, xcomponent.CreateRequest{Component: "Orders", Machine: "Order"})
+//	res, err := eng.Send(ctx, inst.ID, xcomponent.Event{Type: "VALIDATE"})
+//
+// Events to one instance are processed one at a time in arrival order; different instances
+// run concurrently. A transition runs to completion: whatever it sends is dispatched after it
+// is committed.
+package xcomponent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+
+	"github.com/google/uuid"
+
+	"github.com/xcomponent/xcomponent/clock"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// Options configure an Engine. The zero value is usable: in-memory store, real clock.
+type Options struct {
+	// Store keeps instances and history; store.NewMemory() when nil. The engine does not
+	// close it.
+	Store store.Store
+	// Clock is the time source for timers; the real clock when nil.
+	Clock clock.Clock
+	// Logger receives the engine's logs; slog.Default() when nil.
+	Logger *slog.Logger
+	// Manual turns off background processing: queued events and due timers are processed
+	// only by Settle, FireDue and the calling goroutine, in a deterministic order. It is what
+	// `xcomponent simulate` and deterministic tests use.
+	Manual bool
+	// Remote delivers messages for components this engine does not host (distributed mode).
+	Remote Remote
+	// Observer is told about transitions and errors (metrics); optional.
+	Observer Observer
+	// MissingHook is called when a hook method has no handler (the binaries record it in the
+	// audit trail); optional.
+	MissingHook func(h *Hook)
+	// TimerBatch bounds how many due timers are fired in one batch (default 1000).
+	TimerBatch int
+}
+
+// Observer is told about what the engine does, synchronously: keep it cheap.
+type Observer interface {
+	Transition(component, machine, from, to, event string, seconds float64)
+	EventIgnored(component, machine string)
+	HookError(component, machine string)
+	StoreError()
+}
+
+// Remote delivers what a local engine cannot: messages for components it does not host.
+type Remote interface {
+	Deliver(ctx context.Context, m Message) error
+}
+
+// Engine runs the instances of the components loaded into it.
+type Engine struct {
+	log      *slog.Logger
+	store    store.Store
+	clock    clock.Clock
+	manual   bool
+	remote   Remote
+	observer Observer
+	missing  func(h *Hook)
+
+	hooksMu sync.RWMutex
+	hooks   map[string]HookFunc
+
+	mu         sync.RWMutex
+	components map[string]*compRuntime
+	instances  map[string]*instance
+
+	subs   subscribers
+	timers timerQueue
+
+	idleMu  sync.Mutex
+	pending int64         // deliveries queued or being processed
+	idleCh  chan struct{} // closed while pending == 0
+
+	fifoMu sync.Mutex
+	fifo   []*delivery // manual mode: queued deliveries, in send order
+
+	scratch sync.Pool // *transitionScratch
+
+	baseCtx context.Context
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+	closed  atomic.Bool
+}
+
+// New returns an engine with no component loaded.
+func New(opts Options) *Engine {
+	e := &Engine{
+		log:        opts.Logger,
+		store:      opts.Store,
+		clock:      opts.Clock,
+		manual:     opts.Manual,
+		remote:     opts.Remote,
+		observer:   opts.Observer,
+		missing:    opts.MissingHook,
+		hooks:      make(map[string]HookFunc),
+		components: make(map[string]*compRuntime),
+		instances:  make(map[string]*instance),
+		idleCh:     make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.store == nil {
+		e.store = store.NewMemory()
+	}
+	if e.clock == nil {
+		e.clock = clock.Real{}
+	}
+	e.scratch.New = func() any { return new(transitionScratch) }
+	e.baseCtx, e.stop = context.WithCancel(context.Background())
+	e.timers.init(e, opts.TimerBatch)
+	close(e.idleCh) // idle at start
+	return e
+}
+
+// Handle registers the handler of a hook method named in the YAML (onEntry, onExit,
+// triggeredMethod). Registering the same name again replaces the handler.
+func (e *Engine) Handle(method string, fn HookFunc) {
+	e.hooksMu.Lock()
+	defer e.hooksMu.Unlock()
+	e.hooks[method] = fn
+}
+
+func (e *Engine) hook(method string) HookFunc {
+	e.hooksMu.RLock()
+	defer e.hooksMu.RUnlock()
+	return e.hooks[method]
+}
+
+// Store returns the engine's store.
+func (e *Engine) Store() store.Store { return e.store }
+
+// Clock returns the engine's clock.
+func (e *Engine) Clock() clock.Clock { return e.clock }
+
+// Components returns the loaded components, in load order.
+func (e *Engine) Components() []*component.Component {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	out := make([]*component.Component, 0, len(e.components))
+	for _, c := range e.components {
+		out = append(out, c.def)
+	}
+	sortComponents(out, e.components)
+	return out
+}
+
+// Component returns a loaded component, or nil.
+func (e *Engine) Component(name string) *component.Component {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if c := e.components[name]; c != nil {
+		return c.def
+	}
+	return nil
+}
+
+// Load adds a component: it restores the component's live instances from the store (state,
+// data, timers, routing indexes), creates the entry-point instance when the component asks for
+// one and none exists, and redelivers what the outbox still holds.
+func (e *Engine) Load(ctx context.Context, def *component.Component) error {
+	if e.closed.Load() {
+		return ErrClosed
+	}
+	e.mu.Lock()
+	if _, dup := e.components[def.Name]; dup {
+		e.mu.Unlock()
+		return fmt.Errorf("load component %s: already loaded", def.Name)
+	}
+	cr := newCompRuntime(def, len(e.components))
+	e.components[def.Name] = cr
+	e.mu.Unlock()
+	e.indexRoutedProperties()
+
+	recs, err := e.store.LoadLive(ctx, def.Name)
+	if err != nil {
+		e.mu.Lock()
+		delete(e.components, def.Name)
+		e.mu.Unlock()
+		return fmt.Errorf("load component %s: restore: %w", def.Name, err)
+	}
+	for i := range recs {
+		if _, err := e.register(cr, recs[i]); err != nil {
+			e.log.Warn("restore: instance skipped", "component", def.Name, "instance", recs[i].ID, "err", err)
+			continue
+		}
+		if cr.countsAsEntry(&recs[i]) {
+			cr.createMu.Lock()
+			cr.entryExists = true
+			cr.createMu.Unlock()
+		}
+	}
+	if len(recs) > 0 {
+		e.log.Info("restored instances", "component", def.Name, "count", len(recs))
+	}
+	cr.createMu.Lock()
+	hasEntry := cr.entryExists
+	cr.createMu.Unlock()
+	if def.EntryMachine != "" && def.AutoCreateEntryPoint && !hasEntry {
+		if _, err := e.create(ctx, cr, CreateRequest{Component: def.Name, Machine: def.EntryMachine}, true); err != nil && !errors.Is(err, ErrSingleton) {
+			return fmt.Errorf("load component %s: create entry point: %w", def.Name, err)
+		}
+	}
+	return e.redeliverOutbox(ctx, def.Name)
+}
+
+// redeliverOutbox dispatches messages committed before a restart but not yet delivered.
+func (e *Engine) redeliverOutbox(ctx context.Context, comp string) error {
+	msgs, err := e.store.PendingOutbox(ctx, comp, 0)
+	if err != nil {
+		return fmt.Errorf("load component %s: outbox: %w", comp, err)
+	}
+	for _, sm := range msgs {
+		m, err := decodeMessage(sm)
+		if err != nil {
+			e.log.Error("outbox: undecodable message dropped", "id", sm.ID, "body", string(sm.Body), "err", err)
+			e.consume(ctx, sm.ID)
+			continue
+		}
+		e.dispatch(m)
+	}
+	return nil
+}
+
+// Close stops timers and background processing and waits for in-flight work, or for ctx.
+// The store is not closed.
+func (e *Engine) Close(ctx context.Context) error {
+	if !e.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	e.timers.stop()
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		e.stop()
+		e.subs.closeAll()
+		return nil
+	case <-ctx.Done():
+		e.stop()
+		e.subs.closeAll()
+		return fmt.Errorf("close: %w", ctx.Err())
+	}
+}
+
+// WaitIdle blocks until no event is queued or being processed, or ctx is done. Timers that
+// are not yet due do not count. Tests use it to wait for cascades to settle.
+func (e *Engine) WaitIdle(ctx context.Context) error {
+	if e.manual {
+		return e.Settle(ctx)
+	}
+	for {
+		e.idleMu.Lock()
+		if e.pending == 0 {
+			e.idleMu.Unlock()
+			return nil
+		}
+		ch := e.idleCh
+		e.idleMu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (e *Engine) addPending(n int64) {
+	e.idleMu.Lock()
+	before := e.pending
+	e.pending += n
+	switch {
+	case before == 0 && e.pending > 0:
+		e.idleCh = make(chan struct{})
+	case before > 0 && e.pending == 0:
+		close(e.idleCh)
+	}
+	e.idleMu.Unlock()
+}
+
+func (e *Engine) newID() string {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+func (e *Engine) nowMs() int64 { return e.clock.Now().UnixMilli() }
+
+// lookup returns a live instance by id.
+func (e *Engine) lookup(id string) *instance {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.instances[id]
+}
+
+func (e *Engine) componentRuntime(name string) *compRuntime {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.components[name]
+}

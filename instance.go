@@ -1,0 +1,268 @@
+package xcomponent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// instance is a live instance: its committed record and its mailbox.
+type instance struct {
+	id           string
+	isEntryPoint bool
+	mr           *machineRuntime
+
+	mu      sync.Mutex
+	rec     store.Instance // committed state; written by the processing goroutine under mu
+	queue   []*delivery
+	running bool // a goroutine is processing this instance's queue
+}
+
+// record returns a copy of the committed record (Data is shared and immutable).
+func (inst *instance) record() store.Instance {
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	return inst.rec
+}
+
+func (inst *instance) setRecord(rec store.Instance) {
+	inst.mu.Lock()
+	inst.rec = rec
+	inst.mu.Unlock()
+}
+
+// countsAsEntry reports whether a record occupies the component's entry point: the
+// entry-point instance, or any instance of a singleton entry machine.
+func (cr *compRuntime) countsAsEntry(rec *store.Instance) bool {
+	return rec.IsEntryPoint || (rec.Machine == cr.def.EntryMachine && cr.def.EntryMachineMode == component.EntrySingleton)
+}
+
+// register makes a committed record live: instance map, machine sets, indexes and timers.
+func (e *Engine) register(cr *compRuntime, rec store.Instance) (*instance, error) {
+	mr := cr.machines[rec.Machine]
+	if mr == nil {
+		return nil, fmt.Errorf("machine %s not found in component %s", rec.Machine, cr.def.Name)
+	}
+	if mr.def.State(rec.State) == nil {
+		return nil, fmt.Errorf("state %s not found in machine %s", rec.State, rec.Machine)
+	}
+	inst := &instance{id: rec.ID, isEntryPoint: rec.IsEntryPoint, mr: mr, rec: rec}
+	if !isLive(&rec) && !rec.IsEntryPoint {
+		return inst, nil
+	}
+	e.mu.Lock()
+	e.instances[rec.ID] = inst
+	e.mu.Unlock()
+	if isLive(&rec) {
+		mr.add(inst, &rec)
+		e.timers.arm(inst, rec.Timers)
+	}
+	return inst, nil
+}
+
+// CreateRequest asks for a new instance.
+type CreateRequest struct {
+	Component string
+	// Machine defaults to the component's entry machine.
+	Machine string
+	Data    map[string]any
+	// Validate enforces the machine's contextSchema (required fields, types, defaults); the
+	// API sets it.
+	Validate bool
+	// Event carries the ids and actor of the request; its Type is recorded as the trigger.
+	Event Event
+	// Parent links the new instance to a parent instance.
+	ParentID, ParentMachine string
+}
+
+// Create creates an instance in its machine's initial state and arms that state's timers.
+// The initial state's onEntry hook is not run.
+func (e *Engine) Create(ctx context.Context, req CreateRequest) (Instance, error) {
+	if e.closed.Load() {
+		return Instance{}, ErrClosed
+	}
+	cr := e.componentRuntime(req.Component)
+	if cr == nil {
+		return Instance{}, fmt.Errorf("component %s: %w", req.Component, ErrNotFound)
+	}
+	if e.manual {
+		if err := e.Settle(ctx); err != nil {
+			return Instance{}, err
+		}
+	}
+	inst, err := e.create(ctx, cr, req, false)
+	if err != nil {
+		return Instance{}, err
+	}
+	rec := inst.record()
+	return View(&rec, inst.mr.publicMember, e.nowMs()), nil
+}
+
+func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool) (*instance, error) {
+	def := cr.def
+	machine := req.Machine
+	if machine == "" {
+		machine = def.EntryMachine
+		if machine == "" {
+			return nil, fmt.Errorf("component %s has no entryMachine: machineName is required", def.Name)
+		}
+	}
+	mr := cr.machines[machine]
+	if mr == nil {
+		return nil, fmt.Errorf("machine %s not found in component %s: %w", machine, def.Name, ErrNotFound)
+	}
+	data := req.Data
+	if req.Validate {
+		clean, ferrs := mr.def.ValidateContext(data)
+		if len(ferrs) > 0 {
+			ce := &ContextError{Machine: machine}
+			for _, f := range ferrs {
+				ce.Fields = append(ce.Fields, FieldError(f))
+			}
+			return nil, ce
+		}
+		data = clean
+	} else {
+		data = copyMap(data)
+	}
+	isEntry := machine == def.EntryMachine
+	singleton := isEntry && def.EntryMachineMode == component.EntrySingleton
+	if entryPoint || singleton {
+		cr.createMu.Lock()
+		defer cr.createMu.Unlock()
+		if singleton && cr.entryExists {
+			return nil, fmt.Errorf("machine %s of component %s is a singleton entry point and already has an instance: %w", machine, def.Name, ErrSingleton)
+		}
+	}
+	now := e.nowMs()
+	ev := req.Event
+	e.fillIDs(&ev)
+	if ev.Source == "" {
+		ev.Source = "api"
+	}
+	rec, created := e.newInstanceRecord(cr, mr, data, now, &ev, req.ParentID, req.ParentMachine, entryPoint || singleton)
+	c := &store.Commit{
+		Events:    []store.Event{created},
+		Instances: []store.InstanceWrite{{Instance: rec, ExpectVersion: -1}},
+	}
+	if err := e.commit(ctx, c); err != nil {
+		return nil, err
+	}
+	inst, err := e.register(cr, rec)
+	if err != nil {
+		return nil, err
+	}
+	if entryPoint || singleton {
+		cr.entryExists = true // createMu is held
+	}
+	e.emitCreated(&rec)
+	return inst, nil
+}
+
+// newInstanceRecord builds a new instance record in the initial state, with its timers armed,
+// and its INSTANCE_CREATED event.
+func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map[string]any, now int64, cause *Event, parentID, parentMachine string, entryPoint bool) (store.Instance, store.Event) {
+	m := mr.def
+	rec := store.Instance{
+		ID: e.newID(), Component: cr.def.Name, Machine: m.Name, State: m.InitialState,
+		Data: data, Status: store.StatusActive, IsEntryPoint: entryPoint,
+		ParentID: parentID, ParentMachine: parentMachine, CreatedAt: now, UpdatedAt: now,
+	}
+	id := e.newID()
+	rec.Timers = armState(m.State(m.InitialState), nil, &Event{ID: id, CorrelationID: cause.CorrelationID}, now)
+	payload := map[string]any{"initialContext": data, "triggerEvent": cause.Type}
+	if cause.Type == "" {
+		payload["triggerEvent"] = store.EventCreated
+	}
+	if parentID != "" {
+		payload["parentInstanceId"] = parentID
+		payload["parentMachineName"] = parentMachine
+	}
+	correlation := cause.CorrelationID
+	if correlation == "" {
+		correlation = id
+	}
+	causation := cause.ID
+	ev := store.Event{
+		ID: id, InstanceID: rec.ID, Component: cr.def.Name, Machine: m.Name,
+		Type: store.EventCreated, Payload: payload, ToState: m.InitialState, Data: data,
+		SourceComponent: cause.SourceComponent, CorrelationID: correlation, CausationID: causation,
+		Actor: cause.Actor, Source: cause.Source, PersistedAt: now,
+	}
+	return rec, ev
+}
+
+// fillIDs gives an external event its id and makes it the root of its correlation.
+func (e *Engine) fillIDs(ev *Event) {
+	if ev.ID == "" {
+		ev.ID = e.newID()
+	}
+	if ev.CorrelationID == "" {
+		ev.CorrelationID = ev.ID
+	}
+}
+
+// Get returns an instance, live or not.
+func (e *Engine) Get(ctx context.Context, id string) (Instance, error) {
+	if inst := e.lookup(id); inst != nil {
+		rec := inst.record()
+		return View(&rec, inst.mr.publicMember, e.nowMs()), nil
+	}
+	rec, err := e.store.Instance(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return Instance{}, fmt.Errorf("instance %s not found: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Instance{}, fmt.Errorf("instance %s: %w: %v", id, ErrStore, err)
+	}
+	return View(&rec, e.publicMember(rec.Component, rec.Machine), e.nowMs()), nil
+}
+
+func (e *Engine) publicMember(comp, machine string) bool {
+	if cr := e.componentRuntime(comp); cr != nil {
+		if mr := cr.machines[machine]; mr != nil {
+			return mr.publicMember
+		}
+	}
+	return false
+}
+
+// Live returns the live instances of a component (all components when empty), optionally of
+// one machine. Completed instances are in the store (Search).
+func (e *Engine) Live(component, machine string) []Instance {
+	e.mu.RLock()
+	insts := make([]*instance, 0, len(e.instances))
+	for _, inst := range e.instances {
+		if (component == "" || inst.mr.comp.def.Name == component) && (machine == "" || inst.mr.def.Name == machine) {
+			insts = append(insts, inst)
+		}
+	}
+	e.mu.RUnlock()
+	now := e.nowMs()
+	out := make([]Instance, len(insts))
+	for i, inst := range insts {
+		rec := inst.record()
+		out[i] = View(&rec, inst.mr.publicMember, now)
+	}
+	sortInstances(out)
+	return out
+}
+
+// InstanceCount returns how many instances are live.
+func (e *Engine) InstanceCount() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.instances)
+}
+
+func copyMap(m map[string]any) map[string]any {
+	out := make(map[string]any, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}

@@ -1,0 +1,539 @@
+package xcomponent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// delivery is one event on its way to one instance.
+type delivery struct {
+	inst *instance
+	ev   Event
+	// routed: delivered by routing (broadcast, cascade, cross-component): only transitions
+	// whose matching rules pass are candidates.
+	routed bool
+	// consumed is the outbox message this delivery settles, committed with its effect.
+	consumed string
+	// inbox makes the delivery idempotent (fan-out deliveries of one outbox message).
+	inbox string
+	// timer is the arming that fired, for timer deliveries.
+	timer *store.Timer
+	// done, when set, receives the outcome.
+	done func(Result, error)
+	// task, in manual mode, is work queued in order with deliveries (a fan-out, a creation);
+	// such a delivery has no instance.
+	task func()
+}
+
+// maxConflictRetries bounds how often an event is retried after another writer changed the
+// instance first.
+const maxConflictRetries = 5
+
+// Send delivers an event to one instance and waits for the outcome: the transition it fired,
+// or an error wrapping ErrNotAccepted (with the reason), ErrNotFound or ErrStore. The payload
+// map must not be modified after the call.
+func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result, error) {
+	if e.closed.Load() {
+		return Result{}, ErrClosed
+	}
+	inst := e.lookup(instanceID)
+	if inst == nil {
+		return Result{}, e.missingInstance(ctx, instanceID)
+	}
+	e.fillIDs(&ev)
+	if ev.Source == "" {
+		ev.Source = "api"
+	}
+	d := &delivery{inst: inst, ev: ev}
+	if e.manual {
+		if err := e.Settle(ctx); err != nil {
+			return Result{}, err
+		}
+		return e.process(ctx, d)
+	}
+	return e.deliverWait(ctx, d)
+}
+
+// deliverWait processes d in the calling goroutine when its instance is idle, else queues it
+// behind the instance's other events and waits.
+func (e *Engine) deliverWait(ctx context.Context, d *delivery) (Result, error) {
+	inst := d.inst
+	inst.mu.Lock()
+	if !inst.running {
+		inst.running = true
+		inst.mu.Unlock()
+		e.addPending(1)
+		res, err := e.process(ctx, d)
+		e.release(inst)
+		e.addPending(-1)
+		return res, err
+	}
+	inst.mu.Unlock()
+	type outcome struct {
+		res Result
+		err error
+	}
+	ch := make(chan outcome, 1)
+	d.done = func(r Result, err error) { ch <- outcome{r, err} }
+	e.enqueue(d)
+	select {
+	case o := <-ch:
+		return o.res, o.err
+	case <-ctx.Done():
+		return Result{}, fmt.Errorf("event %s to instance %s: still queued: %w", d.ev.Type, inst.id, ctx.Err())
+	}
+}
+
+// release ends a turn of processing on inst: a drainer takes over if events arrived meanwhile.
+func (e *Engine) release(inst *instance) {
+	inst.mu.Lock()
+	if len(inst.queue) == 0 {
+		inst.running = false
+		inst.mu.Unlock()
+		return
+	}
+	inst.mu.Unlock()
+	e.wg.Add(1)
+	go e.drain(inst)
+}
+
+// enqueue queues d for asynchronous processing.
+func (e *Engine) enqueue(d *delivery) {
+	e.addPending(1)
+	if e.manual {
+		e.fifoMu.Lock()
+		e.fifo = append(e.fifo, d)
+		e.fifoMu.Unlock()
+		return
+	}
+	inst := d.inst
+	inst.mu.Lock()
+	inst.queue = append(inst.queue, d)
+	if inst.running {
+		inst.mu.Unlock()
+		return
+	}
+	inst.running = true
+	inst.mu.Unlock()
+	e.wg.Add(1)
+	go e.drain(inst)
+}
+
+// drain processes an instance's queue until it is empty.
+func (e *Engine) drain(inst *instance) {
+	defer e.wg.Done()
+	for {
+		inst.mu.Lock()
+		if len(inst.queue) == 0 {
+			inst.running = false
+			inst.mu.Unlock()
+			return
+		}
+		d := inst.queue[0]
+		inst.queue[0] = nil
+		inst.queue = inst.queue[1:]
+		inst.mu.Unlock()
+		res, err := e.process(e.baseCtx, d)
+		if d.done != nil {
+			d.done(res, err)
+		}
+		e.addPending(-1)
+	}
+}
+
+// settleLimit bounds one Settle call, so that a zero-delay auto loop ends with an error.
+const settleLimit = 1_000_000
+
+// Settle processes, in manual mode, every queued event and every timer already due, until
+// nothing is left. In the normal mode it is WaitIdle.
+func (e *Engine) Settle(ctx context.Context) error {
+	if !e.manual {
+		return e.WaitIdle(ctx)
+	}
+	for n := 0; ; n++ {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if n == settleLimit {
+			return fmt.Errorf("settle: still busy after %d deliveries (an auto or timeout transition looping without delay?)", n)
+		}
+		e.fifoMu.Lock()
+		if len(e.fifo) == 0 {
+			e.fifoMu.Unlock()
+			if e.timers.fireDue() > 0 {
+				continue
+			}
+			return nil
+		}
+		d := e.fifo[0]
+		e.fifo[0] = nil
+		e.fifo = e.fifo[1:]
+		e.fifoMu.Unlock()
+		if d.task != nil {
+			d.task()
+			e.addPending(-1)
+			continue
+		}
+		res, err := e.process(ctx, d)
+		if d.done != nil {
+			d.done(res, err)
+		}
+		e.addPending(-1)
+	}
+}
+
+func (e *Engine) missingInstance(ctx context.Context, id string) error {
+	rec, err := e.store.Instance(ctx, id)
+	if err == nil && rec.Status != store.StatusActive {
+		return fmt.Errorf("instance %s is %s: %w", id, rec.Status, ErrNotAccepted)
+	}
+	return fmt.Errorf("instance %s not found: %w", id, ErrNotFound)
+}
+
+// process applies one delivery, retrying when another writer changed the instance first.
+func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
+	for attempt := 0; ; attempt++ {
+		res, err := e.apply(ctx, d)
+		if err == nil || !errors.Is(err, store.ErrConflict) || attempt >= maxConflictRetries {
+			return res, err
+		}
+		// Another process changed the instance: reload and try again on the new state.
+		fresh, lerr := e.store.Instance(ctx, d.inst.id)
+		if lerr != nil {
+			return Result{}, fmt.Errorf("reload instance %s: %w: %v", d.inst.id, ErrStore, lerr)
+		}
+		old := d.inst.record()
+		d.inst.setRecord(fresh)
+		d.inst.mr.update(d.inst, &old, &fresh, true)
+		e.timers.arm(d.inst, fresh.Timers)
+	}
+}
+
+// transitionScratch holds the per-transition buffers the hot path reuses.
+type transitionScratch struct {
+	commit    store.Commit
+	events    [1]store.Event
+	instances [1]store.InstanceWrite
+	consumed  [1]string
+}
+
+// apply is one attempt at processing a delivery: select, hooks, merge, commit, effects.
+func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
+	start := time.Now()
+	inst := d.inst
+	rec := inst.record()
+	mr := inst.mr
+	m := mr.def
+	comp := mr.comp.def.Name
+	if rec.Status != store.StatusActive {
+		return Result{}, e.refuse(ctx, d, &rec, fmt.Sprintf("instance %s is %s", rec.ID, rec.Status))
+	}
+	if d.timer != nil && !hasTimer(rec.Timers, d.timer) {
+		// The arming was cancelled or already fired: nothing to do.
+		return Result{}, fmt.Errorf("timer %s of instance %s no longer armed: %w", d.timer.Event, rec.ID, ErrNotAccepted)
+	}
+	t, reason := e.selectTransition(m, &rec, d)
+	if t == nil {
+		if d.timer != nil {
+			e.spendTimer(ctx, inst, &rec, d.timer)
+		}
+		return Result{}, e.refuse(ctx, d, &rec, reason)
+	}
+	source := m.State(rec.State)
+	target := m.State(t.To)
+	now := e.nowMs()
+
+	data := rec.Data
+	owned := false
+	var sends *sendQueue
+	runHooks := source.OnExit != "" || t.TriggeredMethod != "" || target.OnEntry != ""
+	if runHooks {
+		data = copyMap(data)
+		owned = true
+		sends = &sendQueue{self: rec.ID, component: comp}
+		for _, h := range [...]struct {
+			kind   HookKind
+			method string
+		}{{HookOnExit, source.OnExit}, {HookTriggered, t.TriggeredMethod}} {
+			if h.method == "" {
+				continue
+			}
+			if err := e.runHook(ctx, h.kind, h.method, &rec, t, d, data, sends, rec.State); err != nil {
+				if d.timer != nil {
+					e.spendTimer(ctx, inst, &rec, d.timer)
+				}
+				return Result{}, e.refuse(ctx, d, &rec, fmt.Sprintf("%s hook %s vetoed the transition: %v", h.kind, h.method, err))
+			}
+		}
+	}
+	if len(t.MatchingRules) == 0 && len(d.ev.Payload) > 0 {
+		if !owned {
+			data = copyMap(data)
+			owned = true
+		}
+		for k, v := range d.ev.Payload {
+			data[k] = v
+		}
+	}
+	next := rec
+	next.State = t.To
+	next.Version++
+	next.UpdatedAt = now
+	next.Data = data
+	var hookErr error
+	if target.OnEntry != "" {
+		if err := e.runHook(ctx, HookOnEntry, target.OnEntry, &next, t, d, data, sends, t.To); err != nil {
+			hookErr = fmt.Errorf("onEntry hook %s: %w", target.OnEntry, err)
+		}
+	}
+	switch target.Type {
+	case component.StateFinal:
+		next.Status = store.StatusCompleted
+	case component.StateError:
+		next.Status = store.StatusError
+	}
+	if next.Status == store.StatusActive {
+		next.Timers = nextTimers(target, &rec, t, d.timer, &d.ev, now)
+	} else {
+		next.Timers = nil
+	}
+
+	sc := e.scratch.Get().(*transitionScratch)
+	defer func() {
+		*sc = transitionScratch{}
+		e.scratch.Put(sc)
+	}()
+	c := &sc.commit
+	sc.events[0] = store.Event{
+		ID: d.ev.ID, InstanceID: rec.ID, Component: comp, Machine: m.Name, Type: d.ev.Type,
+		Payload: d.ev.Payload, FromState: rec.State, ToState: t.To, Data: data,
+		SourceComponent: d.ev.SourceComponent, CorrelationID: d.ev.CorrelationID,
+		CausationID: d.ev.CausationID, Actor: d.ev.Actor, Source: d.ev.Source,
+		Seq: next.Version, PersistedAt: now,
+	}
+	c.Events = sc.events[:1]
+	sc.instances[0] = store.InstanceWrite{Instance: next, ExpectVersion: rec.Version}
+	c.Instances = sc.instances[:1]
+	if d.consumed != "" {
+		sc.consumed[0] = d.consumed
+		c.Consumed = sc.consumed[:1]
+	}
+	c.InboxID = d.inbox
+
+	fx := effects{}
+	if needsEffects(t, target, &rec, m) || sends != nil {
+		fx = e.buildEffects(mr, &rec, &next, t, target, d, sends, now, c)
+	}
+	if err := e.commit(ctx, c); err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			return Result{}, fmt.Errorf("event %s already applied to instance %s: %w", d.ev.ID, rec.ID, ErrNotAccepted)
+		}
+		return Result{}, err
+	}
+
+	// Committed: make it visible, then run the effects.
+	inst.setRecord(next)
+	mr.update(inst, &rec, &next, owned)
+	if next.Status != store.StatusActive {
+		e.retire(inst)
+	}
+	e.timers.arm(inst, newTimers(rec.Timers, next.Timers))
+	for i := range fx.children {
+		ch := fx.children[i]
+		if _, err := e.register(fx.childRuntime[i], ch); err != nil {
+			e.log.Error("register child", "instance", ch.ID, "err", err)
+		}
+		e.emitCreated(&ch)
+	}
+	if e.observer != nil {
+		e.observer.Transition(comp, m.Name, rec.State, t.To, d.ev.Type, time.Since(start).Seconds())
+	}
+	e.emitTransition(&rec, &next, t, target, d)
+	if hookErr != nil {
+		e.reportHookError(&next, hookErr)
+	}
+	for _, msg := range fx.messages {
+		e.dispatch(msg)
+	}
+	return Result{
+		Instance:      View(&next, mr.publicMember, now),
+		PreviousState: rec.State, NewState: t.To, EventID: d.ev.ID,
+	}, nil
+}
+
+// selectTransition picks the transition for an event (semantics.md, "Select the transition").
+func (e *Engine) selectTransition(m *component.Machine, rec *store.Instance, d *delivery) (*component.Transition, string) {
+	cands := m.Candidates(rec.State, d.ev.Type)
+	if len(cands) == 0 {
+		return nil, fmt.Sprintf("no transition for event %s from state %s in machine %s", d.ev.Type, rec.State, m.Name)
+	}
+	var first *component.Transition
+	passing := 0
+	guardRefused := false
+	for _, t := range cands {
+		if !e.guardsPass(t, rec, d) {
+			guardRefused = true
+			continue
+		}
+		passing++
+		if first == nil {
+			first = t
+		}
+	}
+	if passing == 0 {
+		if guardRefused {
+			return nil, fmt.Sprintf("guard refused event %s in state %s", d.ev.Type, rec.State)
+		}
+		return nil, fmt.Sprintf("no transition for event %s from state %s", d.ev.Type, rec.State)
+	}
+	if d.routed {
+		for _, t := range cands {
+			if len(t.MatchingRules) == 0 || rulesPass(t.MatchingRules, d.ev.Payload, rec.Data) {
+				if e.guardsPass(t, rec, d) {
+					return t, ""
+				}
+			}
+		}
+		return nil, fmt.Sprintf("matching rules of event %s do not hold for instance %s", d.ev.Type, rec.ID)
+	}
+	if passing == 1 {
+		return first, ""
+	}
+	var noRules *component.Transition
+	for _, t := range cands {
+		if !e.guardsPass(t, rec, d) {
+			continue
+		}
+		if len(t.MatchingRules) > 0 {
+			if rulesPass(t.MatchingRules, d.ev.Payload, rec.Data) {
+				return t, ""
+			}
+		} else if noRules == nil {
+			noRules = t
+		}
+	}
+	if noRules != nil {
+		return noRules, ""
+	}
+	return nil, fmt.Sprintf("matching rules of event %s do not hold for instance %s", d.ev.Type, rec.ID)
+}
+
+func (e *Engine) guardsPass(t *component.Transition, rec *store.Instance, d *delivery) bool {
+	if len(t.Guards) == 0 {
+		return true
+	}
+	ok, err := t.GuardsPass(rec.Data, d.ev.Type, d.ev.Payload)
+	if err != nil {
+		e.log.Warn("guard evaluation failed", "component", rec.Component, "machine", rec.Machine,
+			"instance", rec.ID, "event", d.ev.Type, "err", err)
+		e.emit(RuntimeEvent{Type: EvInstanceError, Component: rec.Component, InstanceID: rec.ID,
+			Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "event": d.ev.Type,
+				"error": "guard: " + err.Error()}})
+		return false
+	}
+	return ok
+}
+
+// refuse reports an event that was not accepted and settles its outbox message.
+func (e *Engine) refuse(ctx context.Context, d *delivery, rec *store.Instance, reason string) error {
+	if d.consumed != "" {
+		e.consume(ctx, d.consumed)
+	}
+	if e.observer != nil {
+		e.observer.EventIgnored(rec.Component, rec.Machine)
+	}
+	e.emit(RuntimeEvent{Type: EvEventIgnored, Component: rec.Component, InstanceID: rec.ID,
+		Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "event": eventMap(&d.ev),
+			"currentState": rec.State, "reason": reason}})
+	return fmt.Errorf("%s: %w", reason, ErrNotAccepted)
+}
+
+// consume settles an outbox message that had no effect to commit.
+func (e *Engine) consume(ctx context.Context, id string) {
+	if err := e.commit(ctx, &store.Commit{Consumed: []string{id}}); err != nil {
+		e.log.Error("outbox: settle message", "id", id, "err", err)
+	}
+}
+
+// spendTimer removes a fired timer whose event was refused: an arming fires at most once.
+func (e *Engine) spendTimer(ctx context.Context, inst *instance, rec *store.Instance, t *store.Timer) {
+	next := *rec
+	next.Timers = make([]store.Timer, 0, len(rec.Timers))
+	for _, x := range rec.Timers {
+		if !(x.Transition == t.Transition && x.DueAt == t.DueAt) {
+			next.Timers = append(next.Timers, x)
+		}
+	}
+	err := e.commit(ctx, &store.Commit{Instances: []store.InstanceWrite{{Instance: next, ExpectVersion: rec.Version}}})
+	if err != nil {
+		e.log.Warn("timer: record spent timer", "instance", rec.ID, "err", err)
+		return
+	}
+	inst.setRecord(next)
+}
+
+// commit writes to the store, turning store failures into ErrStore (conflicts and duplicates
+// keep their own identity).
+func (e *Engine) commit(ctx context.Context, c *store.Commit) error {
+	err := e.store.Commit(ctx, c)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDuplicate) {
+		return err
+	}
+	if e.observer != nil {
+		e.observer.StoreError()
+	}
+	return fmt.Errorf("commit: %w: %v", ErrStore, err)
+}
+
+// retire removes a completed instance from the live set; entry points stay registered.
+func (e *Engine) retire(inst *instance) {
+	e.timers.disarm(inst)
+	if inst.isEntryPoint {
+		return
+	}
+	e.mu.Lock()
+	delete(e.instances, inst.id)
+	e.mu.Unlock()
+}
+
+func (e *Engine) runHook(ctx context.Context, kind HookKind, method string, rec *store.Instance, t *component.Transition, d *delivery, data map[string]any, sends *sendQueue, state string) error {
+	h := &Hook{
+		Kind: kind, Method: method, Component: rec.Component, Machine: rec.Machine,
+		InstanceID: rec.ID, State: state, From: t.From, To: t.To, Event: d.ev, Data: data, Send: sends,
+	}
+	fn := e.hook(method)
+	if fn == nil {
+		if e.missing != nil {
+			e.missing(h)
+		}
+		return nil
+	}
+	return safeHook(ctx, fn, h)
+}
+
+// safeHook runs a hook, turning a panic into an error.
+func safeHook(ctx context.Context, fn HookFunc, h *Hook) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return fn(ctx, h)
+}
+
+func (e *Engine) reportHookError(rec *store.Instance, err error) {
+	e.log.Warn("hook error", "component", rec.Component, "machine", rec.Machine, "instance", rec.ID, "err", err)
+	if e.observer != nil {
+		e.observer.HookError(rec.Component, rec.Machine)
+	}
+	e.emit(RuntimeEvent{Type: EvHookError, Component: rec.Component, InstanceID: rec.ID,
+		Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "state": rec.State, "error": err.Error()}})
+}

@@ -1,0 +1,469 @@
+package xcomponent
+
+import (
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// compRuntime is a loaded component and its live instances, per machine.
+type compRuntime struct {
+	def      *component.Component
+	order    int
+	machines map[string]*machineRuntime
+	createMu sync.Mutex // serialises creations of entry-machine instances
+	// entryExists: an entry-point instance (or, in singleton mode, any instance of the entry
+	// machine) is registered. Guarded by createMu.
+	entryExists bool
+}
+
+// machineRuntime holds the live instances of one machine, by state and by the values of the
+// properties that equality matching rules look at.
+type machineRuntime struct {
+	def          *component.Machine
+	comp         *compRuntime
+	publicMember bool
+
+	mu      sync.RWMutex
+	byState map[string]map[*instance]struct{}
+	// index: instance property → typed value → instances. Only properties named by an
+	// equality rule targeting this machine are indexed.
+	index map[string]map[any]map[*instance]struct{}
+	// unindexable: instance property → instances whose value cannot be a map key (objects,
+	// arrays); always checked one by one.
+	unindexable map[string]map[*instance]struct{}
+	count       int
+}
+
+func newCompRuntime(def *component.Component, order int) *compRuntime {
+	cr := &compRuntime{def: def, order: order, machines: make(map[string]*machineRuntime)}
+	for _, m := range def.StateMachines {
+		cr.machines[m.Name] = &machineRuntime{
+			def: m, comp: cr, publicMember: m.PublicMemberType != "",
+			byState:     make(map[string]map[*instance]struct{}),
+			index:       make(map[string]map[any]map[*instance]struct{}),
+			unindexable: make(map[string]map[*instance]struct{}),
+		}
+	}
+	return cr
+}
+
+func sortComponents(cs []*component.Component, by map[string]*compRuntime) {
+	sort.Slice(cs, func(i, j int) bool { return by[cs[i].Name].order < by[cs[j].Name].order })
+}
+
+// indexRoutedProperties decides which instance properties are indexed: those of equality
+// rules in transitions, cascades and cross-component transitions of every loaded component.
+func (e *Engine) indexRoutedProperties() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	want := func(comp, machine string, rules []*component.MatchingRule) {
+		cr := e.components[comp]
+		if cr == nil {
+			return
+		}
+		if machine == "" {
+			machine = cr.def.EntryMachine
+		}
+		mr := cr.machines[machine]
+		if mr == nil {
+			return
+		}
+		for _, r := range rules {
+			if r.Operator == component.OpEq {
+				mr.addIndex(r.InstanceProperty)
+			}
+		}
+	}
+	for _, cr := range e.components {
+		for _, m := range cr.def.StateMachines {
+			for _, t := range m.Transitions {
+				want(cr.def.Name, m.Name, t.MatchingRules)
+				if t.Type == component.CrossComponent && t.TargetEvent != "" {
+					want(t.TargetComponent, t.TargetMachine, t.MatchingRules)
+				}
+			}
+			for _, s := range m.States {
+				for _, c := range s.CascadingRules {
+					target := c.TargetComponent
+					if target == "" {
+						target = cr.def.Name
+					}
+					want(target, c.TargetMachine, c.MatchingRules)
+				}
+			}
+		}
+	}
+}
+
+// addIndex starts indexing a property, indexing the instances already there.
+func (mr *machineRuntime) addIndex(prop string) {
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	if _, ok := mr.index[prop]; ok {
+		return
+	}
+	mr.index[prop] = make(map[any]map[*instance]struct{})
+	for _, set := range mr.byState {
+		for inst := range set {
+			mr.indexOne(prop, inst, inst.record().Data, true)
+		}
+	}
+}
+
+// add puts an instance in the live sets. The caller holds no lock on mr.
+func (mr *machineRuntime) add(inst *instance, rec *store.Instance) {
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	mr.addLocked(inst, rec)
+	mr.count++
+}
+
+func (mr *machineRuntime) addLocked(inst *instance, rec *store.Instance) {
+	set := mr.byState[rec.State]
+	if set == nil {
+		set = make(map[*instance]struct{})
+		mr.byState[rec.State] = set
+	}
+	set[inst] = struct{}{}
+	for prop := range mr.index {
+		mr.indexOne(prop, inst, rec.Data, true)
+	}
+}
+
+func (mr *machineRuntime) removeLocked(inst *instance, rec *store.Instance) {
+	if set := mr.byState[rec.State]; set != nil {
+		delete(set, inst)
+	}
+	for prop := range mr.index {
+		mr.indexOne(prop, inst, rec.Data, false)
+	}
+}
+
+// update moves an instance from its old record to its new one in the live sets; dataChanged
+// says whether the data map was replaced. A record that is no longer live is removed.
+func (mr *machineRuntime) update(inst *instance, old, cur *store.Instance, dataChanged bool) {
+	live := isLive(cur)
+	if old.State == cur.State && !dataChanged && live {
+		return
+	}
+	mr.mu.Lock()
+	defer mr.mu.Unlock()
+	if !live {
+		mr.removeLocked(inst, old)
+		mr.count--
+		return
+	}
+	if !dataChanged {
+		if set := mr.byState[old.State]; set != nil {
+			delete(set, inst)
+		}
+		set := mr.byState[cur.State]
+		if set == nil {
+			set = make(map[*instance]struct{})
+			mr.byState[cur.State] = set
+		}
+		set[inst] = struct{}{}
+		return
+	}
+	mr.removeLocked(inst, old)
+	mr.addLocked(inst, cur)
+}
+
+// isLive reports whether an instance takes part in routing, broadcasts and timers. Completed
+// entry points stay registered (to be found and refused) but are not routed to.
+func isLive(rec *store.Instance) bool { return rec.Status == store.StatusActive }
+
+func (mr *machineRuntime) indexOne(prop string, inst *instance, data map[string]any, add bool) {
+	v, ok := lookupPath(data, prop)
+	if !ok {
+		return
+	}
+	key, ok := indexKey(v)
+	if !ok {
+		set := mr.unindexable[prop]
+		if add {
+			if set == nil {
+				set = make(map[*instance]struct{})
+				mr.unindexable[prop] = set
+			}
+			set[inst] = struct{}{}
+		} else if set != nil {
+			delete(set, inst)
+		}
+		return
+	}
+	byVal := mr.index[prop]
+	set := byVal[key]
+	if add {
+		if set == nil {
+			set = make(map[*instance]struct{}, 1)
+			byVal[key] = set
+		}
+		set[inst] = struct{}{}
+		return
+	}
+	if set != nil {
+		delete(set, inst)
+		if len(set) == 0 {
+			delete(byVal, key)
+		}
+	}
+}
+
+// indexKey turns a value into a map key with typed equality: every number becomes a float64
+// (42 == 42.0), strings and booleans stay themselves; other values are not indexable.
+func indexKey(v any) (any, bool) {
+	switch x := v.(type) {
+	case string, bool:
+		return x, true
+	case nil:
+		return nil, false
+	}
+	if f, ok := toFloat(v); ok {
+		return f, true
+	}
+	return nil, false
+}
+
+func toFloat(v any) (float64, bool) {
+	switch x := v.(type) {
+	case float64:
+		return x, true
+	case int:
+		return float64(x), true
+	case int64:
+		return float64(x), true
+	case float32:
+		return float64(x), true
+	case int32:
+		return float64(x), true
+	case uint64:
+		return float64(x), true
+	case uint:
+		return float64(x), true
+	case uint32:
+		return float64(x), true
+	case int8:
+		return float64(x), true
+	case int16:
+		return float64(x), true
+	case uint8:
+		return float64(x), true
+	case uint16:
+		return float64(x), true
+	}
+	return 0, false
+}
+
+// lookupPath reads a dot path ("a.b.c") in nested maps.
+func lookupPath(data map[string]any, path string) (any, bool) {
+	cur := data
+	for {
+		i := strings.IndexByte(path, '.')
+		if i < 0 {
+			v, ok := cur[path]
+			return v, ok
+		}
+		next, ok := cur[path[:i]].(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		cur, path = next, path[i+1:]
+	}
+}
+
+// compare evaluates instanceValue OP eventValue with the semantics of matching rules.
+func compare(instanceValue any, op component.Operator, eventValue any) bool {
+	switch op {
+	case component.OpEq, "", "==":
+		return equalValues(instanceValue, eventValue)
+	case component.OpNe, "!=":
+		return !equalValues(instanceValue, eventValue)
+	}
+	if a, ok := toFloat(instanceValue); ok {
+		b, ok := toFloat(eventValue)
+		if !ok {
+			return false
+		}
+		switch op {
+		case component.OpGt:
+			return a > b
+		case component.OpLt:
+			return a < b
+		case component.OpGte:
+			return a >= b
+		case component.OpLte:
+			return a <= b
+		}
+		return false
+	}
+	a, ok := instanceValue.(string)
+	if !ok {
+		return false
+	}
+	b, ok := eventValue.(string)
+	if !ok {
+		return false
+	}
+	switch op {
+	case component.OpGt:
+		return a > b
+	case component.OpLt:
+		return a < b
+	case component.OpGte:
+		return a >= b
+	case component.OpLte:
+		return a <= b
+	}
+	return false
+}
+
+// equalValues is typed equality: numbers by value whatever their Go type, strings, booleans,
+// and objects/arrays deeply.
+func equalValues(a, b any) bool {
+	if fa, ok := toFloat(a); ok {
+		fb, ok := toFloat(b)
+		return ok && fa == fb
+	}
+	switch x := a.(type) {
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	case nil:
+		return b == nil
+	case map[string]any:
+		y, ok := b.(map[string]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for k, v := range x {
+			w, ok := y[k]
+			if !ok || !equalValues(v, w) {
+				return false
+			}
+		}
+		return true
+	case []any:
+		y, ok := b.([]any)
+		if !ok || len(x) != len(y) {
+			return false
+		}
+		for i := range x {
+			if !equalValues(x[i], y[i]) {
+				return false
+			}
+		}
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// rulesPass reports whether every rule holds between an event payload and instance data.
+func rulesPass(rules []*component.MatchingRule, payload, data map[string]any) bool {
+	for _, r := range rules {
+		ev, ok := lookupPath(payload, r.EventProperty)
+		if !ok {
+			return false
+		}
+		iv, ok := lookupPath(data, r.InstanceProperty)
+		if !ok {
+			return false
+		}
+		if !compare(iv, r.Operator, ev) {
+			return false
+		}
+	}
+	return true
+}
+
+// Rule is a matching rule with the event side already resolved to a value: it holds for an
+// instance when data[InstanceProperty] OP Value. It is what cross-component events carry.
+type Rule struct {
+	EventProperty    string             `json:"eventProperty,omitempty"`
+	InstanceProperty string             `json:"instanceProperty"`
+	Operator         component.Operator `json:"operator"`
+	Value            any                `json:"value"`
+	// Missing says the event had no value at EventProperty: the rule can never hold.
+	Missing bool `json:"missing,omitempty"`
+}
+
+func resolveRules(rules []*component.MatchingRule, payload map[string]any) []Rule {
+	out := make([]Rule, len(rules))
+	for i, r := range rules {
+		v, ok := lookupPath(payload, r.EventProperty)
+		out[i] = Rule{EventProperty: r.EventProperty, InstanceProperty: r.InstanceProperty, Operator: r.Operator, Value: v, Missing: !ok}
+	}
+	return out
+}
+
+func resolvedPass(rules []Rule, data map[string]any) bool {
+	for _, r := range rules {
+		if r.Missing {
+			return false
+		}
+		iv, ok := lookupPath(data, r.InstanceProperty)
+		if !ok || !compare(iv, r.Operator, r.Value) {
+			return false
+		}
+	}
+	return true
+}
+
+func (mr *machineRuntime) inStateLocked(inst *instance, state string) bool {
+	if state == "" {
+		return true
+	}
+	_, ok := mr.byState[state][inst]
+	return ok
+}
+
+// candidates returns the live instances (optionally only in state) that may satisfy rules,
+// using the index for the first indexed equality rule; the caller checks the rules.
+func (mr *machineRuntime) candidates(state string, rules []Rule) []*instance {
+	mr.mu.RLock()
+	defer mr.mu.RUnlock()
+	for _, r := range rules {
+		if r.Operator != component.OpEq || r.Missing {
+			continue
+		}
+		byVal, ok := mr.index[r.InstanceProperty]
+		if !ok {
+			continue
+		}
+		var out []*instance
+		if key, ok := indexKey(r.Value); ok {
+			for inst := range byVal[key] {
+				if mr.inStateLocked(inst, state) {
+					out = append(out, inst)
+				}
+			}
+		}
+		for inst := range mr.unindexable[r.InstanceProperty] {
+			if mr.inStateLocked(inst, state) {
+				out = append(out, inst)
+			}
+		}
+		return out
+	}
+	var out []*instance
+	if state != "" {
+		for inst := range mr.byState[state] {
+			out = append(out, inst)
+		}
+		return out
+	}
+	for _, set := range mr.byState {
+		for inst := range set {
+			out = append(out, inst)
+		}
+	}
+	return out
+}

@@ -1,0 +1,257 @@
+// Package sqlite is the embedded store.Store: one SQLite file, pure-Go driver (no cgo).
+//
+// Durability: the database runs in WAL mode with synchronous=FULL by default, so a commit is
+// on disk (fsync of the WAL) before Commit returns: a process killed with kill -9, and also a
+// power loss, loses no acknowledged commit. Group commit amortises that fsync: concurrent
+// Commit calls are applied by one committer goroutine in one transaction, each commit in its
+// own SAVEPOINT so that a conflicting commit fails alone. WithSynchronous("NORMAL") trades the
+// power-loss guarantee for latency (still safe against a process crash: the WAL is written to
+// the OS before Commit returns, only its fsync is deferred to checkpoints).
+//
+// Data and payload maps are stored as JSON: numbers come back as float64.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
+
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/groupcommit"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is a store.Store on one SQLite file. Safe for concurrent use; several processes may
+// share the file (writers wait for each other up to the busy timeout).
+type Store struct {
+	db     *sql.DB
+	wconn  *sql.Conn // the committer's connection
+	stmts  writeStmts
+	queue  *groupcommit.Queue
+	opts   options
+	closed sync.Once
+	cerr   error
+}
+
+var _ store.Store = (*Store)(nil)
+
+type options struct {
+	logger        *slog.Logger
+	maxBatch      int
+	synchronous   string
+	busyTimeout   time.Duration
+	commitTimeout time.Duration
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMaxBatch sets the most commits applied in one transaction (default 512).
+func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// WithSynchronous sets PRAGMA synchronous: "FULL" (default: durable against power loss) or
+// "NORMAL" (durable against a process crash, not against power loss).
+func WithSynchronous(mode string) Option { return func(o *options) { o.synchronous = mode } }
+
+// WithBusyTimeout sets how long a writer waits for another process's write lock (default 10s).
+func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
+
+// WithCommitTimeout bounds one group-commit transaction (default 30s).
+func WithCommitTimeout(d time.Duration) Option { return func(o *options) { o.commitTimeout = d } }
+
+// Open opens (creating if needed) the database file at path and migrates it.
+func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
+	o := options{logger: slog.Default(), maxBatch: 512, synchronous: "FULL", busyTimeout: 10 * time.Second, commitTimeout: 30 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	switch strings.ToUpper(o.synchronous) {
+	case "FULL", "NORMAL", "EXTRA":
+	default:
+		return nil, fmt.Errorf("sqlite open: synchronous %q: want FULL, NORMAL or EXTRA", o.synchronous)
+	}
+	if path == "" {
+		return nil, errors.New("sqlite open: empty path")
+	}
+	if strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("sqlite open %s: the path must not contain '?' or '#'", path)
+	}
+	dsn := fmt.Sprintf("%s?_busy_timeout=%d&_journal_mode=WAL&_synchronous=%s&_txlock=immediate",
+		path, o.busyTimeout.Milliseconds(), strings.ToUpper(o.synchronous))
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	db.SetMaxOpenConns(8)
+	db.SetMaxIdleConns(8)
+	db.SetConnMaxIdleTime(0)
+	db.SetConnMaxLifetime(0)
+	s := &Store{db: db, opts: o}
+	if err := s.migrate(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	if s.wconn, err = db.Conn(ctx); err != nil {
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	if err := s.stmts.prepare(ctx, s.wconn); err != nil {
+		s.stmts.close()
+		_ = s.wconn.Close()
+		_ = db.Close()
+		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
+	}
+	s.queue = groupcommit.New(o.maxBatch, 1, s.runBatch)
+	return s, nil
+}
+
+// migrations returns the embedded migrations in version order.
+func migrations() ([]migration, error) {
+	return readMigrations(migrationFS, "migrations")
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+func readMigrations(fsys fs.FS, dir string) ([]migration, error) {
+	entries, err := fs.ReadDir(fsys, dir)
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var out []migration
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: the name must start with a positive version and '_'", e.Name())
+		}
+		b, err := fs.ReadFile(fsys, dir+"/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", out[i-1].name, out[i].name)
+		}
+	}
+	return out, nil
+}
+
+// migrate applies the missing migrations inside one BEGIN IMMEDIATE transaction, which holds
+// the database's write lock: processes opening the file at once apply each migration once.
+func (s *Store) migrate(ctx context.Context) (err error) {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	conn, err := s.db.Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_, _ = conn.ExecContext(context.WithoutCancel(ctx), "ROLLBACK")
+		}
+	}()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at INTEGER NOT NULL)`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	applied := map[int]bool{}
+	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return fmt.Errorf("migrate: %w", err)
+		}
+		applied[v] = true
+	}
+	if err := rows.Close(); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range ms {
+		if applied[m.version] {
+			continue
+		}
+		if _, err := conn.ExecContext(ctx, m.sql); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			m.version, m.name, time.Now().UnixMilli()); err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		s.opts.logger.Info("database migrated", "store", "sqlite", "migration", m.name)
+	}
+	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
+		return fmt.Errorf("migrate: commit: %w", err)
+	}
+	return nil
+}
+
+// Close stops the committer (queued commits fail with store.ErrClosed) and closes the
+// database. Idempotent.
+func (s *Store) Close() error {
+	s.closed.Do(func() {
+		s.queue.Close()
+		s.stmts.close()
+		err1 := s.wconn.Close()
+		err2 := s.db.Close()
+		if err := errors.Join(err1, err2); err != nil {
+			s.cerr = fmt.Errorf("sqlite close: %w", err)
+		}
+	})
+	return s.cerr
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.db.PingContext(ctx); err != nil {
+		return fmt.Errorf("sqlite ping: %w", err)
+	}
+	return nil
+}
+
+// PruneInbox deletes inbox ids applied more than olderThan ago and returns how many.
+func (s *Store) PruneInbox(ctx context.Context, olderThan time.Duration) (int64, error) {
+	res, err := s.db.ExecContext(ctx, "DELETE FROM inbox WHERE applied_at < ?", time.Now().Add(-olderThan).UnixMilli())
+	if err != nil {
+		return 0, fmt.Errorf("prune inbox: %w", err)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}

@@ -1,0 +1,232 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// writeStmts are the committer's prepared statements, bound to its connection.
+type writeStmts struct {
+	insInbox, insSnap, updSnap, getVersion, insEvent, insOutbox, delOutbox *sql.Stmt
+}
+
+const snapshotCols = `machine_name, current_state, context, event_count, pending_timeouts, created_at, updated_at,
+	component_name, status, is_entry_point, parent_instance_id, parent_machine_name, version`
+
+func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
+	for _, p := range []struct {
+		dst **sql.Stmt
+		sql string
+	}{
+		{&w.insInbox, `INSERT INTO inbox (id, applied_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`},
+		{&w.insSnap, `INSERT INTO fsm_snapshots (` + snapshotCols + `, instance_id)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`},
+		{&w.updSnap, `UPDATE fsm_snapshots SET machine_name = ?, current_state = ?, context = ?, event_count = ?,
+			pending_timeouts = ?, created_at = ?, updated_at = ?, component_name = ?, status = ?, is_entry_point = ?,
+			parent_instance_id = ?, parent_machine_name = ?, version = ?
+			WHERE instance_id = ? AND version = ?`},
+		{&w.getVersion, `SELECT version FROM fsm_snapshots WHERE instance_id = ?`},
+		{&w.insEvent, `INSERT INTO fsm_events (id, instance_id, machine_name, component_name, event_type, event_payload,
+			from_state, to_state, context, source_component_name, correlation_id, causation_id, persisted_at, seq, actor, source)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insOutbox, `INSERT INTO outbox (id, component, kind, body, created_at) VALUES (?, ?, ?, ?, ?)`},
+		{&w.delOutbox, `DELETE FROM outbox WHERE id = ?`},
+	} {
+		st, err := c.PrepareContext(ctx, p.sql)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		*p.dst = st
+	}
+	return nil
+}
+
+func (w *writeStmts) close() {
+	for _, st := range []*sql.Stmt{w.insInbox, w.insSnap, w.updSnap, w.getVersion, w.insEvent, w.insOutbox, w.delOutbox} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+}
+
+// Commit implements store.Store: c is queued for the committer, and Commit returns once the
+// transaction holding it has committed (or failed).
+func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
+	return s.queue.Submit(ctx, c)
+}
+
+// runBatch applies a batch in one transaction, each commit in its own savepoint.
+func (s *Store) runBatch(batch []*store.Commit) []error {
+	errs := make([]error, len(batch))
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.commitTimeout)
+	defer cancel()
+	fail := func(err error) []error {
+		for i := range errs {
+			if errs[i] == nil {
+				errs[i] = err
+			}
+		}
+		return errs
+	}
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return fail(fmt.Errorf("commit: begin: %w", err))
+	}
+	now := time.Now().UnixMilli()
+	landed := 0
+	for i, c := range batch {
+		if _, err := s.wconn.ExecContext(ctx, "SAVEPOINT c"); err != nil {
+			s.rollback()
+			return fail(fmt.Errorf("commit: savepoint: %w", err))
+		}
+		if err := s.apply(ctx, c, now); err != nil {
+			errs[i] = err
+			if _, err := s.wconn.ExecContext(ctx, "ROLLBACK TO c"); err != nil {
+				s.rollback()
+				return fail(fmt.Errorf("commit: rollback to savepoint: %w", err))
+			}
+		} else {
+			landed++
+		}
+		if _, err := s.wconn.ExecContext(ctx, "RELEASE c"); err != nil {
+			s.rollback()
+			return fail(fmt.Errorf("commit: release savepoint: %w", err))
+		}
+	}
+	if landed == 0 {
+		s.rollback()
+		return errs
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		s.rollback()
+		return fail(fmt.Errorf("commit: %w", err))
+	}
+	return errs
+}
+
+func (s *Store) rollback() {
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.commitTimeout)
+	defer cancel()
+	_, _ = s.wconn.ExecContext(ctx, "ROLLBACK")
+}
+
+func nullable(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+func encodeMap(m map[string]any) (string, error) {
+	if m == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+func encodeTimers(ts []store.Timer) (string, error) {
+	if len(ts) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(ts)
+	return string(b), err
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// apply writes one commit inside the current savepoint.
+func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
+	st := &s.stmts
+	if c.InboxID != "" {
+		res, err := st.insInbox.ExecContext(ctx, c.InboxID, now)
+		if err != nil {
+			return fmt.Errorf("commit: inbox %s: %w", c.InboxID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("commit %s: %w", c.InboxID, store.ErrDuplicate)
+		}
+	}
+	for i := range c.Instances {
+		w := &c.Instances[i]
+		in := &w.Instance
+		data, err := encodeMap(in.Data)
+		if err != nil {
+			return fmt.Errorf("commit: instance %s data: %w", in.ID, err)
+		}
+		timers, err := encodeTimers(in.Timers)
+		if err != nil {
+			return fmt.Errorf("commit: instance %s timers: %w", in.ID, err)
+		}
+		args := []any{in.Machine, in.State, data, in.Version + 1, timers, in.CreatedAt, in.UpdatedAt,
+			nullable(in.Component), string(in.Status), boolInt(in.IsEntryPoint), nullable(in.ParentID),
+			nullable(in.ParentMachine), in.Version, in.ID}
+		if w.ExpectVersion < 0 {
+			res, err := st.insSnap.ExecContext(ctx, args...)
+			if err != nil {
+				return fmt.Errorf("commit: create instance %s: %w", in.ID, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return fmt.Errorf("create instance %s: exists: %w", in.ID, store.ErrConflict)
+			}
+			continue
+		}
+		res, err := st.updSnap.ExecContext(ctx, append(args, w.ExpectVersion)...)
+		if err != nil {
+			return fmt.Errorf("commit: update instance %s: %w", in.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			var v sql.NullInt64
+			err := st.getVersion.QueryRowContext(ctx, in.ID).Scan(&v)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return fmt.Errorf("update instance %s: %w", in.ID, store.ErrNotFound)
+			case err != nil:
+				return fmt.Errorf("commit: update instance %s: %w", in.ID, err)
+			}
+			return fmt.Errorf("update instance %s: version %d, expected %d: %w", in.ID, v.Int64, w.ExpectVersion, store.ErrConflict)
+		}
+	}
+	for i := range c.Events {
+		e := &c.Events[i]
+		payload, err := encodeMap(e.Payload)
+		if err != nil {
+			return fmt.Errorf("commit: event %s payload: %w", e.ID, err)
+		}
+		data, err := encodeMap(e.Data)
+		if err != nil {
+			return fmt.Errorf("commit: event %s data: %w", e.ID, err)
+		}
+		if _, err := st.insEvent.ExecContext(ctx, e.ID, e.InstanceID, e.Machine, nullable(e.Component), e.Type, payload,
+			e.FromState, e.ToState, data, nullable(e.SourceComponent), nullable(e.CorrelationID), nullable(e.CausationID),
+			e.PersistedAt, e.Seq, nullable(e.Actor), nullable(e.Source)); err != nil {
+			return fmt.Errorf("commit: event %s of instance %s: %w", e.ID, e.InstanceID, err)
+		}
+	}
+	for i := range c.Outbox {
+		m := &c.Outbox[i]
+		body := m.Body
+		if body == nil {
+			body = []byte{}
+		}
+		if _, err := st.insOutbox.ExecContext(ctx, m.ID, m.Component, m.Kind, body, m.CreatedAt); err != nil {
+			return fmt.Errorf("commit: outbox %s: %w", m.ID, err)
+		}
+	}
+	for _, id := range c.Consumed {
+		if _, err := st.delOutbox.ExecContext(ctx, id); err != nil {
+			return fmt.Errorf("commit: consume outbox %s: %w", id, err)
+		}
+	}
+	return nil
+}

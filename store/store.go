@@ -1,0 +1,172 @@
+// Package store defines what the engine needs from durable storage: one interface, implemented
+// in memory (this package), on SQLite (store/sqlite) and on PostgreSQL (store/postgres).
+//
+// The unit of writing is a Commit: everything one transition produced, applied atomically. The
+// engine keeps live instances in memory and uses the store as the durable mirror and for history.
+//
+// Data and payload maps: the SQL stores keep them as JSON, so what comes back is what
+// encoding/json decodes: numbers are float64, nested maps are map[string]any, slices []any,
+// and a nil map comes back empty. The memory store returns the very values it was given.
+// Code reading records must not depend on the Go type of a number.
+package store
+
+import (
+	"context"
+	"errors"
+)
+
+// Errors the engine reacts to. Implementations wrap them; test with errors.Is.
+var (
+	// ErrNotFound: no instance (or record) with that id.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: an instance's stored version is not the expected one (another writer won).
+	ErrConflict = errors.New("version conflict")
+	// ErrDuplicate: the commit's InboxID was already applied (an idempotent redelivery).
+	ErrDuplicate = errors.New("duplicate command")
+	// ErrClosed: the store was closed; the call did nothing.
+	ErrClosed = errors.New("store closed")
+)
+
+// Status is an instance's life status.
+type Status string
+
+// Instance statuses.
+const (
+	StatusActive    Status = "active"
+	StatusCompleted Status = "completed"
+	StatusError     Status = "error"
+)
+
+// Timer kinds.
+const (
+	TimerTimeout = "timeout"
+	TimerAuto    = "auto"
+)
+
+// Timer is one armed timer of an instance: a timeout or auto transition waiting for its deadline.
+type Timer struct {
+	Event       string `json:"event"`
+	TargetState string `json:"targetState"`
+	DueAt       int64  `json:"dueAt"`   // ms epoch
+	TotalMs     int64  `json:"totalMs"` // the transition's timeoutMs
+	Kind        string `json:"kind"`    // TimerTimeout or TimerAuto
+	// Transition is the index of the transition in its machine; it identifies the arming.
+	Transition int `json:"transition"`
+	// ArmedAt is when the timer was armed (ms epoch).
+	ArmedAt int64 `json:"armedAt"`
+	// CausationID and CorrelationID are those of the event that armed the timer; the timer's
+	// event carries them.
+	CausationID   string `json:"causationId,omitempty"`
+	CorrelationID string `json:"correlationId,omitempty"`
+}
+
+// Instance is the current-state record of one instance.
+//
+// Data is treated as immutable once it is in a record: writers replace the map, never mutate it,
+// so records can share it without copying.
+type Instance struct {
+	ID            string
+	Component     string
+	Machine       string
+	State         string
+	Data          map[string]any
+	Status        Status
+	IsEntryPoint  bool
+	ParentID      string
+	ParentMachine string
+	CreatedAt     int64 // ms epoch
+	UpdatedAt     int64 // ms epoch
+	Version       int64 // number of transitions
+	Timers        []Timer
+}
+
+// Event is one row of the audit trail: an instance's creation or one of its transitions.
+type Event struct {
+	ID              string
+	InstanceID      string
+	Component       string
+	Machine         string
+	Type            string // the event type; "INSTANCE_CREATED" for creation
+	Payload         map[string]any
+	FromState       string // "" for creation
+	ToState         string
+	Data            map[string]any // instance data after the event
+	SourceComponent string
+	CorrelationID   string
+	CausationID     string
+	Actor           string // who sent it: token name, "timer", "hook", a component …
+	Source          string // api, timer, hook, cascade, inter_machine, cross_component, parent, …
+	Seq             int64  // the instance version after this event (0 for creation)
+	PersistedAt     int64  // ms epoch
+}
+
+// EventCreated is the type of the event recorded when an instance is created.
+const EventCreated = "INSTANCE_CREATED"
+
+// Message is one outbox entry: something a committed transition must still deliver (an event
+// to another instance, a creation, a broadcast, a message for another process). The engine owns
+// the encoding of Body; the store keeps it opaque.
+type Message struct {
+	ID        string
+	Component string // the component whose runtime wrote it
+	Kind      string
+	Body      []byte
+	CreatedAt int64 // ms epoch
+}
+
+// InstanceWrite is a new current-state row. ExpectVersion is the stored version the writer
+// read (optimistic concurrency); -1 means the instance is new and must not exist yet.
+type InstanceWrite struct {
+	Instance      Instance
+	ExpectVersion int64
+}
+
+// Commit is everything one transition (or creation) produced. Implementations apply it in one
+// transaction: all of it or none of it.
+type Commit struct {
+	Events    []Event
+	Instances []InstanceWrite
+	Outbox    []Message // messages to deliver after the commit
+	Consumed  []string  // outbox message ids this commit delivered (deleted with it)
+	// InboxID, when set, is recorded as applied; a second commit with the same id fails with
+	// ErrDuplicate and applies nothing.
+	InboxID string
+}
+
+// Query selects instances for lists and history search. Zero fields do not filter.
+type Query struct {
+	Component string
+	Machine   string
+	State     string
+	Status    Status // "" = all
+	Text      string // substring of the id or of the JSON data
+	From, To  int64  // updatedAt range, ms epoch, inclusive; 0 = open
+	Limit     int    // 0 = implementation default (100)
+	Cursor    string // from a previous page
+}
+
+// Store is durable storage for instances, their history and the outbox.
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Commit applies c atomically. It returns an error wrapping ErrConflict when an instance's
+	// version is not the expected one, ErrDuplicate when InboxID was already applied.
+	Commit(ctx context.Context, c *Commit) error
+	// LoadLive returns the active instances of a component (and its entry-point instances in
+	// any status), for restore at start.
+	LoadLive(ctx context.Context, component string) ([]Instance, error)
+	// Instance returns one instance record, live or not; ErrNotFound if unknown.
+	Instance(ctx context.Context, id string) (Instance, error)
+	// Search returns instances matching q, newest update first, and the cursor of the next page
+	// ("" when there is none).
+	Search(ctx context.Context, q Query) ([]Instance, string, error)
+	// History returns the events of an instance, oldest first.
+	History(ctx context.Context, instanceID string) ([]Event, error)
+	// Correlated returns every event of a correlation, oldest first.
+	Correlated(ctx context.Context, correlationID string) ([]Event, error)
+	// PendingOutbox returns undelivered outbox messages written by a component, oldest first.
+	PendingOutbox(ctx context.Context, component string, limit int) ([]Message, error)
+	// Ping reports whether the store is reachable.
+	Ping(ctx context.Context) error
+	// Close releases the store's resources.
+	Close() error
+}

@@ -1,0 +1,334 @@
+package xcomponent
+
+import (
+	"container/heap"
+	"context"
+	"sync"
+	"time"
+
+	"github.com/xcomponent/xcomponent/clock"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// armState returns the timers of a state just entered: one per timeout or auto transition
+// leaving it, due timeoutMs from now.
+func armState(s *component.State, keep []store.Timer, cause *Event, now int64) []store.Timer {
+	if len(s.Timed) == 0 && len(keep) == 0 {
+		return nil
+	}
+	out := make([]store.Timer, 0, len(s.Timed))
+	for _, t := range s.Timed {
+		if k := findTimer(keep, t.Index); k != nil {
+			out = append(out, *k)
+			continue
+		}
+		out = append(out, newTimer(t, cause, now))
+	}
+	return out
+}
+
+func newTimer(t *component.Transition, cause *Event, now int64) store.Timer {
+	kind := store.TimerTimeout
+	if t.Type == component.Auto {
+		kind = store.TimerAuto
+	}
+	tm := store.Timer{Event: t.Event, TargetState: t.To, DueAt: now + t.TimeoutMs, TotalMs: t.TimeoutMs,
+		Kind: kind, Transition: t.Index, ArmedAt: now}
+	if cause != nil {
+		tm.CausationID = cause.ID
+		tm.CorrelationID = cause.CorrelationID
+	}
+	return tm
+}
+
+func findTimer(ts []store.Timer, transition int) *store.Timer {
+	for i := range ts {
+		if ts[i].Transition == transition {
+			return &ts[i]
+		}
+	}
+	return nil
+}
+
+func hasTimer(ts []store.Timer, t *store.Timer) bool {
+	for i := range ts {
+		if ts[i].Transition == t.Transition && ts[i].DueAt == t.DueAt {
+			return true
+		}
+	}
+	return false
+}
+
+// nextTimers computes the timers after transition t (semantics.md, "Time"): leaving a state
+// cancels its timers and arms the target's; a self-loop restarts them, except timeouts with
+// resetOnTransition false, which keep their deadline. The timer that fired is spent and, on
+// a self-loop, armed afresh.
+func nextTimers(target *component.State, rec *store.Instance, t *component.Transition, fired *store.Timer, cause *Event, now int64) []store.Timer {
+	if t.To != rec.State {
+		return armState(target, nil, cause, now)
+	}
+	if len(target.Timed) == 0 {
+		return nil
+	}
+	var keep []store.Timer
+	for _, tm := range rec.Timers {
+		if fired != nil && tm.Transition == fired.Transition && tm.DueAt == fired.DueAt {
+			continue
+		}
+		tr := findTransition(target.Timed, tm.Transition)
+		if tr != nil && tr.Type == component.Timeout && !tr.ResetOnTransition {
+			keep = append(keep, tm)
+		}
+	}
+	return armState(target, keep, cause, now)
+}
+
+func findTransition(ts []*component.Transition, index int) *component.Transition {
+	for _, t := range ts {
+		if t.Index == index {
+			return t
+		}
+	}
+	return nil
+}
+
+// newTimers returns the timers of next that were not already armed in prev.
+func newTimers(prev, next []store.Timer) []store.Timer {
+	if len(next) == 0 {
+		return nil
+	}
+	var out []store.Timer
+	for i := range next {
+		if !hasTimer(prev, &next[i]) {
+			out = append(out, next[i])
+		}
+	}
+	return out
+}
+
+// timerQueue holds every armed timer of the engine in a min-heap by deadline, with one clock
+// timer set for the earliest: idle timers cost no CPU. Entries are invalidated lazily: a
+// popped entry fires only if its instance still has that arming.
+type timerQueue struct {
+	e     *Engine
+	batch int
+
+	mu      sync.Mutex
+	h       timerHeap
+	next    clock.Timer
+	nextDue int64 // deadline next is set for; 0 when none
+	stopped bool
+}
+
+type timerEntry struct {
+	due   int64
+	inst  *instance
+	timer store.Timer
+}
+
+type timerHeap []timerEntry
+
+func (h timerHeap) Len() int           { return len(h) }
+func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
+func (h *timerHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = timerEntry{}
+	*h = old[:n-1]
+	return x
+}
+
+func (q *timerQueue) init(e *Engine, batch int) {
+	q.e = e
+	q.batch = batch
+	if q.batch <= 0 {
+		q.batch = 1000
+	}
+}
+
+// arm adds timers of an instance.
+func (q *timerQueue) arm(inst *instance, ts []store.Timer) {
+	if len(ts) == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return
+	}
+	for _, t := range ts {
+		heap.Push(&q.h, timerEntry{due: t.DueAt, inst: inst, timer: t})
+	}
+	q.scheduleLocked()
+}
+
+// disarm is a no-op: entries of an instance that left the live set are skipped when popped.
+func (q *timerQueue) disarm(*instance) {}
+
+// scheduleLocked sets the clock timer for the earliest deadline (normal mode only).
+func (q *timerQueue) scheduleLocked() {
+	if q.e.manual || q.stopped || len(q.h) == 0 {
+		return
+	}
+	due := q.h[0].due
+	if q.next != nil && q.nextDue <= due {
+		return
+	}
+	if q.next != nil {
+		q.next.Stop()
+	}
+	d := time.Duration(due-q.e.nowMs()) * time.Millisecond
+	q.nextDue = due
+	q.next = q.e.clock.AfterFunc(d, q.onClock)
+}
+
+// onClock runs when the earliest deadline is reached: it fires due timers in bounded batches,
+// waiting for each batch before the next, then sets the clock for what is left.
+func (q *timerQueue) onClock() {
+	q.mu.Lock()
+	if q.stopped {
+		q.mu.Unlock()
+		return
+	}
+	q.next = nil
+	q.nextDue = 0
+	q.e.wg.Add(1)
+	q.mu.Unlock()
+	defer q.e.wg.Done()
+	for q.fireDue() > 0 {
+	}
+	q.mu.Lock()
+	q.scheduleLocked()
+	q.mu.Unlock()
+}
+
+// fireDue fires up to one batch of due timers and returns how many it popped. In normal mode
+// it waits until the batch is processed.
+func (q *timerQueue) fireDue() int {
+	now := q.e.nowMs()
+	q.mu.Lock()
+	var due []timerEntry
+	for len(q.h) > 0 && q.h[0].due <= now && len(due) < q.batch {
+		due = append(due, heap.Pop(&q.h).(timerEntry))
+	}
+	q.mu.Unlock()
+	if len(due) == 0 {
+		return 0
+	}
+	var wg sync.WaitGroup
+	for i := range due {
+		te := &due[i]
+		rec := te.inst.record()
+		if !isLive(&rec) || !hasTimer(rec.Timers, &te.timer) {
+			continue
+		}
+		ev := Event{Type: te.timer.Event, Source: "timer", Actor: "timer",
+			ID: q.e.newID(), CausationID: te.timer.CausationID, CorrelationID: te.timer.CorrelationID}
+		if ev.CorrelationID == "" {
+			ev.CorrelationID = ev.ID
+		}
+		timer := te.timer
+		lag := now - timer.DueAt
+		inst := te.inst
+		wg.Add(1)
+		q.e.enqueue(&delivery{inst: inst, ev: ev, timer: &timer, done: func(res Result, err error) {
+			defer wg.Done()
+			if q.e.observer != nil {
+				if o, ok := q.e.observer.(TimerObserver); ok {
+					o.TimerFired(float64(lag) / 1000)
+				}
+			}
+			if err != nil {
+				return
+			}
+			q.e.emit(RuntimeEvent{Type: EvTimeoutFired, Component: res.Instance.ComponentName, InstanceID: res.Instance.ID,
+				Data: map[string]any{"instanceId": res.Instance.ID, "machineName": res.Instance.MachineName,
+					"event": timer.Event, "fromState": res.PreviousState, "toState": res.NewState}})
+		}})
+	}
+	if !q.e.manual {
+		wg.Wait()
+	}
+	return len(due)
+}
+
+func (q *timerQueue) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stopped = true
+	if q.next != nil {
+		q.next.Stop()
+		q.next = nil
+	}
+}
+
+// nextDeadline returns the earliest armed deadline that is still valid.
+func (q *timerQueue) nextDeadline() (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.h) > 0 {
+		te := q.h[0]
+		rec := te.inst.record()
+		if isLive(&rec) && hasTimer(rec.Timers, &te.timer) {
+			return te.due, true
+		}
+		heap.Pop(&q.h)
+	}
+	return 0, false
+}
+
+// TimerObserver is an optional Observer extension told how late each timer fired.
+type TimerObserver interface {
+	TimerFired(lagSeconds float64)
+}
+
+// NextDeadline returns the earliest pending timer deadline, for driving a virtual clock.
+func (e *Engine) NextDeadline() (time.Time, bool) {
+	ms, ok := e.timers.nextDeadline()
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// PendingTimers counts the armed timers of live instances.
+func (e *Engine) PendingTimers() int {
+	e.mu.RLock()
+	insts := make([]*instance, 0, len(e.instances))
+	for _, inst := range e.instances {
+		insts = append(insts, inst)
+	}
+	e.mu.RUnlock()
+	n := 0
+	for _, inst := range insts {
+		rec := inst.record()
+		if isLive(&rec) {
+			n += len(rec.Timers)
+		}
+	}
+	return n
+}
+
+// AdvanceTo drives a manual engine on a fake clock to t: each due timer fires at its own
+// deadline, in order, and what it causes settles before the next one.
+func (e *Engine) AdvanceTo(ctx context.Context, fake *clock.Fake, t time.Time) error {
+	for {
+		if err := e.Settle(ctx); err != nil {
+			return err
+		}
+		next, ok := e.NextDeadline()
+		if !ok || next.After(t) {
+			break
+		}
+		if next.After(fake.Now()) {
+			fake.Set(next)
+		}
+		e.timers.fireDue()
+	}
+	fake.Set(t)
+	return e.Settle(ctx)
+}
