@@ -172,21 +172,22 @@ func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map
 		Data: data, Status: store.StatusActive, IsEntryPoint: entryPoint,
 		ParentID: parentID, ParentMachine: parentMachine, CreatedAt: now, UpdatedAt: now,
 	}
-	id := e.newID()
+	// A creation requested from outside is the root of its correlation: its event takes the
+	// request's id. One caused by another event gets its own id.
+	id, causation := cause.ID, ""
+	if id == "" || cause.CausationID != "" || cause.CorrelationID != cause.ID {
+		id, causation = e.newID(), cause.ID
+	}
 	rec.Timers = armState(m.State(m.InitialState), nil, &Event{ID: id, CorrelationID: cause.CorrelationID}, now)
-	payload := map[string]any{"initialContext": data, "triggerEvent": cause.Type}
-	if cause.Type == "" {
-		payload["triggerEvent"] = store.EventCreated
+	trigger := cause.Type
+	if trigger == "" {
+		trigger = store.EventCreated
 	}
-	if parentID != "" {
-		payload["parentInstanceId"] = parentID
-		payload["parentMachineName"] = parentMachine
-	}
+	payload := store.CreationPayload(data, trigger, parentID, parentMachine)
 	correlation := cause.CorrelationID
 	if correlation == "" {
 		correlation = id
 	}
-	causation := cause.ID
 	ev := store.Event{
 		ID: id, InstanceID: rec.ID, Component: cr.def.Name, Machine: m.Name,
 		Type: store.EventCreated, Payload: payload, ToState: m.InitialState, Data: data,

@@ -49,14 +49,27 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 	if ev.Source == "" {
 		ev.Source = "api"
 	}
-	d := &delivery{inst: inst, ev: ev}
 	if e.manual {
 		if err := e.Settle(ctx); err != nil {
 			return Result{}, err
 		}
-		return e.process(ctx, d)
+		return e.process(ctx, &delivery{inst: inst, ev: ev})
 	}
-	return e.deliverWait(ctx, d)
+	// Fast path: the instance is idle, process in the calling goroutine. The delivery stays
+	// on this goroutine's stack.
+	inst.mu.Lock()
+	if !inst.running {
+		inst.running = true
+		inst.mu.Unlock()
+		d := delivery{inst: inst, ev: ev}
+		e.addPending(1)
+		res, err := e.process(ctx, &d)
+		e.release(inst)
+		e.addPending(-1)
+		return res, err
+	}
+	inst.mu.Unlock()
+	return e.deliverWait(ctx, &delivery{inst: inst, ev: ev})
 }
 
 // deliverWait processes d in the calling goroutine when its instance is idle, else queues it

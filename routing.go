@@ -32,7 +32,7 @@ type machineRuntime struct {
 	byState map[string]map[*instance]struct{}
 	// index: instance property → typed value → instances. Only properties named by an
 	// equality rule targeting this machine are indexed.
-	index map[string]map[any]map[*instance]struct{}
+	index map[string]*valueIndex
 	// unindexable: instance property → instances whose value cannot be a map key (objects,
 	// arrays); always checked one by one.
 	unindexable map[string]map[*instance]struct{}
@@ -45,7 +45,7 @@ func newCompRuntime(def *component.Component, order int) *compRuntime {
 		cr.machines[m.Name] = &machineRuntime{
 			def: m, comp: cr, publicMember: m.PublicMemberType != "",
 			byState:     make(map[string]map[*instance]struct{}),
-			index:       make(map[string]map[any]map[*instance]struct{}),
+			index:       make(map[string]*valueIndex),
 			unindexable: make(map[string]map[*instance]struct{}),
 		}
 	}
@@ -107,7 +107,7 @@ func (mr *machineRuntime) addIndex(prop string) {
 	if _, ok := mr.index[prop]; ok {
 		return
 	}
-	mr.index[prop] = make(map[any]map[*instance]struct{})
+	mr.index[prop] = newValueIndex()
 	for _, set := range mr.byState {
 		for inst := range set {
 			mr.indexOne(prop, inst, inst.record().Data, true)
@@ -197,21 +197,96 @@ func (mr *machineRuntime) indexOne(prop string, inst *instance, data map[string]
 		}
 		return
 	}
-	byVal := mr.index[prop]
-	set := byVal[key]
+	mr.index[prop].update(key, inst, add)
+}
+
+// valueIndex maps typed values to instances, with one map per kind of value so that string
+// keys need no boxing.
+type valueIndex struct {
+	strings map[string]instSet
+	numbers map[float64]instSet
+	bools   map[bool]instSet
+}
+
+func newValueIndex() *valueIndex {
+	return &valueIndex{strings: map[string]instSet{}, numbers: map[float64]instSet{}, bools: map[bool]instSet{}}
+}
+
+func updateSet[K comparable](m map[K]instSet, k K, inst *instance, add bool) {
+	set := m[k]
 	if add {
-		if set == nil {
-			set = make(map[*instance]struct{}, 1)
-			byVal[key] = set
-		}
-		set[inst] = struct{}{}
+		m[k] = set.add(inst)
 		return
 	}
-	if set != nil {
-		delete(set, inst)
-		if len(set) == 0 {
-			delete(byVal, key)
-		}
+	if set = set.remove(inst); set.empty() {
+		delete(m, k)
+	} else {
+		m[k] = set
+	}
+}
+
+func (vi *valueIndex) update(key any, inst *instance, add bool) {
+	switch k := key.(type) {
+	case string:
+		updateSet(vi.strings, k, inst, add)
+	case float64:
+		updateSet(vi.numbers, k, inst, add)
+	case bool:
+		updateSet(vi.bools, k, inst, add)
+	}
+}
+
+func (vi *valueIndex) get(key any) instSet {
+	switch k := key.(type) {
+	case string:
+		return vi.strings[k]
+	case float64:
+		return vi.numbers[k]
+	case bool:
+		return vi.bools[k]
+	}
+	return instSet{}
+}
+
+// instSet is a set of instances that costs no allocation while it holds one: most indexed
+// values (ids, references) belong to a single instance.
+type instSet struct {
+	one  *instance
+	many map[*instance]struct{}
+}
+
+func (s instSet) add(inst *instance) instSet {
+	switch {
+	case s.many != nil:
+		s.many[inst] = struct{}{}
+	case s.one == nil || s.one == inst:
+		s.one = inst
+	default:
+		s.many = map[*instance]struct{}{s.one: {}, inst: {}}
+		s.one = nil
+	}
+	return s
+}
+
+func (s instSet) remove(inst *instance) instSet {
+	if s.many != nil {
+		delete(s.many, inst)
+		return s
+	}
+	if s.one == inst {
+		s.one = nil
+	}
+	return s
+}
+
+func (s instSet) empty() bool { return s.one == nil && len(s.many) == 0 }
+
+func (s instSet) each(f func(*instance)) {
+	if s.one != nil {
+		f(s.one)
+	}
+	for inst := range s.many {
+		f(inst)
 	}
 }
 
@@ -440,11 +515,11 @@ func (mr *machineRuntime) candidates(state string, rules []Rule) []*instance {
 		}
 		var out []*instance
 		if key, ok := indexKey(r.Value); ok {
-			for inst := range byVal[key] {
+			byVal.get(key).each(func(inst *instance) {
 				if mr.inStateLocked(inst, state) {
 					out = append(out, inst)
 				}
-			}
+			})
 		}
 		for inst := range mr.unindexable[r.InstanceProperty] {
 			if mr.inStateLocked(inst, state) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -11,31 +12,128 @@ import (
 )
 
 // Memory is an in-memory Store: the default for tests, `simulate` and `--store memory`.
-// It keeps nothing across restarts.
+// It keeps nothing across restarts. It is built to be lean, since it holds every instance
+// and its whole history: one entry per instance, events without the fields the entry has.
 type Memory struct {
 	mu        sync.RWMutex
-	instances map[string]*Instance
-	history   map[string][]Event // by instance id
-	byCorr    map[string][]eventRef
+	entries   map[string]*memEntry
 	outbox    map[string]Message
 	outboxSeq []string // insertion order of outbox ids
 	inbox     map[string]struct{}
 }
 
-type eventRef struct {
-	instanceID string
-	index      int
+type memEntry struct {
+	rec Instance
+	// hist holds the events in chunks of growing size (1, 2, 4 … 256) that are never copied:
+	// a long history costs no reallocation.
+	hist [][]memEvent
+	n    int
+}
+
+func (en *memEntry) append(e memEvent) {
+	k := len(en.hist)
+	if k == 0 || len(en.hist[k-1]) == cap(en.hist[k-1]) {
+		size := 256
+		if k < 8 {
+			size = 1 << k
+		}
+		en.hist = append(en.hist, make([]memEvent, 0, size))
+		k++
+	}
+	en.hist[k-1] = append(en.hist[k-1], e)
+	en.n++
+}
+
+// each calls f with every event index, in order.
+func (en *memEntry) each(f func(m *memEvent)) {
+	for _, c := range en.hist {
+		for i := range c {
+			f(&c[i])
+		}
+	}
+}
+
+// memEvent is an Event less InstanceID, Component and Machine (those of its entry). A
+// creation event whose payload is the standard one keeps only its trigger; the payload is
+// rebuilt on read.
+type memEvent struct {
+	ID, Type                                                   string
+	Payload                                                    map[string]any
+	FromState, ToState                                         string
+	Data                                                       map[string]any
+	SourceComponent, CorrelationID, CausationID, Actor, Source string
+	Seq, PersistedAt                                           int64
+	trigger                                                    string
+	standardCreation                                           bool
 }
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
 	return &Memory{
-		instances: make(map[string]*Instance),
-		history:   make(map[string][]Event),
-		byCorr:    make(map[string][]eventRef),
-		outbox:    make(map[string]Message),
-		inbox:     make(map[string]struct{}),
+		entries: make(map[string]*memEntry),
+		outbox:  make(map[string]Message),
+		inbox:   make(map[string]struct{}),
 	}
+}
+
+func toMemEvent(e *Event, rec *Instance) memEvent {
+	m := memEvent{ID: e.ID, Type: e.Type, Payload: e.Payload, FromState: e.FromState, ToState: e.ToState,
+		Data: e.Data, SourceComponent: e.SourceComponent, CorrelationID: e.CorrelationID,
+		CausationID: e.CausationID, Actor: e.Actor, Source: e.Source, Seq: e.Seq, PersistedAt: e.PersistedAt}
+	if e.Type == EventCreated && isStandardCreation(e.Payload, e.Data, rec) {
+		m.trigger, _ = e.Payload["triggerEvent"].(string)
+		m.standardCreation = true
+		m.Payload = nil
+	}
+	return m
+}
+
+// isStandardCreation reports whether a creation payload is exactly what CreationPayload builds.
+func isStandardCreation(p map[string]any, data map[string]any, rec *Instance) bool {
+	if _, ok := p["triggerEvent"].(string); !ok {
+		return false
+	}
+	want := 2
+	if rec.ParentID != "" {
+		want = 4
+		if p["parentInstanceId"] != rec.ParentID || p["parentMachineName"] != rec.ParentMachine {
+			return false
+		}
+	}
+	ic, ok := p["initialContext"].(map[string]any)
+	return ok && len(p) == want && sameMap(ic, data)
+}
+
+// sameMap reports whether a and b are the same map (not merely equal).
+func sameMap(a, b map[string]any) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	if a == nil || b == nil {
+		return a == nil && b == nil
+	}
+	return reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer()
+}
+
+// CreationPayload is the payload of an INSTANCE_CREATED event (storage.md).
+func CreationPayload(data map[string]any, trigger, parentID, parentMachine string) map[string]any {
+	p := map[string]any{"initialContext": data, "triggerEvent": trigger}
+	if parentID != "" {
+		p["parentInstanceId"] = parentID
+		p["parentMachineName"] = parentMachine
+	}
+	return p
+}
+
+func (en *memEntry) event(m *memEvent) Event {
+	e := Event{ID: m.ID, InstanceID: en.rec.ID, Component: en.rec.Component, Machine: en.rec.Machine,
+		Type: m.Type, Payload: m.Payload, FromState: m.FromState, ToState: m.ToState, Data: m.Data,
+		SourceComponent: m.SourceComponent, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
+		Actor: m.Actor, Source: m.Source, Seq: m.Seq, PersistedAt: m.PersistedAt}
+	if m.standardCreation {
+		e.Payload = CreationPayload(m.Data, m.trigger, en.rec.ParentID, en.rec.ParentMachine)
+	}
+	return e
 }
 
 // Commit implements Store.
@@ -49,15 +147,20 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	}
 	for i := range c.Instances {
 		w := &c.Instances[i]
-		cur, ok := m.instances[w.Instance.ID]
+		cur, ok := m.entries[w.Instance.ID]
 		switch {
 		case w.ExpectVersion < 0 && ok:
 			return fmt.Errorf("create instance %s: exists: %w", w.Instance.ID, ErrConflict)
 		case w.ExpectVersion >= 0 && !ok:
 			return fmt.Errorf("update instance %s: %w", w.Instance.ID, ErrNotFound)
-		case w.ExpectVersion >= 0 && cur.Version != w.ExpectVersion:
+		case w.ExpectVersion >= 0 && cur.rec.Version != w.ExpectVersion:
 			return fmt.Errorf("update instance %s: version %d, expected %d: %w",
-				w.Instance.ID, cur.Version, w.ExpectVersion, ErrConflict)
+				w.Instance.ID, cur.rec.Version, w.ExpectVersion, ErrConflict)
+		}
+	}
+	for _, e := range c.Events {
+		if _, ok := m.entries[e.InstanceID]; !ok && !commitCreates(c, e.InstanceID) {
+			return fmt.Errorf("event %s: instance %s: %w", e.ID, e.InstanceID, ErrNotFound)
 		}
 	}
 	if c.InboxID != "" {
@@ -65,53 +168,37 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	}
 	for i := range c.Instances {
 		w := &c.Instances[i]
-		if cur, ok := m.instances[w.Instance.ID]; ok {
-			*cur = w.Instance
+		if cur, ok := m.entries[w.Instance.ID]; ok {
+			cur.rec = w.Instance
 		} else {
-			rec := w.Instance
-			m.instances[rec.ID] = &rec
+			m.entries[w.Instance.ID] = &memEntry{rec: w.Instance}
 		}
 	}
-	for _, e := range c.Events {
-		h := m.history[e.InstanceID]
-		if e.CorrelationID != "" {
-			m.byCorr[e.CorrelationID] = append(m.byCorr[e.CorrelationID], eventRef{e.InstanceID, len(h)})
-		}
-		m.history[e.InstanceID] = append(h, e)
+	for i := range c.Events {
+		e := &c.Events[i]
+		en := m.entries[e.InstanceID]
+		en.append(toMemEvent(e, &en.rec))
 	}
 	for _, msg := range c.Outbox {
-		if _, again := m.outbox[msg.ID]; !again {
-			m.outboxSeq = append(m.outboxSeq, msg.ID)
-		}
 		m.outbox[msg.ID] = msg
+		m.outboxSeq = append(m.outboxSeq, msg.ID)
 	}
 	for _, id := range c.Consumed {
 		delete(m.outbox, id)
 	}
-	m.compactOutbox()
+	if len(m.outbox) == 0 {
+		m.outboxSeq = m.outboxSeq[:0]
+	}
 	return nil
 }
 
-// compactOutbox drops delivered ids from outboxSeq once they are the majority, so that a
-// never-empty outbox does not make it grow without bound.
-func (m *Memory) compactOutbox() {
-	if len(m.outbox) == 0 {
-		clear(m.outboxSeq)
-		m.outboxSeq = m.outboxSeq[:0]
-		return
-	}
-	if len(m.outboxSeq) < 64 || len(m.outboxSeq) < 2*len(m.outbox) {
-		return
-	}
-	n := 0
-	for _, id := range m.outboxSeq {
-		if _, ok := m.outbox[id]; ok {
-			m.outboxSeq[n] = id
-			n++
+func commitCreates(c *Commit, id string) bool {
+	for i := range c.Instances {
+		if c.Instances[i].Instance.ID == id {
+			return true
 		}
 	}
-	clear(m.outboxSeq[n:])
-	m.outboxSeq = m.outboxSeq[:n]
+	return false
 }
 
 // LoadLive implements Store.
@@ -119,8 +206,8 @@ func (m *Memory) LoadLive(_ context.Context, component string) ([]Instance, erro
 	m.mu.RLock()
 	defer m.mu.RUnlock()
 	var out []Instance
-	for _, in := range m.instances {
-		if in.Component == component && (in.Status == StatusActive || in.IsEntryPoint) {
+	for _, en := range m.entries {
+		if in := &en.rec; in.Component == component && (in.Status == StatusActive || in.IsEntryPoint) {
 			out = append(out, *in)
 		}
 	}
@@ -137,11 +224,11 @@ func (m *Memory) LoadLive(_ context.Context, component string) ([]Instance, erro
 func (m *Memory) Instance(_ context.Context, id string) (Instance, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	in, ok := m.instances[id]
+	en, ok := m.entries[id]
 	if !ok {
 		return Instance{}, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}
-	return *in, nil
+	return en.rec, nil
 }
 
 // Search implements Store. The cursor is the offset of the next page.
@@ -160,9 +247,9 @@ func (m *Memory) Search(_ context.Context, q Query) ([]Instance, string, error) 
 	}
 	m.mu.RLock()
 	var all []Instance
-	for _, in := range m.instances {
-		if Matches(in, q) {
-			all = append(all, *in)
+	for _, en := range m.entries {
+		if Matches(&en.rec, q) {
+			all = append(all, en.rec)
 		}
 	}
 	m.mu.RUnlock()
@@ -221,20 +308,34 @@ func Matches(in *Instance, q Query) bool {
 func (m *Memory) History(_ context.Context, instanceID string) ([]Event, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	h := m.history[instanceID]
-	return append([]Event(nil), h...), nil
+	en, ok := m.entries[instanceID]
+	if !ok {
+		return []Event{}, nil
+	}
+	out := make([]Event, 0, en.n)
+	en.each(func(m *memEvent) { out = append(out, en.event(m)) })
+	return out, nil
 }
 
-// Correlated implements Store.
+// Correlated implements Store. It scans every event: the memory store keeps no index for
+// this rare query, to stay lean.
 func (m *Memory) Correlated(_ context.Context, correlationID string) ([]Event, error) {
 	m.mu.RLock()
 	defer m.mu.RUnlock()
-	refs := m.byCorr[correlationID]
-	out := make([]Event, 0, len(refs))
-	for _, r := range refs {
-		out = append(out, m.history[r.instanceID][r.index])
+	out := []Event{}
+	for _, en := range m.entries {
+		en.each(func(m *memEvent) {
+			if m.CorrelationID == correlationID {
+				out = append(out, en.event(m))
+			}
+		})
 	}
-	sort.SliceStable(out, func(i, j int) bool { return out[i].PersistedAt < out[j].PersistedAt })
+	sort.SliceStable(out, func(i, j int) bool {
+		if out[i].PersistedAt != out[j].PersistedAt {
+			return out[i].PersistedAt < out[j].PersistedAt
+		}
+		return out[i].ID < out[j].ID
+	})
 	return out, nil
 }
 
