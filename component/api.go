@@ -67,3 +67,6 @@ type FieldError struct {
 	Field   string `json:"field"`
 	Message string `json:"message"`
 }
+
+// Error formats the violation as "field message", e.g. "amount is required".
+func (e FieldError) Error() string { return e.Field + " " + e.Message }

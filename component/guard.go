@@ -81,7 +81,6 @@ func compileGuard(src string) (*guardProgram, error) {
 	config := conf.CreateNew()
 	for _, opt := range []expr.Option{
 		expr.Env(guardEnv{}),
-		expr.AsBool(),
 		expr.Function(fnLess, compareFunc(func(c int) bool { return c < 0 }), new(func(any, any) bool)),
 		expr.Function(fnLessEq, compareFunc(func(c int) bool { return c <= 0 }), new(func(any, any) bool)),
 		expr.Function(fnGreater, compareFunc(func(c int) bool { return c > 0 }), new(func(any, any) bool)),
@@ -99,8 +98,13 @@ func compileGuard(src string) (*guardProgram, error) {
 		return nil, err
 	}
 	ast.Walk(&tree.Node, guardPatcher{})
-	if _, err := checker.Check(tree, config); err != nil {
+	typ, err := checker.Check(tree, config)
+	if err != nil {
 		return nil, err
+	}
+	// Not expr.AsBool: it would turn a nil result into false at run time.
+	if typ != nil && typ.Kind() != reflect.Bool && typ.Kind() != reflect.Interface {
+		return nil, fmt.Errorf("expected bool, but got %v", typ)
 	}
 	if err := optimizer.Optimize(&tree.Node, config); err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func Validate(data []byte, file string) []Problem {
 
 // parse runs the whole load: YAML, decoding with defaults, references, then the warnings.
 func parse(data []byte, file string) (*Component, []Problem, []Problem) {
-	l := &loader{file: file, src: data, objs: map[any]*object{}}
+	l := &loader{file: file, src: data, objs: map[any]*object{}, dupLines: map[int]bool{}}
 	c := l.load(data)
 	sortProblems(l.errs)
 	sortProblems(l.warns)
@@ -97,19 +97,25 @@ func (l *loader) load(data []byte) *Component {
 		return nil
 	}
 	var raw any
-	if err := root.Decode(&raw); err != nil {
-		// Only alias problems get here (self-containing anchors, alias bombs).
+	var typeErr *yaml.TypeError
+	err := root.Decode(&raw)
+	if err != nil && !errors.As(err, &typeErr) {
+		// Alias problems: self-containing anchors, alias bombs.
 		l.errorf(l.locOf(root, ""), "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 		return nil
 	}
 	c := l.component(root)
+	if typeErr != nil {
+		// After component(), which reports the duplicates it meets with their path.
+		l.duplicateKeys(typeErr)
+	}
 	if c == nil {
 		return nil
 	}
 	if m, ok := normalize(raw).(map[string]any); ok {
 		c.Raw = m
-		if _, has := m["version"]; has {
-			m["version"] = c.Version
+		if c.Version != "" {
+			m["version"] = c.Version // as written: 1.0 stays "1.0"
 		}
 	}
 	l.resolve(c)

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"regexp"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -15,16 +16,12 @@ import (
 
 // The YAML library reports syntax errors as "yaml: line N: message", where N is often the
 // line of the enclosing construct rather than of the mistake, and never gives a column. We
-// find the line by parsing growing prefixes of the file: the first prefix that fails with the
-// same message ends on the offending line. The column is then read from that line.
+// find the line by parsing prefixes of the file: the parser stops at the first error, so once
+// a prefix ends after the mistake it fails with the same message, and a binary search finds
+// the shortest such prefix, which ends on the offending line. The column is then read from
+// that line.
 
 var yamlErrorRE = regexp.MustCompile(`^yaml: (?:line (\d+): )?(.*)$`)
-
-// Bounds on the prefix search, so that a huge broken file costs little.
-const (
-	maxSearchLines = 2000
-	maxSearchBytes = 32 << 20
-)
 
 func (l *loader) syntaxError(err error) {
 	msg, line := splitYAMLError(err)
@@ -62,27 +59,31 @@ func yamlError(src []byte) error {
 	}
 }
 
-// locateSyntaxError returns the 1-based line at which the error msg first shows up when
-// parsing src line by line, or 0 when the search does not find it.
+// locateSyntaxError returns the 1-based line of src on which the error msg shows up, or 0
+// when no prefix of src fails with it.
 func locateSyntaxError(src []byte, msg string) int {
-	spent := 0
-	for line, end := 1, 0; end < len(src) && line <= maxSearchLines; line++ {
-		next := bytes.IndexByte(src[end:], '\n')
-		if next < 0 {
-			end = len(src)
-		} else {
-			end += next + 1
-		}
-		if spent += end; spent > maxSearchBytes {
-			return 0
-		}
-		if err := yamlError(src[:end]); err != nil {
-			if m, _ := splitYAMLError(err); m == msg {
-				return line
-			}
+	ends := []int{} // ends[i] is the length of the prefix holding lines 1..i+1
+	for i, b := range src {
+		if b == '\n' {
+			ends = append(ends, i+1)
 		}
 	}
-	return 0
+	if len(ends) == 0 || ends[len(ends)-1] != len(src) {
+		ends = append(ends, len(src))
+	}
+	fails := func(i int) bool {
+		err := yamlError(src[:ends[i]])
+		if err == nil {
+			return false
+		}
+		m, _ := splitYAMLError(err)
+		return m == msg
+	}
+	i := sort.Search(len(ends), fails)
+	if i == len(ends) {
+		return 0
+	}
+	return i + 1
 }
 
 // lineText returns the text of a 1-based line of src, without its line break.
@@ -115,6 +116,10 @@ func errorColumn(text, msg string) int {
 		}
 	case strings.Contains(msg, "unknown anchor"):
 		at = strings.IndexByte(text, '*')
+	case strings.Contains(msg, "expected ',' or ']'"):
+		at = strings.LastIndexByte(text, '[')
+	case strings.Contains(msg, "expected ',' or '}'"):
+		at = strings.LastIndexByte(text, '{')
 	}
 	if at < 0 {
 		at = len(text) - len(strings.TrimLeft(text, " \t"))

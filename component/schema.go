@@ -81,7 +81,7 @@ func (l *loader) schemaOption(n *yaml.Node, path string) (SchemaOption, bool) {
 			l.errorf(l.locOf(n, path), "an option must be a value or {value, label}, got null")
 			return SchemaOption{}, false
 		}
-		return SchemaOption{Value: n.Value, Label: n.Value}, true
+		return SchemaOption{Value: l.generic(n, path), Label: n.Value}, true
 	}
 	o := l.object(n, path, schemaOptionKeys)
 	if o == nil {

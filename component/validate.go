@@ -161,7 +161,7 @@ func (l *loader) analyseMachine(m *Machine) {
 		}
 	}
 	if len(m.Transitions) > 0 && !terminalReachable {
-		l.warnf(l.at(m, "name"), "no final or error state is reachable from initial state %q: instances of %s never complete", m.InitialState, m.Name)
+		l.warnf(l.at(m, ""), "no final or error state is reachable from initial state %q: instances of %s never complete", m.InitialState, m.Name)
 	}
 
 	for j, t := range m.Transitions {
@@ -241,6 +241,7 @@ func ValidateSet(comps []*Component) []Problem {
 			}
 		}
 	}
+	sortProblems(problems)
 	return problems
 }
 

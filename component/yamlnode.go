@@ -1,8 +1,10 @@
 package component
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,6 +24,8 @@ type loader struct {
 	// objs remembers the mapping each model object came from, so that later checks can point
 	// at the exact value (e.g. a transition's "to").
 	objs map[any]*object
+	// dupLines are the lines where a duplicate key was reported with its path.
+	dupLines map[int]bool
 }
 
 // loc is where a value is: its position and its YAML path.
@@ -127,7 +131,8 @@ func (o *object) collect(n *yaml.Node, depth int, merged bool) {
 			continue
 		}
 		if first, dup := o.keys[key]; dup {
-			if !merged {
+			if !merged && !o.l.dupLines[k.Line] {
+				o.l.dupLines[k.Line] = true
 				o.l.errorf(o.l.locOf(k, join(o.path, key)), "duplicate key %q (first at line %d)", key, first.Line)
 			}
 			continue
@@ -304,14 +309,42 @@ func (o *object) any(key string) any {
 }
 
 // generic decodes a node into plain Go values: map[string]any, []any, string, int, float64,
-// bool, nil.
+// bool, nil. Duplicate keys are reported once for the whole document (see duplicateKeys).
 func (l *loader) generic(n *yaml.Node, path string) any {
 	var v any
 	if err := n.Decode(&v); err != nil {
-		l.errorf(l.locOf(n, path), "%s", strings.TrimPrefix(err.Error(), "yaml: "))
-		return nil
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			l.errorf(l.locOf(n, path), "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil
+		}
 	}
 	return normalize(v)
+}
+
+var duplicateKeyRE = regexp.MustCompile(`^line (\d+): mapping key "(.*)" already defined at line (\d+)$`)
+
+// duplicateKeys reports the duplicate keys the YAML decoder found in the whole document,
+// except those already reported with their path.
+func (l *loader) duplicateKeys(te *yaml.TypeError) {
+	for _, e := range te.Errors {
+		m := duplicateKeyRE.FindStringSubmatch(e)
+		if m == nil {
+			l.errorf(loc{pos: Pos{File: l.file}}, "%s", e)
+			continue
+		}
+		line, _ := strconv.Atoi(m[1])
+		if l.dupLines[line] {
+			continue
+		}
+		l.dupLines[line] = true
+		text := lineText(l.src, line)
+		col := strings.Index(text, m[2])
+		if col < 0 {
+			col = len(text) - len(strings.TrimLeft(text, " -"))
+		}
+		l.errorf(loc{pos: Pos{File: l.file, Line: line, Col: col + 1}}, "duplicate key %q (first at line %s)", m[2], m[3])
+	}
 }
 
 // normalize turns the map[any]any that YAML gives for non-string keys into map[string]any,
@@ -395,11 +428,15 @@ func name(path, root string) string {
 }
 
 // suggest returns the candidate closest to word when it is likely a typo of it: same letters
-// ignoring case, or at most two edits away (and fewer edits than word has letters).
+// ignoring case, at most two edits away (and fewer edits than word has letters), or a
+// shortening of it ("single" for "singleton").
 func suggest(word string, candidates []string) string {
 	best, bestDist := "", 3
 	for _, c := range candidates {
 		if strings.EqualFold(word, c) {
+			return c
+		}
+		if len(word) >= 3 && strings.HasPrefix(strings.ToLower(c), strings.ToLower(word)) {
 			return c
 		}
 		if d := levenshtein(word, c); d < bestDist && d < len(word) {

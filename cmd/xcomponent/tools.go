@@ -274,9 +274,10 @@ func printTrace(g *globals, rep *simulate.Report) {
 	}
 }
 
+// short abbreviates an id for traces: the end of a UUIDv7 varies, its start is a timestamp.
 func short(id string) string {
 	if len(id) > 8 {
-		return id[:8]
+		return id[len(id)-8:]
 	}
 	return id
 }
