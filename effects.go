@@ -371,23 +371,25 @@ func (e *Engine) routeTargets(cr *compRuntime, m Message) []*instance {
 		}
 		return out
 	}
-	// No rules of its own: route by the machine's transitions on the event.
-	var routed []*component.Transition
+	// No rules of its own: route by the rules of the machine's transitions on the event.
+	routed := 0
 	for _, t := range mr.def.TransitionsOn(m.Event.Type) {
 		if (m.State == "" || t.From == m.State) && len(t.MatchingRules) > 0 {
-			routed = append(routed, t)
+			routed++
 		}
 	}
-	if len(routed) == 0 {
-		var out []*instance
-		for _, inst := range mr.candidates(m.State, nil) {
-			out = append(out, inst)
-		}
-		return out
+	if routed == 0 {
+		return mr.candidates(m.State, nil)
 	}
-	seen := make(map[*instance]bool)
+	var seen map[*instance]bool // only needed when several transitions route
+	if routed > 1 {
+		seen = make(map[*instance]bool)
+	}
 	var out []*instance
-	for _, t := range routed {
+	for _, t := range mr.def.TransitionsOn(m.Event.Type) {
+		if (m.State != "" && t.From != m.State) || len(t.MatchingRules) == 0 {
+			continue
+		}
 		rules := resolveRules(t.MatchingRules, m.Event.Payload)
 		for _, inst := range mr.candidates(t.From, rules) {
 			if seen[inst] {
@@ -395,7 +397,9 @@ func (e *Engine) routeTargets(cr *compRuntime, m Message) []*instance {
 			}
 			rec := inst.record()
 			if rec.State == t.From && resolvedPass(rules, rec.Data) {
-				seen[inst] = true
+				if seen != nil {
+					seen[inst] = true
+				}
 				out = append(out, inst)
 			}
 		}
@@ -507,12 +511,11 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 		if len(targets) > 1 {
 			tev.ID = e.newID()
 		}
-		d := &delivery{inst: inst, ev: tev, routed: true}
 		var err error
 		if e.manual {
-			_, err = e.process(ctx, d)
+			_, err = e.process(ctx, &delivery{inst: inst, ev: tev, routed: true})
 		} else {
-			_, err = e.deliverWait(ctx, d)
+			_, err = e.deliver(ctx, inst, tev, true)
 		}
 		if err == nil {
 			res.Processed++
@@ -520,7 +523,9 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 			return res, ctx.Err()
 		}
 	}
-	e.emit(RuntimeEvent{Type: EvBroadcastCompleted, Component: req.Component,
-		Data: map[string]any{"machineName": req.Machine, "event": eventMap(&ev), "matched": res.Matched, "processed": res.Processed}})
+	if e.hasSubscribers() {
+		e.emit(RuntimeEvent{Type: EvBroadcastCompleted, Component: req.Component,
+			Data: map[string]any{"machineName": req.Machine, "event": eventMap(&ev), "matched": res.Matched, "processed": res.Processed}})
+	}
 	return res, nil
 }

@@ -25,8 +25,6 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/google/uuid"
-
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/store"
@@ -90,8 +88,10 @@ type Engine struct {
 	timers timerQueue
 
 	idleMu  sync.Mutex
-	pending int64         // deliveries queued or being processed
-	idleCh  chan struct{} // closed while pending == 0
+	pending int64           // deliveries queued or being processed
+	idle    []chan struct{} // WaitIdle callers, released when pending drops to 0
+
+	ids idGen
 
 	fifoMu sync.Mutex
 	fifo   []*delivery // manual mode: queued deliveries, in send order
@@ -117,7 +117,6 @@ func New(opts Options) *Engine {
 		hooks:      make(map[string]HookFunc),
 		components: make(map[string]*compRuntime),
 		instances:  make(map[string]*instance),
-		idleCh:     make(chan struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.Default()
@@ -131,7 +130,6 @@ func New(opts Options) *Engine {
 	e.scratch.New = func() any { return new(transitionScratch) }
 	e.baseCtx, e.stop = context.WithCancel(context.Background())
 	e.timers.init(e, opts.TimerBatch)
-	close(e.idleCh) // idle at start
 	return e
 }
 
@@ -280,7 +278,8 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 			e.idleMu.Unlock()
 			return nil
 		}
-		ch := e.idleCh
+		ch := make(chan struct{})
+		e.idle = append(e.idle, ch)
 		e.idleMu.Unlock()
 		select {
 		case <-ch:
@@ -292,24 +291,17 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 
 func (e *Engine) addPending(n int64) {
 	e.idleMu.Lock()
-	before := e.pending
 	e.pending += n
-	switch {
-	case before == 0 && e.pending > 0:
-		e.idleCh = make(chan struct{})
-	case before > 0 && e.pending == 0:
-		close(e.idleCh)
+	if e.pending == 0 {
+		for _, ch := range e.idle {
+			close(ch)
+		}
+		e.idle = e.idle[:0]
 	}
 	e.idleMu.Unlock()
 }
 
-func (e *Engine) newID() string {
-	id, err := uuid.NewV7()
-	if err != nil {
-		return uuid.NewString()
-	}
-	return id.String()
-}
+func (e *Engine) newID() string { return e.ids.next() }
 
 func (e *Engine) nowMs() int64 { return e.clock.Now().UnixMilli() }
 

@@ -55,13 +55,17 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 		}
 		return e.process(ctx, &delivery{inst: inst, ev: ev})
 	}
-	// Fast path: the instance is idle, process in the calling goroutine. The delivery stays
-	// on this goroutine's stack.
+	return e.deliver(ctx, inst, ev, false)
+}
+
+// deliver processes an event in the calling goroutine when the instance is idle (the
+// delivery then stays on this goroutine's stack), else queues it and waits.
+func (e *Engine) deliver(ctx context.Context, inst *instance, ev Event, routed bool) (Result, error) {
 	inst.mu.Lock()
 	if !inst.running {
 		inst.running = true
 		inst.mu.Unlock()
-		d := delivery{inst: inst, ev: ev}
+		d := delivery{inst: inst, ev: ev, routed: routed}
 		e.addPending(1)
 		res, err := e.process(ctx, &d)
 		e.release(inst)
@@ -69,7 +73,7 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 		return res, err
 	}
 	inst.mu.Unlock()
-	return e.deliverWait(ctx, &delivery{inst: inst, ev: ev})
+	return e.deliverWait(ctx, &delivery{inst: inst, ev: ev, routed: routed})
 }
 
 // deliverWait processes d in the calling goroutine when its instance is idle, else queues it
@@ -460,9 +464,11 @@ func (e *Engine) refuse(ctx context.Context, d *delivery, rec *store.Instance, r
 	if e.observer != nil {
 		e.observer.EventIgnored(rec.Component, rec.Machine)
 	}
-	e.emit(RuntimeEvent{Type: EvEventIgnored, Component: rec.Component, InstanceID: rec.ID,
-		Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "event": eventMap(&d.ev),
-			"currentState": rec.State, "reason": reason}})
+	if e.hasSubscribers() {
+		e.emit(RuntimeEvent{Type: EvEventIgnored, Component: rec.Component, InstanceID: rec.ID,
+			Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "event": eventMap(&d.ev),
+				"currentState": rec.State, "reason": reason}})
+	}
 	return fmt.Errorf("%s: %w", reason, ErrNotAccepted)
 }
 

@@ -66,6 +66,8 @@ type Machine struct {
 	byStateEvent map[stateEvent][]*Transition
 	// byState lists transitions leaving each state, in declaration order.
 	byState map[string][]*Transition
+	// byEvent lists transitions on each event, in declaration order.
+	byEvent map[string][]*Transition
 }
 
 type stateEvent struct{ state, event string }
@@ -231,15 +233,8 @@ func (m *Machine) Candidates(state, event string) []*Transition {
 func (m *Machine) From(state string) []*Transition { return m.byState[state] }
 
 // TransitionsOn returns every transition of the machine on event, in declaration order.
-func (m *Machine) TransitionsOn(event string) []*Transition {
-	var out []*Transition
-	for _, t := range m.Transitions {
-		if t.Event == event {
-			out = append(out, t)
-		}
-	}
-	return out
-}
+// Shared: do not modify.
+func (m *Machine) TransitionsOn(event string) []*Transition { return m.byEvent[event] }
 
 // index builds the lookup tables; the loader calls it once the machine is valid enough.
 func (c *Component) index() {
@@ -257,11 +252,13 @@ func (c *Component) index() {
 		}
 		m.byStateEvent = make(map[stateEvent][]*Transition)
 		m.byState = make(map[string][]*Transition)
+		m.byEvent = make(map[string][]*Transition)
 		for i, t := range m.Transitions {
 			t.Index = i
 			k := stateEvent{t.From, t.Event}
 			m.byStateEvent[k] = append(m.byStateEvent[k], t)
 			m.byState[t.From] = append(m.byState[t.From], t)
+			m.byEvent[t.Event] = append(m.byEvent[t.Event], t)
 			if t.Timed() {
 				if s := m.states[t.From]; s != nil {
 					s.Timed = append(s.Timed, t)
