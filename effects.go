@@ -237,7 +237,7 @@ func (e *Engine) dispatch(m Message) {
 	ctx := e.baseCtx
 	switch m.Kind {
 	case msgSend:
-		inst := e.lookup(m.InstanceID)
+		inst := e.lookupOrLoad(ctx, m.InstanceID)
 		if inst == nil || (m.Component != "" && inst.mr.comp.def.Name != m.Component) {
 			if m.Component != "" && e.componentRuntime(m.Component) == nil && e.remote != nil {
 				e.forward(ctx, m)

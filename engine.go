@@ -312,6 +312,27 @@ func (e *Engine) lookup(id string) *instance {
 	return e.instances[id]
 }
 
+// lookupOrLoad returns a live instance, loading it from the store when another process
+// sharing the store created it after this engine started: the store is the source of truth.
+func (e *Engine) lookupOrLoad(ctx context.Context, id string) *instance {
+	if inst := e.lookup(id); inst != nil {
+		return inst
+	}
+	rec, err := e.store.Instance(ctx, id)
+	if err != nil || rec.Status != store.StatusActive {
+		return nil
+	}
+	cr := e.componentRuntime(rec.Component)
+	if cr == nil {
+		return nil
+	}
+	inst, err := e.register(cr, rec)
+	if err != nil {
+		return nil
+	}
+	return inst
+}
+
 func (e *Engine) componentRuntime(name string) *compRuntime {
 	e.mu.RLock()
 	defer e.mu.RUnlock()

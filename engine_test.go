@@ -837,3 +837,32 @@ func TestConflictBetweenTwoEnginesOnOneStore(t *testing.T) {
 		}
 	}
 }
+
+func TestInstanceCreatedByAnotherEngineIsServed(t *testing.T) {
+	st := store.NewMemory()
+	ctx := context.Background()
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	comp := parse(t, selfLoops)
+	a := xc.New(xc.Options{Store: st, Logger: quiet})
+	b := xc.New(xc.Options{Store: st, Logger: quiet})
+	defer a.Close(ctx)
+	defer b.Close(ctx)
+	for _, eng := range []*xc.Engine{a, b} {
+		if err := eng.Load(ctx, comp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in, err := a.Create(ctx, xc.CreateRequest{Component: "Loops", Machine: "Session"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, in.ID, xc.Event{Type: "PING"}); err != nil {
+		t.Fatalf("engine b does not serve a's instance: %v", err)
+	}
+	if _, err := a.Send(ctx, in.ID, xc.Event{Type: "PING"}); err != nil {
+		t.Fatalf("a after b: %v", err)
+	}
+	if rec, _ := st.Instance(ctx, in.ID); rec.Version != 2 {
+		t.Fatalf("version %d, want 2", rec.Version)
+	}
+}

@@ -55,6 +55,10 @@ func (e *Engine) register(cr *compRuntime, rec store.Instance) (*instance, error
 		return inst, nil
 	}
 	e.mu.Lock()
+	if old := e.instances[rec.ID]; old != nil { // registered meanwhile (loaded on demand)
+		e.mu.Unlock()
+		return old, nil
+	}
 	e.instances[rec.ID] = inst
 	e.mu.Unlock()
 	if isLive(&rec) {

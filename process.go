@@ -41,7 +41,7 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 	if e.closed.Load() {
 		return Result{}, ErrClosed
 	}
-	inst := e.lookup(instanceID)
+	inst := e.lookupOrLoad(ctx, instanceID)
 	if inst == nil {
 		return Result{}, e.missingInstance(ctx, instanceID)
 	}
