@@ -119,12 +119,10 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 	case component.InterMachine:
 		cm := mr.comp.machines[t.TargetMachine]
 		if cm != nil {
-			ev := cause
-			ev.Type = d.ev.Type
-			ev.Source = "inter_machine"
-			ev.Actor = comp
-			ev.SourceComponent = ""
-			child, created := e.newInstanceRecord(mr.comp, cm, mapContext(t.ContextMapping, merged), now, &ev, rec.ID, rec.Machine, false)
+			child, created := e.newInstanceRecord(mr.comp, cm, mapContext(t.ContextMapping, merged), now, creation{
+				causationID: d.ev.ID, correlationID: d.ev.CorrelationID, trigger: d.ev.Type,
+				actor: comp, source: "inter_machine", parentID: rec.ID, parentMachine: rec.Machine,
+			})
 			c.Instances = append(c.Instances, store.InstanceWrite{Instance: child, ExpectVersion: -1})
 			c.Events = append(c.Events, created)
 			fx.children = append(fx.children, child)
@@ -232,7 +230,10 @@ func expandValue(v any, data map[string]any) any {
 }
 
 // dispatch delivers a committed message: locally when the target is here, else through the
-// Remote. Deliveries are asynchronous; the message is settled when its effect commits.
+// Remote. It runs in the goroutine that committed the transition, message after message, so
+// that effects happen in the order they were produced (a creation before the cascade that
+// targets the new instance). Events are queued, not awaited; the message is settled when its
+// effect commits.
 func (e *Engine) dispatch(m Message) {
 	ctx := e.baseCtx
 	switch m.Kind {
@@ -254,35 +255,18 @@ func (e *Engine) dispatch(m Message) {
 			e.forward(ctx, m)
 			return
 		}
-		e.enqueueTask(func() { e.createFromMessage(ctx, cr, m) })
+		e.createFromMessage(ctx, cr, m)
 	case msgBroadcast:
 		cr := e.componentRuntime(m.Component)
 		if cr == nil {
 			e.forward(ctx, m)
 			return
 		}
-		e.enqueueTask(func() { e.fanOut(ctx, cr, m, nil) })
+		e.fanOut(ctx, cr, m, nil)
 	default:
 		e.log.Error("outbox: unknown message kind dropped", "id", m.ID, "kind", m.Kind)
 		e.consume(ctx, m.ID)
 	}
-}
-
-// enqueueTask runs f in the background (normal mode) or in the manual queue.
-func (e *Engine) enqueueTask(f func()) {
-	e.addPending(1)
-	if e.manual {
-		e.fifoMu.Lock()
-		e.fifo = append(e.fifo, &delivery{task: f})
-		e.fifoMu.Unlock()
-		return
-	}
-	e.wg.Add(1)
-	go func() {
-		defer e.wg.Done()
-		defer e.addPending(-1)
-		f()
-	}()
 }
 
 func (e *Engine) forward(ctx context.Context, m Message) {
@@ -326,9 +310,13 @@ func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Messa
 			return
 		}
 	}
-	ev := m.Event
-	ev.SourceComponent = m.SourceComponent
-	rec, created := e.newInstanceRecord(cr, mr, copyMap(m.Data), e.nowMs(), &ev, m.ParentID, m.ParentMachine, singleton)
+	// The message id becomes the creation event's id: a redelivered message cannot create a
+	// second instance (the event id is unique).
+	rec, created := e.newInstanceRecord(cr, mr, copyMap(m.Data), e.nowMs(), creation{
+		eventID: m.ID, causationID: m.Event.CausationID, correlationID: m.Event.CorrelationID,
+		trigger: m.Event.Type, actor: m.Event.Actor, source: m.Origin, sourceComponent: m.SourceComponent,
+		parentID: m.ParentID, parentMachine: m.ParentMachine, entryPoint: singleton,
+	})
 	c := &store.Commit{
 		Events:    []store.Event{created},
 		Instances: []store.InstanceWrite{{Instance: rec, ExpectVersion: -1}},

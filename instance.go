@@ -148,7 +148,9 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 	if ev.Source == "" {
 		ev.Source = "api"
 	}
-	rec, created := e.newInstanceRecord(cr, mr, data, now, &ev, req.ParentID, req.ParentMachine, entryPoint || singleton)
+	why := fromRequest(&ev)
+	why.parentID, why.parentMachine, why.entryPoint = req.ParentID, req.ParentMachine, entryPoint || singleton
+	rec, created := e.newInstanceRecord(cr, mr, data, now, why)
 	c := &store.Commit{
 		Events:    []store.Event{created},
 		Instances: []store.InstanceWrite{{Instance: rec, ExpectVersion: -1}},
@@ -167,36 +169,54 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 	return inst, nil
 }
 
+// creation says why an instance is created: the ids and actor of its INSTANCE_CREATED event.
+type creation struct {
+	eventID         string // id of the creation event; generated when empty
+	causationID     string // the event that caused it ("" for an external request)
+	correlationID   string // the chain it belongs to; its own event id when empty
+	trigger         string // the event type that asked for it
+	actor, source   string
+	sourceComponent string
+	parentID        string
+	parentMachine   string
+	entryPoint      bool
+}
+
+// fromRequest describes a creation asked for by an external request: the root of its chain,
+// its event taking the request's id.
+func fromRequest(ev *Event) creation {
+	return creation{eventID: ev.ID, correlationID: ev.CorrelationID, causationID: ev.CausationID,
+		trigger: ev.Type, actor: ev.Actor, source: ev.Source, sourceComponent: ev.SourceComponent}
+}
+
 // newInstanceRecord builds a new instance record in the initial state, with its timers armed,
 // and its INSTANCE_CREATED event.
-func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map[string]any, now int64, cause *Event, parentID, parentMachine string, entryPoint bool) (store.Instance, store.Event) {
+func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map[string]any, now int64, why creation) (store.Instance, store.Event) {
 	m := mr.def
 	rec := store.Instance{
 		ID: e.newID(), Component: cr.def.Name, Machine: m.Name, State: m.InitialState,
-		Data: data, Status: store.StatusActive, IsEntryPoint: entryPoint,
-		ParentID: parentID, ParentMachine: parentMachine, CreatedAt: now, UpdatedAt: now,
+		Data: data, Status: store.StatusActive, IsEntryPoint: why.entryPoint,
+		ParentID: why.parentID, ParentMachine: why.parentMachine, CreatedAt: now, UpdatedAt: now,
 	}
-	// A creation requested from outside is the root of its correlation: its event takes the
-	// request's id. One caused by another event gets its own id.
-	id, causation := cause.ID, ""
-	if id == "" || cause.CausationID != "" || cause.CorrelationID != cause.ID {
-		id, causation = e.newID(), cause.ID
+	id := why.eventID
+	if id == "" {
+		id = e.newID()
 	}
-	rec.Timers = armState(m.State(m.InitialState), nil, &Event{ID: id, CorrelationID: cause.CorrelationID}, now)
-	trigger := cause.Type
-	if trigger == "" {
-		trigger = store.EventCreated
-	}
-	payload := store.CreationPayload(data, trigger, parentID, parentMachine)
-	correlation := cause.CorrelationID
+	correlation := why.correlationID
 	if correlation == "" {
 		correlation = id
 	}
+	rec.Timers = armState(m.State(m.InitialState), nil, &Event{ID: id, CorrelationID: correlation}, now)
+	trigger := why.trigger
+	if trigger == "" {
+		trigger = store.EventCreated
+	}
 	ev := store.Event{
-		ID: id, InstanceID: rec.ID, Component: cr.def.Name, Machine: m.Name,
-		Type: store.EventCreated, Payload: payload, ToState: m.InitialState, Data: data,
-		SourceComponent: cause.SourceComponent, CorrelationID: correlation, CausationID: causation,
-		Actor: cause.Actor, Source: cause.Source, PersistedAt: now,
+		ID: id, InstanceID: rec.ID, Component: cr.def.Name, Machine: m.Name, Type: store.EventCreated,
+		Payload: store.CreationPayload(data, trigger, why.parentID, why.parentMachine),
+		ToState: m.InitialState, Data: data, SourceComponent: why.sourceComponent,
+		CorrelationID: correlation, CausationID: why.causationID,
+		Actor: why.actor, Source: why.source, PersistedAt: now,
 	}
 	return rec, ev
 }
@@ -268,6 +288,39 @@ func copyMap(m map[string]any) map[string]any {
 	out := make(map[string]any, len(m)+1)
 	for k, v := range m {
 		out[k] = v
+	}
+	return out
+}
+
+// StateCount is how many live instances of a machine are in a state.
+type StateCount struct {
+	Component string `json:"componentName"`
+	Machine   string `json:"machineName"`
+	State     string `json:"state"`
+	Count     int    `json:"count"`
+}
+
+// StateCounts counts the live instances per component, machine and state, cheaply (metrics,
+// dashboard diagrams).
+func (e *Engine) StateCounts() []StateCount {
+	e.mu.RLock()
+	crs := make([]*compRuntime, 0, len(e.components))
+	for _, cr := range e.components {
+		crs = append(crs, cr)
+	}
+	e.mu.RUnlock()
+	var out []StateCount
+	for _, cr := range crs {
+		for _, m := range cr.def.StateMachines {
+			mr := cr.machines[m.Name]
+			mr.mu.RLock()
+			for _, s := range m.States {
+				if n := len(mr.byState[s.Name]); n > 0 {
+					out = append(out, StateCount{Component: cr.def.Name, Machine: m.Name, State: s.Name, Count: n})
+				}
+			}
+			mr.mu.RUnlock()
+		}
 	}
 	return out
 }

@@ -25,9 +25,6 @@ type delivery struct {
 	timer *store.Timer
 	// done, when set, receives the outcome.
 	done func(Result, error)
-	// task, in manual mode, is work queued in order with deliveries (a fan-out, a creation);
-	// such a delivery has no instance.
-	task func()
 }
 
 // maxConflictRetries bounds how often an event is retried after another writer changed the
@@ -191,11 +188,6 @@ func (e *Engine) Settle(ctx context.Context) error {
 		e.fifo[0] = nil
 		e.fifo = e.fifo[1:]
 		e.fifoMu.Unlock()
-		if d.task != nil {
-			d.task()
-			e.addPending(-1)
-			continue
-		}
 		res, err := e.process(ctx, d)
 		if d.done != nil {
 			d.done(res, err)

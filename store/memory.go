@@ -180,16 +180,38 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 		en.append(toMemEvent(e, &en.rec))
 	}
 	for _, msg := range c.Outbox {
+		if _, again := m.outbox[msg.ID]; !again {
+			m.outboxSeq = append(m.outboxSeq, msg.ID)
+		}
 		m.outbox[msg.ID] = msg
-		m.outboxSeq = append(m.outboxSeq, msg.ID)
 	}
 	for _, id := range c.Consumed {
 		delete(m.outbox, id)
 	}
-	if len(m.outbox) == 0 {
-		m.outboxSeq = m.outboxSeq[:0]
-	}
+	m.compactOutbox()
 	return nil
+}
+
+// compactOutbox drops delivered ids from outboxSeq once they are the majority, so that an
+// outbox that is never empty does not make outboxSeq grow without bound.
+func (m *Memory) compactOutbox() {
+	if len(m.outbox) == 0 {
+		clear(m.outboxSeq)
+		m.outboxSeq = m.outboxSeq[:0]
+		return
+	}
+	if len(m.outboxSeq) < 64 || len(m.outboxSeq) < 2*len(m.outbox) {
+		return
+	}
+	n := 0
+	for _, id := range m.outboxSeq {
+		if _, ok := m.outbox[id]; ok {
+			m.outboxSeq[n] = id
+			n++
+		}
+	}
+	clear(m.outboxSeq[n:])
+	m.outboxSeq = m.outboxSeq[:n]
 }
 
 func commitCreates(c *Commit, id string) bool {
@@ -237,7 +259,7 @@ func (m *Memory) Search(_ context.Context, q Query) ([]Instance, string, error) 
 	if q.Cursor != "" {
 		n, err := strconv.Atoi(q.Cursor)
 		if err != nil || n < 0 {
-			return nil, "", fmt.Errorf("search: bad cursor %q", q.Cursor)
+			return nil, "", fmt.Errorf("search: cursor %q: %w", q.Cursor, ErrBadCursor)
 		}
 		offset = n
 	}
@@ -281,6 +303,9 @@ func Matches(in *Instance, q Query) bool {
 		return false
 	}
 	if q.State != "" && in.State != q.State {
+		return false
+	}
+	if q.ParentID != "" && in.ParentID != q.ParentID {
 		return false
 	}
 	if q.Status != "" && in.Status != q.Status {

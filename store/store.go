@@ -23,6 +23,8 @@ var (
 	ErrConflict = errors.New("version conflict")
 	// ErrDuplicate: the commit's InboxID was already applied (an idempotent redelivery).
 	ErrDuplicate = errors.New("duplicate command")
+	// ErrBadCursor: a Search cursor that no page of this store produced.
+	ErrBadCursor = errors.New("bad cursor")
 	// ErrClosed: the store was closed; the call did nothing.
 	ErrClosed = errors.New("store closed")
 )
@@ -139,6 +141,7 @@ type Query struct {
 	Machine   string
 	State     string
 	Status    Status // "" = all
+	ParentID  string // children of this instance
 	Text      string // substring of the id or of the JSON data
 	From, To  int64  // updatedAt range, ms epoch, inclusive; 0 = open
 	Limit     int    // 0 = implementation default (100)

@@ -1,0 +1,267 @@
+package httpapi
+
+import (
+	"context"
+	"net/http"
+	"sort"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// Bounds of the causality reads: an instance's correlations scanned (most recent first) to
+// find its children and to draw its sequence diagram, and children looked up.
+const (
+	maxCorrelations = 100
+	maxChildren     = 200
+)
+
+// historyItem is one audit-trail entry in xcomponent-ai's shape (plus source and version).
+type historyItem struct {
+	ID                   string         `json:"id"`
+	InstanceID           string         `json:"instanceId"`
+	MachineName          string         `json:"machineName"`
+	ComponentName        string         `json:"componentName"`
+	Event                historyEvent   `json:"event"`
+	StateBefore          string         `json:"stateBefore"`
+	StateAfter           string         `json:"stateAfter"`
+	PublicMemberSnapshot map[string]any `json:"publicMemberSnapshot"`
+	// CausedBy lists the event that caused this one (an array, as in xcomponent-ai).
+	CausedBy            []string `json:"causedBy"`
+	CorrelationID       string   `json:"correlationId"`
+	SourceComponentName string   `json:"sourceComponentName,omitempty"`
+	Actor               string   `json:"actor,omitempty"`
+	Source              string   `json:"source,omitempty"`
+	Version             int64    `json:"version"`
+	PersistedAt         int64    `json:"persistedAt"`
+}
+
+type historyEvent struct {
+	Type      string         `json:"type"`
+	Payload   map[string]any `json:"payload"`
+	Timestamp int64          `json:"timestamp"`
+}
+
+func historyItems(evs []store.Event) []historyItem {
+	out := make([]historyItem, len(evs))
+	for i := range evs {
+		e := &evs[i]
+		payload, data := e.Payload, e.Data
+		if payload == nil {
+			payload = map[string]any{}
+		}
+		if data == nil {
+			data = map[string]any{}
+		}
+		causedBy := []string{}
+		if e.CausationID != "" {
+			causedBy = append(causedBy, e.CausationID)
+		}
+		out[i] = historyItem{ID: e.ID, InstanceID: e.InstanceID, MachineName: e.Machine, ComponentName: e.Component,
+			Event:       historyEvent{Type: e.Type, Payload: payload, Timestamp: e.PersistedAt},
+			StateBefore: e.FromState, StateAfter: e.ToState, PublicMemberSnapshot: data, CausedBy: causedBy,
+			CorrelationID: e.CorrelationID, SourceComponentName: e.SourceComponent, Actor: e.Actor,
+			Source: e.Source, Version: e.Seq, PersistedAt: e.PersistedAt}
+	}
+	return out
+}
+
+// instanceHistory checks the id, that the instance exists, and returns it with its events.
+func (s *server) instanceHistory(ctx context.Context, id string) (xc.Instance, []store.Event, error) {
+	if err := checkID(id); err != nil {
+		return xc.Instance{}, nil, err
+	}
+	in, err := s.b.Instance(ctx, id)
+	if err != nil {
+		return xc.Instance{}, nil, err
+	}
+	evs, err := s.b.History(ctx, id)
+	return in, evs, err
+}
+
+func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	_, evs, err := s.instanceHistory(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"history": historyItems(evs)})
+}
+
+// handleHistoryEvents answers {snapshot, events}: the snapshot in xcomponent-ai's shape
+// ({instance, snapshotAt, lastEventId}) and the events of the audit trail.
+func (s *server) handleHistoryEvents(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	in, evs, err := s.instanceHistory(ctx, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	last := ""
+	if len(evs) > 0 {
+		last = evs[len(evs)-1].ID
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{
+		"snapshot": map[string]any{"instance": item(in), "snapshotAt": in.UpdatedAt, "lastEventId": last},
+		"events":   historyItems(evs),
+	})
+}
+
+// historyInstance is one entry of GET /api/history/instances, snake_case as xcomponent-ai.
+type historyInstance struct {
+	InstanceID    string         `json:"instance_id"`
+	ComponentName string         `json:"component_name"`
+	MachineName   string         `json:"machine_name"`
+	CurrentState  string         `json:"current_state"`
+	Status        store.Status   `json:"status"`
+	Context       map[string]any `json:"context"`
+	// EventCount is the creation plus the transitions (version + 1).
+	EventCount int   `json:"event_count"`
+	CreatedAt  int64 `json:"created_at"`
+	UpdatedAt  int64 `json:"updated_at"`
+}
+
+func (s *server) handleHistoryInstances(w http.ResponseWriter, r *http.Request) error {
+	q, err := query(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	ins, next, err := s.b.Search(ctx, q)
+	if err != nil {
+		return err
+	}
+	out := make([]historyInstance, len(ins))
+	for i, in := range ins {
+		out[i] = historyInstance{InstanceID: in.ID, ComponentName: in.ComponentName, MachineName: in.MachineName,
+			CurrentState: in.CurrentState, Status: in.Status, Context: in.Context, EventCount: int(in.Version) + 1,
+			CreatedAt: in.CreatedAt, UpdatedAt: in.UpdatedAt}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"instances": out, "nextCursor": next})
+}
+
+// handleCorrelated answers every event of a correlation. The id may also be an instance's:
+// then the events of every correlation the instance took part in (its causal neighbourhood).
+func (s *server) handleCorrelated(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	if err := checkID(id); err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	evs, err := s.b.Correlated(ctx, id)
+	if err != nil {
+		return err
+	}
+	evs = causalOrder(evs)
+	ids := []string{id}
+	if len(evs) == 0 {
+		hist, err := s.b.History(ctx, id)
+		if err != nil {
+			return err
+		}
+		if len(hist) > 0 {
+			if evs, ids, err = s.related(ctx, hist); err != nil {
+				return err
+			}
+		}
+	}
+	if len(ids) == 0 {
+		ids = []string{id}
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"events": historyItems(evs), "correlationId": ids[0], "correlationIds": ids})
+}
+
+// correlations returns the distinct correlation ids of events, most recent first, at most n.
+func correlations(evs []store.Event, n int) []string {
+	seen := map[string]bool{}
+	var out []string
+	for i := len(evs) - 1; i >= 0 && len(out) < n; i-- {
+		if c := evs[i].CorrelationID; c != "" && !seen[c] {
+			seen[c] = true
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// related returns the events of the correlations an instance's history took part in,
+// oldest first, each once, and those correlation ids (oldest first).
+func (s *server) related(ctx context.Context, hist []store.Event) ([]store.Event, []string, error) {
+	ids := correlations(hist, maxCorrelations)
+	for i, j := 0, len(ids)-1; i < j; i, j = i+1, j-1 {
+		ids[i], ids[j] = ids[j], ids[i]
+	}
+	seen := map[string]bool{}
+	var out []store.Event
+	for _, c := range ids {
+		evs, err := s.b.Correlated(ctx, c)
+		if err != nil {
+			return nil, nil, err
+		}
+		for _, e := range evs {
+			if !seen[e.ID] {
+				seen[e.ID] = true
+				out = append(out, e)
+			}
+		}
+	}
+	if ids == nil {
+		ids = []string{}
+	}
+	return causalOrder(out), ids, nil
+}
+
+// causalOrder sorts events by time and, among events of the same millisecond, puts each
+// event after the one that caused it (store order within a millisecond is by id, and fan-out
+// ids are not time-ordered).
+func causalOrder(evs []store.Event) []store.Event {
+	sort.SliceStable(evs, func(i, j int) bool { return evs[i].PersistedAt < evs[j].PersistedAt })
+	idx := make(map[string]int, len(evs))
+	for i := range evs {
+		idx[evs[i].ID] = i
+	}
+	out := make([]store.Event, 0, len(evs))
+	done := make([]bool, len(evs))
+	var visit func(i int)
+	visit = func(i int) {
+		if done[i] {
+			return
+		}
+		done[i] = true
+		if c := evs[i].CausationID; c != "" {
+			if j, ok := idx[c]; ok && evs[j].PersistedAt == evs[i].PersistedAt {
+				visit(j)
+			}
+		}
+		out = append(out, evs[i])
+	}
+	for i := range evs {
+		visit(i)
+	}
+	return out
+}
+
+// children lists the instances created with in as their parent (the first maxChildren).
+func (s *server) children(ctx context.Context, in xc.Instance) ([]instanceRef, error) {
+	kids, _, err := s.b.Search(ctx, store.Query{ParentID: in.ID, Limit: maxChildren})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]instanceRef, 0, len(kids))
+	for _, k := range kids {
+		out = append(out, *ref(k))
+	}
+	return out, nil
+}
+
+// machine returns a known machine, or nil.
+func (s *server) machine(comp, name string) *component.Machine {
+	if c, err := s.component(comp); err == nil {
+		return c.Machine(name)
+	}
+	return nil
+}

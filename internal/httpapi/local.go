@@ -1,0 +1,222 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/google/uuid"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// LocalOption configures NewLocal.
+type LocalOption func(*local)
+
+// WithDatabaseType names the store for /health ("sqlite", "postgres", "memory"). By default
+// it is "memory" for a *store.Memory and "unknown" otherwise.
+func WithDatabaseType(typ string) LocalOption { return func(l *local) { l.dbType = typ } }
+
+// WithBroker reports a broker the engine also publishes to (`serve --broker`): its URL,
+// shown with the password masked, and a function telling whether it is connected.
+func WithBroker(url string, connected func() bool) LocalOption {
+	return func(l *local) { l.brokerURL, l.brokerUp = url, connected }
+}
+
+// WithRuntime names the local runtime and the address it listens on, for /api/runtimes.
+func WithRuntime(name, host string, port int) LocalOption {
+	return func(l *local) { l.name, l.host, l.port = name, host, port }
+}
+
+// outboxScrapeLimit bounds the outbox read done for the outbox_pending gauge.
+const outboxScrapeLimit = 1000
+
+// local is the single-process Backend: one engine in this process.
+type local struct {
+	eng       *xc.Engine
+	dbType    string
+	brokerURL string
+	brokerUp  func() bool
+	name      string
+	host      string
+	port      int
+	base      uuid.UUID // runtime ids are derived from it, one per component
+}
+
+// NewLocal returns the Backend of single-process mode, over an engine of this process.
+func NewLocal(eng *xc.Engine, opts ...LocalOption) Backend {
+	l := &local{eng: eng, name: "local", base: uuid.New()}
+	if _, ok := eng.Store().(*store.Memory); ok {
+		l.dbType = "memory"
+	} else {
+		l.dbType = "unknown"
+	}
+	l.host, _ = os.Hostname()
+	for _, o := range opts {
+		o(l)
+	}
+	return l
+}
+
+func (l *local) Health(ctx context.Context) Health {
+	h := Health{Status: "ok", Mode: "single", Broker: "none", DatabaseType: l.dbType}
+	for _, c := range l.eng.Components() {
+		h.Components = append(h.Components, c.Name)
+	}
+	if h.Components == nil {
+		h.Components = []string{}
+	}
+	h.ConnectedRuntimes = len(h.Components)
+	if err := l.eng.Store().Ping(ctx); err != nil {
+		h.Status = "degraded"
+		h.Problems = append(h.Problems, "store: "+err.Error())
+	} else {
+		h.Database = l.dbType != "memory"
+	}
+	if l.brokerURL != "" {
+		h.Broker = maskURL(l.brokerURL)
+		h.BrokerConnected = l.brokerUp == nil || l.brokerUp()
+		if !h.BrokerConnected {
+			h.Status = "degraded"
+			h.Problems = append(h.Problems, "broker: not connected")
+		}
+	}
+	return h
+}
+
+func (l *local) Ready(ctx context.Context) error {
+	if err := l.eng.Store().Ping(ctx); err != nil {
+		return fmt.Errorf("store: %w: %v", xc.ErrStore, err)
+	}
+	if l.brokerURL != "" && l.brokerUp != nil && !l.brokerUp() {
+		return fmt.Errorf("broker: not connected: %w", ErrUnavailable)
+	}
+	return nil
+}
+
+func (l *local) Components() []*component.Component { return l.eng.Components() }
+
+// Runtimes returns one entry per loaded component: in one process, each component has its
+// runtime, always up.
+func (l *local) Runtimes(context.Context) ([]Runtime, error) {
+	counts := map[string]int{}
+	for _, c := range l.eng.StateCounts() {
+		counts[c.Component] += c.Count
+	}
+	now := l.eng.Clock().Now().UnixMilli()
+	var out []Runtime
+	for _, c := range l.eng.Components() {
+		out = append(out, Runtime{
+			RuntimeID:   uuid.NewSHA1(l.base, []byte(c.Name)).String(),
+			RuntimeName: l.name, ComponentName: c.Name, Host: l.host, Port: l.port,
+			LastSeen: now, Status: "up", Instances: counts[c.Name],
+		})
+	}
+	return out, nil
+}
+
+func (l *local) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance, error) {
+	return l.eng.Create(ctx, req)
+}
+
+func (l *local) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Result, error) {
+	if comp != "" {
+		in, err := l.eng.Get(ctx, id)
+		if err != nil {
+			return xc.Result{}, err
+		}
+		if in.ComponentName != comp {
+			return xc.Result{}, fmt.Errorf("instance %s not found in component %s: %w", id, comp, xc.ErrNotFound)
+		}
+	}
+	return l.eng.Send(ctx, id, ev)
+}
+
+func (l *local) Broadcast(ctx context.Context, req xc.BroadcastRequest) (xc.BroadcastResult, error) {
+	return l.eng.Broadcast(ctx, req)
+}
+
+func (l *local) Instance(ctx context.Context, id string) (xc.Instance, error) {
+	return l.eng.Get(ctx, id)
+}
+
+func (l *local) Search(ctx context.Context, q store.Query) ([]xc.Instance, string, error) {
+	recs, next, err := l.eng.Store().Search(ctx, q)
+	if err != nil {
+		return nil, "", storeErr("search", err)
+	}
+	now := l.eng.Clock().Now().UnixMilli()
+	out := make([]xc.Instance, len(recs))
+	for i := range recs {
+		out[i] = xc.View(&recs[i], l.publicMember(recs[i].Component, recs[i].Machine), now)
+	}
+	return out, next, nil
+}
+
+func (l *local) publicMember(comp, machine string) bool {
+	if c := l.eng.Component(comp); c != nil {
+		if m := c.Machine(machine); m != nil {
+			return m.PublicMemberType != ""
+		}
+	}
+	return false
+}
+
+func (l *local) History(ctx context.Context, id string) ([]store.Event, error) {
+	evs, err := l.eng.Store().History(ctx, id)
+	return evs, storeErr("history", err)
+}
+
+func (l *local) Correlated(ctx context.Context, id string) ([]store.Event, error) {
+	evs, err := l.eng.Store().Correlated(ctx, id)
+	return evs, storeErr("correlated events", err)
+}
+
+func (l *local) Subscribe(buffer int) (<-chan xc.RuntimeEvent, func()) {
+	return l.eng.Subscribe(buffer)
+}
+
+// Stats counts live instances per state from the engine's memory, pending timers, and the
+// outbox up to outboxScrapeLimit messages.
+func (l *local) Stats(ctx context.Context) (Stats, error) {
+	st := Stats{TimersPending: l.eng.PendingTimers()}
+	st.Instances = l.eng.StateCounts()
+	sort.Slice(st.Instances, func(i, j int) bool {
+		a, b := st.Instances[i], st.Instances[j]
+		if a.Component != b.Component {
+			return a.Component < b.Component
+		}
+		if a.Machine != b.Machine {
+			return a.Machine < b.Machine
+		}
+		return a.State < b.State
+	})
+	if l.brokerURL != "" {
+		st.BrokerConnected = l.brokerUp == nil || l.brokerUp()
+	}
+	msgs, err := l.eng.Store().PendingOutbox(ctx, "", outboxScrapeLimit)
+	if err != nil {
+		return st, storeErr("outbox", err)
+	}
+	st.OutboxPending = len(msgs)
+	return st, nil
+}
+
+// storeErr classifies an error of a store read: a bad cursor is the client's fault, anything
+// else means the store is unavailable.
+func storeErr(what string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
+		return err
+	case errors.Is(err, store.ErrBadCursor):
+		return fmt.Errorf("%s: %w: bad cursor", what, ErrInvalid)
+	default:
+		return fmt.Errorf("%s: %w: %v", what, xc.ErrStore, err)
+	}
+}

@@ -1,0 +1,388 @@
+package httpapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+)
+
+// Options configure the HTTP layer. The zero value is usable: open API (no tokens), no CORS,
+// 1 MiB bodies, a private Metrics.
+type Options struct {
+	// Tokens enables auth: every /api call and the stream need a bearer token of one of these
+	// roles. Empty: open, and the actor recorded with commands is "anonymous".
+	Tokens Tokens
+	// CORSOrigins lists the origins allowed to call the API from a browser ("*" for any).
+	// Empty: no CORS headers.
+	CORSOrigins []string
+	// Logger receives one line per request; slog.Default() when nil.
+	Logger *slog.Logger
+	// Metrics is served at /metrics; pass the same value to the engine's Options.Observer.
+	// NewMetrics() when nil (then the engine counters stay at zero).
+	Metrics *Metrics
+	// MaxBodyBytes bounds request bodies (default 1 MiB); larger ones get 413.
+	MaxBodyBytes int64
+	// RequestTimeout bounds each call to the backend (default 30 s); then 504.
+	RequestTimeout time.Duration
+	// Heartbeat is the interval of the stream's keep-alive comments (default 15 s).
+	Heartbeat time.Duration
+	// StreamBuffer is how many messages a stream client may lag behind before it is dropped
+	// (default 256).
+	StreamBuffer int
+	// StreamWriteTimeout bounds one write to a stream client (default 10 s); a client that
+	// does not read is dropped.
+	StreamWriteTimeout time.Duration
+}
+
+func (o *Options) defaults() {
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Metrics == nil {
+		o.Metrics = NewMetrics()
+	}
+	if o.MaxBodyBytes <= 0 {
+		o.MaxBodyBytes = 1 << 20
+	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = 30 * time.Second
+	}
+	if o.Heartbeat <= 0 {
+		o.Heartbeat = 15 * time.Second
+	}
+	if o.StreamBuffer <= 0 {
+		o.StreamBuffer = 256
+	}
+	if o.StreamWriteTimeout <= 0 {
+		o.StreamWriteTimeout = 10 * time.Second
+	}
+}
+
+// server is the http.Handler returned by New.
+type server struct {
+	b       Backend
+	opts    Options
+	log     *slog.Logger
+	metrics *Metrics
+	auth    *authenticator
+	mux     *http.ServeMux
+	routes  map[string]route // by pattern
+	hub     *hub
+	promh   http.Handler
+}
+
+// route is one endpoint.
+type route struct {
+	method, path string
+	handle       func(w http.ResponseWriter, r *http.Request) error
+	// open routes need no token (health, metrics).
+	open bool
+	// stream routes are long-lived (excluded from latency metrics).
+	stream bool
+}
+
+func (rt route) pattern() string { return rt.method + " " + rt.path }
+
+// New returns the handler of the API, the stream, health and metrics endpoints, over b.
+// Long-lived streams end when the request context is cancelled: give the http.Server a
+// BaseContext that is cancelled at shutdown.
+func New(b Backend, opts Options) http.Handler {
+	opts.defaults()
+	s := &server{
+		b: b, opts: opts, log: opts.Logger, metrics: opts.Metrics,
+		auth: newAuthenticator(opts.Tokens), mux: http.NewServeMux(), routes: map[string]route{},
+	}
+	s.hub = newHub(b, opts.StreamBuffer, s.log)
+	s.metrics.setSource(b.Stats, 5*time.Second)
+	s.promh = s.metrics.Handler()
+	for _, rt := range s.routeTable() {
+		s.routes[rt.pattern()] = rt
+		s.mux.HandleFunc(rt.pattern(), s.adapt(rt.handle))
+	}
+	return s
+}
+
+// routeTable lists every endpoint; the OpenAPI document is checked against it.
+func (s *server) routeTable() []route {
+	return []route{
+		{method: "GET", path: "/health", handle: s.handleHealth, open: true},
+		{method: "GET", path: "/healthz", handle: s.handleHealthz, open: true},
+		{method: "GET", path: "/readyz", handle: s.handleReadyz, open: true},
+		{method: "GET", path: "/metrics", handle: s.handleMetrics, open: true},
+		{method: "GET", path: "/api/openapi.json", handle: s.handleOpenAPI},
+		{method: "GET", path: "/api/components", handle: s.handleComponents},
+		{method: "GET", path: "/api/components/{component}", handle: s.handleComponent},
+		{method: "GET", path: "/api/components/{component}/machines", handle: s.handleMachines},
+		{method: "GET", path: "/api/components/{component}/instances", handle: s.handleComponentInstances},
+		{method: "POST", path: "/api/components/{component}/instances", handle: s.handleCreate},
+		{method: "POST", path: "/api/components/{component}/instances/{id}/events", handle: s.handleComponentEvent},
+		{method: "POST", path: "/api/components/{component}/broadcast", handle: s.handleBroadcast},
+		{method: "POST", path: "/api/instances/{id}/trigger", handle: s.handleTrigger},
+		{method: "GET", path: "/api/instances", handle: s.handleInstances},
+		{method: "GET", path: "/api/instances/{id}", handle: s.handleInstance},
+		{method: "GET", path: "/api/instances/{id}/history", handle: s.handleHistory},
+		{method: "GET", path: "/api/instances/{id}/sequence", handle: s.handleSequence},
+		{method: "GET", path: "/api/history/instances", handle: s.handleHistoryInstances},
+		{method: "GET", path: "/api/history/instances/{id}/events", handle: s.handleHistoryEvents},
+		{method: "GET", path: "/api/history/correlated/{id}", handle: s.handleCorrelated},
+		{method: "GET", path: "/api/runtimes", handle: s.handleRuntimes},
+		{method: "GET", path: "/api/machines/{machine}/diagram", handle: s.handleDiagram},
+		{method: "GET", path: "/api/stream", handle: s.handleStream, stream: true},
+	}
+}
+
+// adapt turns a handler returning an error into an http.HandlerFunc; errors are written by
+// writeError, the one place where they become statuses.
+func (s *server) adapt(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := h(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	}
+}
+
+// reqInfo is what the request log needs from inner layers.
+type reqInfo struct {
+	route string
+	who   principal
+	authd bool
+}
+
+type reqInfoKey struct{}
+
+func info(r *http.Request) *reqInfo {
+	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
+		return ri
+	}
+	return &reqInfo{}
+}
+
+// ServeHTTP is the middleware chain: recovery, request log and metrics, CORS, routing with
+// JSON 404/405, auth, then the endpoint.
+func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	ri := &reqInfo{}
+	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
+	sw := &statusWriter{ResponseWriter: w}
+	defer func() {
+		v := recover()
+		if v != nil && v != http.ErrAbortHandler {
+			s.log.Error("http handler panic", "method", r.Method, "path", r.URL.Path, "panic", v)
+			if !sw.wrote {
+				_ = writeJSON(sw, http.StatusInternalServerError, errorBody{Error: "internal error"})
+			}
+		}
+		s.logRequest(r, sw, ri, time.Since(start))
+		if v == http.ErrAbortHandler {
+			panic(v)
+		}
+	}()
+	if s.cors(sw, r) {
+		return
+	}
+	h, pattern := s.mux.Handler(r)
+	rt, known := s.routes[pattern]
+	switch {
+	case pattern == "":
+		s.routeError(sw, r, h)
+		return
+	case !known: // the mux's redirect to a cleaned path
+		s.mux.ServeHTTP(sw, r)
+		return
+	}
+	ri.route = pattern
+	if !rt.open {
+		who, err := s.authorize(r)
+		if err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
+		ri.who, ri.authd = who, true
+	}
+	s.mux.ServeHTTP(sw, r)
+}
+
+// routeError answers an unknown path (404) or method (405, with Allow) in JSON.
+func (s *server) routeError(w http.ResponseWriter, r *http.Request, h http.Handler) {
+	c := &captureWriter{header: http.Header{}}
+	h.ServeHTTP(c, r)
+	if allow := c.header.Get("Allow"); allow != "" {
+		w.Header().Set("Allow", allow)
+	}
+	status := c.status
+	if status == 0 || status == http.StatusOK {
+		status = http.StatusNotFound
+	}
+	msg := "no such endpoint: " + r.Method + " " + r.URL.Path
+	if status == http.StatusMethodNotAllowed {
+		msg = "method " + r.Method + " not allowed on " + r.URL.Path
+	}
+	writeJSON(w, status, errorBody{Error: msg})
+}
+
+// authorize checks the bearer token (header, or ?token= for the stream, which EventSource
+// cannot give headers) and the role: viewers may not POST.
+func (s *server) authorize(r *http.Request) (principal, error) {
+	if s.auth.open() {
+		return anonymous, nil
+	}
+	tok := bearer(r.Header.Get("Authorization"))
+	if tok == "" && r.URL.Path == "/api/stream" {
+		tok = r.URL.Query().Get("token")
+	}
+	if tok == "" {
+		return principal{}, &apiError{status: http.StatusUnauthorized, msg: "missing bearer token (Authorization: Bearer <token>)"}
+	}
+	who, ok := s.auth.check(tok)
+	if !ok {
+		return principal{}, &apiError{status: http.StatusUnauthorized, msg: "invalid token"}
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodHead && who.role != RoleOperator {
+		return principal{}, &apiError{status: http.StatusForbidden, msg: "role " + string(who.role) + " may not " + r.Method + " " + r.URL.Path + ": operator role required"}
+	}
+	return who, nil
+}
+
+// actor is the name recorded with the commands of this request.
+func actor(r *http.Request) string {
+	if ri := info(r); ri.authd {
+		return ri.who.actor
+	}
+	return anonymous.actor
+}
+
+// cors sets the CORS headers for allowed origins and answers preflights; it reports whether
+// the request was fully handled.
+func (s *server) cors(w http.ResponseWriter, r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(s.opts.CORSOrigins) == 0 {
+		return false
+	}
+	if !slices.Contains(s.opts.CORSOrigins, "*") && !slices.Contains(s.opts.CORSOrigins, origin) {
+		return false
+	}
+	h := w.Header()
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Add("Vary", "Origin")
+	if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
+		h.Set("Access-Control-Allow-Methods", "GET, POST, OPTIONS")
+		h.Set("Access-Control-Allow-Headers", "Authorization, Content-Type")
+		h.Set("Access-Control-Max-Age", "600")
+		w.WriteHeader(http.StatusNoContent)
+		return true
+	}
+	return false
+}
+
+// logRequest writes the request log line and the HTTP metrics. The query string is not
+// logged: it may hold the stream's token.
+func (s *server) logRequest(r *http.Request, sw *statusWriter, ri *reqInfo, d time.Duration) {
+	status := sw.status
+	if status == 0 {
+		status = http.StatusOK
+	}
+	rt := s.routes[ri.route]
+	s.metrics.observeHTTP(r.Method, ri.route, status, d, rt.stream)
+	who := "-"
+	if ri.authd {
+		who = ri.who.actor
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "http request",
+		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", ri.route),
+		slog.Int("status", status), slog.Duration("duration", d), slog.String("actor", who),
+		slog.Int64("bytes", sw.bytes))
+}
+
+// statusWriter records the status and size of a response; it keeps Flush and the
+// ResponseController working through Unwrap.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+	wrote  bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.status, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(p []byte) (int, error) {
+	if !w.wrote {
+		w.status, w.wrote = http.StatusOK, true
+	}
+	n, err := w.ResponseWriter.Write(p)
+	w.bytes += int64(n)
+	return n, err
+}
+
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}
+
+// captureWriter swallows the response of the mux's 404/405 handlers.
+type captureWriter struct {
+	header http.Header
+	status int
+}
+
+func (c *captureWriter) Header() http.Header         { return c.header }
+func (c *captureWriter) Write(p []byte) (int, error) { return len(p), nil }
+func (c *captureWriter) WriteHeader(code int)        { c.status = code }
+
+// ---- health and metrics ----
+
+func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	h := s.b.Health(ctx)
+	if h.Components == nil {
+		h.Components = []string{}
+	}
+	h.Broker = maskURL(h.Broker)
+	return writeJSON(w, http.StatusOK, h)
+}
+
+func (s *server) handleHealthz(w http.ResponseWriter, _ *http.Request) error {
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
+	defer cancel()
+	if err := s.b.Ready(ctx); err != nil {
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
+}
+
+func (s *server) handleMetrics(w http.ResponseWriter, r *http.Request) error {
+	s.promh.ServeHTTP(w, r)
+	return nil
+}
+
+func (s *server) handleOpenAPI(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(openAPIDoc)))
+	_, err := io.WriteString(w, openAPIDoc)
+	return err
+}
+
+// ctx bounds a backend call by the request timeout.
+func (s *server) ctx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), s.opts.RequestTimeout)
+}
