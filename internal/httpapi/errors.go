@@ -123,12 +123,16 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	return err
 }
 
-// decode reads a JSON object body into v: JSON content type (or none), at most MaxBodyBytes,
-// one object, unknown fields ignored. An empty body leaves v as it is when allowEmpty.
+// decode reads a JSON object body into v: at most MaxBodyBytes, one object, unknown fields
+// ignored. An empty body leaves v as it is when allowEmpty. The content type may be JSON,
+// absent, or the defaults of curl -d (form) and of fetch with a string body (text/plain):
+// the body must parse as JSON either way. Other types (multipart, XML …) get 415.
 func (s *server) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
 	if ct := r.Header.Get("Content-Type"); ct != "" {
 		mt, _, err := mime.ParseMediaType(ct)
-		if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		lenient := mt == "application/json" || strings.HasSuffix(mt, "+json") ||
+			mt == "application/x-www-form-urlencoded" || mt == "text/plain"
+		if err != nil || !lenient {
 			return &apiError{status: http.StatusUnsupportedMediaType, msg: "request body must be application/json, not " + ct}
 		}
 	}

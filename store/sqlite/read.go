@@ -107,7 +107,7 @@ func decodeCursor(c string) (int64, string, error) {
 			return n, id, nil
 		}
 	}
-	return 0, "", fmt.Errorf("search: bad cursor %q", c)
+	return 0, "", fmt.Errorf("search: cursor %q: %w", c, store.ErrBadCursor)
 }
 
 // Search implements store.Store. The text filter is applied in Go, with the same rule as the
@@ -136,6 +136,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Instance, st
 	}
 	if q.Status != "" {
 		add("status = ?", string(q.Status))
+	}
+	if q.ParentID != "" {
+		add("parent_instance_id = ?", q.ParentID)
 	}
 	if q.From > 0 {
 		add("updated_at >= ?", q.From)
@@ -249,7 +252,7 @@ func (s *Store) History(ctx context.Context, instanceID string) ([]store.Event, 
 
 // Correlated implements store.Store.
 func (s *Store) Correlated(ctx context.Context, correlationID string) ([]store.Event, error) {
-	out, err := s.events(ctx, selectEvent+` WHERE correlation_id = ? ORDER BY persisted_at, rowid`, correlationID)
+	out, err := s.events(ctx, selectEvent+` WHERE correlation_id = ? ORDER BY persisted_at, id`, correlationID)
 	if err != nil {
 		return nil, fmt.Errorf("correlated %s: %w", correlationID, err)
 	}

@@ -61,11 +61,40 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 	return s.queue.Submit(ctx, c)
 }
 
-// runBatch applies a batch in one transaction, each commit in its own savepoint.
+// runBatch applies a batch in one transaction. It first applies the commits one after the
+// other without savepoints; if one fails, it rolls back and replays the batch with one
+// savepoint per commit, so that only the failing commits fail.
 func (s *Store) runBatch(batch []*store.Commit) []error {
-	errs := make([]error, len(batch))
 	ctx, cancel := context.WithTimeout(context.Background(), s.opts.commitTimeout)
 	defer cancel()
+	if err := s.fast(ctx, batch); err == nil {
+		return make([]error, len(batch))
+	}
+	return s.slow(ctx, batch)
+}
+
+// fast applies the whole batch with no savepoint; any error rolls everything back.
+func (s *Store) fast(ctx context.Context, batch []*store.Commit) error {
+	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		return err
+	}
+	now := time.Now().UnixMilli()
+	for _, c := range batch {
+		if err := s.apply(ctx, c, now); err != nil {
+			s.rollback()
+			return err
+		}
+	}
+	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
+		s.rollback()
+		return err
+	}
+	return nil
+}
+
+// slow applies the batch in one transaction, each commit in its own savepoint.
+func (s *Store) slow(ctx context.Context, batch []*store.Commit) []error {
+	errs := make([]error, len(batch))
 	fail := func(err error) []error {
 		for i := range errs {
 			if errs[i] == nil {

@@ -574,6 +574,7 @@ func searchAll(t *testing.T, s store.Store, q store.Query) []store.Instance {
 
 func testSearch(t *testing.T, s store.Store) {
 	comp, other := unique("comp"), unique("comp")
+	parentA, parentB := newID(), newID()
 	names := []string{"Alice Martin", "bob", "Émile Zola", "ALICE cooper", "carol"}
 	var all []store.Instance
 	for i := range 30 {
@@ -587,6 +588,12 @@ func testSearch(t *testing.T, s store.Store) {
 			"name": names[i%len(names)], "i": i, "tags": []any{"t" + fmt.Sprint(i)},
 		}, base+int64(i))
 		in.UpdatedAt = base + int64(i*7%30)*1000 // distinct, not in creation order
+		switch i % 6 {
+		case 0:
+			in.ParentID, in.ParentMachine = parentA, "Parent"
+		case 3:
+			in.ParentID, in.ParentMachine = parentB, "Parent"
+		}
 		switch i % 4 {
 		case 1:
 			in.Status = store.StatusCompleted
@@ -626,6 +633,10 @@ func testSearch(t *testing.T, s store.Store) {
 		{Component: comp, From: base + 5_000, To: base + 12_000},
 		{Component: comp, Machine: "Payment", Status: store.StatusActive, From: base + 3_000},
 		{Machine: "Order", Component: other, State: "Done"},
+		{Component: comp, ParentID: parentA},
+		{ParentID: parentB},
+		{ParentID: parentB, Status: store.StatusActive},
+		{ParentID: newID()},
 	}
 	for _, q := range queries {
 		want := expect(q)
@@ -645,8 +656,8 @@ func testSearch(t *testing.T, s store.Store) {
 		t.Fatalf("Search by id: %v, %v", page, err)
 	}
 	checkInstance(t, all[0], page[0])
-	if _, _, err := s.Search(context.Background(), store.Query{Cursor: "garbage!"}); err == nil {
-		t.Error("Search with a bad cursor: no error")
+	if _, _, err := s.Search(context.Background(), store.Query{Cursor: "garbage!"}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("Search with a bad cursor: %v, want ErrBadCursor", err)
 	}
 }
 
@@ -773,6 +784,17 @@ func testCorrelated(t *testing.T, s store.Store) {
 		mustCommit(t, s, c)
 	}
 	want = append(want, c2.Events[0], c1.Events[0], c3.Events[0])
+	// Events of the same millisecond come in id order.
+	c5, _ := step(c3.Instances[0].Instance, "E5", "S3", nil, base+20)
+	c6, _ := step(c4.Instances[0].Instance, "E6", "S3", nil, base+20)
+	c5.Events[0].CorrelationID, c6.Events[0].CorrelationID = corr, corr
+	mustCommit(t, s, c5)
+	mustCommit(t, s, c6)
+	if c5.Events[0].ID < c6.Events[0].ID {
+		want = append(want, c5.Events[0], c6.Events[0])
+	} else {
+		want = append(want, c6.Events[0], c5.Events[0])
+	}
 	got, err := s.Correlated(ctx, corr)
 	if err != nil {
 		t.Fatal(err)

@@ -36,7 +36,7 @@ CREATE INDEX IF NOT EXISTS idx_fsm_events_event_type ON fsm_events (event_type);
 CREATE SEQUENCE IF NOT EXISTS fsm_events_ord_seq;
 ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS seq BIGINT;
 ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS actor VARCHAR(255);
-ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS source VARCHAR(64);
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS source VARCHAR(255);
 ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS ord BIGINT DEFAULT nextval('fsm_events_ord_seq');
 ALTER SEQUENCE fsm_events_ord_seq OWNED BY fsm_events.ord;
 CREATE UNIQUE INDEX IF NOT EXISTS idx_fsm_events_instance_seq ON fsm_events (instance_id, seq) WHERE seq IS NOT NULL;
@@ -64,15 +64,14 @@ ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS parent_instance_id UUID;
 ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS parent_machine_name VARCHAR(255);
 ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS version BIGINT;
 CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_component_updated ON fsm_snapshots (component_name, updated_at DESC, instance_id);
-CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_live ON fsm_snapshots (component_name, created_at)
-    WHERE status = 'active' OR is_entry_point;
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_parent ON fsm_snapshots (parent_instance_id) WHERE parent_instance_id IS NOT NULL;
 
 -- Transactional outbox: messages a committed transition must still deliver.
 CREATE TABLE IF NOT EXISTS outbox (
     seq        BIGSERIAL PRIMARY KEY, -- insertion order
     id         TEXT NOT NULL UNIQUE,
     component  VARCHAR(255) NOT NULL,
-    kind       VARCHAR(64) NOT NULL,
+    kind       VARCHAR(255) NOT NULL,
     body       BYTEA,
     created_at BIGINT NOT NULL -- ms epoch
 );

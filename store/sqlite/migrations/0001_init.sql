@@ -52,6 +52,7 @@ CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_machine_name ON fsm_snapshots (mach
 CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_current_state ON fsm_snapshots (current_state);
 CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_updated_at ON fsm_snapshots (updated_at);
 CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_component_updated ON fsm_snapshots (component_name, updated_at);
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_parent ON fsm_snapshots (parent_instance_id) WHERE parent_instance_id IS NOT NULL;
 
 -- Transactional outbox: messages a committed transition must still deliver.
 CREATE TABLE IF NOT EXISTS outbox (

@@ -1,0 +1,90 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+
+	"github.com/spf13/cobra"
+
+	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/store/storeurl"
+)
+
+// envOr returns the environment variable when set, else def.
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+func newServeCmd(g *globals) *cobra.Command {
+	var (
+		storeSpec, bind, tokenFile, name string
+		port                             int
+		tokens, cors                     []string
+		maxBody                          int64
+	)
+	cmd := &cobra.Command{
+		Use:   "serve FILE.yaml [FILE.yaml...]",
+		Short: "Run components in one process: runtime, REST API and live stream",
+		Long: "Loads every component file (cross-component transitions between them work in-process),\n" +
+			"keeps instances in a durable store (SQLite ./xcomponent.db by default; DATABASE_URL or\n" +
+			"--store postgres://… for PostgreSQL; --store memory for none) and serves the API on --port.\n" +
+			"Auth: XCOMPONENT_AUTH_TOKENS=\"operator=T1,viewer=T2\", --auth-token or --auth-token-file.",
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			spec, err := storeurl.Resolve(storeSpec, os.Getenv)
+			if err != nil {
+				return &usageError{err}
+			}
+			if !cmd.Flags().Changed("port") {
+				if p := os.Getenv("PORT"); p != "" {
+					if port, err = strconv.Atoi(p); err != nil {
+						return &usageError{fmt.Errorf("PORT: %q is not a number", p)}
+					}
+				}
+			}
+			toks := httpapi.Tokens{}
+			for _, src := range append([]string{os.Getenv("XCOMPONENT_AUTH_TOKENS")}, tokens...) {
+				if src == "" {
+					continue
+				}
+				t, err := httpapi.ParseTokens(src)
+				if err != nil {
+					return &usageError{fmt.Errorf("auth tokens: %w", err)}
+				}
+				toks = toks.Merge(t)
+			}
+			if tokenFile = envOr("XCOMPONENT_AUTH_TOKEN_FILE", tokenFile); tokenFile != "" {
+				t, err := httpapi.LoadTokensFile(tokenFile)
+				if err != nil {
+					return &usageError{err}
+				}
+				toks = toks.Merge(t)
+			}
+			ctx, stop := signalContext()
+			defer stop()
+			err = node.Serve(ctx, node.Config{
+				Files: files, Store: spec, Bind: bind, Port: port, Tokens: toks,
+				MaxBodyBytes: maxBody, CORSOrigins: cors, Name: name, Logger: g.logger(),
+			})
+			if err != nil {
+				return &exitError{code: 1, err: err}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&port, "port", 3000, "HTTP port (env PORT)")
+	f.StringVar(&bind, "bind", envOr("BIND_ADDR", "127.0.0.1"), "address to listen on; 0.0.0.0 for every interface (env BIND_ADDR)")
+	f.StringVar(&storeSpec, "store", "", "memory | sqlite:PATH | postgres://… (default: DATABASE_URL, else sqlite:./xcomponent.db)")
+	f.StringArrayVar(&tokens, "auth-token", nil, "role=token (viewer or operator); repeatable")
+	f.StringVar(&tokenFile, "auth-token-file", "", "file of role=token lines (env XCOMPONENT_AUTH_TOKEN_FILE)")
+	f.StringArrayVar(&cors, "cors-origin", nil, "allowed CORS origin; repeatable (default: CORS off)")
+	f.Int64Var(&maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
+	f.StringVar(&name, "name", "serve", "name of this process in /api/runtimes")
+	return cmd
+}

@@ -1,0 +1,101 @@
+-- Generated from store/postgres/migrations by `go generate ./store/postgres`. DO NOT EDIT.
+-- The xcomponent runtime applies the same migrations itself at start.
+
+-- migration 0001_init.sql
+-- xcomponent PostgreSQL schema, version 1.
+--
+-- fsm_events and fsm_snapshots are column-compatible with xcomponent-ai: their columns, types,
+-- defaults and indexes are xcomponent-ai's, and ours are added as nullable columns, so that
+-- xcomponent-ai tools keep working on a database written by xcomponent (and a database
+-- created by xcomponent-ai is adopted as it is). Every statement is idempotent.
+
+-- Append-only audit log: one row per creation and per transition.
+CREATE TABLE IF NOT EXISTS fsm_events (
+    id                     UUID PRIMARY KEY,
+    instance_id            UUID NOT NULL,
+    machine_name           VARCHAR(255) NOT NULL,
+    component_name         VARCHAR(255),
+    event_type             VARCHAR(255) NOT NULL,
+    event_payload          JSONB DEFAULT '{}',
+    from_state             VARCHAR(255),
+    to_state               VARCHAR(255),
+    context                JSONB DEFAULT '{}',
+    public_member_snapshot JSONB,
+    source_component_name  VARCHAR(255),
+    correlation_id         UUID,
+    causation_id           UUID,
+    caused                 JSONB DEFAULT '[]',
+    persisted_at           BIGINT NOT NULL,
+    created_at             TIMESTAMPTZ DEFAULT NOW()
+);
+CREATE INDEX IF NOT EXISTS idx_fsm_events_instance_id ON fsm_events (instance_id);
+CREATE INDEX IF NOT EXISTS idx_fsm_events_persisted_at ON fsm_events (persisted_at);
+CREATE INDEX IF NOT EXISTS idx_fsm_events_correlation_id ON fsm_events (correlation_id);
+CREATE INDEX IF NOT EXISTS idx_fsm_events_machine_name ON fsm_events (machine_name);
+CREATE INDEX IF NOT EXISTS idx_fsm_events_event_type ON fsm_events (event_type);
+
+-- Our columns (nullable). seq: the instance version after the event (0 = creation);
+-- actor: who sent it (API token name, timer, hook, component); source: api, timer, cascade, …;
+-- ord: insertion order, the tie-break between events of the same millisecond.
+CREATE SEQUENCE IF NOT EXISTS fsm_events_ord_seq;
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS seq BIGINT;
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS actor VARCHAR(255);
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS source VARCHAR(255);
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS ord BIGINT DEFAULT nextval('fsm_events_ord_seq');
+ALTER SEQUENCE fsm_events_ord_seq OWNED BY fsm_events.ord;
+CREATE UNIQUE INDEX IF NOT EXISTS idx_fsm_events_instance_seq ON fsm_events (instance_id, seq) WHERE seq IS NOT NULL;
+
+-- Current state: one row per instance, written on every transition.
+CREATE TABLE IF NOT EXISTS fsm_snapshots (
+    instance_id      UUID PRIMARY KEY,
+    machine_name     VARCHAR(255) NOT NULL,
+    current_state    VARCHAR(255) NOT NULL,
+    context          JSONB DEFAULT '{}',
+    event_count      INTEGER DEFAULT 0,
+    pending_timeouts JSONB DEFAULT '[]',
+    created_at       TIMESTAMPTZ,
+    updated_at       TIMESTAMPTZ DEFAULT NOW()
+);
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_machine_name ON fsm_snapshots (machine_name);
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_current_state ON fsm_snapshots (current_state);
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_updated_at ON fsm_snapshots (updated_at);
+
+-- Our columns (nullable). event_count = version + 1; pending_timeouts holds store.Timer JSON.
+ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS component_name VARCHAR(255);
+ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS status VARCHAR(16);
+ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS is_entry_point BOOLEAN;
+ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS parent_instance_id UUID;
+ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS parent_machine_name VARCHAR(255);
+ALTER TABLE fsm_snapshots ADD COLUMN IF NOT EXISTS version BIGINT;
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_component_updated ON fsm_snapshots (component_name, updated_at DESC, instance_id);
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_parent ON fsm_snapshots (parent_instance_id) WHERE parent_instance_id IS NOT NULL;
+
+-- Transactional outbox: messages a committed transition must still deliver.
+CREATE TABLE IF NOT EXISTS outbox (
+    seq        BIGSERIAL PRIMARY KEY, -- insertion order
+    id         TEXT NOT NULL UNIQUE,
+    component  VARCHAR(255) NOT NULL,
+    kind       VARCHAR(255) NOT NULL,
+    body       BYTEA,
+    created_at BIGINT NOT NULL -- ms epoch
+);
+CREATE INDEX IF NOT EXISTS idx_outbox_component ON outbox (component, seq);
+
+-- Inbox: ids of applied commands and messages (idempotency), pruned by age.
+CREATE TABLE IF NOT EXISTS inbox (
+    id         TEXT PRIMARY KEY,
+    applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW()
+);
+CREATE INDEX IF NOT EXISTS idx_inbox_applied_at ON inbox (applied_at);
+
+-- Readable history, newest first.
+DROP VIEW IF EXISTS event_history;
+CREATE VIEW event_history AS
+    SELECT e.*, to_timestamp(e.persisted_at / 1000.0) AS event_time
+    FROM fsm_events e
+    ORDER BY e.persisted_at DESC;
+
+-- Live instances.
+DROP VIEW IF EXISTS active_instances;
+CREATE VIEW active_instances AS
+    SELECT * FROM fsm_snapshots WHERE status = 'active';

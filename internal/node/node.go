@@ -1,0 +1,173 @@
+// Package node wires a runnable process: the store, the engine with its components, and the
+// HTTP API. `xcomponent serve` is one node.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/store/storeurl"
+)
+
+// Config of a single-process node.
+type Config struct {
+	// Files are the component YAML files to load.
+	Files []string
+	// Store is a store spec (memory, sqlite:PATH, postgres://…); see storeurl.
+	Store string
+	// Bind and Port say where the HTTP API listens.
+	Bind string
+	Port int
+	// Tokens configure auth; none means open.
+	Tokens httpapi.Tokens
+	// MaxBodyBytes limits request bodies (0: the API's default, 1 MiB).
+	MaxBodyBytes int64
+	// CORSOrigins allowed; none: CORS off.
+	CORSOrigins []string
+	// ShutdownTimeout bounds the graceful stop (default 10s).
+	ShutdownTimeout time.Duration
+	// Name identifies this process in /api/runtimes.
+	Name   string
+	Logger *slog.Logger
+	// Ready, when set, is called with the listening address once the API serves.
+	Ready func(addr net.Addr)
+}
+
+// LoadComponents loads component files and checks them together; warnings are logged.
+func LoadComponents(files []string, log *slog.Logger) ([]*component.Component, error) {
+	var comps []*component.Component
+	for _, f := range files {
+		c, err := component.LoadFile(f)
+		if err != nil {
+			return nil, err
+		}
+		for _, w := range c.Warnings {
+			log.Warn("component warning", "problem", w.String())
+		}
+		comps = append(comps, c)
+	}
+	for _, p := range component.ValidateSet(comps) {
+		if p.Severity == component.SeverityError {
+			return nil, fmt.Errorf("%s", p.String())
+		}
+		log.Warn("component warning", "problem", p.String())
+	}
+	return comps, nil
+}
+
+// Serve runs a single-process node until ctx is cancelled (SIGINT/SIGTERM), then stops
+// gracefully: no new requests, in-flight work finished, store closed.
+func Serve(ctx context.Context, cfg Config) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	comps, err := LoadComponents(cfg.Files, log)
+	if err != nil {
+		return err
+	}
+	st, err := storeurl.Open(ctx, cfg.Store)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", storeurl.Redact(cfg.Store), err)
+	}
+	defer st.Close()
+	log.Info("store open", "store", storeurl.Redact(cfg.Store))
+
+	metrics := httpapi.NewMetrics()
+	eng := xc.New(xc.Options{Store: st, Logger: log, Observer: metrics, MissingHook: func(h *xc.Hook) {
+		log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "component", h.Component, "machine", h.Machine, "instance", h.InstanceID)
+	}})
+	for _, c := range comps {
+		if err := eng.Load(ctx, c); err != nil {
+			_ = eng.Close(context.Background())
+			return err
+		}
+		log.Info("component loaded", "component", c.Name, "machines", len(c.StateMachines))
+	}
+
+	addr := net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = eng.Close(context.Background())
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if len(cfg.Tokens) == 0 && !isLoopback(cfg.Bind) {
+		log.Warn("auth is off and the API listens beyond this machine: anyone who can reach it can drive instances; set XCOMPONENT_AUTH_TOKENS", "addr", ln.Addr().String())
+	}
+	name := cfg.Name
+	if name == "" {
+		name = "serve"
+	}
+	host, _ := os.Hostname()
+	backend := httpapi.NewLocal(eng, httpapi.WithDatabaseType(storeType(cfg.Store)), httpapi.WithRuntime(name, host, cfg.Port))
+	api := httpapi.New(backend, httpapi.Options{Tokens: cfg.Tokens, Logger: log, Metrics: metrics,
+		MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins})
+
+	streams, stopStreams := context.WithCancel(context.Background())
+	defer stopStreams()
+	srv := &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return streams },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("serving", "addr", "http://"+ln.Addr().String(), "components", len(comps), "auth", len(cfg.Tokens) > 0)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
+	}
+
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	timeout := cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	stopStreams()
+	if serr := srv.Shutdown(sctx); serr != nil {
+		log.Warn("http shutdown", "err", serr)
+	}
+	if cerr := eng.Close(sctx); cerr != nil {
+		log.Warn("engine close", "err", cerr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}
+
+func isLoopback(bind string) bool {
+	if bind == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(bind)
+	return ip != nil && ip.IsLoopback()
+}
+
+func storeType(spec string) string {
+	switch {
+	case spec == "memory":
+		return "memory"
+	case len(spec) > 7 && spec[:7] == "sqlite:":
+		return "sqlite"
+	default:
+		return "postgres"
+	}
+}

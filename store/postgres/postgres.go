@@ -1,0 +1,329 @@
+// Package postgres is the store.Store on PostgreSQL (pgx v5, pgxpool).
+//
+// Its fsm_events and fsm_snapshots tables are column-compatible with xcomponent-ai's (see
+// migrations/0001_init.sql), with our columns added as nullable ones.
+//
+// Writes go through group commit: concurrent Commit calls are applied by committer goroutines
+// in one transaction per batch. The fast path writes a whole batch with a handful of
+// multi-row statements (unnest arrays) in one pipelined round trip; if any commit of the
+// batch fails its checks (version conflict, existing id, duplicate inbox id, SQL error), the
+// transaction is rolled back and the batch is replayed with one SAVEPOINT per commit, so that
+// only the failing commits fail. A caller returns once the transaction holding its commit has
+// committed (synchronous_commit as configured on the server: on by default).
+//
+// Ids (instance, event, correlation, causation, parent) must be UUID strings; they come back
+// in canonical lowercase form. Data and payload maps are stored as JSONB: numbers come back as
+// float64.
+package postgres
+
+import (
+	"context"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/dsn"
+	"github.com/xcomponent/xcomponent/store/internal/groupcommit"
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// Store is a store.Store on PostgreSQL. Safe for concurrent use, and several Stores (several
+// processes) may share one database: optimistic concurrency on fsm_snapshots.version makes
+// sure no two writers win the same version of an instance.
+type Store struct {
+	pool   *pgxpool.Pool
+	queue  *groupcommit.Queue
+	opts   options
+	closed sync.Once
+}
+
+var _ store.Store = (*Store)(nil)
+
+type options struct {
+	logger        *slog.Logger
+	maxBatch      int
+	committers    int
+	commitTimeout time.Duration
+	maxBackoff    time.Duration
+}
+
+// Option configures Open.
+type Option func(*options)
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithMaxBatch sets the most commits applied in one transaction (default 512).
+func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+
+// WithCommitters sets how many batches may be in flight at once, each on its own connection
+// (default 2).
+func WithCommitters(n int) Option { return func(o *options) { o.committers = n } }
+
+// WithCommitTimeout bounds one group-commit transaction (default 30s).
+func WithCommitTimeout(d time.Duration) Option { return func(o *options) { o.commitTimeout = d } }
+
+// WithMaxBackoff caps the wait between two connection attempts of Open (default 5s).
+func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }
+
+// Redact returns a connection string with its password masked, for logs.
+func Redact(s string) string { return dsn.Redact(s) }
+
+// Open connects to the database at connString (a postgres:// or postgresql:// URL or a libpq
+// key/value string; libpq options such as sslmode are honoured, and pgxpool's pool_* ones)
+// and migrates it. While the database is unreachable it retries with exponential backoff,
+// logging each failure, until ctx is done.
+func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
+	o := options{logger: slog.Default(), maxBatch: 512, committers: 2, commitTimeout: 30 * time.Second, maxBackoff: 5 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.committers <= 0 {
+		o.committers = 1
+	}
+	redacted := Redact(connString)
+	cfg, err := pgxpool.ParseConfig(connString)
+	if err != nil {
+		// The parse error may quote the connection string: keep only its cause.
+		if cause := errors.Unwrap(err); cause != nil {
+			return nil, fmt.Errorf("postgres open %s: bad connection string: %w", redacted, cause)
+		}
+		return nil, fmt.Errorf("postgres open %s: bad connection string", redacted)
+	}
+	if !strings.Contains(connString, "pool_max_conns") && cfg.MaxConns < int32(o.committers+4) {
+		cfg.MaxConns = int32(o.committers + 4)
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
+	s := &Store{opts: o}
+	backoff := 100 * time.Millisecond
+	for {
+		err = s.connect(ctx, cfg)
+		if err == nil {
+			break
+		}
+		if isPermanent(err) { // retrying will not help
+			return nil, fmt.Errorf("postgres open %s: %w", redacted, err)
+		}
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("postgres open %s: database unreachable: %w", redacted, err)
+		}
+		o.logger.Warn("database unreachable, retrying in "+backoff.String(), "store", "postgres", "dsn", redacted, "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("postgres open %s: database unreachable: %w (%w)", redacted, err, ctx.Err())
+		}
+		backoff = min(backoff*2, o.maxBackoff)
+	}
+	s.queue = groupcommit.New(o.maxBatch, o.committers, s.runBatch)
+	return s, nil
+}
+
+// connect creates the pool, checks the database answers and migrates it.
+func (s *Store) connect(ctx context.Context, cfg *pgxpool.Config) error {
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return err
+	}
+	if err := s.migrate(ctx, cfg.ConnConfig); err != nil {
+		pool.Close()
+		if isStatementError(err) && !isTransient(err) {
+			return &permanentError{err}
+		}
+		return err
+	}
+	s.pool = pool
+	return nil
+}
+
+// permanentError is an Open failure that retrying cannot cure (a migration that fails).
+type permanentError struct{ err error }
+
+func (e *permanentError) Error() string { return e.err.Error() }
+func (e *permanentError) Unwrap() error { return e.err }
+
+// isPermanent: a failing migration, or credentials the server rejects (SQLSTATE class 28).
+// Anything else (connection refused, server starting up, too many connections, …) is retried.
+func isPermanent(err error) bool {
+	var pe *permanentError
+	if errors.As(err, &pe) {
+		return true
+	}
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28")
+}
+
+type migration struct {
+	version int
+	name    string
+	sql     string
+}
+
+// Migrations returns the embedded migrations in version order (file name and SQL).
+func migrations() ([]migration, error) {
+	entries, err := fs.ReadDir(migrationFS, "migrations")
+	if err != nil {
+		return nil, fmt.Errorf("read migrations: %w", err)
+	}
+	var out []migration
+	for _, e := range entries {
+		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
+			continue
+		}
+		num, _, ok := strings.Cut(e.Name(), "_")
+		v, err := strconv.Atoi(num)
+		if !ok || err != nil || v <= 0 {
+			return nil, fmt.Errorf("migration %s: the name must start with a positive version and '_'", e.Name())
+		}
+		b, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
+		}
+		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
+	for i := 1; i < len(out); i++ {
+		if out[i].version == out[i-1].version {
+			return nil, fmt.Errorf("migrations %s and %s share a version", out[i-1].name, out[i].name)
+		}
+	}
+	return out, nil
+}
+
+// InitSQL is the whole schema as one SQL script: the embedded migrations concatenated, for
+// the docker-compose PostgreSQL container (deploy/postgres/init.sql is generated from it, and
+// a test keeps the two equal). Running Open on a database initialised with it is a no-op
+// apart from recording the migrations.
+func InitSQL() (string, error) {
+	ms, err := migrations()
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	b.WriteString("-- Generated from store/postgres/migrations by `go generate ./store/postgres`. DO NOT EDIT.\n")
+	b.WriteString("-- The xcomponent runtime applies the same migrations itself at start.\n")
+	for _, m := range ms {
+		fmt.Fprintf(&b, "\n-- migration %s\n", m.name)
+		b.WriteString(m.sql)
+		if !strings.HasSuffix(m.sql, "\n") {
+			b.WriteString("\n")
+		}
+	}
+	return b.String(), nil
+}
+
+// migrationLock is the pg_advisory_lock key serialising migrations ("xcomponent" in ASCII).
+const migrationLock int64 = 0x7863_6f6d_706f
+
+// migrate applies the missing migrations, each in its own transaction, holding a session
+// advisory lock so that processes starting at once apply each migration once. It uses its
+// own connection, closed at the end, so the lock can never stay behind in the pool.
+func (s *Store) migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
+	ms, err := migrations()
+	if err != nil {
+		return err
+	}
+	conn, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("migrate: connect: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", migrationLock); err != nil {
+		return fmt.Errorf("migrate: lock: %w", err)
+	}
+	if _, err := conn.Exec(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+		version    INTEGER PRIMARY KEY,
+		name       TEXT NOT NULL,
+		applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())`); err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	applied, err := pgx.CollectRows(rows, pgx.RowTo[int32])
+	if err != nil {
+		return fmt.Errorf("migrate: %w", err)
+	}
+	for _, m := range ms {
+		if containsVersion(applied, m.version) {
+			continue
+		}
+		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.sql); err != nil {
+				return err
+			}
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("migrate %s: %w", m.name, err)
+		}
+		s.opts.logger.Info("database migrated", "store", "postgres", "migration", m.name)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", migrationLock); err != nil {
+		return fmt.Errorf("migrate: unlock: %w", err)
+	}
+	return nil
+}
+
+func containsVersion(vs []int32, v int) bool {
+	for _, x := range vs {
+		if int(x) == v {
+			return true
+		}
+	}
+	return false
+}
+
+// Close stops the committers (queued commits fail with store.ErrClosed) and closes the pool.
+// Idempotent.
+func (s *Store) Close() error {
+	s.closed.Do(func() {
+		s.queue.Close()
+		s.pool.Close()
+	})
+	return nil
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("postgres ping: %w", err)
+	}
+	return nil
+}
+
+// PruneInbox deletes inbox ids applied more than olderThan ago and returns how many.
+func (s *Store) PruneInbox(ctx context.Context, olderThan time.Duration) (int64, error) {
+	tag, err := s.pool.Exec(ctx, "DELETE FROM inbox WHERE applied_at < $1", time.Now().Add(-olderThan))
+	if err != nil {
+		return 0, fmt.Errorf("prune inbox: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// Pool returns the connection pool (for tools and tests).
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }

@@ -1,0 +1,75 @@
+// Package storeurl opens a store.Store from a one-line spec:
+//
+//	memory                          the in-memory store (nothing kept across restarts)
+//	sqlite:PATH                     a SQLite file (sqlite://PATH is accepted too)
+//	postgres://… or postgresql://…  a PostgreSQL database (libpq URL, options such as sslmode)
+package storeurl
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/dsn"
+	"github.com/xcomponent/xcomponent/store/postgres"
+	"github.com/xcomponent/xcomponent/store/sqlite"
+)
+
+// Default is the spec used when neither a flag nor DATABASE_URL names a store.
+const Default = "sqlite:./xcomponent.db"
+
+// Open opens the store named by spec. A PostgreSQL store waits for its database, retrying,
+// until ctx is done.
+func Open(ctx context.Context, spec string) (store.Store, error) {
+	switch {
+	case spec == "memory":
+		return store.NewMemory(), nil
+	case strings.HasPrefix(spec, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
+		if path == "" {
+			return nil, fmt.Errorf("store %q: no file path after sqlite:", spec)
+		}
+		s, err := sqlite.Open(ctx, path)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return s, nil
+	case isPostgres(spec):
+		s, err := postgres.Open(ctx, spec)
+		if err != nil {
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		return s, nil
+	}
+	return nil, fmt.Errorf("unknown store %q: want memory, sqlite:PATH, postgres://… or postgresql://…", Redact(spec))
+}
+
+func isPostgres(spec string) bool {
+	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")
+}
+
+// FromEnv returns the store spec to use: flag when set, else DATABASE_URL when set, else
+// Default. DATABASE_URL must be a postgres:// or postgresql:// URL; another value is returned
+// as is, so that Open fails on it (see Resolve for an early, clearer error).
+func FromEnv(flag string, getenv func(string) string) string {
+	spec, _ := Resolve(flag, getenv)
+	return spec
+}
+
+// Resolve is FromEnv that also reports a DATABASE_URL that is not a PostgreSQL URL.
+func Resolve(flag string, getenv func(string) string) (string, error) {
+	if flag != "" {
+		return flag, nil
+	}
+	if u := getenv("DATABASE_URL"); u != "" {
+		if !isPostgres(u) {
+			return u, fmt.Errorf("DATABASE_URL %q: want a postgres:// or postgresql:// URL", Redact(u))
+		}
+		return u, nil
+	}
+	return Default, nil
+}
+
+// Redact returns spec with any password replaced by *** (for logs and errors).
+func Redact(spec string) string { return dsn.Redact(spec) }
