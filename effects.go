@@ -57,7 +57,7 @@ func decodeMessage(sm store.Message) (Message, error) {
 
 // effects are what a transition produces besides its own record.
 type effects struct {
-	children     []store.Instance
+	children     []*store.Instance
 	childRuntime []*compRuntime
 	messages     []Message
 }
@@ -333,7 +333,7 @@ func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Messa
 	if singleton {
 		cr.entryExists = true // createMu is held
 	}
-	e.emitCreated(&rec)
+	e.emitCreated(rec)
 	if m.Origin == "cross_component" {
 		e.emit(RuntimeEvent{Type: EvCrossComponentSent, Component: m.SourceComponent, InstanceID: m.SourceInstanceID,
 			Data: map[string]any{"targetComponent": cr.def.Name, "targetMachine": machine, "createdInstanceId": rec.ID}})
@@ -353,7 +353,7 @@ func (e *Engine) routeTargets(cr *compRuntime, m Message) []*instance {
 		var out []*instance
 		for _, inst := range mr.candidates(m.State, m.Rules) {
 			rec := inst.record()
-			if isLive(&rec) && resolvedPass(m.Rules, rec.Data) {
+			if isLive(rec) && resolvedPass(m.Rules, rec.Data) {
 				out = append(out, inst)
 			}
 		}
@@ -415,7 +415,7 @@ func (e *Engine) fanOut(ctx context.Context, cr *compRuntime, m Message, report 
 	)
 	for _, inst := range targets {
 		ev := m.Event
-		ev.ID = uuid.NewSHA1(ns, []byte(inst.id)).String()
+		ev.ID = uuid.NewSHA1(ns, []byte(inst.ID())).String()
 		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID}
 		d.done = func(_ Result, err error) {
 			mu.Lock()

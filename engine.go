@@ -200,7 +200,7 @@ func (e *Engine) Load(ctx context.Context, def *component.Component) error {
 		return fmt.Errorf("load component %s: restore: %w", def.Name, err)
 	}
 	for i := range recs {
-		if _, err := e.register(cr, recs[i]); err != nil {
+		if _, err := e.register(cr, &recs[i]); err != nil {
 			e.log.Warn("restore: instance skipped", "component", def.Name, "instance", recs[i].ID, "err", err)
 			continue
 		}
@@ -326,7 +326,7 @@ func (e *Engine) lookupOrLoad(ctx context.Context, id string) *instance {
 	if cr == nil {
 		return nil
 	}
-	inst, err := e.register(cr, rec)
+	inst, err := e.register(cr, &rec)
 	if err != nil {
 		return nil
 	}

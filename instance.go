@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/store"
@@ -12,28 +13,26 @@ import (
 
 // instance is a live instance: its committed record and its mailbox.
 type instance struct {
-	id           string
-	isEntryPoint bool
-	mr           *machineRuntime
+	mr *machineRuntime
 
-	mu      sync.Mutex
-	rec     store.Instance // committed state; written by the processing goroutine under mu
+	// rec is the committed record. Records are immutable: a transition stores a new one.
+	// The store may share the same pointer.
+	rec atomic.Pointer[store.Instance]
+
+	mu      sync.Mutex // guards queue and running
 	queue   []*delivery
 	running bool // a goroutine is processing this instance's queue
+
+	isEntryPoint bool
 }
 
-// record returns a copy of the committed record (Data is shared and immutable).
-func (inst *instance) record() store.Instance {
-	inst.mu.Lock()
-	defer inst.mu.Unlock()
-	return inst.rec
-}
+// ID returns the instance id.
+func (inst *instance) ID() string { return inst.rec.Load().ID }
 
-func (inst *instance) setRecord(rec store.Instance) {
-	inst.mu.Lock()
-	inst.rec = rec
-	inst.mu.Unlock()
-}
+// record returns the committed record; read-only.
+func (inst *instance) record() *store.Instance { return inst.rec.Load() }
+
+func (inst *instance) setRecord(rec *store.Instance) { inst.rec.Store(rec) }
 
 // countsAsEntry reports whether a record occupies the component's entry point: the
 // entry-point instance, or any instance of a singleton entry machine.
@@ -42,7 +41,7 @@ func (cr *compRuntime) countsAsEntry(rec *store.Instance) bool {
 }
 
 // register makes a committed record live: instance map, machine sets, indexes and timers.
-func (e *Engine) register(cr *compRuntime, rec store.Instance) (*instance, error) {
+func (e *Engine) register(cr *compRuntime, rec *store.Instance) (*instance, error) {
 	mr := cr.machines[rec.Machine]
 	if mr == nil {
 		return nil, fmt.Errorf("machine %s not found in component %s", rec.Machine, cr.def.Name)
@@ -50,8 +49,9 @@ func (e *Engine) register(cr *compRuntime, rec store.Instance) (*instance, error
 	if mr.def.State(rec.State) == nil {
 		return nil, fmt.Errorf("state %s not found in machine %s", rec.State, rec.Machine)
 	}
-	inst := &instance{id: rec.ID, isEntryPoint: rec.IsEntryPoint, mr: mr, rec: rec}
-	if !isLive(&rec) && !rec.IsEntryPoint {
+	inst := &instance{isEntryPoint: rec.IsEntryPoint, mr: mr}
+	inst.setRecord(rec)
+	if !isLive(rec) && !rec.IsEntryPoint {
 		return inst, nil
 	}
 	e.mu.Lock()
@@ -61,8 +61,8 @@ func (e *Engine) register(cr *compRuntime, rec store.Instance) (*instance, error
 	}
 	e.instances[rec.ID] = inst
 	e.mu.Unlock()
-	if isLive(&rec) {
-		mr.add(inst, &rec)
+	if isLive(rec) {
+		mr.add(inst, rec)
 		e.timers.arm(inst, rec.Timers)
 	}
 	return inst, nil
@@ -102,8 +102,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (Instance, error
 	if err != nil {
 		return Instance{}, err
 	}
-	rec := inst.record()
-	return View(&rec, inst.mr.publicMember, e.nowMs()), nil
+	return View(inst.record(), inst.mr.publicMember, e.nowMs()), nil
 }
 
 func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool) (*instance, error) {
@@ -165,7 +164,7 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 	if entryPoint || singleton {
 		cr.entryExists = true // createMu is held
 	}
-	e.emitCreated(&rec)
+	e.emitCreated(rec)
 	return inst, nil
 }
 
@@ -191,9 +190,9 @@ func fromRequest(ev *Event) creation {
 
 // newInstanceRecord builds a new instance record in the initial state, with its timers armed,
 // and its INSTANCE_CREATED event.
-func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map[string]any, now int64, why creation) (store.Instance, store.Event) {
+func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map[string]any, now int64, why creation) (*store.Instance, store.Event) {
 	m := mr.def
-	rec := store.Instance{
+	rec := &store.Instance{
 		ID: e.newID(), Component: cr.def.Name, Machine: m.Name, State: m.InitialState,
 		Data: data, Status: store.StatusActive, IsEntryPoint: why.entryPoint,
 		ParentID: why.parentID, ParentMachine: why.parentMachine, CreatedAt: now, UpdatedAt: now,
@@ -234,8 +233,7 @@ func (e *Engine) fillIDs(ev *Event) {
 // Get returns an instance, live or not.
 func (e *Engine) Get(ctx context.Context, id string) (Instance, error) {
 	if inst := e.lookup(id); inst != nil {
-		rec := inst.record()
-		return View(&rec, inst.mr.publicMember, e.nowMs()), nil
+		return View(inst.record(), inst.mr.publicMember, e.nowMs()), nil
 	}
 	rec, err := e.store.Instance(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -270,8 +268,7 @@ func (e *Engine) Live(component, machine string) []Instance {
 	now := e.nowMs()
 	out := make([]Instance, len(insts))
 	for i, inst := range insts {
-		rec := inst.record()
-		out[i] = View(&rec, inst.mr.publicMember, now)
+		out[i] = View(inst.record(), inst.mr.publicMember, now)
 	}
 	sortInstances(out)
 	return out

@@ -99,7 +99,7 @@ func (e *Engine) deliverWait(ctx context.Context, d *delivery) (Result, error) {
 	case o := <-ch:
 		return o.res, o.err
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("event %s to instance %s: still queued: %w", d.ev.Type, inst.id, ctx.Err())
+		return Result{}, fmt.Errorf("event %s to instance %s: still queued: %w", d.ev.Type, inst.ID(), ctx.Err())
 	}
 }
 
@@ -212,13 +212,13 @@ func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
 			return res, err
 		}
 		// Another process changed the instance: reload and try again on the new state.
-		fresh, lerr := e.store.Instance(ctx, d.inst.id)
+		fresh, lerr := e.store.Instance(ctx, d.inst.ID())
 		if lerr != nil {
-			return Result{}, fmt.Errorf("reload instance %s: %w: %v", d.inst.id, ErrStore, lerr)
+			return Result{}, fmt.Errorf("reload instance %s: %w: %v", d.inst.ID(), ErrStore, lerr)
 		}
 		old := d.inst.record()
-		d.inst.setRecord(fresh)
-		d.inst.mr.update(d.inst, &old, &fresh, true)
+		d.inst.setRecord(&fresh)
+		d.inst.mr.update(d.inst, old, &fresh, true)
 		e.timers.arm(d.inst, fresh.Timers)
 	}
 }
@@ -240,18 +240,18 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	m := mr.def
 	comp := mr.comp.def.Name
 	if rec.Status != store.StatusActive {
-		return Result{}, e.refuse(ctx, d, &rec, fmt.Sprintf("instance %s is %s", rec.ID, rec.Status))
+		return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("instance %s is %s", rec.ID, rec.Status))
 	}
 	if d.timer != nil && !hasTimer(rec.Timers, d.timer) {
 		// The arming was cancelled or already fired: nothing to do.
 		return Result{}, fmt.Errorf("timer %s of instance %s no longer armed: %w", d.timer.Event, rec.ID, ErrNotAccepted)
 	}
-	t, reason := e.selectTransition(m, &rec, d)
+	t, reason := e.selectTransition(m, rec, d)
 	if t == nil {
 		if d.timer != nil {
-			e.spendTimer(ctx, inst, &rec, d.timer)
+			e.spendTimer(ctx, inst, rec, d.timer)
 		}
-		return Result{}, e.refuse(ctx, d, &rec, reason)
+		return Result{}, e.refuse(ctx, d, rec, reason)
 	}
 	source := m.State(rec.State)
 	target := m.State(t.To)
@@ -272,11 +272,11 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 			if h.method == "" {
 				continue
 			}
-			if err := e.runHook(ctx, h.kind, h.method, &rec, t, d, data, sends, rec.State); err != nil {
+			if err := e.runHook(ctx, h.kind, h.method, rec, t, d, data, sends, rec.State); err != nil {
 				if d.timer != nil {
-					e.spendTimer(ctx, inst, &rec, d.timer)
+					e.spendTimer(ctx, inst, rec, d.timer)
 				}
-				return Result{}, e.refuse(ctx, d, &rec, fmt.Sprintf("%s hook %s vetoed the transition: %v", h.kind, h.method, err))
+				return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("%s hook %s vetoed the transition: %v", h.kind, h.method, err))
 			}
 		}
 	}
@@ -289,14 +289,15 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 			data[k] = v
 		}
 	}
-	next := rec
+	next := new(store.Instance)
+	*next = *rec
 	next.State = t.To
 	next.Version++
 	next.UpdatedAt = now
 	next.Data = data
 	var hookErr error
 	if target.OnEntry != "" {
-		if err := e.runHook(ctx, HookOnEntry, target.OnEntry, &next, t, d, data, sends, t.To); err != nil {
+		if err := e.runHook(ctx, HookOnEntry, target.OnEntry, next, t, d, data, sends, t.To); err != nil {
 			hookErr = fmt.Errorf("onEntry hook %s: %w", target.OnEntry, err)
 		}
 	}
@@ -307,7 +308,7 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		next.Status = store.StatusError
 	}
 	if next.Status == store.StatusActive {
-		next.Timers = nextTimers(target, &rec, t, d.timer, &d.ev, now)
+		next.Timers = nextTimers(target, rec, t, d.timer, &d.ev, now)
 	} else {
 		next.Timers = nil
 	}
@@ -335,8 +336,8 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	c.InboxID = d.inbox
 
 	fx := effects{}
-	if needsEffects(t, target, &rec, m) || sends != nil {
-		fx = e.buildEffects(mr, &rec, &next, t, target, d, sends, now, c)
+	if needsEffects(t, target, rec, m) || sends != nil {
+		fx = e.buildEffects(mr, rec, next, t, target, d, sends, now, c)
 	}
 	if err := e.commit(ctx, c); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
@@ -347,7 +348,7 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 
 	// Committed: make it visible, then run the effects.
 	inst.setRecord(next)
-	mr.update(inst, &rec, &next, owned)
+	mr.update(inst, rec, next, owned)
 	if next.Status != store.StatusActive {
 		e.retire(inst)
 	}
@@ -357,20 +358,20 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		if _, err := e.register(fx.childRuntime[i], ch); err != nil {
 			e.log.Error("register child", "instance", ch.ID, "err", err)
 		}
-		e.emitCreated(&ch)
+		e.emitCreated(ch)
 	}
 	if e.observer != nil {
 		e.observer.Transition(comp, m.Name, rec.State, t.To, d.ev.Type, time.Since(start).Seconds())
 	}
-	e.emitTransition(&rec, &next, t, target, d)
+	e.emitTransition(rec, next, t, target, d)
 	if hookErr != nil {
-		e.reportHookError(&next, hookErr)
+		e.reportHookError(next, hookErr)
 	}
 	for _, msg := range fx.messages {
 		e.dispatch(msg)
 	}
 	return Result{
-		Instance:      View(&next, mr.publicMember, now),
+		Instance:      View(next, mr.publicMember, now),
 		PreviousState: rec.State, NewState: t.To, EventID: d.ev.ID,
 	}, nil
 }
@@ -473,7 +474,8 @@ func (e *Engine) consume(ctx context.Context, id string) {
 
 // spendTimer removes a fired timer whose event was refused: an arming fires at most once.
 func (e *Engine) spendTimer(ctx context.Context, inst *instance, rec *store.Instance, t *store.Timer) {
-	next := *rec
+	next := new(store.Instance)
+	*next = *rec
 	next.Timers = make([]store.Timer, 0, len(rec.Timers))
 	for _, x := range rec.Timers {
 		if !(x.Transition == t.Transition && x.DueAt == t.DueAt) {
@@ -511,7 +513,7 @@ func (e *Engine) retire(inst *instance) {
 		return
 	}
 	e.mu.Lock()
-	delete(e.instances, inst.id)
+	delete(e.instances, inst.ID())
 	e.mu.Unlock()
 }
 

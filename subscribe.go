@@ -148,7 +148,7 @@ func (e *Engine) emitTransition(prev, next *store.Instance, t *component.Transit
 // sortTargets orders routed targets by instance id (UUIDv7: creation order) so that fan-outs
 // are deterministic.
 func sortTargets(ts []*instance) {
-	sort.Slice(ts, func(i, j int) bool { return ts[i].id < ts[j].id })
+	sort.Slice(ts, func(i, j int) bool { return ts[i].ID() < ts[j].ID() })
 }
 
 func sortInstances(is []Instance) {

@@ -223,7 +223,7 @@ func (q *timerQueue) fireDue() int {
 	for i := range due {
 		te := &due[i]
 		rec := te.inst.record()
-		if !isLive(&rec) || !hasTimer(rec.Timers, &te.timer) {
+		if !isLive(rec) || !hasTimer(rec.Timers, &te.timer) {
 			continue
 		}
 		ev := Event{Type: te.timer.Event, Source: "timer", Actor: "timer",
@@ -273,7 +273,7 @@ func (q *timerQueue) nextDeadline() (int64, bool) {
 	for len(q.h) > 0 {
 		te := q.h[0]
 		rec := te.inst.record()
-		if isLive(&rec) && hasTimer(rec.Timers, &te.timer) {
+		if isLive(rec) && hasTimer(rec.Timers, &te.timer) {
 			return te.due, true
 		}
 		heap.Pop(&q.h)
@@ -306,7 +306,7 @@ func (e *Engine) PendingTimers() int {
 	n := 0
 	for _, inst := range insts {
 		rec := inst.record()
-		if isLive(&rec) {
+		if isLive(rec) {
 			n += len(rec.Timers)
 		}
 	}

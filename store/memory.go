@@ -23,19 +23,25 @@ type Memory struct {
 }
 
 type memEntry struct {
-	rec Instance
-	// hist holds the events in chunks of growing size (1, 2, 4 … 256) that are never copied:
-	// a long history costs no reallocation.
-	hist [][]memEvent
-	n    int
+	rec *Instance // shared with the writer: records are immutable
+	// first is the creation event, kept inline; hist holds the later events in chunks of
+	// growing size (2, 4 … 256) that are never copied: a long history costs no reallocation.
+	first memEvent
+	hist  [][]memEvent
+	n     int
 }
 
 func (en *memEntry) append(e memEvent) {
+	if en.n == 0 {
+		en.first = e
+		en.n++
+		return
+	}
 	k := len(en.hist)
 	if k == 0 || len(en.hist[k-1]) == cap(en.hist[k-1]) {
 		size := 256
-		if k < 8 {
-			size = 1 << k
+		if k < 7 {
+			size = 2 << k
 		}
 		en.hist = append(en.hist, make([]memEvent, 0, size))
 		k++
@@ -44,8 +50,12 @@ func (en *memEntry) append(e memEvent) {
 	en.n++
 }
 
-// each calls f with every event index, in order.
+// each calls f with every event, in order.
 func (en *memEntry) each(f func(m *memEvent)) {
+	if en.n == 0 {
+		return
+	}
+	f(&en.first)
 	for _, c := range en.hist {
 		for i := range c {
 			f(&c[i])
@@ -54,8 +64,8 @@ func (en *memEntry) each(f func(m *memEvent)) {
 }
 
 // memEvent is an Event less InstanceID, Component and Machine (those of its entry). A
-// creation event whose payload is the standard one keeps only its trigger; the payload is
-// rebuilt on read.
+// creation event whose payload is the standard one keeps only its trigger, in Type; the
+// payload is rebuilt on read.
 type memEvent struct {
 	ID, Type                                                   string
 	Payload                                                    map[string]any
@@ -63,7 +73,6 @@ type memEvent struct {
 	Data                                                       map[string]any
 	SourceComponent, CorrelationID, CausationID, Actor, Source string
 	Seq, PersistedAt                                           int64
-	trigger                                                    string
 	standardCreation                                           bool
 }
 
@@ -81,7 +90,7 @@ func toMemEvent(e *Event, rec *Instance) memEvent {
 		Data: e.Data, SourceComponent: e.SourceComponent, CorrelationID: e.CorrelationID,
 		CausationID: e.CausationID, Actor: e.Actor, Source: e.Source, Seq: e.Seq, PersistedAt: e.PersistedAt}
 	if e.Type == EventCreated && isStandardCreation(e.Payload, e.Data, rec) {
-		m.trigger, _ = e.Payload["triggerEvent"].(string)
+		m.Type, _ = e.Payload["triggerEvent"].(string)
 		m.standardCreation = true
 		m.Payload = nil
 	}
@@ -131,7 +140,8 @@ func (en *memEntry) event(m *memEvent) Event {
 		SourceComponent: m.SourceComponent, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
 		Actor: m.Actor, Source: m.Source, Seq: m.Seq, PersistedAt: m.PersistedAt}
 	if m.standardCreation {
-		e.Payload = CreationPayload(m.Data, m.trigger, en.rec.ParentID, en.rec.ParentMachine)
+		e.Type = EventCreated
+		e.Payload = CreationPayload(m.Data, m.Type, en.rec.ParentID, en.rec.ParentMachine)
 	}
 	return e
 }
@@ -177,7 +187,7 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	for i := range c.Events {
 		e := &c.Events[i]
 		en := m.entries[e.InstanceID]
-		en.append(toMemEvent(e, &en.rec))
+		en.append(toMemEvent(e, en.rec))
 	}
 	for _, msg := range c.Outbox {
 		if _, again := m.outbox[msg.ID]; !again {
@@ -229,7 +239,7 @@ func (m *Memory) LoadLive(_ context.Context, component string) ([]Instance, erro
 	defer m.mu.RUnlock()
 	var out []Instance
 	for _, en := range m.entries {
-		if in := &en.rec; in.Component == component && (in.Status == StatusActive || in.IsEntryPoint) {
+		if in := en.rec; in.Component == component && (in.Status == StatusActive || in.IsEntryPoint) {
 			out = append(out, *in)
 		}
 	}
@@ -250,7 +260,7 @@ func (m *Memory) Instance(_ context.Context, id string) (Instance, error) {
 	if !ok {
 		return Instance{}, fmt.Errorf("instance %s: %w", id, ErrNotFound)
 	}
-	return en.rec, nil
+	return *en.rec, nil
 }
 
 // Search implements Store. The cursor is the offset of the next page.
@@ -270,8 +280,8 @@ func (m *Memory) Search(_ context.Context, q Query) ([]Instance, string, error) 
 	m.mu.RLock()
 	var all []Instance
 	for _, en := range m.entries {
-		if Matches(&en.rec, q) {
-			all = append(all, en.rec)
+		if Matches(en.rec, q) {
+			all = append(all, *en.rec)
 		}
 	}
 	m.mu.RUnlock()

@@ -118,8 +118,11 @@ type Message struct {
 
 // InstanceWrite is a new current-state row. ExpectVersion is the stored version the writer
 // read (optimistic concurrency); -1 means the instance is new and must not exist yet.
+//
+// Instance is immutable once given to Commit: neither the store nor the writer modifies it,
+// so a store may keep the pointer (the memory store shares it with the engine).
 type InstanceWrite struct {
-	Instance      Instance
+	Instance      *Instance
 	ExpectVersion int64
 }
 

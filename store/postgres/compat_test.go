@@ -111,7 +111,7 @@ func commitOne(t *testing.T, s store.Store) store.Instance {
 		CreatedAt: 1_700_000_000_000, UpdatedAt: 1_700_000_000_000,
 		Timers: []store.Timer{{Event: "T", TargetState: "X", DueAt: 1_700_000_005_000, TotalMs: 5000, Kind: store.TimerTimeout, ArmedAt: 1_700_000_000_000}}}
 	c := &store.Commit{
-		Instances: []store.InstanceWrite{{Instance: in, ExpectVersion: -1}},
+		Instances: []store.InstanceWrite{{Instance: recPtr(in), ExpectVersion: -1}},
 		Events: []store.Event{{ID: uuid.NewString(), InstanceID: in.ID, Component: in.Component, Machine: in.Machine,
 			Type: store.EventCreated, Payload: map[string]any{"initialContext": in.Data, "triggerEvent": "api"},
 			ToState: in.State, Data: in.Data, CorrelationID: uuid.NewString(), Actor: "tester", Source: "api",
@@ -132,7 +132,7 @@ func TestXComponentAIQueries(t *testing.T) {
 	next.State, next.Version, next.UpdatedAt = "Paid", 1, in.UpdatedAt+1000
 	next.Status = store.StatusActive
 	err := s.Commit(ctx, &store.Commit{
-		Instances: []store.InstanceWrite{{Instance: next, ExpectVersion: 0}},
+		Instances: []store.InstanceWrite{{Instance: recPtr(next), ExpectVersion: 0}},
 		Events: []store.Event{{ID: uuid.NewString(), InstanceID: in.ID, Component: in.Component, Machine: in.Machine,
 			Type: "PAY", Payload: map[string]any{"method": "card"}, FromState: "Created", ToState: "Paid", Data: in.Data,
 			SourceComponent: "Billing", Seq: 1, PersistedAt: next.UpdatedAt}},
@@ -383,14 +383,14 @@ func TestCommitContextAndClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	in := store.Instance{ID: uuid.NewString(), Machine: "M", State: "S", Status: store.StatusActive}
-	c := &store.Commit{Instances: []store.InstanceWrite{{Instance: in, ExpectVersion: -1}}}
+	c := &store.Commit{Instances: []store.InstanceWrite{{Instance: recPtr(in), ExpectVersion: -1}}}
 	if err := s.Commit(ctx, c); !errors.Is(err, context.Canceled) {
 		t.Errorf("commit with a cancelled context: %v", err)
 	}
 	if _, err := s.Instance(context.Background(), in.ID); !errors.Is(err, store.ErrNotFound) {
 		t.Errorf("a cancelled commit was applied: %v", err)
 	}
-	bad := &store.Commit{Instances: []store.InstanceWrite{{Instance: store.Instance{ID: "nope"}, ExpectVersion: -1}}}
+	bad := &store.Commit{Instances: []store.InstanceWrite{{Instance: recPtr(store.Instance{ID: "nope"}), ExpectVersion: -1}}}
 	if err := s.Commit(context.Background(), bad); err == nil || !strings.Contains(err.Error(), "not a UUID") {
 		t.Errorf("commit of a non-UUID id: %v", err)
 	}
@@ -401,3 +401,6 @@ func TestCommitContextAndClose(t *testing.T) {
 		t.Errorf("commit after Close: %v, want ErrClosed", err)
 	}
 }
+
+// recPtr returns a pointer to a copy of in: records given to Commit must not change afterwards.
+func recPtr(in store.Instance) *store.Instance { return &in }

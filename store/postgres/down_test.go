@@ -134,7 +134,7 @@ func TestDatabaseDownWhileRunning(t *testing.T) {
 	next := in
 	next.Version, next.State = 1, "Paid"
 	c := &store.Commit{
-		Instances: []store.InstanceWrite{{Instance: next, ExpectVersion: 0}},
+		Instances: []store.InstanceWrite{{Instance: recPtr(next), ExpectVersion: 0}},
 		Events: []store.Event{{ID: uuid.NewString(), InstanceID: in.ID, Machine: in.Machine, Type: "PAY",
 			FromState: in.State, ToState: "Paid", Seq: 1, PersistedAt: 1}},
 		Outbox:  []store.Message{{ID: uuid.NewString(), Component: "Shop", Kind: "k", Body: []byte("x")}},

@@ -114,7 +114,7 @@ func encode(c *store.Commit) (*encoded, error) {
 	seen := make(map[string]bool, len(c.Instances))
 	for i := range c.Instances {
 		w := &c.Instances[i]
-		in := &w.Instance
+		in := w.Instance
 		id, err := canonicalUUID("instance id", in.ID, false)
 		if err != nil {
 			return nil, err

@@ -71,7 +71,7 @@ func TestConcurrentMigrations(t *testing.T) {
 		t.Cleanup(func() { _ = stores[i].Close() })
 	}
 	for _, s := range stores {
-		c := &store.Commit{Instances: []store.InstanceWrite{{Instance: store.Instance{ID: uuid.NewString(), Machine: "M", State: "S"}, ExpectVersion: -1}}}
+		c := &store.Commit{Instances: []store.InstanceWrite{{Instance: recPtr(store.Instance{ID: uuid.NewString(), Machine: "M", State: "S"}), ExpectVersion: -1}}}
 		if err := s.Commit(context.Background(), c); err != nil {
 			t.Fatal(err)
 		}
@@ -98,7 +98,7 @@ func TestCommitContextAndClose(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	in := store.Instance{ID: uuid.NewString(), Machine: "M", State: "S", Status: store.StatusActive}
-	c := &store.Commit{Instances: []store.InstanceWrite{{Instance: in, ExpectVersion: -1}}}
+	c := &store.Commit{Instances: []store.InstanceWrite{{Instance: recPtr(in), ExpectVersion: -1}}}
 	if err := s.Commit(ctx, c); !errors.Is(err, context.Canceled) {
 		t.Errorf("commit with a cancelled context: %v", err)
 	}
@@ -166,3 +166,6 @@ func BenchmarkCommit(b *testing.B) {
 func BenchmarkCommitSynchronousNormal(b *testing.B) {
 	storetest.BenchmarkCommit(b, func(b *testing.B) store.Store { return open(b, sqlite.WithSynchronous("NORMAL")) })
 }
+
+// recPtr returns a pointer to a copy of in: records given to Commit must not change afterwards.
+func recPtr(in store.Instance) *store.Instance { return &in }

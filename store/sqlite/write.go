@@ -188,7 +188,7 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 	}
 	for i := range c.Instances {
 		w := &c.Instances[i]
-		in := &w.Instance
+		in := w.Instance
 		data, err := encodeMap(in.Data)
 		if err != nil {
 			return fmt.Errorf("commit: instance %s data: %w", in.ID, err)

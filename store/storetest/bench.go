@@ -29,7 +29,7 @@ func benchCommit(b *testing.B, s store.Store, writers int) {
 	c := &store.Commit{}
 	for i := range ins {
 		ins[i] = newInstance(comp, "Order", "Created", map[string]any{"n": 0, "customer": "ACME"}, base)
-		c.Instances = append(c.Instances, store.InstanceWrite{Instance: ins[i], ExpectVersion: -1})
+		c.Instances = append(c.Instances, store.InstanceWrite{Instance: recPtr(ins[i]), ExpectVersion: -1})
 		c.Events = append(c.Events, createdEvent(ins[i]))
 	}
 	if err := s.Commit(ctx, c); err != nil {

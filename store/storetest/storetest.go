@@ -76,7 +76,7 @@ func newInstance(component, machine, state string, data map[string]any, at int64
 func create(in store.Instance) *store.Commit {
 	return &store.Commit{
 		Events:    []store.Event{createdEvent(in)},
-		Instances: []store.InstanceWrite{{Instance: in, ExpectVersion: -1}},
+		Instances: []store.InstanceWrite{{Instance: recPtr(in), ExpectVersion: -1}},
 	}
 }
 
@@ -104,7 +104,7 @@ func step(in store.Instance, event, to string, data map[string]any, at int64) (*
 	}
 	return &store.Commit{
 		Events:    []store.Event{ev},
-		Instances: []store.InstanceWrite{{Instance: next, ExpectVersion: in.Version}},
+		Instances: []store.InstanceWrite{{Instance: recPtr(next), ExpectVersion: in.Version}},
 	}, next
 }
 
@@ -525,7 +525,7 @@ func testLoadLive(t *testing.T, s store.Store) {
 	gone := mk(7, store.StatusActive, false, comp)
 	c, next := step(gone, "Finish", "Done", nil, base+8)
 	next.Status = store.StatusCompleted
-	c.Instances[0].Instance = next
+	c.Instances[0].Instance = recPtr(next)
 	mustCommit(t, s, c)
 	active2 := mk(9, store.StatusActive, false, comp)
 
@@ -669,7 +669,7 @@ func testSearchPagination(t *testing.T, s store.Store) {
 	for i := range 53 {
 		in := newInstance(comp, "M", "S", nil, base)
 		in.UpdatedAt = base + int64(i/10)
-		c.Instances = append(c.Instances, store.InstanceWrite{Instance: in, ExpectVersion: -1})
+		c.Instances = append(c.Instances, store.InstanceWrite{Instance: recPtr(in), ExpectVersion: -1})
 		all = append(all, in.ID)
 	}
 	mustCommit(t, s, c)
@@ -701,7 +701,7 @@ func testSearchDefaultLimit(t *testing.T, s store.Store) {
 	c := &store.Commit{}
 	for i := range 120 {
 		in := newInstance(comp, "M", "S", nil, base+int64(i))
-		c.Instances = append(c.Instances, store.InstanceWrite{Instance: in, ExpectVersion: -1})
+		c.Instances = append(c.Instances, store.InstanceWrite{Instance: recPtr(in), ExpectVersion: -1})
 	}
 	mustCommit(t, s, c)
 	page, next, err := s.Search(context.Background(), store.Query{Component: comp})
@@ -748,7 +748,7 @@ func testHistoryRoundTrip(t *testing.T, s store.Store) {
 	}
 	checkEvents(t, want, h)
 	// Event with empty maps and no optional fields.
-	c3, _ := step(c2.Instances[0].Instance, "Noop", "Paid", nil, base+2)
+	c3, _ := step(*c2.Instances[0].Instance, "Noop", "Paid", nil, base+2)
 	c3.Events[0].Payload = nil
 	c3.Events[0].Actor, c3.Events[0].Source = "", ""
 	mustCommit(t, s, c3)
@@ -785,8 +785,8 @@ func testCorrelated(t *testing.T, s store.Store) {
 	}
 	want = append(want, c2.Events[0], c1.Events[0], c3.Events[0])
 	// Events of the same millisecond come in id order.
-	c5, _ := step(c3.Instances[0].Instance, "E5", "S3", nil, base+20)
-	c6, _ := step(c4.Instances[0].Instance, "E6", "S3", nil, base+20)
+	c5, _ := step(*c3.Instances[0].Instance, "E5", "S3", nil, base+20)
+	c6, _ := step(*c4.Instances[0].Instance, "E6", "S3", nil, base+20)
 	c5.Events[0].CorrelationID, c6.Events[0].CorrelationID = corr, corr
 	mustCommit(t, s, c5)
 	mustCommit(t, s, c6)
@@ -821,14 +821,14 @@ func testTimers(t *testing.T, s store.Store) {
 
 	c, next := step(in, "TICK", "Waiting", nil, base+1_000)
 	next.Timers = []store.Timer{in.Timers[0], {Event: "TICK", TargetState: "Waiting", DueAt: base + 2_000, TotalMs: 1_000, Kind: store.TimerAuto, Transition: 4, ArmedAt: base + 1_000}}
-	c.Instances[0].Instance = next
+	c.Instances[0].Instance = recPtr(next)
 	mustCommit(t, s, c)
 	got, _ = s.Instance(ctx, in.ID)
 	checkInstance(t, next, got)
 
 	c, last := step(next, "GO", "Done", nil, base+2_000)
 	last.Timers = nil
-	c.Instances[0].Instance = last
+	c.Instances[0].Instance = recPtr(last)
 	mustCommit(t, s, c)
 	got, _ = s.Instance(ctx, in.ID)
 	checkInstance(t, last, got)
@@ -969,7 +969,7 @@ func testConflictIsolation(t *testing.T, s store.Store) {
 	c := &store.Commit{}
 	for i := range ins {
 		ins[i] = newInstance(comp, "M", "S", nil, base)
-		c.Instances = append(c.Instances, store.InstanceWrite{Instance: ins[i], ExpectVersion: -1})
+		c.Instances = append(c.Instances, store.InstanceWrite{Instance: recPtr(ins[i]), ExpectVersion: -1})
 	}
 	mustCommit(t, s, c)
 	start := make(chan struct{})
@@ -1036,3 +1036,6 @@ func testPingClose(t *testing.T, s store.Store) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// recPtr returns a pointer to a copy of in: records given to Commit must not change afterwards.
+func recPtr(in store.Instance) *store.Instance { return &in }
