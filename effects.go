@@ -122,6 +122,7 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 			child, created := e.newInstanceRecord(mr.comp, cm, mapContext(t.ContextMapping, merged), now, creation{
 				causationID: d.ev.ID, correlationID: d.ev.CorrelationID, trigger: d.ev.Type,
 				actor: comp, source: "inter_machine", parentID: rec.ID, parentMachine: rec.Machine,
+				entryPoint: cm.def.Name == mr.comp.def.EntryMachine && mr.comp.def.EntryMachineMode == component.EntrySingleton,
 			})
 			c.Instances = append(c.Instances, store.InstanceWrite{Instance: child, ExpectVersion: -1})
 			c.Events = append(c.Events, created)
@@ -199,34 +200,35 @@ func expandTemplates(payload map[string]any, data map[string]any) map[string]any
 	}
 	out := make(map[string]any, len(payload))
 	for k, v := range payload {
-		out[k] = expandValue(v, data)
+		if val, ok := expandValue(v, data); ok {
+			out[k] = val
+		}
 	}
 	return out
 }
 
-func expandValue(v any, data map[string]any) any {
+// expandValue expands one value; a template whose path is missing has no value (its key is
+// left out, as contextMapping does; in a list it becomes null).
+func expandValue(v any, data map[string]any) (any, bool) {
 	switch x := v.(type) {
 	case string:
 		s := strings.TrimSpace(x)
 		if strings.HasPrefix(s, "{{") && strings.HasSuffix(s, "}}") && strings.Count(s, "{{") == 1 {
 			path := strings.TrimSpace(s[2 : len(s)-2])
 			path = strings.TrimPrefix(path, "context.")
-			if val, ok := lookupPath(data, path); ok {
-				return val
-			}
-			return nil
+			return lookupPath(data, path)
 		}
-		return x
+		return x, true
 	case map[string]any:
-		return expandTemplates(x, data)
+		return expandTemplates(x, data), true
 	case []any:
 		out := make([]any, len(x))
 		for i := range x {
-			out[i] = expandValue(x[i], data)
+			out[i], _ = expandValue(x[i], data)
 		}
-		return out
+		return out, true
 	}
-	return v
+	return v, true
 }
 
 // dispatch delivers a committed message: locally when the target is here, else through the

@@ -47,6 +47,10 @@ type Options struct {
 	Remote Remote
 	// Observer is told about transitions and errors (metrics); optional.
 	Observer Observer
+	// Listener, when set, is called synchronously with every runtime event, in the goroutine
+	// that produced it. It must be quick and must not call the engine. Subscribe is the
+	// non-blocking alternative; Listener is for tools that must see everything (simulate).
+	Listener func(RuntimeEvent)
 	// MissingHook is called when a hook method has no handler (the binaries record it in the
 	// audit trail); optional.
 	MissingHook func(h *Hook)
@@ -76,6 +80,7 @@ type Engine struct {
 	remote   Remote
 	observer Observer
 	missing  func(h *Hook)
+	listener func(RuntimeEvent)
 
 	hooksMu sync.RWMutex
 	hooks   map[string]HookFunc
@@ -114,6 +119,7 @@ func New(opts Options) *Engine {
 		remote:     opts.Remote,
 		observer:   opts.Observer,
 		missing:    opts.MissingHook,
+		listener:   opts.Listener,
 		hooks:      make(map[string]HookFunc),
 		components: make(map[string]*compRuntime),
 		instances:  make(map[string]*instance),

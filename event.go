@@ -122,6 +122,9 @@ func View(rec *store.Instance, publicMember bool, now int64) Instance {
 		v.PublicMember = v.Context
 	}
 	for _, t := range rec.Timers {
+		if t.Spent {
+			continue
+		}
 		rem := t.DueAt - now
 		if rem < 0 {
 			rem = 0

@@ -335,6 +335,16 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	}
 	c.InboxID = d.inbox
 
+	// A child of a singleton entry machine is created only if it is the first one.
+	singletonChild := t.Type == component.InterMachine && t.TargetMachine == mr.comp.def.EntryMachine &&
+		mr.comp.def.EntryMachineMode == component.EntrySingleton
+	if singletonChild {
+		mr.comp.createMu.Lock()
+		defer mr.comp.createMu.Unlock()
+		if mr.comp.entryExists {
+			return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("machine %s of component %s is a singleton entry point and already has an instance", t.TargetMachine, mr.comp.def.Name))
+		}
+	}
 	fx := effects{}
 	if needsEffects(t, target, rec, m) || sends != nil {
 		fx = e.buildEffects(mr, rec, next, t, target, d, sends, now, c)
@@ -346,6 +356,9 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		return Result{}, err
 	}
 
+	if singletonChild {
+		mr.comp.entryExists = true // createMu is held
+	}
 	// Committed: make it visible, then run the effects.
 	inst.setRecord(next)
 	mr.update(inst, rec, next, owned)
@@ -472,15 +485,17 @@ func (e *Engine) consume(ctx context.Context, id string) {
 	}
 }
 
-// spendTimer removes a fired timer whose event was refused: an arming fires at most once.
+// spendTimer marks a fired timer whose event was refused as spent: an arming fires at most
+// once.
 func (e *Engine) spendTimer(ctx context.Context, inst *instance, rec *store.Instance, t *store.Timer) {
 	next := new(store.Instance)
 	*next = *rec
-	next.Timers = make([]store.Timer, 0, len(rec.Timers))
-	for _, x := range rec.Timers {
-		if !(x.Transition == t.Transition && x.DueAt == t.DueAt) {
-			next.Timers = append(next.Timers, x)
+	next.Timers = make([]store.Timer, len(rec.Timers))
+	for i, x := range rec.Timers {
+		if x.Transition == t.Transition && x.DueAt == t.DueAt {
+			x.Spent = true
 		}
+		next.Timers[i] = x
 	}
 	err := e.commit(ctx, &store.Commit{Instances: []store.InstanceWrite{{Instance: next, ExpectVersion: rec.Version}}})
 	if err != nil {

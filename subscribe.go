@@ -88,7 +88,7 @@ func (s *subscribers) closeAll() {
 	s.count.Store(0)
 }
 
-func (e *Engine) hasSubscribers() bool { return e.subs.count.Load() > 0 }
+func (e *Engine) hasSubscribers() bool { return e.listener != nil || e.subs.count.Load() > 0 }
 
 func (e *Engine) emit(ev RuntimeEvent) {
 	if !e.hasSubscribers() {
@@ -96,6 +96,9 @@ func (e *Engine) emit(ev RuntimeEvent) {
 	}
 	if ev.Timestamp == 0 {
 		ev.Timestamp = e.nowMs()
+	}
+	if e.listener != nil {
+		e.listener(ev)
 	}
 	s := &e.subs
 	s.mu.RLock()

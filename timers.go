@@ -51,9 +51,10 @@ func findTimer(ts []store.Timer, transition int) *store.Timer {
 	return nil
 }
 
+// hasTimer reports whether ts holds the arming t, still pending.
 func hasTimer(ts []store.Timer, t *store.Timer) bool {
 	for i := range ts {
-		if ts[i].Transition == t.Transition && ts[i].DueAt == t.DueAt {
+		if !ts[i].Spent && ts[i].Transition == t.Transition && ts[i].DueAt == t.DueAt {
 			return true
 		}
 	}
@@ -61,9 +62,9 @@ func hasTimer(ts []store.Timer, t *store.Timer) bool {
 }
 
 // nextTimers computes the timers after transition t (semantics.md, "Time"): leaving a state
-// cancels its timers and arms the target's; a self-loop restarts them, except timeouts with
-// resetOnTransition false, which keep their deadline. The timer that fired is spent and, on
-// a self-loop, armed afresh.
+// cancels its timers and arms the target's; a self-loop restarts them (a periodic tick for
+// timeout and auto self-loops), except timeouts with resetOnTransition false: they keep their
+// deadline, and once fired they stay spent until the state is left.
 func nextTimers(target *component.State, rec *store.Instance, t *component.Transition, fired *store.Timer, cause *Event, now int64) []store.Timer {
 	if t.To != rec.State {
 		return armState(target, nil, cause, now)
@@ -73,13 +74,14 @@ func nextTimers(target *component.State, rec *store.Instance, t *component.Trans
 	}
 	var keep []store.Timer
 	for _, tm := range rec.Timers {
-		if fired != nil && tm.Transition == fired.Transition && tm.DueAt == fired.DueAt {
-			continue
-		}
 		tr := findTransition(target.Timed, tm.Transition)
-		if tr != nil && tr.Type == component.Timeout && !tr.ResetOnTransition {
-			keep = append(keep, tm)
+		if tr == nil || tr.Type != component.Timeout || tr.ResetOnTransition {
+			continue // restarts
 		}
+		if fired != nil && tm.Transition == fired.Transition && tm.DueAt == fired.DueAt {
+			tm.Spent = true
+		}
+		keep = append(keep, tm)
 	}
 	return armState(target, keep, cause, now)
 }
@@ -100,7 +102,7 @@ func newTimers(prev, next []store.Timer) []store.Timer {
 	}
 	var out []store.Timer
 	for i := range next {
-		if !hasTimer(prev, &next[i]) {
+		if !next[i].Spent && !hasTimer(prev, &next[i]) {
 			out = append(out, next[i])
 		}
 	}
@@ -119,10 +121,12 @@ type timerQueue struct {
 	next    clock.Timer
 	nextDue int64 // deadline next is set for; 0 when none
 	stopped bool
+	seq     uint64
 }
 
 type timerEntry struct {
 	due   int64
+	seq   uint64 // arming order: timers due at the same time fire in the order they were armed
 	inst  *instance
 	timer store.Timer
 }
@@ -130,7 +134,12 @@ type timerEntry struct {
 type timerHeap []timerEntry
 
 func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].due != h[j].due {
+		return h[i].due < h[j].due
+	}
+	return h[i].seq < h[j].seq
+}
 func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
 func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timerEntry)) }
 func (h *timerHeap) Pop() any {
@@ -161,7 +170,11 @@ func (q *timerQueue) arm(inst *instance, ts []store.Timer) {
 		return
 	}
 	for _, t := range ts {
-		heap.Push(&q.h, timerEntry{due: t.DueAt, inst: inst, timer: t})
+		if t.Spent {
+			continue
+		}
+		q.seq++
+		heap.Push(&q.h, timerEntry{due: t.DueAt, seq: q.seq, inst: inst, timer: t})
 	}
 	q.scheduleLocked()
 }
@@ -307,7 +320,11 @@ func (e *Engine) PendingTimers() int {
 	for _, inst := range insts {
 		rec := inst.record()
 		if isLive(rec) {
-			n += len(rec.Timers)
+			for _, t := range rec.Timers {
+				if !t.Spent {
+					n++
+				}
+			}
 		}
 	}
 	return n

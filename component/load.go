@@ -2,6 +2,7 @@ package component
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -30,8 +31,9 @@ var (
 	cascadeKeys      = []string{"targetComponent", "targetMachine", "targetState", "event",
 		"matchingRules", "payload"}
 	// legacyGuardKeys are xcomponent-ai's pre-expression guard forms, never evaluated there.
-	legacyGuardKeys  = []string{"keys", "contains", "customFunction"}
-	guardKeys        = []string{"expression", "description", "keys", "contains", "customFunction"}
+	legacyGuardKeys = []string{"keys", "contains", "customFunction"}
+	guardKeys       = []string{"expression", "description", "keys", "contains", "customFunction",
+		"type", "condition", "property", "operator", "value"}
 	notifyParentKeys = []string{"event", "includeState", "includeContext"}
 	parentLinkKeys   = []string{"enabled", "onStateChange"}
 	schemaFieldKeys  = []string{"type", "label", "required", "placeholder", "description",
@@ -507,10 +509,15 @@ func (l *loader) cascade(n *yaml.Node, path string) *CascadeRule {
 }
 
 // guard reads one guard: an expression string or {expression: EXPR}, and compiles it.
+// xcomponent-ai's typed forms are read too: {type: custom, condition: EXPR} and
+// {type: context, property, operator, value} (value "{{path}}" names another data field).
 func (l *loader) guard(n *yaml.Node, path string) *Guard {
 	exprNode, exprPath := n, path
 	if n.Kind == yaml.MappingNode {
 		o := l.object(n, path, guardKeys)
+		if !o.has("expression") && o.has("type") {
+			return l.typedGuard(n, o, path)
+		}
 		if !o.has("expression") {
 			for _, k := range legacyGuardKeys {
 				if o.has(k) {
@@ -537,4 +544,72 @@ func (l *loader) guard(n *yaml.Node, path string) *Guard {
 	}
 	g.program = p
 	return g
+}
+
+// typedGuard reads xcomponent-ai's {type: custom|context, …} guard forms as expressions.
+func (l *loader) typedGuard(n *yaml.Node, o *object, path string) *Guard {
+	typ, _ := o.any("type").(string)
+	var src string
+	switch typ {
+	case "custom":
+		cond, ok := o.any("condition").(string)
+		if !ok {
+			o.required("condition")
+			return nil
+		}
+		src = cond
+	case "context":
+		prop, _ := o.any("property").(string)
+		if prop == "" {
+			o.required("property")
+			return nil
+		}
+		op, _ := o.any("operator").(string)
+		if op == "" {
+			op = "==="
+		}
+		if !isGuardOperator(op) {
+			l.errorf(o.loc("operator"), "unknown guard operator %q (want ===, !==, ==, !=, >, <, >=, <=)", op)
+			return nil
+		}
+		src = "context." + prop + " " + op + " " + guardLiteral(o.any("value"))
+	default:
+		l.warnf(o.loc("type"), "guard type %q is not evaluated; write the condition as expression: \"…\"", typ)
+		return nil
+	}
+	g := &Guard{Expression: src, Pos: l.pos(n)}
+	p, err := compileGuard(src)
+	if err != nil {
+		l.errorf(l.locOf(n, path), "invalid guard %q: %v", src, err)
+		return nil
+	}
+	g.program = p
+	return g
+}
+
+func isGuardOperator(op string) bool {
+	switch op {
+	case "===", "!==", "==", "!=", ">", "<", ">=", "<=":
+		return true
+	}
+	return false
+}
+
+// guardLiteral writes a YAML value as an expression operand: "{{path}}" reads the instance
+// data at path; anything else is a literal.
+func guardLiteral(v any) string {
+	if s, ok := v.(string); ok {
+		t := strings.TrimSpace(s)
+		if strings.HasPrefix(t, "{{") && strings.HasSuffix(t, "}}") {
+			return "context." + strings.TrimPrefix(strings.TrimSpace(t[2:len(t)-2]), "context.")
+		}
+	}
+	if v == nil {
+		return "nil"
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "nil"
+	}
+	return string(b)
 }

@@ -60,6 +60,9 @@ type Timer struct {
 	// event carries them.
 	CausationID   string `json:"causationId,omitempty"`
 	CorrelationID string `json:"correlationId,omitempty"`
+	// Spent marks an arming that fired (or whose event was refused) and is kept only to
+	// remember it: a timeout with resetOnTransition false fires once per stay in its state.
+	Spent bool `json:"spent,omitempty"`
 }
 
 // Instance is the current-state record of one instance.

@@ -102,8 +102,20 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		newValidateCmd(g),
 		newDiagramCmd(g),
 		newSimulateCmd(g),
+		newInitCmd(g),
 		newVersionCmd(g),
 	)
+	// Wrong argument counts are usage errors (exit 2), like unknown flags.
+	for _, c := range root.Commands() {
+		if check := c.Args; check != nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return &usageError{err}
+				}
+				return nil
+			}
+		}
+	}
 	return root
 }
 

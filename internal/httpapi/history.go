@@ -6,7 +6,6 @@ import (
 	"sort"
 
 	xc "github.com/xcomponent/xcomponent"
-	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/store"
 )
 
@@ -258,10 +257,3 @@ func (s *server) children(ctx context.Context, in xc.Instance) ([]instanceRef, e
 	return out, nil
 }
 
-// machine returns a known machine, or nil.
-func (s *server) machine(comp, name string) *component.Machine {
-	if c, err := s.component(comp); err == nil {
-		return c.Machine(name)
-	}
-	return nil
-}

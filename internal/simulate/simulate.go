@@ -112,8 +112,12 @@ func ParseSteps(data []byte) ([]Step, error) {
 			return nil, fmt.Errorf("steps[%d]: exactly one of type, advance, create, broadcast is required", i)
 		}
 		if steps[i].Advance != "" {
-			if _, err := time.ParseDuration(steps[i].Advance); err != nil {
+			d, err := time.ParseDuration(steps[i].Advance)
+			if err != nil {
 				return nil, fmt.Errorf("steps[%d].advance: %w", i, err)
+			}
+			if d < 0 {
+				return nil, fmt.Errorf("steps[%d].advance: %s: the clock does not go backwards", i, steps[i].Advance)
 			}
 		}
 	}
@@ -131,26 +135,19 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	fake := clock.NewFake(Epoch)
-	eng := xc.New(xc.Options{Clock: fake, Manual: true, Logger: log})
-	defer eng.Close(context.Background())
-	events, cancel := eng.Subscribe(1 << 20)
-	defer cancel()
-
 	var order []string // ids in creation order
 	var trace []xc.RuntimeEvent
-	collect := func() {
-		for {
-			select {
-			case ev := <-events:
-				trace = append(trace, ev)
-				if ev.Type == xc.EvInstanceCreated {
-					order = append(order, ev.InstanceID)
-				}
-			default:
-				return
-			}
+	// A synchronous listener sees every runtime event, however many a step causes (a
+	// subscription's buffer could overflow); in manual mode it runs on this goroutine.
+	listen := func(ev xc.RuntimeEvent) {
+		trace = append(trace, ev)
+		if ev.Type == xc.EvInstanceCreated {
+			order = append(order, ev.InstanceID)
 		}
 	}
+	eng := xc.New(xc.Options{Clock: fake, Manual: true, Logger: log, Listener: listen})
+	defer eng.Close(context.Background())
+	collect := func() {}
 
 	if err := eng.Load(ctx, comp); err != nil {
 		return nil, err
@@ -169,7 +166,9 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 		}
 	}
 	if zero == "" {
-		in, err := eng.Create(ctx, xc.CreateRequest{Component: comp.Name, Machine: opt.Machine, Data: opt.Context, Validate: true})
+		// Instance 0 gets the schema's defaults but is not refused for the rest of the schema:
+		// a scenario may start from any data.
+		in, err := eng.Create(ctx, xc.CreateRequest{Component: comp.Name, Machine: opt.Machine, Data: withDefaults(comp.Machine(opt.Machine), opt.Context)})
 		if err != nil {
 			return nil, fmt.Errorf("create instance 0: %w", err)
 		}
@@ -264,6 +263,20 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 			ParentInstanceID: in.ParentInstanceID, Version: in.Version})
 	}
 	return rep, nil
+}
+
+// withDefaults returns data with the contextSchema defaults of the fields it lacks.
+func withDefaults(m *component.Machine, data map[string]any) map[string]any {
+	out := make(map[string]any, len(data))
+	for k, v := range data {
+		out[k] = v
+	}
+	for name, f := range m.ContextSchema {
+		if _, ok := out[name]; !ok && f.Default != nil {
+			out[name] = f.Default
+		}
+	}
+	return out
 }
 
 func without(ids []string, skip string) []string {

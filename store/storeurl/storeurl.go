@@ -28,7 +28,7 @@ func Open(ctx context.Context, spec string) (store.Store, error) {
 	case strings.HasPrefix(spec, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
 		if path == "" {
-			return nil, fmt.Errorf("store %q: no file path after sqlite:", spec)
+			return nil, fmt.Errorf("store %q: no file path after \"sqlite:\"", spec)
 		}
 		s, err := sqlite.Open(ctx, path)
 		if err != nil {
