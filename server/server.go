@@ -1,0 +1,130 @@
+// Package server serves the REST API, live stream (SSE), health and metrics of an engine: what
+// `xcomponent serve` runs, for a Go program that embeds the runtime with its own hooks.
+//
+//	metrics := server.NewMetrics()
+//	eng := xcomponent.New(xcomponent.Options{Store: st, Observer: metrics})
+//	eng.Handle("checkStock", checkStock)
+//	_ = eng.Load(ctx, comp)
+//	err := server.ListenAndServe(ctx, ":3000", eng, server.Options{Metrics: metrics})
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/internal/httpapi"
+)
+
+// Metrics are the Prometheus metrics of the API and the engine. Pass the same value to the
+// engine (xcomponent.Options.Observer) and to Options.Metrics.
+type Metrics = httpapi.Metrics
+
+// NewMetrics returns metrics on a private registry.
+func NewMetrics() *Metrics { return httpapi.NewMetrics() }
+
+// Options configure the API.
+type Options struct {
+	// Tokens enables auth, as "operator=T1,viewer=T2" (several tokens per role allowed).
+	// Empty: the API is open.
+	Tokens string
+	// Metrics served at /metrics; see NewMetrics.
+	Metrics *Metrics
+	// Logger receives one line per request; slog.Default() when nil.
+	Logger *slog.Logger
+	// MaxBodyBytes bounds request bodies (default 1 MiB).
+	MaxBodyBytes int64
+	// CORSOrigins allowed ("*" for any); none: CORS off.
+	CORSOrigins []string
+	// Name of this process in /api/runtimes (default "embedded").
+	Name string
+	// DatabaseType shown in /health ("memory", "sqlite", "postgres").
+	DatabaseType string
+	// ShutdownTimeout bounds the graceful stop of ListenAndServe (default 10s).
+	ShutdownTimeout time.Duration
+}
+
+// Handler returns the API of eng as an http.Handler. port is reported in /api/runtimes.
+func Handler(eng *xc.Engine, port int, opts Options) (http.Handler, error) {
+	tokens := httpapi.Tokens{}
+	if opts.Tokens != "" {
+		t, err := httpapi.ParseTokens(opts.Tokens)
+		if err != nil {
+			return nil, fmt.Errorf("tokens: %w", err)
+		}
+		tokens = t
+	}
+	name := opts.Name
+	if name == "" {
+		name = "embedded"
+	}
+	host, _ := os.Hostname()
+	backend := httpapi.NewLocal(eng, httpapi.WithDatabaseType(opts.DatabaseType), httpapi.WithRuntime(name, host, port))
+	return httpapi.New(backend, httpapi.Options{Tokens: tokens, Logger: opts.Logger, Metrics: opts.Metrics,
+		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins}), nil
+}
+
+// ListenAndServe serves the API of eng on addr until ctx is done, then shuts the server down
+// gracefully (live streams are closed, in-flight requests finish). It does not close eng.
+func ListenAndServe(ctx context.Context, addr string, eng *xc.Engine, opts Options) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	return Serve(ctx, ln, eng, opts)
+}
+
+// Serve is ListenAndServe on a listener of the caller's.
+func Serve(ctx context.Context, ln net.Listener, eng *xc.Engine, opts Options) error {
+	port := 0
+	if a, ok := ln.Addr().(*net.TCPAddr); ok {
+		port = a.Port
+	}
+	h, err := Handler(eng, port, opts)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	streams, stopStreams := context.WithCancel(context.Background())
+	defer stopStreams()
+	srv := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return streams },
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	}
+	timeout := opts.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	stopStreams()
+	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("shutdown: %w", serr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// Addr formats a bind address and port for ListenAndServe.
+func Addr(bind string, port int) string { return net.JoinHostPort(bind, strconv.Itoa(port)) }
