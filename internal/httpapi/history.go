@@ -256,4 +256,3 @@ func (s *server) children(ctx context.Context, in xc.Instance) ([]instanceRef, e
 	}
 	return out, nil
 }
-
