@@ -20,6 +20,7 @@ type Memory struct {
 	outbox    map[string]Message
 	outboxSeq []string // insertion order of outbox ids
 	inbox     map[string]struct{}
+	inboxFIFO []string // inbox ids in arrival order; the oldest are forgotten past memoryInboxSize
 }
 
 type memEntry struct {
@@ -75,6 +76,9 @@ type memEvent struct {
 	Seq, PersistedAt                                           int64
 	standardCreation                                           bool
 }
+
+// memoryInboxSize is how many applied command ids the memory store remembers.
+const memoryInboxSize = 100_000
 
 // NewMemory returns an empty in-memory store.
 func NewMemory() *Memory {
@@ -175,6 +179,16 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	}
 	if c.InboxID != "" {
 		m.inbox[c.InboxID] = struct{}{}
+		m.inboxFIFO = append(m.inboxFIFO, c.InboxID)
+		if len(m.inboxFIFO) >= 2*memoryInboxSize {
+			// Redeliveries come soon after the first delivery; remembering the last ids
+			// is enough, and keeps a long-running memory store bounded.
+			old := m.inboxFIFO[:memoryInboxSize]
+			for _, id := range old {
+				delete(m.inbox, id)
+			}
+			m.inboxFIFO = append(m.inboxFIFO[:0], m.inboxFIFO[len(old):]...)
+		}
 	}
 	for i := range c.Instances {
 		w := &c.Instances[i]
