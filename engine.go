@@ -54,6 +54,10 @@ type Options struct {
 	// MissingHook is called when a hook method has no handler (the binaries record it in the
 	// audit trail); optional.
 	MissingHook func(h *Hook)
+	// DefaultHook handles every hook method named in the YAML that has no handler registered
+	// with Handle (registered handlers win); the binaries point it at --hooks-url. When nil,
+	// such methods go to MissingHook.
+	DefaultHook HookFunc
 	// TimerBatch bounds how many due timers are fired in one batch (default 1000).
 	TimerBatch int
 }
@@ -80,6 +84,7 @@ type Engine struct {
 	remote   Remote
 	observer Observer
 	missing  func(h *Hook)
+	fallback HookFunc
 	listener func(RuntimeEvent)
 
 	hooksMu sync.RWMutex
@@ -119,6 +124,7 @@ func New(opts Options) *Engine {
 		remote:     opts.Remote,
 		observer:   opts.Observer,
 		missing:    opts.MissingHook,
+		fallback:   opts.DefaultHook,
 		listener:   opts.Listener,
 		hooks:      make(map[string]HookFunc),
 		components: make(map[string]*compRuntime),

@@ -539,6 +539,9 @@ func (e *Engine) runHook(ctx context.Context, kind HookKind, method string, rec 
 	}
 	fn := e.hook(method)
 	if fn == nil {
+		fn = e.fallback
+	}
+	if fn == nil {
 		if e.missing != nil {
 			e.missing(h)
 		}

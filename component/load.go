@@ -17,7 +17,7 @@ import (
 // The keys of each level of a component file (yaml.md). Anything else is kept and warned about.
 var (
 	componentKeys = []string{"name", "version", "description", "metadata", "entryMachine",
-		"entryMachineMode", "autoCreateEntryPoint", "layout", "stateMachines"}
+		"entryMachineMode", "autoCreateEntryPoint", "layout", "stateMachines", "triggeredMethods"}
 	layoutKeys  = []string{"algorithm", "machines"}
 	machineKeys = []string{"name", "initialState", "states", "transitions", "publicMemberType",
 		"parentLink", "contextSchema", "description", "metadata"}
@@ -190,6 +190,12 @@ func (l *loader) component(root *yaml.Node) *Component {
 		c.AutoCreateEntryPoint = c.EntryMachineMode == EntrySingleton
 	}
 
+	if o.has("triggeredMethods") {
+		// xcomponent-ai files may carry JavaScript hook bodies here; they are kept (they
+		// travel with the definition) but never run.
+		l.warnf(o.keyLoc("triggeredMethods"), "triggeredMethods holds JavaScript, which is not run: register Go handlers (Engine.Handle) or serve with --hooks-url")
+		c.Extra = map[string]any{"triggeredMethods": o.any("triggeredMethods")}
+	}
 	if !o.has("stateMachines") {
 		o.required("stateMachines")
 	}
@@ -204,7 +210,7 @@ func (l *loader) component(root *yaml.Node) *Component {
 	}
 
 	for _, k := range o.order {
-		if !slices.Contains(componentKeys, k) {
+		if !slices.Contains(componentKeys, k) || k == "triggeredMethods" {
 			if c.Extra == nil {
 				c.Extra = map[string]any{}
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/http"
 	"os"
 	"strconv"
 
@@ -9,6 +10,7 @@ import (
 
 	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -23,8 +25,9 @@ func envOr(name, def string) string {
 func newServeCmd(g *globals) *cobra.Command {
 	var (
 		storeSpec, bind, tokenFile, name string
+		hooksURL                         string
 		port                             int
-		tokens, cors                     []string
+		tokens, cors, hooksHeaders       []string
 		maxBody                          int64
 	)
 	cmd := &cobra.Command{
@@ -65,11 +68,32 @@ func newServeCmd(g *globals) *cobra.Command {
 				}
 				toks = toks.Merge(t)
 			}
+			var hdrs http.Header
+			for _, line := range hooksHeaders {
+				k, v, err := webhook.ParseHeader(line)
+				if err != nil {
+					return &usageError{err}
+				}
+				if hdrs == nil {
+					hdrs = http.Header{}
+				}
+				hdrs.Add(k, v)
+			}
+			// The env is read here, not as the flag's default: --help would show its credentials.
+			if !cmd.Flags().Changed("hooks-url") {
+				hooksURL = os.Getenv("XCOMPONENT_HOOKS_URL")
+			}
+			if hooksURL != "" {
+				if err := webhook.CheckURL(hooksURL); err != nil {
+					return &usageError{err}
+				}
+			}
 			ctx, stop := signalContext()
 			defer stop()
 			err = node.Serve(ctx, node.Config{
 				Files: files, Store: spec, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, Name: name, Logger: g.logger(),
+				HooksURL: hooksURL, HooksHeaders: hdrs,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -86,5 +110,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringArrayVar(&cors, "cors-origin", nil, "allowed CORS origin; repeatable (default: CORS off)")
 	f.Int64Var(&maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
 	f.StringVar(&name, "name", "serve", "name of this process in /api/runtimes")
+	f.StringVar(&hooksURL, "hooks-url", "", "HTTP endpoint serving hook methods without a handler; its failures veto (env XCOMPONENT_HOOKS_URL)")
+	f.StringArrayVar(&hooksHeaders, "hooks-header", nil, "'Name: value' header sent to --hooks-url, e.g. 'Authorization: Bearer T'; repeatable")
 	return cmd
 }

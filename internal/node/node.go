@@ -16,6 +16,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Ready, when set, is called with the listening address once the API serves.
 	Ready func(addr net.Addr)
+	// HooksURL, when set, is the HTTP endpoint that serves every hook method (see package
+	// webhook); HooksHeaders are sent with each call (e.g. Authorization).
+	HooksURL     string
+	HooksHeaders http.Header
 }
 
 // LoadComponents loads component files and checks them together; warnings are logged.
@@ -76,6 +81,11 @@ func Serve(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
+	if cfg.HooksURL != "" {
+		if err := webhook.CheckURL(cfg.HooksURL); err != nil {
+			return err
+		}
+	}
 	st, err := storeurl.Open(ctx, cfg.Store)
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", storeurl.Redact(cfg.Store), err)
@@ -84,9 +94,14 @@ func Serve(ctx context.Context, cfg Config) error {
 	log.Info("store open", "store", storeurl.Redact(cfg.Store))
 
 	metrics := httpapi.NewMetrics()
-	eng := xc.New(xc.Options{Store: st, Logger: log, Observer: metrics, MissingHook: func(h *xc.Hook) {
+	opts := xc.Options{Store: st, Logger: log, Observer: metrics, MissingHook: func(h *xc.Hook) {
 		log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "component", h.Component, "machine", h.Machine, "instance", h.InstanceID)
-	}})
+	}}
+	if cfg.HooksURL != "" {
+		opts.DefaultHook = webhook.New(cfg.HooksURL, webhook.Options{Headers: cfg.HooksHeaders, Logger: log})
+		log.Info("hooks endpoint", "url", webhook.Redact(cfg.HooksURL), "headers", len(cfg.HooksHeaders))
+	}
+	eng := xc.New(opts)
 	for _, c := range comps {
 		if err := eng.Load(ctx, c); err != nil {
 			_ = eng.Close(context.Background())
