@@ -30,11 +30,16 @@ type Metrics = httpapi.Metrics
 // NewMetrics returns metrics on a private registry.
 func NewMetrics() *Metrics { return httpapi.NewMetrics() }
 
+// Tokens are the API's bearer tokens by role ("viewer": read; "operator": read, create, send).
+type Tokens = httpapi.Tokens
+
+// ParseTokens reads "operator=T1,viewer=T2,operator=T3".
+func ParseTokens(s string) (Tokens, error) { return httpapi.ParseTokens(s) }
+
 // Options configure the API.
 type Options struct {
-	// Tokens enables auth, as "operator=T1,viewer=T2" (several tokens per role allowed).
-	// Empty: the API is open.
-	Tokens string
+	// Tokens enables auth (see ParseTokens). Empty: the API is open.
+	Tokens Tokens
 	// Metrics served at /metrics; see NewMetrics.
 	Metrics *Metrics
 	// Logger receives one line per request; slog.Default() when nil.
@@ -52,23 +57,15 @@ type Options struct {
 }
 
 // Handler returns the API of eng as an http.Handler. port is reported in /api/runtimes.
-func Handler(eng *xc.Engine, port int, opts Options) (http.Handler, error) {
-	tokens := httpapi.Tokens{}
-	if opts.Tokens != "" {
-		t, err := httpapi.ParseTokens(opts.Tokens)
-		if err != nil {
-			return nil, fmt.Errorf("tokens: %w", err)
-		}
-		tokens = t
-	}
+func Handler(eng *xc.Engine, port int, opts Options) http.Handler {
 	name := opts.Name
 	if name == "" {
 		name = "embedded"
 	}
 	host, _ := os.Hostname()
 	backend := httpapi.NewLocal(eng, httpapi.WithDatabaseType(opts.DatabaseType), httpapi.WithRuntime(name, host, port))
-	return httpapi.New(backend, httpapi.Options{Tokens: tokens, Logger: opts.Logger, Metrics: opts.Metrics,
-		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins}), nil
+	return httpapi.New(backend, httpapi.Options{Tokens: opts.Tokens, Logger: opts.Logger, Metrics: opts.Metrics,
+		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins})
 }
 
 // ListenAndServe serves the API of eng on addr until ctx is done, then shuts the server down
@@ -87,11 +84,7 @@ func Serve(ctx context.Context, ln net.Listener, eng *xc.Engine, opts Options) e
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	h, err := Handler(eng, port, opts)
-	if err != nil {
-		_ = ln.Close()
-		return err
-	}
+	h := Handler(eng, port, opts)
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -106,6 +99,7 @@ func Serve(ctx context.Context, ln net.Listener, eng *xc.Engine, opts Options) e
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
+	var err error
 	select {
 	case err = <-served:
 	case <-ctx.Done():

@@ -52,9 +52,13 @@ func TestServeEmbeddedEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	tokens, err := server.ParseTokens("operator=secret")
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan error, 1)
 	go func() {
-		done <- server.Serve(ctx, ln, eng, server.Options{Metrics: metrics, Tokens: "operator=secret", Logger: quiet})
+		done <- server.Serve(ctx, ln, eng, server.Options{Metrics: metrics, Tokens: tokens, Logger: quiet})
 	}()
 	base := "http://" + ln.Addr().String()
 	call := func(method, path, body, token string) (int, map[string]any) {

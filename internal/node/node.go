@@ -4,19 +4,17 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strconv"
 	"time"
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
-	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/internal/webhook"
+	"github.com/xcomponent/xcomponent/server"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -30,7 +28,7 @@ type Config struct {
 	Bind string
 	Port int
 	// Tokens configure auth; none means open.
-	Tokens httpapi.Tokens
+	Tokens server.Tokens
 	// MaxBodyBytes limits request bodies (0: the API's default, 1 MiB).
 	MaxBodyBytes int64
 	// CORSOrigins allowed; none: CORS off.
@@ -93,7 +91,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	defer st.Close()
 	log.Info("store open", "store", storeurl.Redact(cfg.Store))
 
-	metrics := httpapi.NewMetrics()
+	metrics := server.NewMetrics()
 	opts := xc.Options{Store: st, Logger: log, Observer: metrics, MissingHook: func(h *xc.Hook) {
 		log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "component", h.Component, "machine", h.Machine, "instance", h.InstanceID)
 	}}
@@ -123,30 +121,13 @@ func Serve(ctx context.Context, cfg Config) error {
 	if name == "" {
 		name = "serve"
 	}
-	host, _ := os.Hostname()
-	backend := httpapi.NewLocal(eng, httpapi.WithDatabaseType(storeType(cfg.Store)), httpapi.WithRuntime(name, host, cfg.Port))
-	api := httpapi.New(backend, httpapi.Options{Tokens: cfg.Tokens, Logger: log, Metrics: metrics,
-		MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins})
-
-	streams, stopStreams := context.WithCancel(context.Background())
-	defer stopStreams()
-	srv := &http.Server{
-		Handler:           api,
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return streams },
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
 	log.Info("serving", "addr", "http://"+ln.Addr().String(), "components", len(comps), "auth", len(cfg.Tokens) > 0)
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr())
 	}
-
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-	}
+	err = server.Serve(ctx, ln, eng, server.Options{Tokens: cfg.Tokens, Logger: log, Metrics: metrics,
+		MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Name: name,
+		DatabaseType: storeType(cfg.Store), ShutdownTimeout: cfg.ShutdownTimeout})
 	log.Info("shutting down")
 	timeout := cfg.ShutdownTimeout
 	if timeout <= 0 {
@@ -154,15 +135,8 @@ func Serve(ctx context.Context, cfg Config) error {
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	stopStreams()
-	if serr := srv.Shutdown(sctx); serr != nil {
-		log.Warn("http shutdown", "err", serr)
-	}
 	if cerr := eng.Close(sctx); cerr != nil {
 		log.Warn("engine close", "err", cerr)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
 	}
 	log.Info("stopped")
 	return err
