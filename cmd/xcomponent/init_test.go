@@ -299,7 +299,7 @@ func TestInitProjectBuildsTestsAndRuns(t *testing.T) {
 	}
 
 	db := "sqlite:" + filepath.Join(t.TempDir(), "shop.db")
-	stdout, stderr := runUntilReady(ctx, t, filepath.Join(bin, "shop"), "-store", db)
+	stdout, stderr := runUntilReady(ctx, t, filepath.Join(bin, "shop"), "-store", db, "-addr", "127.0.0.1:0")
 	for _, want := range []string{
 		"Created → AwaitingPayment → Paid → Shipped",
 		"PLACE refused: triggeredMethod hook priceOrder vetoed the transition",
@@ -314,7 +314,7 @@ func TestInitProjectBuildsTestsAndRuns(t *testing.T) {
 	}
 
 	// Started again on the same file, it restores the two orders left active by the demo.
-	_, stderr = runUntilReady(ctx, t, filepath.Join(bin, "shop"), "-store", db, "-demo=false")
+	_, stderr = runUntilReady(ctx, t, filepath.Join(bin, "shop"), "-store", db, "-demo=false", "-addr", "127.0.0.1:0")
 	if !strings.Contains(stderr, "instances=2") {
 		t.Errorf("restart did not restore the 2 active orders:\n%s", stderr)
 	}
