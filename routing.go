@@ -352,7 +352,8 @@ func lookupPath(data map[string]any, path string) (any, bool) {
 	}
 }
 
-// compare evaluates instanceValue OP eventValue with the semantics of matching rules.
+// compare evaluates instanceValue OP eventValue with the semantics of matching rules:
+// typed equality; ordering of two numbers or two strings, false for anything else.
 func compare(instanceValue any, op component.Operator, eventValue any) bool {
 	switch op {
 	case component.OpEq, "", "==":
@@ -362,29 +363,17 @@ func compare(instanceValue any, op component.Operator, eventValue any) bool {
 	}
 	if a, ok := toFloat(instanceValue); ok {
 		b, ok := toFloat(eventValue)
-		if !ok {
-			return false
-		}
-		switch op {
-		case component.OpGt:
-			return a > b
-		case component.OpLt:
-			return a < b
-		case component.OpGte:
-			return a >= b
-		case component.OpLte:
-			return a <= b
-		}
-		return false
+		return ok && ordered(a, op, b)
 	}
 	a, ok := instanceValue.(string)
 	if !ok {
 		return false
 	}
 	b, ok := eventValue.(string)
-	if !ok {
-		return false
-	}
+	return ok && ordered(a, op, b)
+}
+
+func ordered[T float64 | string](a T, op component.Operator, b T) bool {
 	switch op {
 	case component.OpGt:
 		return a > b
