@@ -339,9 +339,10 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	singletonChild := t.Type == component.InterMachine && t.TargetMachine == mr.comp.def.EntryMachine &&
 		mr.comp.def.EntryMachineMode == component.EntrySingleton
 	if singletonChild {
+		// Held until the commit is done, not during the effects: they may create instances.
 		mr.comp.createMu.Lock()
-		defer mr.comp.createMu.Unlock()
 		if mr.comp.entryExists {
+			mr.comp.createMu.Unlock()
 			return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("machine %s of component %s is a singleton entry point and already has an instance", t.TargetMachine, mr.comp.def.Name))
 		}
 	}
@@ -349,16 +350,18 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	if needsEffects(t, target, rec, m) || sends != nil {
 		fx = e.buildEffects(mr, rec, next, t, target, d, sends, now, c)
 	}
-	if err := e.commit(ctx, c); err != nil {
+	err := e.commit(ctx, c)
+	if singletonChild {
+		mr.comp.entryExists = mr.comp.entryExists || err == nil
+		mr.comp.createMu.Unlock()
+	}
+	if err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
 			return Result{}, fmt.Errorf("event %s already applied to instance %s: %w", d.ev.ID, rec.ID, ErrNotAccepted)
 		}
 		return Result{}, err
 	}
 
-	if singletonChild {
-		mr.comp.entryExists = true // createMu is held
-	}
 	// Committed: make it visible, then run the effects.
 	inst.setRecord(next)
 	mr.update(inst, rec, next, owned)
