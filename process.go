@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/xcomponent/xcomponent/component"
@@ -25,7 +26,17 @@ type delivery struct {
 	timer *store.Timer
 	// done, when set, receives the outcome.
 	done func(Result, error)
+	// state arbitrates between a waiting caller that gives up and the goroutine that takes
+	// the delivery from the queue: exactly one of them wins (deliveryQueued → taken or
+	// cancelled), so an event whose caller was told it failed is never applied.
+	state atomic.Int32
 }
+
+const (
+	deliveryQueued int32 = iota
+	deliveryTaken
+	deliveryCancelled
+)
 
 // maxConflictRetries bounds how often an event is retried after another writer changed the
 // instance first.
@@ -99,7 +110,11 @@ func (e *Engine) deliverWait(ctx context.Context, d *delivery) (Result, error) {
 	case o := <-ch:
 		return o.res, o.err
 	case <-ctx.Done():
-		return Result{}, fmt.Errorf("event %s to instance %s: still queued: %w", d.ev.Type, inst.ID(), ctx.Err())
+		if d.state.CompareAndSwap(deliveryQueued, deliveryCancelled) {
+			return Result{}, fmt.Errorf("event %s to instance %s: given up while queued, not applied: %w", d.ev.Type, inst.ID(), ctx.Err())
+		}
+		o := <-ch // already being processed: its outcome is the answer
+		return o.res, o.err
 	}
 }
 
@@ -152,6 +167,10 @@ func (e *Engine) drain(inst *instance) {
 		inst.queue[0] = nil
 		inst.queue = inst.queue[1:]
 		inst.mu.Unlock()
+		if !d.state.CompareAndSwap(deliveryQueued, deliveryTaken) {
+			e.addPending(-1) // its caller gave up
+			continue
+		}
 		res, err := e.process(e.baseCtx, d)
 		if d.done != nil {
 			d.done(res, err)
@@ -188,6 +207,10 @@ func (e *Engine) Settle(ctx context.Context) error {
 		e.fifo[0] = nil
 		e.fifo = e.fifo[1:]
 		e.fifoMu.Unlock()
+		if !d.state.CompareAndSwap(deliveryQueued, deliveryTaken) {
+			e.addPending(-1)
+			continue
+		}
 		res, err := e.process(ctx, d)
 		if d.done != nil {
 			d.done(res, err)

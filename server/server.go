@@ -58,6 +58,10 @@ type Options struct {
 
 // Handler returns the API of eng as an http.Handler. port is reported in /api/runtimes.
 func Handler(eng *xc.Engine, port int, opts Options) http.Handler {
+	return handler(eng, port, opts, nil)
+}
+
+func handler(eng *xc.Engine, port int, opts Options, closing <-chan struct{}) http.Handler {
 	name := opts.Name
 	if name == "" {
 		name = "embedded"
@@ -65,7 +69,7 @@ func Handler(eng *xc.Engine, port int, opts Options) http.Handler {
 	host, _ := os.Hostname()
 	backend := httpapi.NewLocal(eng, httpapi.WithDatabaseType(opts.DatabaseType), httpapi.WithRuntime(name, host, port))
 	return httpapi.New(backend, httpapi.Options{Tokens: opts.Tokens, Logger: opts.Logger, Metrics: opts.Metrics,
-		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins})
+		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins, Closing: closing})
 }
 
 // ListenAndServe serves the API of eng on addr until ctx is done, then shuts the server down
@@ -84,19 +88,19 @@ func Serve(ctx context.Context, ln net.Listener, eng *xc.Engine, opts Options) e
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
-	h := Handler(eng, port, opts)
+	closing := make(chan struct{})
+	h := handler(eng, port, opts, closing)
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	streams, stopStreams := context.WithCancel(context.Background())
-	defer stopStreams()
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return streams },
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+	// At shutdown, live streams end (they never go idle); other requests finish.
+	srv.RegisterOnShutdown(func() { close(closing) })
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
 	var err error
@@ -110,7 +114,6 @@ func Serve(ctx context.Context, ln net.Listener, eng *xc.Engine, opts Options) e
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	stopStreams()
 	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
 		err = fmt.Errorf("shutdown: %w", serr)
 	}

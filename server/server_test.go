@@ -88,6 +88,14 @@ func TestServeEmbeddedEngine(t *testing.T) {
 	if code != 200 || res["newState"] != "Priced" || res["instance"].(map[string]any)["context"].(map[string]any)["total"] != float64(42) {
 		t.Fatalf("trigger: %d %v", code, res)
 	}
+	// A live stream is open; the shutdown must end it rather than wait for it.
+	sreq, _ := http.NewRequest("GET", base+"/api/stream", nil)
+	sreq.Header.Set("Authorization", "Bearer secret")
+	stream, err := http.DefaultClient.Do(sreq)
+	if err != nil || stream.StatusCode != 200 {
+		t.Fatalf("stream: %v %v", err, stream)
+	}
+	defer stream.Body.Close()
 	cancel()
 	select {
 	case err := <-done:

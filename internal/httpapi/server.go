@@ -36,6 +36,9 @@ type Options struct {
 	// StreamWriteTimeout bounds one write to a stream client (default 10 s); a client that
 	// does not read is dropped.
 	StreamWriteTimeout time.Duration
+	// Closing, when closed, ends the live streams (at shutdown: they never go idle, while
+	// ordinary requests are left to finish).
+	Closing <-chan struct{}
 }
 
 func (o *Options) defaults() {

@@ -217,6 +217,8 @@ func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-s.opts.Closing:
+			return nil
 		case <-c.gone:
 			return nil
 		case msg := <-c.ch:
