@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/xcomponent/xcomponent/internal/dashboard"
 )
 
 // Options configure the HTTP layer. The zero value is usable: open API (no tokens), no CORS,
@@ -76,6 +78,7 @@ type server struct {
 	routes  map[string]route // by pattern
 	hub     *hub
 	promh   http.Handler
+	ui      http.Handler // the dashboard's static files
 }
 
 // route is one endpoint.
@@ -102,6 +105,7 @@ func New(b Backend, opts Options) http.Handler {
 	s.hub = newHub(b, opts.StreamBuffer, s.log)
 	s.metrics.setSource(b.Stats, 5*time.Second)
 	s.promh = s.metrics.Handler()
+	s.ui = dashboard.Handler()
 	for _, rt := range s.routeTable() {
 		s.routes[rt.pattern()] = rt
 		s.mux.HandleFunc(rt.pattern(), s.adapt(rt.handle))
@@ -185,6 +189,16 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	if s.cors(sw, r) {
+		return
+	}
+	// The dashboard's static files (GET / and /assets/...) are outside the route table and the
+	// OpenAPI document, and need no token: the page asks for one when the API answers 401.
+	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && dashboard.IsPath(r.URL.Path) {
+		ri.route = "GET /assets/"
+		if r.URL.Path == "/" {
+			ri.route = "GET /"
+		}
+		s.ui.ServeHTTP(sw, r)
 		return
 	}
 	h, pattern := s.mux.Handler(r)
