@@ -51,6 +51,9 @@ var (
 	ErrStore = errors.New("store unavailable")
 	// ErrClosed: the engine is shut down.
 	ErrClosed = errors.New("engine closed")
+	// ErrBusy: other processes kept changing the instance while this event was retried;
+	// nothing was applied and the event can be sent again.
+	ErrBusy = errors.New("instance busy")
 )
 
 // ContextError lists the contextSchema violations of a create request.

@@ -24,6 +24,7 @@ type instance struct {
 	running bool // a goroutine is processing this instance's queue
 
 	isEntryPoint bool
+	timersArmed  atomic.Bool // the timer queue holds armings of this instance
 }
 
 // ID returns the instance id.
@@ -63,7 +64,7 @@ func (e *Engine) register(cr *compRuntime, rec *store.Instance) (*instance, erro
 	e.mu.Unlock()
 	if isLive(rec) {
 		mr.add(inst, rec)
-		e.timers.arm(inst, rec.Timers)
+		e.timers.set(inst, rec.Timers)
 	}
 	return inst, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -39,8 +40,9 @@ const (
 )
 
 // maxConflictRetries bounds how often an event is retried after another writer changed the
-// instance first.
-const maxConflictRetries = 5
+// instance first; retries wait a little longer each time, with jitter, so that writers
+// contending for one instance fall out of step.
+const maxConflictRetries = 20
 
 // Send delivers an event to one instance and waits for the outcome: the transition it fired,
 // or an error wrapping ErrNotAccepted (with the reason), ErrNotFound or ErrStore. The payload
@@ -231,8 +233,19 @@ func (e *Engine) missingInstance(ctx context.Context, id string) error {
 func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := e.apply(ctx, d)
-		if err == nil || !errors.Is(err, store.ErrConflict) || attempt >= maxConflictRetries {
+		if err == nil || !errors.Is(err, store.ErrConflict) {
 			return res, err
+		}
+		if attempt >= maxConflictRetries {
+			return Result{}, fmt.Errorf("instance %s changed by another process %d times in a row: %w", d.inst.ID(), attempt+1, ErrBusy)
+		}
+		if !e.manual && attempt > 0 {
+			wait := time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond)) + 1)
+			select {
+			case <-time.After(wait):
+			case <-ctx.Done():
+				return Result{}, ctx.Err()
+			}
 		}
 		// Another process changed the instance: reload and try again on the new state.
 		fresh, lerr := e.store.Instance(ctx, d.inst.ID())
@@ -242,7 +255,7 @@ func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
 		old := d.inst.record()
 		d.inst.setRecord(&fresh)
 		d.inst.mr.update(d.inst, old, &fresh, true)
-		e.timers.arm(d.inst, fresh.Timers)
+		e.timers.set(d.inst, fresh.Timers)
 	}
 }
 
@@ -391,7 +404,7 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	if next.Status != store.StatusActive {
 		e.retire(inst)
 	}
-	e.timers.arm(inst, newTimers(rec.Timers, next.Timers))
+	e.timers.set(inst, next.Timers)
 	for i := range fx.children {
 		ch := fx.children[i]
 		if _, err := e.register(fx.childRuntime[i], ch); err != nil {
@@ -529,6 +542,7 @@ func (e *Engine) spendTimer(ctx context.Context, inst *instance, rec *store.Inst
 		return
 	}
 	inst.setRecord(next)
+	e.timers.set(inst, next.Timers)
 }
 
 // commit writes to the store, turning store failures into ErrStore (conflicts and duplicates
@@ -549,7 +563,7 @@ func (e *Engine) commit(ctx context.Context, c *store.Commit) error {
 
 // retire removes a completed instance from the live set; entry points stay registered.
 func (e *Engine) retire(inst *instance) {
-	e.timers.disarm(inst)
+	e.timers.set(inst, nil)
 	if inst.isEntryPoint {
 		return
 	}

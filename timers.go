@@ -3,6 +3,7 @@ package xcomponent
 import (
 	"container/heap"
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -95,29 +96,16 @@ func findTransition(ts []*component.Transition, index int) *component.Transition
 	return nil
 }
 
-// newTimers returns the timers of next that were not already armed in prev.
-func newTimers(prev, next []store.Timer) []store.Timer {
-	if len(next) == 0 {
-		return nil
-	}
-	var out []store.Timer
-	for i := range next {
-		if !next[i].Spent && !hasTimer(prev, &next[i]) {
-			out = append(out, next[i])
-		}
-	}
-	return out
-}
-
 // timerQueue holds every armed timer of the engine in a min-heap by deadline, with one clock
-// timer set for the earliest: idle timers cost no CPU. Entries are invalidated lazily: a
-// popped entry fires only if its instance still has that arming.
+// timer set for the earliest: idle timers cost no CPU. Each instance's entries are known, so
+// that a transition replaces them exactly: the heap holds only pending armings.
 type timerQueue struct {
 	e     *Engine
 	batch int
 
 	mu      sync.Mutex
 	h       timerHeap
+	byInst  map[*instance][]*timerEntry
 	next    clock.Timer
 	nextDue int64 // deadline next is set for; 0 when none
 	stopped bool
@@ -127,11 +115,12 @@ type timerQueue struct {
 type timerEntry struct {
 	due   int64
 	seq   uint64 // arming order: timers due at the same time fire in the order they were armed
+	index int    // position in the heap
 	inst  *instance
 	timer store.Timer
 }
 
-type timerHeap []timerEntry
+type timerHeap []*timerEntry
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
@@ -140,13 +129,20 @@ func (h timerHeap) Less(i, j int) bool {
 	}
 	return h[i].seq < h[j].seq
 }
-func (h timerHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)   { *h = append(*h, x.(timerEntry)) }
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *timerHeap) Push(x any) {
+	te := x.(*timerEntry)
+	te.index = len(*h)
+	*h = append(*h, te)
+}
 func (h *timerHeap) Pop() any {
 	old := *h
 	n := len(old)
 	x := old[n-1]
-	old[n-1] = timerEntry{}
+	old[n-1] = nil
 	*h = old[:n-1]
 	return x
 }
@@ -157,11 +153,14 @@ func (q *timerQueue) init(e *Engine, batch int) {
 	if q.batch <= 0 {
 		q.batch = 1000
 	}
+	q.byInst = make(map[*instance][]*timerEntry)
 }
 
-// arm adds timers of an instance.
-func (q *timerQueue) arm(inst *instance, ts []store.Timer) {
-	if len(ts) == 0 {
+// set makes the queue hold exactly the pending timers ts of inst: armings it already holds
+// stay (keeping their order), others are removed, new ones are added. Cheap when the
+// instance has no timer before or after.
+func (q *timerQueue) set(inst *instance, ts []store.Timer) {
+	if len(ts) == 0 && !inst.timersArmed.Load() {
 		return
 	}
 	q.mu.Lock()
@@ -169,18 +168,87 @@ func (q *timerQueue) arm(inst *instance, ts []store.Timer) {
 	if q.stopped {
 		return
 	}
+	old := q.byInst[inst]
+	var kept []*timerEntry
+	for _, te := range old {
+		if hasTimer(ts, &te.timer) {
+			kept = append(kept, te)
+		} else {
+			heap.Remove(&q.h, te.index)
+		}
+	}
 	for _, t := range ts {
-		if t.Spent {
+		if t.Spent || armed(kept, &t) {
 			continue
 		}
 		q.seq++
-		heap.Push(&q.h, timerEntry{due: t.DueAt, seq: q.seq, inst: inst, timer: t})
+		te := &timerEntry{due: t.DueAt, seq: q.seq, inst: inst, timer: t}
+		heap.Push(&q.h, te)
+		kept = append(kept, te)
+	}
+	if len(kept) == 0 {
+		delete(q.byInst, inst)
+		inst.timersArmed.Store(false)
+	} else {
+		q.byInst[inst] = kept
+		inst.timersArmed.Store(true)
 	}
 	q.scheduleLocked()
 }
 
-// disarm is a no-op: entries of an instance that left the live set are skipped when popped.
-func (q *timerQueue) disarm(*instance) {}
+func armed(es []*timerEntry, t *store.Timer) bool {
+	for _, te := range es {
+		if te.timer.Transition == t.Transition && te.timer.DueAt == t.DueAt {
+			return true
+		}
+	}
+	return false
+}
+
+// popLocked takes the earliest entry out of the heap and out of its instance's list.
+func (q *timerQueue) popLocked() *timerEntry {
+	te := heap.Pop(&q.h).(*timerEntry)
+	es := q.byInst[te.inst]
+	for i, x := range es {
+		if x == te {
+			es = append(es[:i], es[i+1:]...)
+			break
+		}
+	}
+	if len(es) == 0 {
+		delete(q.byInst, te.inst)
+		te.inst.timersArmed.Store(false)
+	} else {
+		q.byInst[te.inst] = es
+	}
+	return te
+}
+
+// timerRetryMs is how long a timer whose firing could not be committed waits before the next
+// attempt.
+const timerRetryMs = 1000
+
+// retry puts back an arming whose firing failed, due again at `at` (its own deadline stays).
+func (q *timerQueue) retry(inst *instance, t store.Timer, at int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped || armed(q.byInst[inst], &t) {
+		return
+	}
+	q.seq++
+	te := &timerEntry{due: at, seq: q.seq, inst: inst, timer: t}
+	heap.Push(&q.h, te)
+	q.byInst[inst] = append(q.byInst[inst], te)
+	inst.timersArmed.Store(true)
+	q.scheduleLocked()
+}
+
+// size counts the armings held.
+func (q *timerQueue) size() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.h)
+}
 
 // scheduleLocked sets the clock timer for the earliest deadline (normal mode only).
 func (q *timerQueue) scheduleLocked() {
@@ -224,17 +292,16 @@ func (q *timerQueue) onClock() {
 func (q *timerQueue) fireDue() int {
 	now := q.e.nowMs()
 	q.mu.Lock()
-	var due []timerEntry
+	var due []*timerEntry
 	for len(q.h) > 0 && q.h[0].due <= now && len(due) < q.batch {
-		due = append(due, heap.Pop(&q.h).(timerEntry))
+		due = append(due, q.popLocked())
 	}
 	q.mu.Unlock()
 	if len(due) == 0 {
 		return 0
 	}
 	var wg sync.WaitGroup
-	for i := range due {
-		te := &due[i]
+	for _, te := range due {
 		rec := te.inst.record()
 		if !isLive(rec) || !hasTimer(rec.Timers, &te.timer) {
 			continue
@@ -254,6 +321,12 @@ func (q *timerQueue) fireDue() int {
 				if o, ok := q.e.observer.(TimerObserver); ok {
 					o.TimerFired(float64(lag) / 1000)
 				}
+			}
+			if errors.Is(err, ErrStore) {
+				// Nothing was applied: the arming is still pending. Try again in a while
+				// rather than hammering a store that is down.
+				q.retry(inst, timer, q.e.nowMs()+timerRetryMs)
+				return
 			}
 			if err != nil {
 				return
@@ -289,7 +362,7 @@ func (q *timerQueue) nextDeadline() (int64, bool) {
 		if isLive(rec) && hasTimer(rec.Timers, &te.timer) {
 			return te.due, true
 		}
-		heap.Pop(&q.h)
+		q.popLocked()
 	}
 	return 0, false
 }

@@ -58,7 +58,7 @@ func statusOf(err error) int {
 		return http.StatusConflict
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
-	case errors.Is(err, xc.ErrStore), errors.Is(err, xc.ErrClosed), errors.Is(err, ErrUnavailable),
+	case errors.Is(err, xc.ErrStore), errors.Is(err, xc.ErrClosed), errors.Is(err, xc.ErrBusy), errors.Is(err, ErrUnavailable),
 		errors.Is(err, store.ErrClosed), errors.Is(err, context.Canceled):
 		return http.StatusServiceUnavailable
 	default:
