@@ -243,13 +243,6 @@ func (q *timerQueue) retry(inst *instance, t store.Timer, at int64) {
 	q.scheduleLocked()
 }
 
-// size counts the armings held.
-func (q *timerQueue) size() int {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return len(q.h)
-}
-
 // scheduleLocked sets the clock timer for the earliest deadline (normal mode only).
 func (q *timerQueue) scheduleLocked() {
 	if q.e.manual || q.stopped || len(q.h) == 0 {

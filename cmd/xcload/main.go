@@ -1,0 +1,61 @@
+// Command xcload is an HTTP load generator for the xcomponent REST API.
+//
+// It creates --instances instances of a machine, then --concurrency workers send events to
+// them: each instance belongs to exactly one worker, which sends it one event at a time
+// (POST /api/components/:c/instances/:id/events, the next once the previous is answered), so
+// the events of an instance keep their order. It stops by itself after --duration or
+// --requests, and prints the throughput (acknowledged events per second), the latency
+// percentiles of the event requests and the errors, as text or JSON (--json).
+//
+//	xcload --url http://127.0.0.1:3000 --component Bench --machine Toggle --event FLIP \
+//	  --instances 256 --duration 15s
+//
+// It only talks to --url, which must be a loopback address unless --allow-remote is given.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// run is the command: 0 when every request succeeded, 1 when some failed or the run could
+// not start, 2 on a usage error.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cfg, err := parseFlags(args, stderr)
+	if err != nil {
+		if err == errHelp {
+			return 0
+		}
+		fmt.Fprintln(stderr, "xcload:", err)
+		return 2
+	}
+	rep, err := Run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(stderr, "xcload:", err)
+		return 1
+	}
+	if cfg.JSON {
+		err = rep.WriteJSON(stdout)
+	} else {
+		err = rep.WriteText(stdout)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "xcload:", err)
+		return 1
+	}
+	if rep.Failed > 0 {
+		return 1
+	}
+	return 0
+}
