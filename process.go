@@ -40,9 +40,13 @@ const (
 )
 
 // maxConflictRetries bounds how often an event is retried after another writer changed the
-// instance first; retries wait a little longer each time, with jitter, so that writers
-// contending for one instance fall out of step.
-const maxConflictRetries = 20
+// instance first. Retries wait a little longer each time (jittered, capped at
+// maxConflictWait), so that writers contending for one instance fall out of step; a process
+// that keeps losing to a busy one keeps trying until the request's deadline or this bound.
+const (
+	maxConflictRetries = 2000
+	maxConflictWait    = 20 * time.Millisecond
+)
 
 // Send delivers an event to one instance and waits for the outcome: the transition it fired,
 // or an error wrapping ErrNotAccepted (with the reason), ErrNotFound or ErrStore. The payload
@@ -240,7 +244,8 @@ func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
 			return Result{}, fmt.Errorf("instance %s changed by another process %d times in a row: %w", d.inst.ID(), attempt+1, ErrBusy)
 		}
 		if !e.manual && attempt > 0 {
-			wait := time.Duration(rand.Int64N(int64(attempt)*int64(time.Millisecond)) + 1)
+			wait := min(time.Duration(attempt)*time.Millisecond, maxConflictWait)
+			wait = wait/2 + time.Duration(rand.Int64N(int64(wait/2)+1))
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
