@@ -474,6 +474,14 @@ func (l *loader) matchingRule(n *yaml.Node, path string) *MatchingRule {
 	l.remember(r, o)
 	r.EventProperty = o.required("eventProperty")
 	r.InstanceProperty = o.required("instanceProperty")
+	if strings.HasPrefix(r.EventProperty, "payload.") {
+		l.warnf(o.loc("eventProperty"), "eventProperty is a path inside the event payload: %q looks for a key \"payload\" in it; did you mean %q?",
+			r.EventProperty, strings.TrimPrefix(r.EventProperty, "payload."))
+	}
+	if strings.HasPrefix(r.InstanceProperty, "context.") {
+		l.warnf(o.loc("instanceProperty"), "instanceProperty is a path inside the instance data: %q looks for a key \"context\" in it; did you mean %q?",
+			r.InstanceProperty, strings.TrimPrefix(r.InstanceProperty, "context."))
+	}
 	if op, ok := o.str("operator"); ok {
 		switch op {
 		case "==":

@@ -413,3 +413,32 @@ func assertProblems(t *testing.T, got []Problem, want []string) {
 		t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(lines, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+func TestMatchingRulePathPrefixesWarn(t *testing.T) {
+	src := `name: P
+stateMachines:
+  - name: M
+    initialState: A
+    states: [{name: A}, {name: B, type: final}]
+    transitions:
+      - from: A
+        to: B
+        event: GO
+        matchingRules:
+          - {eventProperty: payload.customerId, instanceProperty: context.customerId}
+`
+	c, err := Parse([]byte(src), "p.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []string
+	for _, w := range c.Warnings {
+		msgs = append(msgs, w.String())
+	}
+	all := strings.Join(msgs, "\n")
+	for _, want := range []string{`p.yaml:11:29: warning`, `did you mean "customerId"`, `looks for a key "context"`} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q:\n%s", want, all)
+		}
+	}
+}
