@@ -54,21 +54,22 @@ type Report struct {
 
 // InstanceInfo describes one instance at the end of the run.
 type InstanceInfo struct {
-	Index            int            `json:"index"`
-	ID               string         `json:"id"`
-	MachineName      string         `json:"machineName"`
-	CurrentState     string         `json:"currentState"`
-	Status           store.Status   `json:"status"`
-	Context          map[string]any `json:"context"`
-	ParentInstanceID string         `json:"parentInstanceId,omitempty"`
-	Version          int64          `json:"version"`
+	Index        int            `json:"index"`
+	ID           string         `json:"id"`
+	MachineName  string         `json:"machineName"`
+	CurrentState string         `json:"currentState"`
+	Status       store.Status   `json:"status"`
+	Context      map[string]any `json:"context"`
+	// ParentInstanceID is null for an instance without a parent (the key is always there).
+	ParentInstanceID *string `json:"parentInstanceId"`
+	Version          int64   `json:"version"`
 }
 
 // StepResult says what one step did.
 type StepResult struct {
 	Step      int    `json:"step"`
 	Accepted  bool   `json:"accepted"`
-	Error     string `json:"error,omitempty"`
+	Error     string `json:"error"` // "" when accepted
 	Processed int    `json:"processed"`
 	// Trace lists the runtime events of the step, for the readable output.
 	Trace []xc.RuntimeEvent `json:"-"`
@@ -258,9 +259,13 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 		if err != nil {
 			return nil, err
 		}
-		rep.Instances = append(rep.Instances, InstanceInfo{Index: i, ID: in.ID, MachineName: in.MachineName,
-			CurrentState: in.CurrentState, Status: in.Status, Context: in.Context,
-			ParentInstanceID: in.ParentInstanceID, Version: in.Version})
+		info := InstanceInfo{Index: i, ID: in.ID, MachineName: in.MachineName,
+			CurrentState: in.CurrentState, Status: in.Status, Context: in.Context, Version: in.Version}
+		if in.ParentInstanceID != "" {
+			parent := in.ParentInstanceID
+			info.ParentInstanceID = &parent
+		}
+		rep.Instances = append(rep.Instances, info)
 	}
 	return rep, nil
 }

@@ -75,7 +75,7 @@ func TestInstanceNumberingAndSteps(t *testing.T) {
 			t.Errorf("instance %d = %+v, want %+v", i, in, w)
 		}
 	}
-	if rep.Instances[2].ParentInstanceID != rep.Instances[1].ID {
+	if rep.Instances[2].ParentInstanceID == nil || *rep.Instances[2].ParentInstanceID != rep.Instances[1].ID {
 		t.Errorf("child parent link: %+v", rep.Instances[2])
 	}
 	if rep.Instances[1].Version != 1 { // SPAWN only: instances 0 and 3 have no parent
