@@ -866,3 +866,37 @@ func TestInstanceCreatedByAnotherEngineIsServed(t *testing.T) {
 		t.Fatalf("version %d, want 2", rec.Version)
 	}
 }
+
+func TestAuditTrailNotesHookErrorsAndMissingHandlers(t *testing.T) {
+	src := `
+name: Notes
+stateMachines:
+  - name: M
+    initialState: A
+    states:
+      - {name: A}
+      - {name: B, onEntry: enterB}
+      - {name: C, onEntry: nobody}
+    transitions:
+      - {from: A, to: B, event: GO}
+      - {from: B, to: C, event: NEXT, triggeredMethod: alsoNobody}
+`
+	h := newHarness(t, true, src)
+	h.eng.Handle("enterB", func(context.Context, *xc.Hook) error { return errors.New("mail server down") })
+	in := h.create("Notes", "M", nil)
+	h.mustSend(in.ID, "GO", nil)
+	h.mustSend(in.ID, "NEXT", nil)
+	hist, err := h.store.History(context.Background(), in.ID)
+	if err != nil || len(hist) != 3 {
+		t.Fatalf("history: %v %v", hist, err)
+	}
+	if hist[0].Note != "" {
+		t.Errorf("creation note %q", hist[0].Note)
+	}
+	if !strings.Contains(hist[1].Note, "onEntry hook enterB: mail server down") {
+		t.Errorf("GO note %q", hist[1].Note)
+	}
+	if hist[2].Note != "triggeredMethod alsoNobody: no handler; onEntry nobody: no handler" {
+		t.Errorf("NEXT note %q", hist[2].Note)
+	}
+}

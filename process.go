@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -301,6 +302,7 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	data := rec.Data
 	owned := false
 	var sends *sendQueue
+	var notes []string // for the audit trail: what went wrong without undoing the transition
 	runHooks := source.OnExit != "" || t.TriggeredMethod != "" || target.OnEntry != ""
 	if runHooks {
 		data = copyMap(data)
@@ -313,7 +315,12 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 			if h.method == "" {
 				continue
 			}
-			if err := e.runHook(ctx, h.kind, h.method, rec, t, d, data, sends, rec.State); err != nil {
+			err := e.runHook(ctx, h.kind, h.method, rec, t, d, data, sends, rec.State)
+			if errors.Is(err, errNoHandler) {
+				notes = append(notes, fmt.Sprintf("%s %s: no handler", h.kind, h.method))
+				continue
+			}
+			if err != nil {
 				if d.timer != nil {
 					e.spendTimer(ctx, inst, rec, d.timer)
 				}
@@ -338,8 +345,13 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	next.Data = data
 	var hookErr error
 	if target.OnEntry != "" {
-		if err := e.runHook(ctx, HookOnEntry, target.OnEntry, next, t, d, data, sends, t.To); err != nil {
+		err := e.runHook(ctx, HookOnEntry, target.OnEntry, next, t, d, data, sends, t.To)
+		switch {
+		case errors.Is(err, errNoHandler):
+			notes = append(notes, fmt.Sprintf("%s %s: no handler", HookOnEntry, target.OnEntry))
+		case err != nil:
 			hookErr = fmt.Errorf("onEntry hook %s: %w", target.OnEntry, err)
+			notes = append(notes, hookErr.Error())
 		}
 	}
 	switch target.Type {
@@ -366,6 +378,9 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		SourceComponent: d.ev.SourceComponent, CorrelationID: d.ev.CorrelationID,
 		CausationID: d.ev.CausationID, Actor: d.ev.Actor, Source: d.ev.Source,
 		Seq: next.Version, PersistedAt: now,
+	}
+	if len(notes) > 0 {
+		sc.events[0].Note = strings.Join(notes, "; ")
 	}
 	c.Events = sc.events[:1]
 	sc.instances[0] = store.InstanceWrite{Instance: next, ExpectVersion: rec.Version}
@@ -590,10 +605,13 @@ func (e *Engine) runHook(ctx context.Context, kind HookKind, method string, rec 
 		if e.missing != nil {
 			e.missing(h)
 		}
-		return nil
+		return errNoHandler
 	}
 	return safeHook(ctx, fn, h)
 }
+
+// errNoHandler: a hook method has no handler. It does nothing, and the audit trail says so.
+var errNoHandler = errors.New("no handler")
 
 // safeHook runs a hook, turning a panic into an error.
 func safeHook(ctx context.Context, fn HookFunc, h *Hook) (err error) {

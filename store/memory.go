@@ -73,6 +73,7 @@ type memEvent struct {
 	FromState, ToState                                         string
 	Data                                                       map[string]any
 	SourceComponent, CorrelationID, CausationID, Actor, Source string
+	Note                                                       string
 	Seq, PersistedAt                                           int64
 	standardCreation                                           bool
 }
@@ -92,7 +93,7 @@ func NewMemory() *Memory {
 func toMemEvent(e *Event, rec *Instance) memEvent {
 	m := memEvent{ID: e.ID, Type: e.Type, Payload: e.Payload, FromState: e.FromState, ToState: e.ToState,
 		Data: e.Data, SourceComponent: e.SourceComponent, CorrelationID: e.CorrelationID,
-		CausationID: e.CausationID, Actor: e.Actor, Source: e.Source, Seq: e.Seq, PersistedAt: e.PersistedAt}
+		CausationID: e.CausationID, Actor: e.Actor, Source: e.Source, Note: e.Note, Seq: e.Seq, PersistedAt: e.PersistedAt}
 	if e.Type == EventCreated && isStandardCreation(e.Payload, e.Data, rec) {
 		m.Type, _ = e.Payload["triggerEvent"].(string)
 		m.standardCreation = true
@@ -142,7 +143,7 @@ func (en *memEntry) event(m *memEvent) Event {
 	e := Event{ID: m.ID, InstanceID: en.rec.ID, Component: en.rec.Component, Machine: en.rec.Machine,
 		Type: m.Type, Payload: m.Payload, FromState: m.FromState, ToState: m.ToState, Data: m.Data,
 		SourceComponent: m.SourceComponent, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
-		Actor: m.Actor, Source: m.Source, Seq: m.Seq, PersistedAt: m.PersistedAt}
+		Actor: m.Actor, Source: m.Source, Note: m.Note, Seq: m.Seq, PersistedAt: m.PersistedAt}
 	if m.standardCreation {
 		e.Type = EventCreated
 		e.Payload = CreationPayload(m.Data, m.Type, en.rec.ParentID, en.rec.ParentMachine)

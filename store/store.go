@@ -103,6 +103,9 @@ type Event struct {
 	Source          string // api, timer, hook, cascade, inter_machine, cross_component, parent, …
 	Seq             int64  // the instance version after this event (0 for creation)
 	PersistedAt     int64  // ms epoch
+	// Note records what went wrong without undoing the transition (an onEntry hook that
+	// failed, a hook method without a handler); "" when nothing did.
+	Note string
 }
 
 // EventCreated is the type of the event recorded when an instance is created.

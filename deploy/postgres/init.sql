@@ -99,3 +99,8 @@ CREATE VIEW event_history AS
 DROP VIEW IF EXISTS active_instances;
 CREATE VIEW active_instances AS
     SELECT * FROM fsm_snapshots WHERE status = 'active';
+
+-- migration 0002_event_note.sql
+-- xcomponent PostgreSQL schema, version 2: what went wrong without undoing a transition (an
+-- onEntry hook that failed, a hook method without a handler) is kept with its event.
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS note TEXT;

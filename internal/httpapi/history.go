@@ -32,8 +32,10 @@ type historyItem struct {
 	SourceComponentName string   `json:"sourceComponentName,omitempty"`
 	Actor               string   `json:"actor,omitempty"`
 	Source              string   `json:"source,omitempty"`
-	Version             int64    `json:"version"`
-	PersistedAt         int64    `json:"persistedAt"`
+	// Note says what went wrong without undoing the transition (onEntry hook error, no handler).
+	Note        string `json:"note,omitempty"`
+	Version     int64  `json:"version"`
+	PersistedAt int64  `json:"persistedAt"`
 }
 
 type historyEvent struct {
@@ -61,7 +63,7 @@ func historyItems(evs []store.Event) []historyItem {
 			Event:       historyEvent{Type: e.Type, Payload: payload, Timestamp: e.PersistedAt},
 			StateBefore: e.FromState, StateAfter: e.ToState, PublicMemberSnapshot: data, CausedBy: causedBy,
 			CorrelationID: e.CorrelationID, SourceComponentName: e.SourceComponent, Actor: e.Actor,
-			Source: e.Source, Version: e.Seq, PersistedAt: e.PersistedAt}
+			Source: e.Source, Note: e.Note, Version: e.Seq, PersistedAt: e.PersistedAt}
 	}
 	return out
 }

@@ -210,7 +210,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Instance, st
 
 const selectEvent = `SELECT id::text, instance_id::text, component_name, machine_name, event_type, event_payload,
 	from_state, to_state, context, source_component_name, correlation_id::text, causation_id::text, actor, source, seq,
-	persisted_at FROM fsm_events`
+	persisted_at, note FROM fsm_events`
 
 func (s *Store) events(ctx context.Context, query string, arg string) ([]store.Event, error) {
 	out := []store.Event{}
@@ -224,15 +224,16 @@ func (s *Store) events(ctx context.Context, query string, arg string) ([]store.E
 	defer rows.Close()
 	for rows.Next() {
 		var (
-			e                                               store.Event
-			comp, from, to, src, corr, cause, actor, source *string
-			seq                                             *int64
-			payload, data                                   []byte
+			e                                                     store.Event
+			comp, from, to, src, corr, cause, actor, source, note *string
+			seq                                                   *int64
+			payload, data                                         []byte
 		)
 		if err := rows.Scan(&e.ID, &e.InstanceID, &comp, &e.Machine, &e.Type, &payload, &from, &to, &data, &src,
-			&corr, &cause, &actor, &source, &seq, &e.PersistedAt); err != nil {
+			&corr, &cause, &actor, &source, &seq, &e.PersistedAt, &note); err != nil {
 			return nil, err
 		}
+		e.Note = deref(note)
 		e.Component, e.FromState, e.ToState, e.SourceComponent = deref(comp), deref(from), deref(to), deref(src)
 		e.CorrelationID, e.CausationID, e.Actor, e.Source = deref(corr), deref(cause), deref(actor), deref(source)
 		if seq != nil {

@@ -196,7 +196,7 @@ func (s *Store) Search(ctx context.Context, q store.Query) ([]store.Instance, st
 }
 
 const selectEvent = `SELECT id, instance_id, component_name, machine_name, event_type, event_payload, from_state, to_state,
-	context, source_component_name, correlation_id, causation_id, actor, source, seq, persisted_at FROM fsm_events`
+	context, source_component_name, correlation_id, causation_id, actor, source, seq, persisted_at, note FROM fsm_events`
 
 func (s *Store) events(ctx context.Context, query string, arg any) ([]store.Event, error) {
 	rows, err := s.db.QueryContext(ctx, query, arg)
@@ -209,15 +209,16 @@ func (s *Store) events(ctx context.Context, query string, arg any) ([]store.Even
 		var (
 			e                                               store.Event
 			comp, payload, from, to, data, src, corr, cause sql.NullString
-			actor, source                                   sql.NullString
+			actor, source, note                             sql.NullString
 			seq                                             sql.NullInt64
 		)
 		if err := rows.Scan(&e.ID, &e.InstanceID, &comp, &e.Machine, &e.Type, &payload, &from, &to, &data, &src,
-			&corr, &cause, &actor, &source, &seq, &e.PersistedAt); err != nil {
+			&corr, &cause, &actor, &source, &seq, &e.PersistedAt, &note); err != nil {
 			return nil, err
 		}
 		e.Component, e.FromState, e.ToState, e.SourceComponent = comp.String, from.String, to.String, src.String
 		e.CorrelationID, e.CausationID, e.Actor, e.Source, e.Seq = corr.String, cause.String, actor.String, source.String, seq.Int64
+		e.Note = note.String
 		if e.Payload, err = decodeMap(payload.String); err != nil {
 			return nil, fmt.Errorf("event %s payload: %w", e.ID, err)
 		}

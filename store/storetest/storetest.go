@@ -740,6 +740,7 @@ func testHistoryRoundTrip(t *testing.T, s store.Store) {
 	ev.CausationID = c.Events[0].ID
 	ev.Actor = "token:ops"
 	ev.Source = "cross_component"
+	ev.Note = "onEntry hook notify: mail server down"
 	mustCommit(t, s, c2)
 	want = append(want, c2.Events...)
 	h, err := s.History(ctx, in.ID)

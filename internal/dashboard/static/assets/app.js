@@ -514,6 +514,7 @@ async function renderAudit() {
         e.sourceComponentName ? h('span', { class: 'badge kind' }, 'from ' + e.sourceComponentName) : null,
         e.causedBy?.length ? h('span', { class: 'badge kind' }, 'cascade') : null),
       h('div', { class: 't-meta' }, fmtDateTime(e.event?.timestamp || e.persistedAt), ' · actor ', e.actor || '—', e.source ? ' · via ' + e.source : ''),
+      e.note ? h('div', { class: 't-note' }, '⚠ ' + e.note) : null,
       payload && Object.keys(payload).length ? h('details', { class: 'json' }, h('summary', {}, 'payload'), h('pre', { class: 'json-box' }, json(payload))) : null,
       h('details', { class: 'json' }, h('summary', {}, 'data snapshot'), h('pre', { class: 'json-box' }, json(e.publicMemberSnapshot)))));
   }
