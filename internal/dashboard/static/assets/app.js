@@ -512,7 +512,7 @@ async function renderAudit() {
         h('span', { class: 't-ev' }, e.event?.type || '?'),
         h('span', { class: 't-tr' }, `${e.stateBefore || '∅'} → ${e.stateAfter}`),
         e.sourceComponentName ? h('span', { class: 'badge kind' }, 'from ' + e.sourceComponentName) : null,
-        e.causedBy?.length ? h('span', { class: 'badge kind' }, 'cascade') : null),
+        e.causedBy?.length ? h('span', { class: 'badge kind' }, e.source && e.source !== 'api' ? e.source.replace('_', ' ') : 'caused') : null),
       h('div', { class: 't-meta' }, fmtDateTime(e.event?.timestamp || e.persistedAt), ' · actor ', e.actor || '—', e.source ? ' · via ' + e.source : ''),
       e.note ? h('div', { class: 't-note' }, '⚠ ' + e.note) : null,
       payload && Object.keys(payload).length ? h('details', { class: 'json' }, h('summary', {}, 'payload'), h('pre', { class: 'json-box' }, json(payload))) : null,
