@@ -43,9 +43,6 @@ type Message struct {
 	SourceInstanceID string `json:"sourceInstanceId,omitempty"`
 }
 
-// outMsg is the in-package name used while building effects.
-type outMsg = Message
-
 func decodeMessage(sm store.Message) (Message, error) {
 	var m Message
 	if err := json.Unmarshal(sm.Body, &m); err != nil {

@@ -60,24 +60,24 @@ type Sender interface {
 type sendQueue struct {
 	self      string
 	component string
-	msgs      []outMsg
+	msgs      []Message
 }
 
 func (q *sendQueue) SendToSelf(ev Event) { q.SendTo(q.self, ev) }
 
 func (q *sendQueue) SendTo(instanceID string, ev Event) {
-	q.msgs = append(q.msgs, outMsg{Kind: msgSend, InstanceID: instanceID, Event: ev})
+	q.msgs = append(q.msgs, Message{Kind: msgSend, InstanceID: instanceID, Event: ev})
 }
 
 func (q *sendQueue) SendToComponent(component, instanceID string, ev Event) {
-	q.msgs = append(q.msgs, outMsg{Kind: msgSend, Component: component, InstanceID: instanceID, Event: ev})
+	q.msgs = append(q.msgs, Message{Kind: msgSend, Component: component, InstanceID: instanceID, Event: ev})
 }
 
 func (q *sendQueue) Broadcast(machine string, ev Event, state, component string) {
 	if component == "" {
 		component = q.component
 	}
-	q.msgs = append(q.msgs, outMsg{Kind: msgBroadcast, Component: component, Machine: machine, State: state, Event: ev})
+	q.msgs = append(q.msgs, Message{Kind: msgBroadcast, Component: component, Machine: machine, State: state, Event: ev})
 }
 
 func (q *sendQueue) CreateInstance(machine string, data map[string]any) {
@@ -85,5 +85,5 @@ func (q *sendQueue) CreateInstance(machine string, data map[string]any) {
 }
 
 func (q *sendQueue) CreateInstanceInComponent(component, machine string, data map[string]any) {
-	q.msgs = append(q.msgs, outMsg{Kind: msgCreate, Component: component, Machine: machine, Data: copyMap(data)})
+	q.msgs = append(q.msgs, Message{Kind: msgCreate, Component: component, Machine: machine, Data: copyMap(data)})
 }
