@@ -539,7 +539,8 @@ func (e *Engine) refuse(ctx context.Context, d *delivery, rec *store.Instance, r
 
 // consume settles an outbox message that had no effect to commit.
 func (e *Engine) consume(ctx context.Context, id string) {
-	if err := e.commit(ctx, &store.Commit{Consumed: []string{id}}); err != nil {
+	err := e.commit(ctx, &store.Commit{Consumed: []string{id}})
+	if err != nil && !errors.Is(err, store.ErrDuplicate) { // a duplicate: already settled
 		e.log.Error("outbox: settle message", "id", id, "err", err)
 	}
 }

@@ -173,6 +173,12 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 				w.Instance.ID, cur.rec.Version, w.ExpectVersion, ErrConflict)
 		}
 	}
+	for _, id := range c.Consumed {
+		if _, ok := m.outbox[id]; !ok {
+			// Another delivery of the same message won: applying this one would apply it twice.
+			return fmt.Errorf("outbox message %s: already delivered: %w", id, ErrDuplicate)
+		}
+	}
 	for _, e := range c.Events {
 		if _, ok := m.entries[e.InstanceID]; !ok && !commitCreates(c, e.InstanceID) {
 			return fmt.Errorf("event %s: instance %s: %w", e.ID, e.InstanceID, ErrNotFound)

@@ -21,7 +21,8 @@ var (
 	ErrNotFound = errors.New("not found")
 	// ErrConflict: an instance's stored version is not the expected one (another writer won).
 	ErrConflict = errors.New("version conflict")
-	// ErrDuplicate: the commit's InboxID was already applied (an idempotent redelivery).
+	// ErrDuplicate: the commit's InboxID was already applied, or an outbox message it
+	// consumes was already delivered (an idempotent redelivery).
 	ErrDuplicate = errors.New("duplicate command")
 	// ErrBadCursor: a Search cursor that no page of this store produced.
 	ErrBadCursor = errors.New("bad cursor")
@@ -138,7 +139,10 @@ type Commit struct {
 	Events    []Event
 	Instances []InstanceWrite
 	Outbox    []Message // messages to deliver after the commit
-	Consumed  []string  // outbox message ids this commit delivered (deleted with it)
+	// Consumed are the outbox message ids this commit delivers (deleted with it). A message
+	// that is no longer in the outbox fails the commit with ErrDuplicate: another delivery of
+	// it won, and applying this one would apply it twice.
+	Consumed []string
 	// InboxID, when set, is recorded as applied; a second commit with the same id fails with
 	// ErrDuplicate and applies nothing.
 	InboxID string

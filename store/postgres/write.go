@@ -333,7 +333,7 @@ func (r *rows) queue(b *pgx.Batch) []check {
 	}
 	if len(r.consumed) > 0 {
 		b.Queue(sqlConsume, r.consumed)
-		checks = append(checks, check{"consume", -1})
+		checks = append(checks, check{"consume", len(r.consumed)})
 	}
 	return checks
 }
@@ -610,6 +610,8 @@ func explain(ctx context.Context, tx pgx.Tx, e *encoded, kind string) (commitErr
 	switch kind {
 	case "inbox":
 		return fmt.Errorf("commit %s: %w", e.c.InboxID, store.ErrDuplicate), nil
+	case "consume":
+		return fmt.Errorf("outbox messages %v: already delivered: %w", e.c.Consumed, store.ErrDuplicate), nil
 	case "create":
 		for _, r := range e.creates {
 			var one int

@@ -254,8 +254,13 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 		}
 	}
 	for _, id := range c.Consumed {
-		if _, err := st.delOutbox.ExecContext(ctx, id); err != nil {
+		res, err := st.delOutbox.ExecContext(ctx, id)
+		if err != nil {
 			return fmt.Errorf("commit: consume outbox %s: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			// Another delivery of the same message won: applying this one would apply it twice.
+			return fmt.Errorf("outbox message %s: already delivered: %w", id, store.ErrDuplicate)
 		}
 	}
 	return nil

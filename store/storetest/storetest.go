@@ -478,9 +478,21 @@ func testOutbox(t *testing.T, s store.Store) {
 		t.Errorf("PendingOutbox(%s): %v", c2, msgIDs(got))
 	}
 
-	// Consuming deletes, with the commit that delivered them.
+	// Consuming a message no longer in the outbox (another delivery won) fails the whole
+	// commit with ErrDuplicate: nothing is applied twice.
 	c3, _ := step(in, "Go", "T", nil, base+10)
-	c3.Consumed = []string{of1[0].ID, of1[2].ID, newID()} // an unknown id is ignored
+	c3.Consumed = []string{of1[0].ID, of1[2].ID, newID()}
+	if err := s.Commit(ctx, c3); !errors.Is(err, store.ErrDuplicate) {
+		t.Fatalf("consume of a delivered message: %v, want ErrDuplicate", err)
+	}
+	if got, _ := s.PendingOutbox(ctx, c1, 0); !reflect.DeepEqual(msgIDs(got), msgIDs(of1)) {
+		t.Errorf("after a refused consume: %v, want %v", msgIDs(got), msgIDs(of1))
+	}
+	if h, _ := s.History(ctx, in.ID); len(h) != 1 {
+		t.Errorf("a refused consume applied its transition: %d events", len(h))
+	}
+	// Consuming deletes, with the commit that delivered them.
+	c3.Consumed = []string{of1[0].ID, of1[2].ID}
 	mustCommit(t, s, c3)
 	got, _ = s.PendingOutbox(ctx, c1, 0)
 	if want := []string{of1[1].ID, of1[3].ID}; !reflect.DeepEqual(msgIDs(got), want) {
