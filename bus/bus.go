@@ -1,0 +1,103 @@
+// Package bus is the message bus of the distributed mode: what runtimes and dashboards need
+// from RabbitMQ, behind a small interface with an in-process implementation (NewMemory) for
+// tests and single-process use, and a RabbitMQ one (package bus/rabbitmq).
+//
+// Messages are published on channels (the protocol's names, e.g. "fsm:commands:trigger_event",
+// see package wire) and received two ways:
+//
+//   - Subscribe: fan-out. Every subscription gets its own copy of every message published on
+//     the channel after Subscribe returned. Runtimes subscribe to discover/query_instances and
+//     dashboards to the registry and fsm:events:* channels.
+//   - Consume: a named work queue shared by competing consumers, bound to some channels.
+//     Each message goes to exactly one consumer and is acknowledged only after the handler
+//     returned nil (at-least-once). A handler error sends it to the queue's dead-letter queue
+//     (DeadLetterQueue). A consumer that stops before acknowledging leaves the message to
+//     another consumer, marked Redelivered. Work queues keep their messages while nobody
+//     consumes. Runtimes of component C consume their commands on a queue such as
+//     "xcomponent.C.commands" and acknowledge after the engine committed the effect.
+//
+// Publish returns once the broker confirmed the message. The distributed runtime publishes
+// the engine's outbox (xcomponent.Message, runtime events) with Publish and marks an outbox row
+// sent only after Publish returned nil; while the broker is unreachable Publish blocks until
+// it is back or ctx ends, so the outbox keeps what could not be sent.
+//
+// Delivery is at-least-once: handlers dedupe with Meta.MessageID.
+package bus
+
+import (
+	"context"
+	"errors"
+	"strings"
+)
+
+// ErrClosed is returned by the methods of a closed Bus.
+var ErrClosed = errors.New("bus: closed")
+
+// Meta are the AMQP properties that travel with a message besides its body.
+type Meta struct {
+	// MessageID is the command or event id (AMQP message_id).
+	MessageID string
+	// CorrelationID is the id of the request or chain the message belongs to (correlation_id).
+	CorrelationID string
+	// Headers carry causation and trace context (e.g. "causationId", "traceparent"). Only
+	// string values travel: other header values set by the broker are left out.
+	Headers map[string]string
+}
+
+// Message is a received message.
+type Message struct {
+	// Channel is the channel it was published on.
+	Channel string
+	Body    []byte
+	Meta
+	// Redelivered says it was delivered before to a consumer that did not acknowledge it.
+	Redelivered bool
+}
+
+// Handler handles one message. ctx ends when the subscription or the bus is closed; a
+// handler must then return promptly. For Consume, nil acknowledges the message and an error
+// dead-letters it (unless the subscription is closing: then the message is left for another
+// consumer). For Subscribe, an error drops the copy. Handlers of one subscription are called
+// one at a time. A handler must not Close its own subscription or the bus.
+type Handler func(ctx context.Context, m Message) error
+
+// Subscription is a live Subscribe or Consume.
+type Subscription interface {
+	// Close stops the deliveries, cancels the handler's ctx and waits for a running handler to
+	// return. Idempotent.
+	Close() error
+}
+
+// Bus is a message bus.
+type Bus interface {
+	// Publish sends body on channel and returns once the broker confirmed it. While the
+	// broker is unreachable it waits until it is back, ctx ends (ctx.Err()) or the bus is
+	// closed (ErrClosed).
+	Publish(ctx context.Context, channel string, body []byte, meta Meta) error
+	// Subscribe delivers a copy of every message later published on channel to h. It returns
+	// once the subscription is live; ctx bounds that wait only.
+	Subscribe(ctx context.Context, channel string, h Handler) (Subscription, error)
+	// Consume declares the durable work queue (and its dead-letter queue) if needed, binds it
+	// to the channels in bindings, and delivers its messages to h, competing with the other
+	// consumers of the queue. Consuming DeadLetterQueue(q) reads q's dead letters (a handler
+	// error then drops the message).
+	Consume(ctx context.Context, queue string, bindings []string, h Handler) (Subscription, error)
+	// Connected says whether the broker is reachable now.
+	Connected() bool
+	// Close ends every subscription (waiting for running handlers) and unblocks waiting
+	// Publish calls with ErrClosed. Idempotent.
+	Close() error
+}
+
+// DeadLetterSuffix ends the name of every dead-letter queue.
+const DeadLetterSuffix = ".dlq"
+
+// DeadLetterQueue is the name of the dead-letter queue of work queue q.
+func DeadLetterQueue(q string) string { return q + DeadLetterSuffix }
+
+// IsDeadLetterQueue says whether q names a dead-letter queue.
+func IsDeadLetterQueue(q string) bool { return strings.HasSuffix(q, DeadLetterSuffix) }
+
+// CommandQueue is the conventional work queue of a component's commands,
+// "xcomponent.<component>.commands".
+func CommandQueue(component string) string { return "xcomponent." + component + ".commands" }

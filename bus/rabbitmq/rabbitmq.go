@@ -1,0 +1,634 @@
+// Package rabbitmq is the RabbitMQ implementation of bus.Bus (amqp091-go), with the topology
+// of spec/wire.md:
+//
+//   - every channel is published on the topic exchange "xcomponent.events" (durable, not
+//     auto-delete, no arguments) with routing key wire.RoutingKey(channel), publisher
+//     confirms, delivery_mode 2 (persistent), content_type application/json, message_id,
+//     correlation_id and string headers;
+//   - Subscribe binds a server-named, exclusive, auto-delete queue per subscription (so
+//     messages published while a subscription is being re-established after a connection
+//     loss are not seen by it; dashboards re-query with discover);
+//   - Consume declares a durable quorum queue with the caller's name (bus.CommandQueue:
+//     "xcomponent.<component>.commands"), dead-lettered through the direct exchange
+//     "xcomponent.dlx" to the quorum queue bus.DeadLetterQueue(name); manual ack after the
+//     handler succeeded, nack without requeue on error, Options.Prefetch unacknowledged
+//     messages per consumer.
+//
+// The Bus keeps itself connected: on connection loss it reconnects with capped exponential
+// backoff, re-declares the topology and re-establishes every subscription before reporting
+// Connected again (so a runtime re-announces once its subscriptions are live). Publish waits
+// while disconnected. Each state change is logged once, with the password masked.
+package rabbitmq
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/wire"
+)
+
+// DeadLetterExchange routes the messages that work-queue handlers refused to their queue's
+// dead-letter queue (routing key: the work queue's name).
+const DeadLetterExchange = "xcomponent.dlx"
+
+// ErrNacked is returned by Publish when the broker refused a message.
+var ErrNacked = errors.New("rabbitmq: message not confirmed by the broker")
+
+// Options configure a Bus.
+type Options struct {
+	// URL is the broker URL, e.g. amqp://guest:guest@localhost:5672/.
+	URL string
+	// Name is the connection name shown by the broker (default "xcomponent").
+	Name string
+	// Logger receives one line per connection state change (default slog.Default()).
+	Logger *slog.Logger
+	// Prefetch is the number of unacknowledged messages per consumer (default 16).
+	Prefetch int
+	// MinBackoff and MaxBackoff bound the reconnection delay, which doubles from MinBackoff
+	// up to MaxBackoff (defaults 200ms and 15s).
+	MinBackoff, MaxBackoff time.Duration
+	// OnStateChange, when set, is called with every change of Connected (health endpoints,
+	// metrics, tests), from the connection goroutine; it must be quick.
+	OnStateChange func(connected bool)
+}
+
+// Bus is a bus.Bus over RabbitMQ.
+type Bus struct {
+	opts      Options
+	log       *slog.Logger
+	masked    string
+	connected atomic.Bool
+
+	// attachMu serialises establishing subscriptions: (re)connection versus Subscribe/Consume
+	// versus Subscription.Close.
+	attachMu sync.Mutex
+
+	mu      sync.Mutex
+	closed  bool
+	conn    *amqp.Connection // nil while disconnected
+	pub     *amqp.Channel
+	changed chan struct{} // closed and replaced on every state change
+	subs    map[*sub]struct{}
+
+	done chan struct{}
+	wg   sync.WaitGroup
+}
+
+var _ bus.Bus = (*Bus)(nil)
+
+// New returns a Bus that connects to opts.URL in the background and stays connected until
+// Close. It fails only for an invalid URL; use WaitConnected to wait for the broker.
+func New(opts Options) (*Bus, error) {
+	if _, err := amqp.ParseURI(opts.URL); err != nil {
+		return nil, fmt.Errorf("rabbitmq: %w", err)
+	}
+	if opts.Name == "" {
+		opts.Name = "xcomponent"
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.Prefetch <= 0 {
+		opts.Prefetch = 16
+	}
+	if opts.MinBackoff <= 0 {
+		opts.MinBackoff = 200 * time.Millisecond
+	}
+	if opts.MaxBackoff < opts.MinBackoff {
+		opts.MaxBackoff = max(15*time.Second, opts.MinBackoff)
+	}
+	b := &Bus{
+		opts:    opts,
+		masked:  MaskURL(opts.URL),
+		changed: make(chan struct{}),
+		subs:    map[*sub]struct{}{},
+		done:    make(chan struct{}),
+	}
+	b.log = opts.Logger.With("broker", b.masked)
+	b.wg.Add(1)
+	go b.run()
+	return b, nil
+}
+
+// MaskURL returns url with its password replaced by "xxxxx".
+func MaskURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(invalid broker URL)"
+	}
+	return u.Redacted()
+}
+
+// Connected implements bus.Bus.
+func (b *Bus) Connected() bool { return b.connected.Load() }
+
+// WaitConnected waits until the bus is connected, ctx ends or the bus is closed.
+func (b *Bus) WaitConnected(ctx context.Context) error {
+	for {
+		b.mu.Lock()
+		closed, conn, changed := b.closed, b.conn, b.changed
+		b.mu.Unlock()
+		switch {
+		case closed:
+			return bus.ErrClosed
+		case conn != nil:
+			return nil
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// setState records a connection (conn != nil) or its loss, and wakes the waiters.
+func (b *Bus) setState(conn *amqp.Connection, pub *amqp.Channel) {
+	b.mu.Lock()
+	b.conn, b.pub = conn, pub
+	close(b.changed)
+	b.changed = make(chan struct{})
+	b.mu.Unlock()
+	up := conn != nil
+	if b.connected.Swap(up) != up && b.opts.OnStateChange != nil {
+		b.opts.OnStateChange(up)
+	}
+}
+
+// run keeps the bus connected until Close.
+func (b *Bus) run() {
+	defer b.wg.Done()
+	backoff := b.opts.MinBackoff
+	wasConnected := false
+	for attempt := 1; ; attempt++ {
+		conn, pub, err := b.connect()
+		if err != nil {
+			wait := backoff/2 + rand.N(backoff/2+1)
+			backoff = min(2*backoff, b.opts.MaxBackoff)
+			b.log.Warn("broker unreachable, retrying", "attempt", attempt, "retryIn", wait.Round(time.Millisecond), "err", err)
+			select {
+			case <-time.After(wait):
+				continue
+			case <-b.done:
+				return
+			}
+		}
+		if wasConnected {
+			b.log.Info("broker reconnected", "attempts", attempt)
+		} else {
+			b.log.Info("broker connected")
+		}
+		wasConnected, attempt, backoff = true, 0, b.opts.MinBackoff
+
+		connClosed := conn.NotifyClose(make(chan *amqp.Error, 1))
+		pubClosed := pub.NotifyClose(make(chan *amqp.Error, 1))
+		var reason error
+		select {
+		case e := <-connClosed:
+			reason = asErr(e, "connection closed")
+		case e := <-pubClosed:
+			reason = asErr(e, "publishing channel closed")
+		case <-b.done:
+		}
+		b.setState(nil, nil)
+		_ = conn.Close()
+		if reason == nil { // Close
+			b.log.Info("broker connection closed")
+			return
+		}
+		b.log.Warn("broker connection lost", "err", reason)
+	}
+}
+
+func asErr(e *amqp.Error, what string) error {
+	if e == nil {
+		return errors.New(what)
+	}
+	return e
+}
+
+// connect dials, declares the topology, opens the publishing channel and re-establishes
+// every subscription; on success the bus is marked connected.
+func (b *Bus) connect() (*amqp.Connection, *amqp.Channel, error) {
+	cfg := amqp.Config{
+		Heartbeat:  10 * time.Second,
+		Locale:     "en_US",
+		Properties: amqp.Table{"connection_name": b.opts.Name},
+		Dial:       amqp.DefaultDial(10 * time.Second),
+	}
+	conn, err := amqp.DialConfig(b.opts.URL, cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*amqp.Connection, *amqp.Channel, error) {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return fail(err)
+	}
+	if err := declareTopology(ch); err != nil {
+		return fail(err)
+	}
+	_ = ch.Close()
+	pub, err := conn.Channel()
+	if err != nil {
+		return fail(err)
+	}
+	if err := pub.Confirm(false); err != nil {
+		return fail(fmt.Errorf("enable publisher confirms: %w", err))
+	}
+
+	b.attachMu.Lock()
+	defer b.attachMu.Unlock()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return fail(bus.ErrClosed)
+	}
+	subs := make([]*sub, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		if err := s.attach(conn); err != nil {
+			return fail(fmt.Errorf("re-subscribe %s: %w", s.describe(), err))
+		}
+	}
+	b.setState(conn, pub)
+	return conn, pub, nil
+}
+
+func declareTopology(ch *amqp.Channel) error {
+	if err := ch.ExchangeDeclare(wire.Exchange, amqp.ExchangeTopic, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", wire.Exchange, err)
+	}
+	if err := ch.ExchangeDeclare(DeadLetterExchange, amqp.ExchangeDirect, true, false, false, false, nil); err != nil {
+		return fmt.Errorf("declare exchange %s: %w", DeadLetterExchange, err)
+	}
+	return nil
+}
+
+// Publish implements bus.Bus.
+func (b *Bus) Publish(ctx context.Context, channel string, body []byte, meta bus.Meta) error {
+	msg := amqp.Publishing{
+		ContentType:   "application/json",
+		DeliveryMode:  amqp.Persistent,
+		MessageId:     meta.MessageID,
+		CorrelationId: meta.CorrelationID,
+		Timestamp:     time.Now(),
+		Body:          body,
+	}
+	if len(meta.Headers) > 0 {
+		msg.Headers = amqp.Table{}
+		for k, v := range meta.Headers {
+			msg.Headers[k] = v
+		}
+	}
+	key := wire.RoutingKey(channel)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b.mu.Lock()
+		closed, pub, changed := b.closed, b.pub, b.changed
+		b.mu.Unlock()
+		if closed {
+			return bus.ErrClosed
+		}
+		if pub != nil {
+			dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, wire.Exchange, key, false, false, msg)
+			if err == nil {
+				var ack bool
+				ack, err = dc.WaitContext(ctx)
+				if err != nil {
+					return err
+				}
+				if ack {
+					return nil
+				}
+				if !pub.IsClosed() {
+					return ErrNacked
+				}
+			}
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+			// The channel or connection went away: wait for the next state and retry.
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Subscribe implements bus.Bus.
+func (b *Bus) Subscribe(ctx context.Context, channel string, h bus.Handler) (bus.Subscription, error) {
+	return b.subscribe(ctx, &sub{channel: channel, h: h})
+}
+
+// Consume implements bus.Bus.
+func (b *Bus) Consume(ctx context.Context, queue string, bindings []string, h bus.Handler) (bus.Subscription, error) {
+	if queue == "" {
+		return nil, errors.New("rabbitmq: Consume needs a queue name")
+	}
+	return b.subscribe(ctx, &sub{queue: queue, bindings: bindings, h: h})
+}
+
+func (b *Bus) subscribe(ctx context.Context, s *sub) (bus.Subscription, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.b = b
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.attached = make(chan attachment, 1)
+	s.ready = make(chan struct{})
+	s.stopped = make(chan struct{})
+
+	b.attachMu.Lock()
+	b.mu.Lock()
+	closed, conn := b.closed, b.conn
+	b.mu.Unlock()
+	if closed {
+		b.attachMu.Unlock()
+		s.cancel()
+		return nil, bus.ErrClosed
+	}
+	if conn != nil {
+		if err := s.attach(conn); err != nil && !conn.IsClosed() {
+			b.attachMu.Unlock()
+			s.cancel()
+			return nil, err
+		}
+		// On a connection that just died the reconnection will attach it.
+	}
+	b.mu.Lock()
+	b.subs[s] = struct{}{}
+	b.mu.Unlock()
+	b.wg.Add(1)
+	go s.run()
+	b.attachMu.Unlock()
+
+	select {
+	case <-s.ready:
+		return s, nil
+	case <-ctx.Done():
+		_ = s.Close()
+		return nil, ctx.Err()
+	case <-b.done:
+		_ = s.Close()
+		return nil, bus.ErrClosed
+	}
+}
+
+// Close implements bus.Bus.
+func (b *Bus) Close() error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.done)
+	close(b.changed)
+	b.changed = make(chan struct{})
+	subs := make([]*sub, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		_ = s.Close()
+	}
+	b.wg.Wait()
+	return nil
+}
+
+// sub is a Subscribe (queue == "") or Consume.
+type sub struct {
+	b        *Bus
+	channel  string // Subscribe
+	queue    string // Consume
+	bindings []string
+	h        bus.Handler
+
+	ctx      context.Context
+	cancel   context.CancelFunc
+	attached chan attachment // the next live consumer, handed over by attach
+	ready    chan struct{}   // closed after the first attach
+	readyOne sync.Once
+	stopped  chan struct{}
+	once     sync.Once
+}
+
+type attachment struct {
+	conn       *amqp.Connection
+	ch         *amqp.Channel
+	deliveries <-chan amqp.Delivery
+}
+
+func (s *sub) describe() string {
+	if s.queue != "" {
+		return "queue " + s.queue
+	}
+	return "channel " + s.channel
+}
+
+// attach opens a channel on conn, declares and binds the queue and starts consuming; the
+// caller holds attachMu.
+func (s *sub) attach(conn *amqp.Connection) error {
+	if s.ctx.Err() != nil {
+		return nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return err
+	}
+	d, err := s.declareAndConsume(ch)
+	if err != nil {
+		_ = ch.Close()
+		return err
+	}
+	select { // an attachment nobody took yet belongs to a dead connection
+	case old := <-s.attached:
+		_ = old.ch.Close()
+	default:
+	}
+	s.attached <- attachment{conn: conn, ch: ch, deliveries: d}
+	s.readyOne.Do(func() { close(s.ready) })
+	return nil
+}
+
+func (s *sub) declareAndConsume(ch *amqp.Channel) (<-chan amqp.Delivery, error) {
+	if err := ch.Qos(s.b.opts.Prefetch, 0, false); err != nil {
+		return nil, err
+	}
+	if s.queue == "" {
+		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		if err != nil {
+			return nil, err
+		}
+		if err := ch.QueueBind(q.Name, wire.RoutingKey(s.channel), wire.Exchange, false, nil); err != nil {
+			return nil, err
+		}
+		return ch.Consume(q.Name, "", false, true, false, false, nil)
+	}
+	work := s.queue
+	if bus.IsDeadLetterQueue(s.queue) {
+		work = strings.TrimSuffix(s.queue, bus.DeadLetterSuffix)
+	}
+	if err := declareWorkQueue(ch, work); err != nil {
+		return nil, err
+	}
+	for _, c := range s.bindings {
+		if err := ch.QueueBind(s.queue, wire.RoutingKey(c), wire.Exchange, false, nil); err != nil {
+			return nil, err
+		}
+	}
+	return ch.Consume(s.queue, "", false, false, false, false, nil)
+}
+
+// declareWorkQueue declares the durable quorum queue name and its dead-letter queue.
+func declareWorkQueue(ch *amqp.Channel, name string) error {
+	dlq := bus.DeadLetterQueue(name)
+	if _, err := ch.QueueDeclare(dlq, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
+		return fmt.Errorf("declare %s: %w", dlq, err)
+	}
+	if err := ch.QueueBind(dlq, name, DeadLetterExchange, false, nil); err != nil {
+		return fmt.Errorf("bind %s: %w", dlq, err)
+	}
+	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{
+		"x-queue-type":              "quorum",
+		"x-dead-letter-exchange":    DeadLetterExchange,
+		"x-dead-letter-routing-key": name,
+	}); err != nil {
+		return fmt.Errorf("declare %s: %w", name, err)
+	}
+	return nil
+}
+
+// run serves the attachments one after the other until the subscription is closed.
+func (s *sub) run() {
+	defer s.b.wg.Done()
+	defer close(s.stopped)
+	for {
+		select {
+		case <-s.ctx.Done():
+			s.drain()
+			return
+		case a := <-s.attached:
+			s.serve(a)
+		}
+	}
+}
+
+// drain closes an attachment made concurrently with Close.
+func (s *sub) drain() {
+	for {
+		select {
+		case a := <-s.attached:
+			_ = a.ch.Close()
+		default:
+			return
+		}
+	}
+}
+
+func (s *sub) serve(a attachment) {
+	defer func() { _ = a.ch.Close() }() // unacknowledged deliveries go back to the queue
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case d, ok := <-a.deliveries:
+			if !ok {
+				if !a.conn.IsClosed() {
+					// The channel died (consumer cancelled by the broker, queue deleted …)
+					// on a live connection: re-establish everything through a reconnection.
+					s.b.log.Warn("broker closed a subscription, reconnecting", "subscription", s.describe())
+					_ = a.conn.Close()
+				}
+				return
+			}
+			err := s.h(s.ctx, toMessage(d))
+			switch {
+			case err == nil:
+				_ = d.Ack(false)
+			case s.ctx.Err() != nil && s.queue != "":
+				return // closing: leave it unacknowledged, for another consumer
+			default:
+				if s.queue != "" {
+					s.b.log.Warn("handler failed, dead-lettering", "queue", s.queue, "messageId", d.MessageId, "err", err)
+				}
+				_ = d.Nack(false, false)
+			}
+		}
+	}
+}
+
+// Close implements bus.Subscription.
+func (s *sub) Close() error {
+	s.once.Do(func() {
+		s.b.attachMu.Lock()
+		s.b.mu.Lock()
+		delete(s.b.subs, s)
+		s.b.mu.Unlock()
+		s.cancel()
+		s.b.attachMu.Unlock()
+		<-s.stopped
+	})
+	return nil
+}
+
+func toMessage(d amqp.Delivery) bus.Message {
+	m := bus.Message{
+		Channel:     wire.ChannelOf(d.RoutingKey),
+		Body:        d.Body,
+		Redelivered: d.Redelivered,
+		Meta:        bus.Meta{MessageID: d.MessageId, CorrelationID: d.CorrelationId},
+	}
+	if d.Exchange == DeadLetterExchange {
+		m.Channel = deadLetterChannel(d.Headers, m.Channel)
+	}
+	for k, v := range d.Headers {
+		if sv, ok := v.(string); ok {
+			if m.Headers == nil {
+				m.Headers = map[string]string{}
+			}
+			m.Headers[k] = sv
+		}
+	}
+	return m
+}
+
+// deadLetterChannel recovers the original channel of a dead letter from its x-death header.
+func deadLetterChannel(h amqp.Table, fallback string) string {
+	deaths, _ := h["x-death"].([]any)
+	if len(deaths) == 0 {
+		return fallback
+	}
+	first, _ := deaths[len(deaths)-1].(amqp.Table)
+	keys, _ := first["routing-keys"].([]any)
+	if len(keys) == 0 {
+		return fallback
+	}
+	if k, ok := keys[0].(string); ok {
+		return wire.ChannelOf(k)
+	}
+	return fallback
+}

@@ -1,0 +1,276 @@
+package rabbitmq_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/bus/bustest"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+const brokerAddr = "127.0.0.1:5672"
+
+// vhost creates a fresh vhost for the test, deleted at its end, and returns its URL. The test
+// is skipped when no broker is reachable, and fails instead when CI=true.
+func vhost(t *testing.T) string {
+	t.Helper()
+	unavailable := func(format string, args ...any) {
+		t.Helper()
+		if os.Getenv("CI") == "true" {
+			t.Fatalf(format, args...)
+		}
+		t.Skipf(format, args...)
+	}
+	c, err := net.DialTimeout("tcp", brokerAddr, 2*time.Second)
+	if err != nil {
+		unavailable("RabbitMQ unreachable at %s: %v", brokerAddr, err)
+	}
+	_ = c.Close()
+	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
+		unavailable("rabbitmqctl not found: %v", err)
+	}
+	name := fmt.Sprintf("xc_test_%08x", rand.Uint32())
+	ctl(t, "add_vhost", name)
+	t.Cleanup(func() { ctl(t, "delete_vhost", name) })
+	ctl(t, "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+	return "amqp://guest:guest@" + brokerAddr + "/" + name
+}
+
+func ctl(t *testing.T, args ...string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"--quiet"}, args...)...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+func logger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{t}, nil))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+func open(t *testing.T, opts rabbitmq.Options) *rabbitmq.Bus {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = logger(t)
+	}
+	opts.MinBackoff, opts.MaxBackoff = 50*time.Millisecond, time.Second
+	b, err := rabbitmq.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), bustest.Timeout)
+	defer cancel()
+	if err := b.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestRabbitMQ(t *testing.T) {
+	bustest.Run(t, func(t *testing.T) func() bus.Bus {
+		url := vhost(t)
+		return func() bus.Bus { return open(t, rabbitmq.Options{URL: url, Prefetch: 4}) }
+	})
+}
+
+// The exchange is declared exactly as xcomponent-ai declares it: a passive declaration with
+// other properties would close the channel.
+func TestExchangeMatchesTS(t *testing.T) {
+	url := vhost(t)
+	open(t, rabbitmq.Options{URL: url})
+	out, err := exec.Command("rabbitmqctl", "--quiet", "list_exchanges", "-p", strings.TrimPrefix(url, "amqp://guest:guest@"+brokerAddr+"/"),
+		"name", "type", "durable", "auto_delete", "internal", "arguments").CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var found bool
+	for line := range strings.SplitSeq(string(out), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 0 && f[0] == "xcomponent.events" {
+			found = true
+			if got := strings.Join(f[1:], " "); got != "topic true false false []" {
+				t.Fatalf("xcomponent.events declared as %q", got)
+			}
+		}
+	}
+	if !found {
+		t.Fatalf("xcomponent.events not declared:\n%s", out)
+	}
+}
+
+func TestReconnect(t *testing.T) {
+	url := vhost(t)
+	vh := url[strings.LastIndex(url, "/")+1:]
+	states := make(chan bool, 100)
+	b := open(t, rabbitmq.Options{URL: url, Name: "reconnect-test", OnStateChange: func(up bool) { states <- up }})
+	if !b.Connected() || <-states != true {
+		t.Fatal("not connected")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), bustest.Timeout)
+	defer cancel()
+	ch := bustest.Unique("test:events:reconnect")
+	q := bustest.Unique("xcomponent.test") + ".commands"
+	fan, work := bustest.NewCollector(100), bustest.NewCollector(100)
+	for _, s := range []func() (bus.Subscription, error){
+		func() (bus.Subscription, error) { return b.Subscribe(ctx, ch, fan.Handle) },
+		func() (bus.Subscription, error) { return b.Consume(ctx, q, []string{ch}, work.Handle) },
+	} {
+		sub, err := s()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer sub.Close()
+	}
+	pub := func(id string) {
+		t.Helper()
+		if err := b.Publish(ctx, ch, []byte(`{}`), bus.Meta{MessageID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pub("before")
+	for _, c := range []*bustest.Collector{fan, work} {
+		if m := c.Next(t); m.MessageID != "before" {
+			t.Fatalf("got %s", m.MessageID)
+		}
+	}
+
+	for round := range 2 {
+		ctl(t, "close_all_connections", "--vhost", vh, "--limit", "100", "test: broker restart")
+		wait := func(want bool) {
+			t.Helper()
+			select {
+			case up := <-states:
+				if up != want {
+					t.Fatalf("round %d: state %v, want %v", round, up, want)
+				}
+			case <-ctx.Done():
+				t.Fatalf("round %d: still %v", round, !want)
+			}
+		}
+		wait(false)
+		wait(true)
+		if !b.Connected() {
+			t.Fatal("Connected() false after reconnection")
+		}
+		// Once connected again, the subscriptions are live again.
+		id := fmt.Sprint("after", round)
+		pub(id)
+		for _, c := range []*bustest.Collector{fan, work} {
+			if m := c.Next(t); m.MessageID != id {
+				t.Fatalf("got %s, want %s", m.MessageID, id)
+			}
+		}
+	}
+}
+
+// Publishing while the broker is unreachable waits for it, and stops with the context or
+// Close; the bus keeps retrying without crashing.
+func TestPublishWhileDisconnected(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A "broker" that hangs up at once.
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			_ = c.Close()
+		}
+	}()
+	defer wg.Wait()
+	defer ln.Close()
+
+	var logs strings.Builder
+	var logMu sync.Mutex
+	b, err := rabbitmq.New(rabbitmq.Options{URL: "amqp://guest:s3cret@" + ln.Addr().String() + "/",
+		MinBackoff: 10 * time.Millisecond, MaxBackoff: 50 * time.Millisecond,
+		Logger: slog.New(slog.NewTextHandler(lockedWriter{&logMu, &logs}, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b.Connected() {
+		t.Fatal("connected to nothing")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	if err := b.Publish(ctx, "fsm:registry:heartbeat", []byte(`{}`), bus.Meta{}); err != context.DeadlineExceeded {
+		t.Fatalf("Publish while disconnected: %v", err)
+	}
+	// Wait (with a deadline) for the first failed attempt to be logged.
+	for deadline := time.Now().Add(bustest.Timeout); ; time.Sleep(5 * time.Millisecond) {
+		logMu.Lock()
+		n := strings.Count(logs.String(), "broker unreachable")
+		logMu.Unlock()
+		if n > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no reconnection attempt logged")
+		}
+	}
+	done := make(chan error)
+	go func() { done <- b.Publish(context.Background(), "fsm:registry:heartbeat", []byte(`{}`), bus.Meta{}) }()
+	_ = b.Close()
+	if err := <-done; err != bus.ErrClosed {
+		t.Fatalf("Publish across Close: %v", err)
+	}
+	logMu.Lock()
+	defer logMu.Unlock()
+	if strings.Contains(logs.String(), "s3cret") || !strings.Contains(logs.String(), "xxxxx") {
+		t.Fatalf("password not masked in logs:\n%s", logs.String())
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+func TestMaskURL(t *testing.T) {
+	if got := rabbitmq.MaskURL("amqp://xcomponent:xcomponent123@rabbit:5672/vh"); got != "amqp://xcomponent:xxxxx@rabbit:5672/vh" {
+		t.Fatal(got)
+	}
+	if _, err := rabbitmq.New(rabbitmq.Options{URL: "http://nope"}); err == nil {
+		t.Fatal("New accepted a non-AMQP URL")
+	}
+}
