@@ -701,8 +701,8 @@ func TestCrossComponentInProcess(t *testing.T) {
 	}
 }
 
-func TestHooksVetoDataAndSender(t *testing.T) {
-	src := `
+// hooksComponent names a hook of each kind.
+const hooksComponent = `
 name: Hooks
 stateMachines:
   - name: M
@@ -715,6 +715,9 @@ stateMachines:
       - {from: A, to: B, event: GO, triggeredMethod: onGo}
       - {from: B, to: C, event: NEXT}
 `
+
+func TestHooksVetoDataAndSender(t *testing.T) {
+	src := hooksComponent
 	for _, manual := range []bool{true, false} {
 		t.Run(fmt.Sprint("manual=", manual), func(t *testing.T) {
 			h := newHarness(t, manual, src)

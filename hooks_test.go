@@ -13,19 +13,7 @@ import (
 )
 
 func TestDefaultHookServesMethodsWithoutHandler(t *testing.T) {
-	src := `
-name: Hooks
-stateMachines:
-  - name: M
-    initialState: A
-    states:
-      - {name: A, onExit: leaveA}
-      - {name: B, onEntry: enterB}
-      - {name: C}
-    transitions:
-      - {from: A, to: B, event: GO, triggeredMethod: onGo}
-      - {from: B, to: C, event: NEXT}
-`
+	src := hooksComponent
 	var defaulted, handled, missing []string
 	eng := xc.New(xc.Options{Manual: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DefaultHook: func(_ context.Context, h *xc.Hook) error {
