@@ -502,7 +502,7 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 		if e.manual {
 			_, err = e.process(ctx, &delivery{inst: inst, ev: tev, routed: true})
 		} else {
-			_, err = e.deliver(ctx, inst, tev, true)
+			_, err = e.deliver(ctx, inst, tev, true, "")
 		}
 		if err == nil {
 			res.Processed++

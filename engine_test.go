@@ -903,3 +903,29 @@ stateMachines:
 		t.Errorf("NEXT note %q", hist[2].Note)
 	}
 }
+
+func TestEventsWithTheirOwnIDAreAppliedOnce(t *testing.T) {
+	h := newHarness(t, false, selfLoops)
+	ctx := context.Background()
+	const cmd = "0190f2a4-0000-7000-8000-000000000001"
+	in, err := h.eng.Create(ctx, xc.CreateRequest{Component: "Loops", Machine: "Session", Event: xc.Event{ID: cmd}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Create(ctx, xc.CreateRequest{Component: "Loops", Machine: "Session", Event: xc.Event{ID: cmd}}); !errors.Is(err, xc.ErrNotAccepted) {
+		t.Fatalf("second create with the same id: %v", err)
+	}
+	ev := xc.Event{Type: "PING", ID: "0190f2a4-0000-7000-8000-000000000002"}
+	if _, err := h.eng.Send(ctx, in.ID, ev); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.eng.Send(ctx, in.ID, ev); !errors.Is(err, xc.ErrNotAccepted) {
+		t.Fatalf("redelivered event: %v", err)
+	}
+	if got := h.get(in.ID); got.Version != 1 {
+		t.Fatalf("version %d, want 1", got.Version)
+	}
+	if n := len(h.live("Loops", "Session")); n != 1 {
+		t.Fatalf("%d instances, want 1", n)
+	}
+}

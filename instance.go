@@ -154,8 +154,12 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 	c := &store.Commit{
 		Events:    []store.Event{created},
 		Instances: []store.InstanceWrite{{Instance: rec, ExpectVersion: -1}},
+		InboxID:   req.Event.ID, // a request with its own id creates at most one instance
 	}
 	if err := e.commit(ctx, c); err != nil {
+		if errors.Is(err, store.ErrDuplicate) {
+			return nil, fmt.Errorf("create request %s already applied: %w", req.Event.ID, ErrNotAccepted)
+		}
 		return nil, err
 	}
 	inst, err := e.register(cr, rec)

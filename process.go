@@ -60,6 +60,9 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 	if inst == nil {
 		return Result{}, e.missingInstance(ctx, instanceID)
 	}
+	// An event that comes with its own id (a command redelivered by a broker, a retried
+	// request) is applied at most once: its id goes through the store's inbox.
+	inbox := ev.ID
 	e.fillIDs(&ev)
 	if ev.Source == "" {
 		ev.Source = "api"
@@ -68,19 +71,19 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 		if err := e.Settle(ctx); err != nil {
 			return Result{}, err
 		}
-		return e.process(ctx, &delivery{inst: inst, ev: ev})
+		return e.process(ctx, &delivery{inst: inst, ev: ev, inbox: inbox})
 	}
-	return e.deliver(ctx, inst, ev, false)
+	return e.deliver(ctx, inst, ev, false, inbox)
 }
 
 // deliver processes an event in the calling goroutine when the instance is idle (the
 // delivery then stays on this goroutine's stack), else queues it and waits.
-func (e *Engine) deliver(ctx context.Context, inst *instance, ev Event, routed bool) (Result, error) {
+func (e *Engine) deliver(ctx context.Context, inst *instance, ev Event, routed bool, inbox string) (Result, error) {
 	inst.mu.Lock()
 	if !inst.running {
 		inst.running = true
 		inst.mu.Unlock()
-		d := delivery{inst: inst, ev: ev, routed: routed}
+		d := delivery{inst: inst, ev: ev, routed: routed, inbox: inbox}
 		e.addPending(1)
 		res, err := e.process(ctx, &d)
 		e.release(inst)
@@ -88,7 +91,7 @@ func (e *Engine) deliver(ctx context.Context, inst *instance, ev Event, routed b
 		return res, err
 	}
 	inst.mu.Unlock()
-	return e.deliverWait(ctx, &delivery{inst: inst, ev: ev, routed: routed})
+	return e.deliverWait(ctx, &delivery{inst: inst, ev: ev, routed: routed, inbox: inbox})
 }
 
 // deliverWait processes d in the calling goroutine when its instance is idle, else queues it
