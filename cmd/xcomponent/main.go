@@ -99,6 +99,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return &usageError{err} })
 	root.AddCommand(
 		newServeCmd(g),
+		newRuntimeCmd(g),
 		newValidateCmd(g),
 		newDiagramCmd(g),
 		newSimulateCmd(g),

@@ -1,0 +1,359 @@
+// Package distributed runs one runtime of the distributed mode (`xcomponent runtime`): one
+// component, its instances in a shared store (PostgreSQL in real deployments), and RabbitMQ
+// for everything else, speaking the protocol of spec/wire.md.
+//
+// A runtime
+//
+//   - publishes the engine's runtime events on the fsm:events:* fan-out channels, in the
+//     envelopes of package wire (the database stays the source of truth: an event the
+//     publisher could not keep up with is counted and logged, never blocks the engine);
+//   - keeps one runtimeId (a UUID) for the life of the process, announces itself at start,
+//     after every broker reconnection and on every discover and query_instances (then answers
+//     query_instances with the component's live instances, read from the store), sends
+//     heartbeats, and a shutdown message on graceful stop;
+//   - consumes the component's commands (create_instance, trigger_event) from the shared work
+//     queue bus.CommandQueue(component), competing with the other runtimes of the component,
+//     so that each command is applied by one runtime; a command is acknowledged only once
+//     the engine returned. See handleCommand for idempotency and store outages.
+package distributed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/server"
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/storeurl"
+	"github.com/xcomponent/xcomponent/wire"
+)
+
+// Defaults.
+const (
+	DefaultHeartbeatInterval = 10 * time.Second
+	DefaultShutdownTimeout   = 10 * time.Second
+	DefaultEventBuffer       = 1 << 16
+)
+
+// Config of a runtime.
+type Config struct {
+	// ComponentFile is the component's YAML file.
+	ComponentFile string
+	// BrokerURL is the RabbitMQ URL (amqp://…).
+	BrokerURL string
+	// StoreSpec is a store spec (postgres://…, sqlite:PATH, memory); see storeurl.
+	StoreSpec string
+	// RuntimeName is this process's human-readable name (announce, heartbeats).
+	RuntimeName string
+	// CreateDemoInstance creates one entry-machine instance at start.
+	CreateDemoInstance bool
+	// Port, when > 0, serves the HTTP API (server.Serve) on Bind:Port.
+	Port int
+	// Bind is the address the HTTP API listens on (default 127.0.0.1).
+	Bind string
+	// HeartbeatInterval between fsm:registry:heartbeat messages (default 10s).
+	HeartbeatInterval time.Duration
+	// ShutdownTimeout bounds the graceful stop (default 10s).
+	ShutdownTimeout time.Duration
+	// EventBuffer is the engine subscription's buffer (default 65536 runtime events).
+	EventBuffer int
+	// Prefetch is the number of unacknowledged commands per runtime (bus default when 0).
+	Prefetch int
+	// MinBackoff and MaxBackoff bound the broker reconnection delay (bus defaults when 0).
+	MinBackoff, MaxBackoff time.Duration
+	Logger                 *slog.Logger
+	// Ready, when set, is called once the runtime consumes its commands and has announced
+	// itself.
+	Ready func(Info)
+	// OnCommand, when set, is called after each command was handled (acknowledged or
+	// dead-lettered), with its outcome (Outcome* constants). Tests and metrics use it.
+	OnCommand func(channel, commandID, outcome string)
+}
+
+// Info describes a started runtime.
+type Info struct {
+	RuntimeID   string
+	RuntimeName string
+	Component   string
+	// Addr is the HTTP API's address, nil without API.
+	Addr net.Addr
+}
+
+// Outcomes of a command, for Config.OnCommand.
+const (
+	OutcomeApplied      = "applied"       // the engine applied it
+	OutcomeDuplicate    = "duplicate"     // its id was already applied: acknowledged without effect
+	OutcomeRefused      = "refused"       // a business refusal (not accepted, not found, invalid…): acknowledged, logged
+	OutcomeIgnored      = "ignored"       // for another component: acknowledged
+	OutcomeDeadLettered = "dead-lettered" // undecodable: dead-lettered
+	OutcomeLeft         = "left"          // stopping before it could be applied: left for another consumer
+)
+
+// runtime is one running runtime.
+type runtime struct {
+	cfg     Config
+	log     *slog.Logger
+	id      string
+	comp    *component.Component
+	compRaw []byte
+	host    string
+	store   store.Store
+	bus     bus.Bus
+	eng     *xc.Engine
+
+	dropped atomic.Int64 // DroppedEvents last logged
+
+	readyMu sync.Mutex
+	ready   bool
+	// announceReq asks the announcer to re-announce (after a reconnection).
+	announceReq chan struct{}
+}
+
+// Run runs a runtime until ctx is cancelled, then stops gracefully: it stops consuming
+// commands (an unfinished command is left to the other runtimes), finishes in-flight work,
+// publishes the runtime events still buffered, announces its shutdown and closes the bus and
+// the store.
+func Run(ctx context.Context, cfg Config) error {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatInterval <= 0 {
+		cfg.HeartbeatInterval = DefaultHeartbeatInterval
+	}
+	if cfg.ShutdownTimeout <= 0 {
+		cfg.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if cfg.EventBuffer <= 0 {
+		cfg.EventBuffer = DefaultEventBuffer
+	}
+	if cfg.Bind == "" {
+		cfg.Bind = "127.0.0.1"
+	}
+	if cfg.ComponentFile == "" {
+		return errors.New("runtime: no component file (COMPONENT_FILE)")
+	}
+	if cfg.BrokerURL == "" {
+		return errors.New("runtime: no broker URL (BROKER_URL)")
+	}
+	if cfg.StoreSpec == "" {
+		cfg.StoreSpec = storeurl.Default
+	}
+	if cfg.RuntimeName == "" {
+		cfg.RuntimeName = "runtime-" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+	}
+	r := &runtime{cfg: cfg, id: uuid.NewString(), announceReq: make(chan struct{}, 1)}
+	r.log = cfg.Logger.With("runtime", cfg.RuntimeName, "runtimeId", r.id)
+	r.host, _ = os.Hostname()
+
+	comps, err := node.LoadComponents([]string{cfg.ComponentFile}, r.log)
+	if err != nil {
+		return err
+	}
+	r.comp = comps[0]
+	if r.compRaw, err = componentJSON(r.comp); err != nil {
+		return fmt.Errorf("component %s: %w", r.comp.Name, err)
+	}
+	r.log = r.log.With("component", r.comp.Name)
+
+	st, err := storeurl.Open(ctx, cfg.StoreSpec)
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", storeurl.Redact(cfg.StoreSpec), err)
+	}
+	defer func() { _ = st.Close() }()
+	r.store = st
+	r.log.Info("store open", "store", storeurl.Redact(cfg.StoreSpec))
+
+	b, err := rabbitmq.New(rabbitmq.Options{
+		URL: cfg.BrokerURL, Name: "xcomponent-runtime " + cfg.RuntimeName, Logger: r.log,
+		Prefetch: cfg.Prefetch, MinBackoff: cfg.MinBackoff, MaxBackoff: cfg.MaxBackoff,
+		OnStateChange: r.onBrokerState,
+	})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Close() }()
+	r.bus = b
+
+	metrics := server.NewMetrics()
+	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, MissingHook: func(h *xc.Hook) {
+		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
+	}})
+	engineClosed := false
+	closeEngine := func() {
+		if engineClosed {
+			return
+		}
+		engineClosed = true
+		sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		if err := r.eng.Close(sctx); err != nil {
+			r.log.Warn("engine close", "err", err)
+		}
+	}
+	defer closeEngine()
+
+	// Subscribed before Load so that the entry point Load may create is published too.
+	events, unsubscribe := r.eng.Subscribe(cfg.EventBuffer)
+	defer unsubscribe()
+	// The publisher outlives ctx: it flushes what the engine emitted until the engine closes,
+	// bounded by the shutdown deadline.
+	pubCtx, cancelPub := context.WithCancel(context.Background())
+	pubDone := make(chan struct{})
+	go func() {
+		defer close(pubDone)
+		r.publishEvents(pubCtx, events)
+	}()
+	defer func() {
+		cancelPub()
+		unsubscribe()
+		<-pubDone
+	}()
+
+	if err := r.eng.Load(ctx, r.comp); err != nil {
+		return err
+	}
+	r.log.Info("component loaded", "machines", len(r.comp.StateMachines), "live", len(r.eng.Live(r.comp.Name, "")))
+
+	// Registry requests, then commands.
+	discover, err := b.Subscribe(ctx, wire.ChannelDiscover, r.onDiscover)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", wire.ChannelDiscover, err)
+	}
+	defer func() { _ = discover.Close() }()
+	query, err := b.Subscribe(ctx, wire.ChannelQueryInstances, r.onQueryInstances)
+	if err != nil {
+		return fmt.Errorf("subscribe %s: %w", wire.ChannelQueryInstances, err)
+	}
+	defer func() { _ = query.Close() }()
+	queue := bus.CommandQueue(r.comp.Name)
+	commands, err := b.Consume(ctx, queue, []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance}, r.handleCommand)
+	if err != nil {
+		return fmt.Errorf("consume %s: %w", queue, err)
+	}
+	commandsClosed := false
+	closeCommands := func() {
+		if !commandsClosed {
+			commandsClosed = true
+			_ = commands.Close()
+		}
+	}
+	defer closeCommands()
+	r.log.Info("consuming commands", "queue", queue)
+
+	info := Info{RuntimeID: r.id, RuntimeName: cfg.RuntimeName, Component: r.comp.Name}
+	var ln net.Listener
+	if cfg.Port > 0 {
+		addr := net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))
+		if ln, err = net.Listen("tcp", addr); err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		info.Addr = ln.Addr()
+	}
+
+	select { // the first connection's signal: the announce below covers it
+	case <-r.announceReq:
+	default:
+	}
+	if err := r.announce(ctx); err != nil {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		if ctx.Err() != nil { // stopped before the broker was reachable
+			return nil
+		}
+		return fmt.Errorf("announce: %w", err)
+	}
+	r.readyMu.Lock()
+	r.ready = true
+	r.readyMu.Unlock()
+
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		r.registryLoop(ctx)
+	}()
+
+	httpErr := make(chan error, 1)
+	if ln != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			httpErr <- server.Serve(ctx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics,
+				Name: cfg.RuntimeName, DatabaseType: storeType(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout})
+		}()
+		r.log.Info("serving the API", "addr", "http://"+ln.Addr().String())
+	}
+
+	if cfg.CreateDemoInstance {
+		inst, err := r.eng.Create(ctx, xc.CreateRequest{Component: r.comp.Name, Event: xc.Event{Source: "demo", Actor: cfg.RuntimeName}})
+		if err != nil {
+			r.log.Warn("demo instance not created", "err", err)
+		} else {
+			r.log.Info("demo instance created", "instance", inst.ID, "machine", inst.MachineName)
+		}
+	}
+	r.log.Info("runtime started", "host", r.host)
+	if cfg.Ready != nil {
+		cfg.Ready(info)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-httpErr:
+		if runErr != nil {
+			runErr = fmt.Errorf("HTTP API: %w", runErr)
+		}
+	}
+
+	// Graceful stop.
+	r.log.Info("stopping")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	closeCommands() // an unfinished command stays in the queue for another runtime
+	_ = discover.Close()
+	_ = query.Close()
+	wg.Wait() // registry loop and HTTP API (both end with ctx)
+	closeEngine()
+	unsubscribe()
+	select { // flush the runtime events the engine emitted
+	case <-pubDone:
+	case <-sctx.Done():
+		r.log.Warn("runtime events not all published before the shutdown deadline")
+	}
+	cancelPub()
+	<-pubDone
+	r.logDropped()
+	body, _ := wire.Encode(wire.Shutdown(r.heartbeat("stopping")))
+	if err := b.Publish(sctx, wire.ChannelShutdown, body, bus.Meta{MessageID: uuid.NewString()}); err != nil {
+		r.log.Warn("shutdown not announced", "err", err)
+	}
+	r.log.Info("stopped")
+	return runErr
+}
+
+func storeType(spec string) string {
+	switch {
+	case spec == "memory":
+		return "memory"
+	case len(spec) > 7 && spec[:7] == "sqlite:":
+		return "sqlite"
+	default:
+		return "postgres"
+	}
+}
