@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"runtime"
 	"testing"
 	"time"
 
@@ -79,71 +78,5 @@ func TestQueuedEventWhoseCallerGaveUpIsNotApplied(t *testing.T) {
 	}
 	if got.Version != 1 {
 		t.Errorf("version %d after SLOW (accepted) and FAST (refused to its caller with %q): FAST was applied anyway", got.Version, "context canceled")
-	}
-}
-
-const timerComponent = `
-name: Heap
-entryMachineMode: multiple
-stateMachines:
-  - name: WithTimer
-    initialState: A
-    states: [{name: A}, {name: B}, {name: Z, type: final}]
-    transitions:
-      - {from: A, to: B, event: T}
-      - {from: B, to: A, event: T}
-      - {from: A, to: Z, event: TO, type: timeout, timeoutMs: 3600000}
-      - {from: B, to: Z, event: TO, type: timeout, timeoutMs: 3600000}
-  - name: NoTimer
-    initialState: A
-    states: [{name: A}, {name: B}]
-    transitions:
-      - {from: A, to: B, event: T}
-      - {from: B, to: A, event: T}
-`
-
-// heapGrowth returns how much the heap grew over n transitions of one instance of machine.
-func heapGrowth(t *testing.T, machine string, n int) int64 {
-	t.Helper()
-	comp, err := component.Parse([]byte(timerComponent), "heap.yaml")
-	if err != nil {
-		t.Fatal(err)
-	}
-	eng := xc.New(xc.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	defer eng.Close(context.Background())
-	ctx := context.Background()
-	if err := eng.Load(ctx, comp); err != nil {
-		t.Fatal(err)
-	}
-	in, err := eng.Create(ctx, xc.CreateRequest{Component: "Heap", Machine: machine})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	for range n {
-		if _, err := eng.Send(ctx, in.ID, xc.Event{Type: "T"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	if p := eng.PendingTimers(); machine == "WithTimer" && p != 1 {
-		t.Fatalf("pending timers %d, want 1", p)
-	}
-	return int64(after.HeapAlloc) - int64(before.HeapAlloc)
-}
-
-// TestStaleTimerEntriesAreReleased guards against a memory growth found in the engine: every
-// transition that re-arms a timeout used to push a new timer entry and leave the replaced one
-// until its deadline (~145 bytes per transition, kept for the timeout's duration). The queue
-// must hold one entry per live arming.
-func TestStaleTimerEntriesAreReleased(t *testing.T) {
-	const n = 100_000
-	with, without := heapGrowth(t, "WithTimer", n), heapGrowth(t, "NoTimer", n)
-	// The memory store keeps the history in both cases; the difference is the timer heap.
-	if per := float64(with-without) / n; per > 40 {
-		t.Errorf("%d transitions re-arming a 1-hour timeout kept %.0f bytes each more than without a timeout (%d vs %d bytes): dead timer entries are kept until their deadline", n, per, with, without)
 	}
 }
