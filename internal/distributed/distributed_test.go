@@ -3,13 +3,9 @@ package distributed_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	"io"
 	"log/slog"
-	"math/rand/v2"
-	"net"
-	"os"
-	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -26,45 +22,15 @@ import (
 )
 
 const (
-	brokerAddr = "127.0.0.1:5672"
+	brokerAddr = rmqtest.BrokerAddr
 	component  = "Approvals"
 	timeout    = 20 * time.Second
 )
 
-// vhost creates a fresh vhost for the test, deleted at its end, and returns its URL. The test
-// is skipped when no broker is reachable, and fails instead when CI=true.
+// vhost gives the test its own vhost and returns its URL.
 func vhost(t *testing.T) string {
-	t.Helper()
-	unavailable := func(format string, args ...any) {
-		t.Helper()
-		if os.Getenv("CI") == "true" {
-			t.Fatalf(format, args...)
-		}
-		t.Skipf(format, args...)
-	}
-	c, err := net.DialTimeout("tcp", brokerAddr, 2*time.Second)
-	if err != nil {
-		unavailable("RabbitMQ unreachable at %s: %v", brokerAddr, err)
-	}
-	_ = c.Close()
-	if _, err := exec.LookPath("rabbitmqctl"); err != nil {
-		unavailable("rabbitmqctl not found: %v", err)
-	}
-	name := fmt.Sprintf("xc_test_%08x", rand.Uint32())
-	ctl(t, "add_vhost", name)
-	t.Cleanup(func() { ctl(t, "delete_vhost", name) })
-	ctl(t, "set_permissions", "-p", name, "guest", ".*", ".*", ".*")
-	return "amqp://guest:guest@" + brokerAddr + "/" + name
-}
-
-func ctl(t *testing.T, args ...string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", append([]string{"--quiet"}, args...)...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("rabbitmqctl %s: %v\n%s", strings.Join(args, " "), err, out)
-	}
+	_, url := rmqtest.NewVhost(t)
+	return url
 }
 
 func logger(t *testing.T) *slog.Logger {
