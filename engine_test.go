@@ -468,6 +468,7 @@ func TestPayloadMerge(t *testing.T) {
 const family = `
 name: Family
 entryMachine: Parent
+entryMachineMode: singleton
 stateMachines:
   - name: Parent
     initialState: Idle

@@ -162,7 +162,7 @@ func (l *loader) component(root *yaml.Node) *Component {
 	if o == nil {
 		return nil
 	}
-	c := &Component{Pos: l.pos(o.node), EntryMachineMode: EntrySingleton}
+	c := &Component{Pos: l.pos(o.node), EntryMachineMode: EntryMultiple}
 	l.remember(c, o)
 
 	if c.Name = o.required("name"); c.Name != "" && !componentNameRE.MatchString(c.Name) {

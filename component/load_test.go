@@ -175,8 +175,8 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.EntryMachineMode != EntrySingleton || c.AutoCreateEntryPoint {
-		t.Errorf("no entryMachine: mode %q auto %v, want singleton false", c.EntryMachineMode, c.AutoCreateEntryPoint)
+	if c.EntryMachineMode != EntryMultiple || c.AutoCreateEntryPoint {
+		t.Errorf("no entryMachine: mode %q auto %v, want multiple false", c.EntryMachineMode, c.AutoCreateEntryPoint)
 	}
 	m := c.StateMachines[0]
 	if m.States[0].Type != StateRegular {
@@ -195,10 +195,11 @@ func TestDefaults(t *testing.T) {
 		mode  EntryMode
 		auto  bool
 	}{
-		{"entryMachine: M\n", EntrySingleton, true},
+		{"entryMachine: M\n", EntryMultiple, false}, // absent mode: multiple, no auto-create
+		{"entryMachine: M\nentryMachineMode: singleton\n", EntrySingleton, true},
 		{"entryMachine: M\nentryMachineMode: multiple\n", EntryMultiple, false},
 		{"entryMachine: M\nentryMachineMode: multiple\nautoCreateEntryPoint: true\n", EntryMultiple, true},
-		{"entryMachine: M\nautoCreateEntryPoint: false\n", EntrySingleton, false},
+		{"entryMachine: M\nentryMachineMode: singleton\nautoCreateEntryPoint: false\n", EntrySingleton, false},
 	} {
 		c, err := Parse([]byte(tc.extra+minimal), "entry.yaml")
 		if err != nil {
@@ -212,7 +213,7 @@ func TestDefaults(t *testing.T) {
 
 func TestOrderPaymentCrossComponent(t *testing.T) {
 	order, payment := load(t, "order.yaml"), load(t, "payment.yaml")
-	if order.Version != "2.1.0" || !order.AutoCreateEntryPoint {
+	if order.Version != "2.1.0" || order.EntryMachineMode != EntryMultiple || order.AutoCreateEntryPoint {
 		t.Errorf("order = %q auto %v", order.Version, order.AutoCreateEntryPoint)
 	}
 	if payment.EntryMachineMode != EntryMultiple || payment.AutoCreateEntryPoint {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xcomponent/xcomponent/internal/distributed"
+	"github.com/xcomponent/xcomponent/distributed"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 

@@ -70,9 +70,9 @@ func xcaiScenarios() []scenario {
 			steps: `[{"type":"NEW_PARCEL","payload":{"parcelId":"P1"}},{"type":"DISPATCH"},{"advance":"23h59m59s"},{"advance":"1s"}]`,
 			acc:   "A1 A2 A0 A1",
 			insts: []want{I(0, "Dispatcher", "Dispatching").V(2), I(1, "Delivery", "Lost").St("error").V(2)}},
-		{name: "fulfilment: the entry point is a singleton",
+		{name: "fulfilment: no entryMachineMode means multiple: a second Dispatcher is created",
 			file: "xcai_orchestrator.yaml", machine: "Dispatcher",
-			steps: `[{"create":{"machine":"Dispatcher"}}]`, acc: "R0", n: 1},
+			steps: `[{"create":{"machine":"Dispatcher"}}]`, acc: "A0", n: 2},
 
 		{name: "shop workflow: auto transition then cascade routed by ProductId",
 			file: "xcai_workflow.yaml", machine: "Order", ctx: `{"Id":42,"ProductId":"P1","Quantity":2}`,

@@ -30,6 +30,7 @@ func steps(t *testing.T, js string) []simulate.Step {
 const desk = `
 name: Desk
 entryMachine: Hub
+entryMachineMode: singleton
 stateMachines:
   - name: Hub
     initialState: Open

@@ -16,7 +16,7 @@ import (
 
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
-	"github.com/xcomponent/xcomponent/internal/distributed"
+	"github.com/xcomponent/xcomponent/distributed"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
