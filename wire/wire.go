@@ -42,6 +42,11 @@ const (
 	ChannelTriggerEvent        = "fsm:commands:trigger_event"
 	ChannelCreateInstance      = "fsm:commands:create_instance"
 	ChannelCrossComponentEvent = "fsm:commands:cross_component_event"
+
+	// ChannelCommandReply is our addition: a runtime's answer to a command that carried a
+	// commandId (CommandReply). Dashboards bind it to learn whether a create or trigger was
+	// applied, refused (with the reason) or dead-lettered. TS peers neither send nor read it.
+	ChannelCommandReply = "fsm:responses:command"
 )
 
 // Channels lists every channel of wire.md's table.
@@ -53,6 +58,9 @@ func Channels() []string {
 		ChannelTriggerEvent, ChannelCreateInstance, ChannelCrossComponentEvent,
 	}
 }
+
+// OurChannels lists the channels we add to wire.md's table.
+func OurChannels() []string { return []string{ChannelCommandReply} }
 
 // RoutingKey is the AMQP routing key of a channel: ":" replaced by "."
 // (fsm:commands:trigger_event → fsm.commands.trigger_event).
@@ -338,4 +346,39 @@ type CrossComponentEvent struct {
 	// Our additions.
 	RuntimeName string `json:"runtimeName,omitempty"`
 	Trace
+}
+
+// Statuses of a CommandReply.
+const (
+	ReplyApplied      = "applied"       // the command's effect is committed
+	ReplyDuplicate    = "duplicate"     // its id was applied before: nothing done again
+	ReplyRefused      = "refused"       // a business refusal (not accepted, guard, unknown instance, singleton …)
+	ReplyDeadLettered = "dead-lettered" // malformed or undeliverable: in a dead-letter queue
+)
+
+// TypeCommandReply is the "type" of a CommandReply.
+const TypeCommandReply = "command_result"
+
+// CommandReply is the body of fsm:responses:command (our addition): what became of a command
+// that carried a commandId. Instance is the instance after the command (the created one for
+// create_instance) when it was applied or was a duplicate of an applied one.
+type CommandReply struct {
+	Type          string `json:"type"` // TypeCommandReply
+	CommandID     string `json:"commandId"`
+	CorrelationID string `json:"correlationId,omitempty"`
+	// Command is the channel of the command (ChannelCreateInstance, ChannelTriggerEvent).
+	Command       string `json:"command"`
+	RuntimeID     string `json:"runtimeId"`
+	RuntimeName   string `json:"runtimeName,omitempty"`
+	ComponentName string `json:"componentName"`
+	Status        string `json:"status"` // Reply* constants
+	// Error is the reason of a refusal or dead-lettering, for people.
+	Error string `json:"error,omitempty"`
+	// Code classifies a refusal for HTTP mapping: "not_found", "not_accepted", "invalid",
+	// "conflict" (singleton, completed instance), "unavailable".
+	Code string `json:"code,omitempty"`
+	// PreviousState is the state before a trigger_event that was applied.
+	PreviousState string            `json:"previousState,omitempty"`
+	Instance      *InstanceSnapshot `json:"instance,omitempty"`
+	Timestamp     int64             `json:"timestamp"`
 }
