@@ -104,3 +104,12 @@ CREATE VIEW active_instances AS
 -- xcomponent PostgreSQL schema, version 2: what went wrong without undoing a transition (an
 -- onEntry hook that failed, a hook method without a handler) is kept with its event.
 ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS note TEXT;
+
+-- migration 0004_match_index.sql
+-- xcomponent PostgreSQL schema, version 4: routing by data against the database. Runtimes that
+-- share the database resolve broadcasts, cascades and cross-component events with one query on
+-- the live snapshot rows (store.Matcher): the live rows of a machine, and their context by
+-- containment (context @> '{"orderId": "…"}'). Only new indexes on fsm_snapshots, partial on
+-- the live rows.
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_live ON fsm_snapshots (component_name, machine_name, current_state) WHERE status = 'active';
+CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_live_context ON fsm_snapshots USING GIN (context jsonb_path_ops) WHERE status = 'active';
