@@ -100,6 +100,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	root.AddCommand(
 		newServeCmd(g),
 		newRuntimeCmd(g),
+		newDashboardCmd(g),
 		newValidateCmd(g),
 		newDiagramCmd(g),
 		newSimulateCmd(g),

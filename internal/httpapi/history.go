@@ -33,8 +33,11 @@ type historyItem struct {
 	Actor               string   `json:"actor,omitempty"`
 	Source              string   `json:"source,omitempty"`
 	// Note says what went wrong without undoing the transition (onEntry hook error, no handler).
-	Note        string `json:"note,omitempty"`
-	Version     int64  `json:"version"`
+	Note    string `json:"note,omitempty"`
+	Version int64  `json:"version"`
+	// Runtime names the runtime that applied the event, when the backend knows it (the
+	// distributed dashboard, see EventRuntimes).
+	Runtime     string `json:"runtime,omitempty"`
 	PersistedAt int64  `json:"persistedAt"`
 }
 
@@ -42,6 +45,30 @@ type historyEvent struct {
 	Type      string         `json:"type"`
 	Payload   map[string]any `json:"payload"`
 	Timestamp int64          `json:"timestamp"`
+}
+
+// EventRuntimes is implemented by backends that know which runtime applied each event (the
+// distributed dashboard): the audit trail then names it.
+type EventRuntimes interface {
+	// EventRuntimes returns the runtime name of the events it knows, by event id.
+	EventRuntimes(ids []string) map[string]string
+}
+
+// historyItems converts events to the audit-trail shape, with the runtime that applied each
+// one when the backend knows it.
+func (s *server) historyItems(evs []store.Event) []historyItem {
+	out := historyItems(evs)
+	if er, ok := s.b.(EventRuntimes); ok && len(out) > 0 {
+		ids := make([]string, len(out))
+		for i := range out {
+			ids[i] = out[i].ID
+		}
+		names := er.EventRuntimes(ids)
+		for i := range out {
+			out[i].Runtime = names[out[i].ID]
+		}
+	}
+	return out
 }
 
 func historyItems(evs []store.Event) []historyItem {
@@ -88,7 +115,7 @@ func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"history": historyItems(evs)})
+	return writeJSON(w, http.StatusOK, map[string]any{"history": s.historyItems(evs)})
 }
 
 // handleHistoryEvents answers {snapshot, events}: the snapshot in xcomponent-ai's shape
@@ -106,7 +133,7 @@ func (s *server) handleHistoryEvents(w http.ResponseWriter, r *http.Request) err
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
 		"snapshot": map[string]any{"instance": item(in), "snapshotAt": in.UpdatedAt, "lastEventId": last},
-		"events":   historyItems(evs),
+		"events":   s.historyItems(evs),
 	})
 }
 
@@ -173,7 +200,7 @@ func (s *server) handleCorrelated(w http.ResponseWriter, r *http.Request) error 
 	if len(ids) == 0 {
 		ids = []string{id}
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"events": historyItems(evs), "correlationId": ids[0], "correlationIds": ids})
+	return writeJSON(w, http.StatusOK, map[string]any{"events": s.historyItems(evs), "correlationId": ids[0], "correlationIds": ids})
 }
 
 // correlations returns the distinct correlation ids of events, most recent first, at most n.

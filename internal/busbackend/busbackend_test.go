@@ -1,0 +1,341 @@
+package busbackend_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/xcomponent/xcomponent/bus/rabbitmq"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
+	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/internal/busbackend"
+	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/store/postgres"
+	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
+)
+
+const timeout = 30 * time.Second
+
+func logger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(tWriter{t}, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+type tWriter struct{ t *testing.T }
+
+func (w tWriter) Write(p []byte) (int, error) {
+	w.t.Log(strings.TrimSpace(string(p)))
+	return len(p), nil
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func newBus(t *testing.T, url string) *rabbitmq.Bus {
+	t.Helper()
+	b, err := rabbitmq.New(rabbitmq.Options{URL: url, Logger: logger(t), MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := b.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// dashboard is a Backend over the vhost at url (and the database dsn when not empty) behind
+// the HTTP API.
+type dashboard struct {
+	be  *busbackend.Backend
+	srv *httptest.Server
+}
+
+func startDashboard(t *testing.T, url, dsn string, cfg busbackend.Config) *dashboard {
+	t.Helper()
+	cfg.Bus = newBus(t, url)
+	cfg.BrokerURL = url
+	cfg.Logger = logger(t)
+	if dsn != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		st, err := postgres.Open(ctx, dsn, postgres.WithLogger(logger(t)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		cfg.Store = st
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	be, err := busbackend.New(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = be.Close() })
+	srv := httptest.NewServer(httpapi.New(be, httpapi.Options{Logger: logger(t)}))
+	t.Cleanup(srv.Close)
+	return &dashboard{be: be, srv: srv}
+}
+
+// call sends a request and decodes the JSON answer; it returns the status.
+func (d *dashboard) call(t *testing.T, method, path string, body any, out any) int {
+	t.Helper()
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequest(method, d.srv.URL+path, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out != nil {
+		if err := json.Unmarshal(data, out); err != nil {
+			t.Fatalf("%s %s: %d %s: %v", method, path, resp.StatusCode, data, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+type runtimesAnswer struct {
+	Runtimes []httpapi.Runtime `json:"runtimes"`
+}
+
+func (d *dashboard) runtimes(t *testing.T) []httpapi.Runtime {
+	var out runtimesAnswer
+	if st := d.call(t, "GET", "/api/runtimes", nil, &out); st != 200 {
+		t.Fatalf("GET /api/runtimes: %d", st)
+	}
+	return out.Runtimes
+}
+
+func countStatus(rts []httpapi.Runtime, comp, status string) int {
+	n := 0
+	for _, r := range rts {
+		if r.ComponentName == comp && r.Status == status {
+			n++
+		}
+	}
+	return n
+}
+
+type instanceAnswer struct {
+	ID           string         `json:"id"`
+	CurrentState string         `json:"currentState"`
+	Status       string         `json:"status"`
+	Context      map[string]any `json:"context"`
+	Version      int64          `json:"version"`
+}
+
+type createAnswer struct {
+	Success    bool           `json:"success"`
+	InstanceID string         `json:"instanceId"`
+	Instance   instanceAnswer `json:"instance"`
+	Error      string         `json:"error"`
+}
+
+type sendAnswer struct {
+	Success       bool           `json:"success"`
+	Instance      instanceAnswer `json:"instance"`
+	PreviousState string         `json:"previousState"`
+	NewState      string         `json:"newState"`
+	Error         string         `json:"error"`
+}
+
+type started struct {
+	info   distributed.Info
+	cancel context.CancelFunc
+	done   chan error
+}
+
+func startRuntime(t *testing.T, cfg distributed.Config) *started {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan distributed.Info, 1)
+	cfg.Ready = func(i distributed.Info) { ready <- i }
+	s := &started{cancel: cancel, done: make(chan error, 1)}
+	go func() { s.done <- distributed.Run(ctx, cfg) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case <-s.done:
+		case <-time.After(timeout):
+			t.Errorf("runtime %s did not stop", cfg.RuntimeName)
+		}
+	})
+	select {
+	case s.info = <-ready:
+	case err := <-s.done:
+		t.Fatalf("runtime %s: %v", cfg.RuntimeName, err)
+	case <-time.After(timeout):
+		t.Fatalf("runtime %s not ready", cfg.RuntimeName)
+	}
+	return s
+}
+
+func (s *started) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
+	select {
+	case err := <-s.done:
+		if err != nil {
+			t.Fatalf("runtime %s: %v", s.info.RuntimeName, err)
+		}
+		s.done <- nil // for the cleanup
+	case <-time.After(timeout):
+		t.Fatalf("runtime %s did not stop", s.info.RuntimeName)
+	}
+}
+
+// TestDashboardDrivesTwoRuntimes runs two runtimes of one component on one PostgreSQL database
+// and drives them through the dashboard's HTTP API: create → 201 with the state, trigger → 200,
+// refused → 409, unknown component → 404, no runtime up → 503; the runtimes panel lists both,
+// the audit trail names the runtime that applied each event.
+func TestDashboardDrivesTwoRuntimes(t *testing.T) {
+	_, url := rmqtest.NewVhost(t)
+	dsn := pgtest.NewDatabase(t)
+	cfg := func(name string) distributed.Config {
+		return distributed.Config{ComponentFile: "../../distributed/testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
+			RuntimeName: name, HeartbeatInterval: 200 * time.Millisecond, MinBackoff: 50 * time.Millisecond,
+			MaxBackoff: time.Second, Logger: logger(t)}
+	}
+	a := startRuntime(t, cfg("runtime-a"))
+	b := startRuntime(t, cfg("runtime-b"))
+	d := startDashboard(t, url, dsn, busbackend.Config{CommandTimeout: 15 * time.Second})
+
+	eventually(t, "two runtimes up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 2 })
+	for _, r := range d.runtimes(t) {
+		if r.Host == "" || r.LastSeen == 0 || (r.RuntimeName != "runtime-a" && r.RuntimeName != "runtime-b") {
+			t.Fatalf("runtime %+v: want name, host and last heartbeat", r)
+		}
+	}
+	var comps struct {
+		Components []struct {
+			Name string `json:"name"`
+		} `json:"components"`
+	}
+	if st := d.call(t, "GET", "/api/components", nil, &comps); st != 200 || len(comps.Components) != 1 || comps.Components[0].Name != "Approvals" {
+		t.Fatalf("GET /api/components: %d %+v", st, comps)
+	}
+
+	// Create and drive several instances: whichever runtime applies each command, the answers
+	// are the new states.
+	var ids []string
+	for i := range 6 {
+		var c createAnswer
+		st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"n": i}}, &c)
+		if st != http.StatusCreated || !c.Success || c.InstanceID == "" || c.Instance.CurrentState != "Draft" {
+			t.Fatalf("create %d: %d %+v", i, st, c)
+		}
+		ids = append(ids, c.InstanceID)
+	}
+	for _, id := range ids {
+		var s sendAnswer
+		st := d.call(t, "POST", "/api/instances/"+id+"/trigger", map[string]any{"event": "SUBMIT"}, &s)
+		if st != 200 || s.PreviousState != "Draft" || s.NewState != "Submitted" || s.Instance.CurrentState != "Submitted" {
+			t.Fatalf("SUBMIT %s: %d %+v", id, st, s)
+		}
+	}
+	var s sendAnswer
+	if st := d.call(t, "POST", "/api/components/Approvals/instances/"+ids[0]+"/events", map[string]any{"type": "APPROVE"}, &s); st != 200 || s.NewState != "Approved" {
+		t.Fatalf("APPROVE: %d %+v", st, s)
+	}
+
+	// Refusals: no transition from the current state, completed instance.
+	if st := d.call(t, "POST", "/api/instances/"+ids[1]+"/trigger", map[string]any{"event": "SUBMIT"}, &s); st != http.StatusConflict || s.Error == "" {
+		t.Fatalf("SUBMIT twice: %d %+v, want 409 with the reason", st, s)
+	}
+	if st := d.call(t, "POST", "/api/instances/"+ids[0]+"/trigger", map[string]any{"event": "APPROVE"}, &s); st != http.StatusConflict {
+		t.Fatalf("event to a completed instance: %d %+v, want 409", st, s)
+	}
+	// Unknown component, unknown instance.
+	var e createAnswer
+	if st := d.call(t, "POST", "/api/components/Nope/instances", map[string]any{}, &e); st != http.StatusNotFound {
+		t.Fatalf("unknown component: %d %+v", st, e)
+	}
+	if st := d.call(t, "POST", "/api/instances/0190f5f5-0000-7000-8000-000000000000/trigger", map[string]any{"event": "SUBMIT"}, &s); st != http.StatusNotFound {
+		t.Fatalf("unknown instance: %d %+v", st, s)
+	}
+
+	// Reads come from the database: the completed instance is listed, the audit trail names
+	// the runtime of each event.
+	var list struct {
+		Instances []instanceAnswer `json:"instances"`
+	}
+	if st := d.call(t, "GET", "/api/instances?component=Approvals", nil, &list); st != 200 || len(list.Instances) != 6 {
+		t.Fatalf("GET /api/instances: %d, %d instances", st, len(list.Instances))
+	}
+	var hist struct {
+		History []struct {
+			StateAfter string `json:"stateAfter"`
+			Runtime    string `json:"runtime"`
+		} `json:"history"`
+	}
+	if st := d.call(t, "GET", "/api/instances/"+ids[0]+"/history", nil, &hist); st != 200 || len(hist.History) != 3 {
+		t.Fatalf("history: %d %+v", st, hist)
+	}
+	for _, h := range hist.History {
+		if h.Runtime != "runtime-a" && h.Runtime != "runtime-b" {
+			t.Fatalf("history entry %+v: want the runtime that applied it", h)
+		}
+	}
+
+	// No runtime up: 503, for create and trigger.
+	a.stop(t)
+	b.stop(t)
+	eventually(t, "both runtimes stopped", func() bool {
+		return countStatus(d.runtimes(t), "Approvals", busbackend.StatusStopped) == 2
+	})
+	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{}, &e); st != http.StatusServiceUnavailable {
+		t.Fatalf("create without runtime: %d %+v, want 503", st, e)
+	}
+	if st := d.call(t, "POST", "/api/instances/"+ids[2]+"/trigger", map[string]any{"event": "APPROVE"}, &s); st != http.StatusServiceUnavailable {
+		t.Fatalf("trigger without runtime: %d %+v, want 503", st, s)
+	}
+
+	// A dashboard started now rebuilds its view from the database.
+	c := startRuntime(t, cfg("runtime-c"))
+	_ = c
+	d2 := startDashboard(t, url, dsn, busbackend.Config{})
+	eventually(t, "restarted dashboard sees runtime-c", func() bool { return countStatus(d2.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+	if st := d2.call(t, "GET", "/api/instances?component=Approvals&status=active", nil, &list); st != 200 || len(list.Instances) != 5 {
+		t.Fatalf("restarted dashboard: %d, %d active instances, want 5", st, len(list.Instances))
+	}
+	if st := d2.call(t, "POST", "/api/instances/"+ids[2]+"/trigger", map[string]any{"event": "APPROVE"}, &s); st != 200 || s.NewState != "Approved" {
+		t.Fatalf("APPROVE through the restarted dashboard: %d %+v", st, s)
+	}
+}

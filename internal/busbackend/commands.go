@@ -1,0 +1,401 @@
+package busbackend
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/wire"
+)
+
+// waiter is a command waiting for its answer: the runtime's CommandReply, or the runtime
+// event it caused (runtimes that send no reply).
+type waiter struct {
+	commandID string
+	seq       uint64 // registration order: the oldest waiter matches first
+	channel   string // wire.ChannelCreateInstance or wire.ChannelTriggerEvent
+	component string
+	// create: the machine and the canonical JSON of the context sent, to recognise the
+	// instance_created of a runtime that sends neither reply nor ids.
+	machine string
+	ctxJSON string
+	// trigger: the instance and event type.
+	instanceID, eventType string
+
+	once sync.Once
+	ch   chan outcome // buffered 1
+}
+
+// outcome is what became of a command.
+type outcome struct {
+	in         xc.Instance
+	prev, next string
+	runtime    string
+	err        error
+}
+
+func (w *waiter) finish(o outcome) { w.once.Do(func() { w.ch <- o }) }
+
+// Create implements httpapi.Backend: publishes fsm:commands:create_instance and waits for the
+// created instance.
+func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance, error) {
+	b.mu.Lock()
+	ce := b.components[req.Component]
+	b.mu.Unlock()
+	if ce == nil {
+		return xc.Instance{}, fmt.Errorf("component %s: %w", req.Component, xc.ErrNotFound)
+	}
+	machine := firstOf(req.Machine, ce.def.EntryMachine)
+	m := ce.def.Machine(machine)
+	if m == nil {
+		return xc.Instance{}, fmt.Errorf("machine %s not found in component %s: %w", machine, req.Component, xc.ErrNotFound)
+	}
+	data := req.Data
+	if req.Validate {
+		clean, ferrs := m.ValidateContext(data)
+		if len(ferrs) > 0 {
+			ce := &xc.ContextError{Machine: machine}
+			for _, f := range ferrs {
+				ce.Fields = append(ce.Fields, xc.FieldError(f))
+			}
+			return xc.Instance{}, ce
+		}
+		data = clean
+	}
+	if data == nil {
+		data = map[string]any{}
+	}
+	if err := b.checkRuntime(req.Component); err != nil {
+		return xc.Instance{}, err
+	}
+	id := uuid.NewString()
+	cmd := wire.CreateInstance{ComponentName: req.Component, MachineName: machine, Context: data,
+		Timestamp: wire.Millis(b.clk.Now()), RuntimeName: firstOf(req.Event.Actor, "dashboard")}
+	cmd.CommandID, cmd.CorrelationID = id, firstOf(req.Event.CorrelationID, id)
+	if req.Event.Type != "" {
+		cmd.Event = &wire.Event{Type: req.Event.Type, Payload: req.Event.Payload}
+	}
+	cj, err := canonical(data)
+	if err != nil {
+		return xc.Instance{}, fmt.Errorf("context: %w: %v", httpapi.ErrInvalid, err)
+	}
+	w := &waiter{commandID: id, channel: wire.ChannelCreateInstance, component: req.Component, machine: machine, ctxJSON: cj, ch: make(chan outcome, 1)}
+	o, err := b.command(ctx, w, cmd)
+	if err != nil {
+		return xc.Instance{}, err
+	}
+	return o.in, nil
+}
+
+// Send implements httpapi.Backend: publishes fsm:commands:trigger_event and waits for the
+// transition (or the refusal).
+func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Result, error) {
+	in, err := b.Instance(ctx, id)
+	if err != nil {
+		return xc.Result{}, err
+	}
+	if comp != "" && in.ComponentName != comp {
+		return xc.Result{}, fmt.Errorf("instance %s not found in component %s: %w", id, comp, xc.ErrNotFound)
+	}
+	if in.Status != store.StatusActive {
+		return xc.Result{}, fmt.Errorf("instance %s is %s (state %s): %w", id, in.Status, in.CurrentState, xc.ErrNotAccepted)
+	}
+	// Refused at once when the definition has no transition for it: no runtime would take it.
+	b.mu.Lock()
+	ce := b.components[in.ComponentName]
+	b.mu.Unlock()
+	if ce != nil {
+		if m := ce.def.Machine(in.MachineName); m != nil && m.State(in.CurrentState) != nil && len(m.Candidates(in.CurrentState, ev.Type)) == 0 {
+			return xc.Result{}, fmt.Errorf("no transition from %s on %s in machine %s: %w", in.CurrentState, ev.Type, in.MachineName, xc.ErrNotAccepted)
+		}
+	}
+	if err := b.checkRuntime(in.ComponentName); err != nil {
+		return xc.Result{}, err
+	}
+	cid := uuid.NewString()
+	cmd := wire.TriggerEvent{ComponentName: in.ComponentName, InstanceID: id,
+		Event:     wire.Event{Type: ev.Type, Payload: ev.Payload, ID: cid, Actor: ev.Actor, Source: firstOf(ev.Source, "api")},
+		Timestamp: wire.Millis(b.clk.Now())}
+	cmd.CommandID, cmd.CorrelationID = cid, ev.CorrelationID
+	w := &waiter{commandID: cid, channel: wire.ChannelTriggerEvent, component: in.ComponentName, instanceID: id, eventType: ev.Type, ch: make(chan outcome, 1)}
+	o, err := b.command(ctx, w, cmd)
+	if err != nil {
+		return xc.Result{}, err
+	}
+	return xc.Result{Instance: o.in, PreviousState: firstOf(o.prev, in.CurrentState), NewState: firstOf(o.next, o.in.CurrentState), EventID: cid}, nil
+}
+
+// Broadcast implements httpapi.Backend: the event is sent, one trigger_event each, to the
+// live instances of the machine (in State when given); Processed counts the transitions the
+// runtimes confirmed.
+func (b *Backend) Broadcast(ctx context.Context, req xc.BroadcastRequest) (xc.BroadcastResult, error) {
+	b.mu.Lock()
+	ce := b.components[req.Component]
+	b.mu.Unlock()
+	if ce == nil {
+		return xc.BroadcastResult{}, fmt.Errorf("component %s: %w", req.Component, xc.ErrNotFound)
+	}
+	if ce.def.Machine(req.Machine) == nil {
+		return xc.BroadcastResult{}, fmt.Errorf("machine %s not found in component %s: %w", req.Machine, req.Component, xc.ErrNotFound)
+	}
+	if err := b.checkRuntime(req.Component); err != nil {
+		return xc.BroadcastResult{}, err
+	}
+	var targets []xc.Instance
+	cursor := ""
+	for {
+		ins, next, err := b.Search(ctx, store.Query{Component: req.Component, Machine: req.Machine, State: req.State,
+			Status: store.StatusActive, Limit: 500, Cursor: cursor})
+		if err != nil {
+			return xc.BroadcastResult{}, err
+		}
+		targets = append(targets, ins...)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	res := xc.BroadcastResult{Matched: len(targets)}
+	var (
+		mu  sync.Mutex
+		wg  sync.WaitGroup
+		sem = make(chan struct{}, 32)
+	)
+	for _, in := range targets {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func(id string) {
+			defer wg.Done()
+			defer func() { <-sem }()
+			if _, err := b.Send(ctx, req.Component, id, req.Event); err == nil {
+				mu.Lock()
+				res.Processed++
+				mu.Unlock()
+			}
+		}(in.ID)
+	}
+	wg.Wait()
+	return res, nil
+}
+
+// checkRuntime fails with ErrUnavailable when the broker is down or no runtime of comp is up.
+func (b *Backend) checkRuntime(comp string) error {
+	if !b.cfg.Bus.Connected() {
+		return fmt.Errorf("broker not connected: %w", httpapi.ErrUnavailable)
+	}
+	if up, _ := b.upRuntimes(comp); up == 0 {
+		return fmt.Errorf("no runtime of component %s is up: %w", comp, httpapi.ErrUnavailable)
+	}
+	return nil
+}
+
+// command publishes cmd with w's command id and waits for its outcome, at most
+// CommandTimeout.
+func (b *Backend) command(ctx context.Context, w *waiter, cmd any) (outcome, error) {
+	body, err := wire.Encode(cmd)
+	if err != nil {
+		return outcome{}, fmt.Errorf("encode command: %w: %v", httpapi.ErrInvalid, err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, b.cfg.CommandTimeout)
+	defer cancel()
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return outcome{}, fmt.Errorf("dashboard stopping: %w", httpapi.ErrUnavailable)
+	}
+	b.seq++
+	w.seq = b.seq
+	b.waiters[w.commandID] = w
+	b.mu.Unlock()
+	defer func() {
+		b.mu.Lock()
+		delete(b.waiters, w.commandID)
+		b.mu.Unlock()
+	}()
+	if err := b.cfg.Bus.Publish(ctx, w.channel, body, bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID}); err != nil {
+		if errors.Is(err, context.DeadlineExceeded) {
+			return outcome{}, fmt.Errorf("%s not confirmed by the broker in %s: %w", w.channel, b.cfg.CommandTimeout, httpapi.ErrUnavailable)
+		}
+		return outcome{}, fmt.Errorf("publish %s: %w: %v", w.channel, httpapi.ErrUnavailable, err)
+	}
+	select {
+	case o := <-w.ch:
+		return o, o.err
+	case <-ctx.Done():
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return outcome{}, fmt.Errorf("command %s (%s): no runtime of %s answered within %s: %w", w.commandID, w.channel, w.component, b.cfg.CommandTimeout, httpapi.ErrTimeout)
+		}
+		return outcome{}, ctx.Err()
+	}
+}
+
+// onReply handles fsm:responses:command: the answer to one of our commands.
+func (b *Backend) onReply(_ context.Context, m bus.Message) error {
+	r, err := wire.Decode[wire.CommandReply](m.Body)
+	if err != nil || r.CommandID == "" {
+		b.log.Warn("command reply ignored: undecodable or without commandId", "body", truncate(m.Body), "err", err)
+		return nil
+	}
+	b.seen(sighting{id: r.RuntimeID, name: r.RuntimeName, component: r.ComponentName})
+	b.mu.Lock()
+	w := b.waiters[r.CommandID]
+	b.mu.Unlock()
+	if w == nil {
+		return nil // another dashboard's command, or answered already
+	}
+	rname := b.runtimeName(r.RuntimeID, r.RuntimeName)
+	switch r.Status {
+	case wire.ReplyApplied, wire.ReplyDuplicate:
+		var in xc.Instance
+		if r.Instance != nil {
+			in = b.fromSnapshot(r.ComponentName, r.RuntimeID, r.Timestamp, r.Instance)
+		} else if w.instanceID != "" {
+			in, _ = b.cached(w.instanceID)
+		}
+		if w.channel == wire.ChannelCreateInstance && in.ID != "" {
+			b.trail(store.Event{ID: r.CommandID, InstanceID: in.ID}, rname)
+		} else if w.channel == wire.ChannelTriggerEvent {
+			b.trail(store.Event{ID: r.CommandID, InstanceID: w.instanceID}, rname)
+		}
+		w.finish(outcome{in: in, prev: r.PreviousState, next: in.CurrentState, runtime: rname})
+	case wire.ReplyRefused:
+		w.finish(outcome{err: refusal(r)})
+	case wire.ReplyDeadLettered:
+		w.finish(outcome{err: fmt.Errorf("command dead-lettered by runtime %s: %s: %w", rname, r.Error, httpapi.ErrInvalid)})
+	default:
+		b.log.Warn("command reply with an unknown status ignored", "status", r.Status, "commandId", r.CommandID)
+	}
+	return nil
+}
+
+// refusal maps a refused reply to the API's errors (wire.CommandReply.Code).
+func refusal(r wire.CommandReply) error {
+	reason := firstOf(r.Error, "refused by runtime "+firstOf(r.RuntimeName, r.RuntimeID))
+	switch r.Code {
+	case "not_found":
+		return fmt.Errorf("%s: %w", reason, xc.ErrNotFound)
+	case "invalid":
+		return fmt.Errorf("%s: %w", reason, httpapi.ErrInvalid)
+	case "unavailable":
+		return fmt.Errorf("%s: %w", reason, httpapi.ErrUnavailable)
+	case "conflict":
+		return fmt.Errorf("%s: %w", reason, xc.ErrSingleton)
+	default:
+		return fmt.Errorf("%s: %w", reason, xc.ErrNotAccepted)
+	}
+}
+
+// fromSnapshot applies a reply's instance to the live view and returns the view's instance.
+func (b *Backend) fromSnapshot(comp, runtimeID string, ts int64, s *wire.InstanceSnapshot) xc.Instance {
+	if ts == 0 {
+		ts = wire.Now()
+	}
+	b.apply(update{runtimeID: runtimeID, component: comp, foreign: b.isForeign(runtimeID), ts: ts, id: s.ID,
+		machine: s.MachineName, state: s.CurrentState, context: s.Context,
+		status: store.Status(firstOf(s.Status, string(store.StatusActive))), timeouts: s.PendingTimeouts,
+		setTimeouts: true, version: s.Version})
+	in, _ := b.cached(s.ID)
+	// The reply's snapshot is the instance right after the command, whatever the view holds.
+	in.CurrentState, in.Context, in.Version = s.CurrentState, orEmpty(s.Context), max(in.Version, s.Version)
+	return in
+}
+
+// matchCreated finishes the create waiting for this instance_created: the one whose command
+// id the event carries, else (runtimes that send no ids, e.g. xcomponent-ai's) the oldest
+// create of the same component, machine and context.
+func (b *Backend) matchCreated(env wire.Envelope[json.RawMessage], d wire.InstanceCreatedData) {
+	b.mu.Lock()
+	var w *waiter
+	for _, id := range []string{env.CommandID, env.CorrelationID, env.CausationID} {
+		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelCreateInstance {
+			w = x
+			break
+		}
+	}
+	if w == nil {
+		cj, err := canonical(orEmpty(d.Context))
+		if err == nil {
+			for _, x := range b.waiters {
+				if x.channel == wire.ChannelCreateInstance && x.component == env.ComponentName && x.machine == d.MachineName &&
+					x.ctxJSON == cj && (w == nil || x.seq < w.seq) {
+					w = x
+				}
+			}
+		}
+	}
+	if w != nil {
+		delete(b.waiters, w.commandID) // one instance answers one create
+	}
+	var in xc.Instance
+	if e := b.instances[d.InstanceID]; e != nil {
+		in = b.view(e)
+	}
+	b.mu.Unlock()
+	if w == nil {
+		return
+	}
+	rname := b.runtimeName(env.RuntimeID, env.RuntimeName)
+	b.trail(store.Event{ID: w.commandID, InstanceID: d.InstanceID}, rname)
+	w.finish(outcome{in: in, next: in.CurrentState, runtime: rname})
+}
+
+// matchStateChange finishes the trigger that caused this state_change: the one whose command
+// id is the event's id, else (no ids) the oldest trigger of that event type on that instance.
+func (b *Backend) matchStateChange(env wire.Envelope[json.RawMessage], d wire.StateChangeData, eventID string) {
+	b.mu.Lock()
+	var w *waiter
+	for _, id := range []string{eventID, env.CommandID} {
+		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelTriggerEvent {
+			w = x
+			break
+		}
+	}
+	if w == nil && eventID == "" && env.CommandID == "" {
+		for _, x := range b.waiters {
+			if x.channel == wire.ChannelTriggerEvent && x.instanceID == d.InstanceID && x.eventType == d.Event.Type &&
+				(w == nil || x.seq < w.seq) {
+				w = x
+			}
+		}
+	}
+	if w != nil {
+		delete(b.waiters, w.commandID)
+	}
+	var in xc.Instance
+	if e := b.instances[d.InstanceID]; e != nil {
+		in = b.view(e)
+	}
+	b.mu.Unlock()
+	if w == nil {
+		return
+	}
+	// The event's own snapshot, whatever newer news the view may hold already.
+	in.CurrentState, in.Context = d.NewState, orEmpty(d.Context)
+	if d.Version > 0 {
+		in.Version = d.Version
+	}
+	w.finish(outcome{in: in, prev: d.PreviousState, next: d.NewState, runtime: b.runtimeName(env.RuntimeID, env.RuntimeName)})
+}
+
+// canonical is the JSON of v after a JSON round trip (numbers as float64, map keys sorted), so
+// that a context sent and the same context received compare equal.
+func canonical(v map[string]any) (string, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return "", err
+	}
+	var back any
+	if err := json.Unmarshal(b, &back); err != nil {
+		return "", err
+	}
+	b, err = json.Marshal(back)
+	return string(b), err
+}

@@ -1,0 +1,119 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/xcomponent/xcomponent/bus/rabbitmq"
+	"github.com/xcomponent/xcomponent/internal/busbackend"
+	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/postgres"
+)
+
+// DashboardConfig configures the standalone distributed dashboard (`xcomponent dashboard`).
+type DashboardConfig struct {
+	// BrokerURL is the RabbitMQ URL.
+	BrokerURL string
+	// DatabaseURL, optional, is the PostgreSQL database the runtimes share (postgres://…).
+	DatabaseURL string
+	// Bind and Port say where the HTTP API listens.
+	Bind string
+	Port int
+	// Tokens configure auth; none means open.
+	Tokens httpapi.Tokens
+	// MaxBodyBytes limits request bodies (0: 1 MiB).
+	MaxBodyBytes int64
+	// CORSOrigins allowed; none: CORS off.
+	CORSOrigins []string
+	// ShutdownTimeout bounds the graceful stop (default 10s).
+	ShutdownTimeout time.Duration
+	// LostAfter: a runtime silent that long is shown as lost (default 60s).
+	LostAfter time.Duration
+	// CommandTimeout bounds the wait for a runtime's answer to a command (default 10s).
+	CommandTimeout time.Duration
+	Logger         *slog.Logger
+	// Ready, when set, is called with the listening address once the API serves.
+	Ready func(addr net.Addr)
+}
+
+// Dashboard runs the standalone dashboard until ctx is cancelled, then stops gracefully.
+func Dashboard(ctx context.Context, cfg DashboardConfig) error {
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	b, err := rabbitmq.New(rabbitmq.Options{URL: cfg.BrokerURL, Name: "xcomponent-dashboard", Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = b.Close() }()
+	log.Info("connecting to the broker", "broker", rabbitmq.MaskURL(cfg.BrokerURL))
+	if err := b.WaitConnected(ctx); err != nil {
+		return fmt.Errorf("broker %s: %w", rabbitmq.MaskURL(cfg.BrokerURL), err)
+	}
+	var st store.Store
+	if cfg.DatabaseURL != "" {
+		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(log))
+		if err != nil {
+			return err
+		}
+		defer func() { _ = pg.Close() }()
+		st = pg
+		log.Info("database open", "database", postgres.Redact(cfg.DatabaseURL))
+	} else {
+		log.Warn("no DATABASE_URL: history, audit trail and completed instances come from what this dashboard saw on the broker since it started")
+	}
+	be, err := busbackend.New(ctx, busbackend.Config{Bus: b, BrokerURL: cfg.BrokerURL, Store: st,
+		LostAfter: cfg.LostAfter, CommandTimeout: cfg.CommandTimeout, Logger: log})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = be.Close() }()
+
+	addr := net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", addr, err)
+	}
+	if len(cfg.Tokens) == 0 && !isLoopback(cfg.Bind) {
+		log.Warn("auth is off and the API listens beyond this machine: anyone who can reach it can drive instances; set XCOMPONENT_AUTH_TOKENS", "addr", ln.Addr().String())
+	}
+	closing := make(chan struct{})
+	h := httpapi.New(be, httpapi.Options{Tokens: cfg.Tokens, Logger: log, MaxBodyBytes: cfg.MaxBodyBytes,
+		CORSOrigins: cfg.CORSOrigins, Closing: closing})
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+	srv.RegisterOnShutdown(func() { close(closing) })
+	log.Info("dashboard serving", "url", "http://"+ln.Addr().String(), "auth", len(cfg.Tokens) > 0)
+	if cfg.Ready != nil {
+		cfg.Ready(ln.Addr())
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	}
+	log.Info("shutting down")
+	timeout := cfg.ShutdownTimeout
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("shutdown: %w", serr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	log.Info("stopped")
+	return err
+}
