@@ -3,6 +3,7 @@ package xcomponent
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -274,12 +275,16 @@ func (e *Engine) forward(ctx context.Context, m Message) {
 		e.consume(ctx, m.ID)
 		return
 	}
-	if err := e.remote.Deliver(ctx, m); err != nil {
+	err := e.remote.Deliver(ctx, m)
+	switch {
+	case errors.Is(err, ErrRelayed): // the relay marks it sent once delivered
+	case err != nil:
 		// The message stays in the outbox; it is redelivered at the next start.
 		e.log.Error("remote delivery failed", "component", m.Component, "kind", m.Kind, "id", m.ID, "err", err)
 		return
+	default:
+		e.consume(ctx, m.ID)
 	}
-	e.consume(ctx, m.ID)
 	if m.Origin == "cross_component" {
 		e.emit(RuntimeEvent{Type: EvCrossComponentSent, Component: m.SourceComponent, InstanceID: m.SourceInstanceID,
 			Data: map[string]any{"targetComponent": m.Component, "targetMachine": m.Machine, "event": eventMap(&m.Event), "kind": m.Kind}})
@@ -397,8 +402,12 @@ func (e *Engine) routeTargets(cr *compRuntime, m Message) []*instance {
 // fanOut delivers a routed message to each of its targets once, waits for all of them, then
 // settles the message. report (optional) receives the counts.
 func (e *Engine) fanOut(ctx context.Context, cr *compRuntime, m Message, report func(matched, processed int)) {
-	targets := e.routeTargets(cr, m)
-	sortTargets(targets)
+	targets, err := e.targets(ctx, cr, m)
+	if err != nil {
+		// The message stays in the outbox; it is redelivered at the next start.
+		e.log.Error("routing failed", "component", cr.def.Name, "machine", m.Machine, "event", m.Event.Type, "id", m.ID, "err", err)
+		return
+	}
 	matched := len(targets)
 	if matched == 0 {
 		e.finishFanOut(ctx, cr, m, 0, 0, report)
@@ -490,8 +499,10 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 		ev.Source = "api"
 	}
 	m := Message{ID: ev.ID, Kind: msgBroadcast, Component: req.Component, Machine: req.Machine, State: req.State, Event: ev, Origin: "api"}
-	targets := e.routeTargets(cr, m)
-	sortTargets(targets)
+	targets, err := e.targets(ctx, cr, m)
+	if err != nil {
+		return BroadcastResult{}, err
+	}
 	res := BroadcastResult{Matched: len(targets)}
 	for _, inst := range targets {
 		tev := ev

@@ -45,6 +45,13 @@ type Options struct {
 	Manual bool
 	// Remote delivers messages for components this engine does not host (distributed mode).
 	Remote Remote
+	// SharedStore says that other processes write the same store (several runtimes of a
+	// component on one database). Broadcasts, cascades and cross-component events are then
+	// routed against the store (store.Matcher, when the store implements it) rather than
+	// against this process's in-memory indexes, which do not see the instances other
+	// processes created or changed; and an event refused on this process's copy of an instance
+	// is tried again on the stored one when another process changed it.
+	SharedStore bool
 	// Observer is told about transitions and errors (metrics); optional.
 	Observer Observer
 	// Listener, when set, is called synchronously with every runtime event, in the goroutine
@@ -72,6 +79,11 @@ type Observer interface {
 
 // Remote delivers what a local engine cannot: messages for components it does not host.
 type Remote interface {
+	// Deliver delivers m to another process. nil means delivered: the engine marks the outbox
+	// message sent. ErrRelayed means the Remote took m over and marks it sent itself
+	// (store.Commit.Consumed) once the other side has it; until then it stays in the outbox,
+	// so a crash loses nothing. Any other error leaves m in the outbox, delivered again at the
+	// next Load of its component.
 	Deliver(ctx context.Context, m Message) error
 }
 
@@ -82,6 +94,8 @@ type Engine struct {
 	clock    clock.Clock
 	manual   bool
 	remote   Remote
+	matcher  store.Matcher // set when the store is shared with other processes
+	shared   bool
 	observer Observer
 	missing  func(h *Hook)
 	fallback HookFunc
@@ -135,6 +149,10 @@ func New(opts Options) *Engine {
 	}
 	if e.store == nil {
 		e.store = store.NewMemory()
+	}
+	if opts.SharedStore {
+		e.shared = true
+		e.matcher, _ = e.store.(store.Matcher)
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}

@@ -292,6 +292,10 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		return Result{}, fmt.Errorf("timer %s of instance %s no longer armed: %w", d.timer.Event, rec.ID, ErrNotAccepted)
 	}
 	t, reason := e.selectTransition(m, rec, d)
+	if t == nil && d.timer == nil && e.storeMoved(ctx, rec) {
+		// Refused on a copy another process has changed since: try the stored one.
+		return Result{}, fmt.Errorf("instance %s changed by another process: %w", rec.ID, store.ErrConflict)
+	}
 	if t == nil {
 		if d.timer != nil {
 			e.spendTimer(ctx, inst, rec, d.timer)

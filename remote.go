@@ -1,0 +1,261 @@
+package xcomponent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/google/uuid"
+
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// This file is what the engine offers to processes that share its work: routing against a
+// shared store, and the entry points of the distributed runtime (messages from and to other
+// processes).
+
+// ErrRelayed is what a Remote's Deliver returns when it took a message over and will mark it
+// sent in the outbox itself once delivered (see Remote).
+var ErrRelayed = errors.New("message taken over by the relay")
+
+// ErrInvalidMessage: a message from another process that can never be applied (unknown
+// operator in a rule, no target component …). A broker consumer dead-letters it.
+var ErrInvalidMessage = errors.New("invalid message")
+
+// Kinds of Message.
+const (
+	// MessageSend is an event to one instance (InstanceID, in Component when set).
+	MessageSend = msgSend
+	// MessageCreate asks for a new instance of Machine (default: the entry machine) in
+	// Component, with Data.
+	MessageCreate = msgCreate
+	// MessageBroadcast routes Event to the live instances of Component / Machine (in State when
+	// set): by Rules when given, else by the rules of the machine's transitions on the event,
+	// else to all of them. Cross-component events, cascades and broadcasts use it.
+	MessageBroadcast = msgBroadcast
+)
+
+// DecodeMessage decodes an outbox row written by an engine.
+func DecodeMessage(sm store.Message) (Message, error) { return decodeMessage(sm) }
+
+// Hosts says whether a component is loaded in this engine.
+func (e *Engine) Hosts(component string) bool { return e.componentRuntime(component) != nil }
+
+// Route delivers a routed message that came from another process (a cross-component event, a
+// cascade or a broadcast targeting a component hosted here) to the live instances of
+// m.Component it targets, and waits for the deliveries. Each target gets it at most once even
+// when m arrives again: the event id of each delivery is derived from m.ID and the instance id
+// and goes through the store's inbox. m.ID must therefore be the same on every delivery of the
+// message.
+//
+// The error wraps ErrNotFound (component or machine not hosted here) or ErrInvalidMessage (it
+// can never be applied), or ErrStore, ErrBusy, ErrClosed or ctx's error when a delivery could
+// not be committed: then the caller delivers the whole message again later, which reaches no
+// instance twice.
+func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) {
+	if e.closed.Load() {
+		return BroadcastResult{}, ErrClosed
+	}
+	if m.ID == "" {
+		return BroadcastResult{}, fmt.Errorf("routed message without id: %w", ErrInvalidMessage)
+	}
+	cr := e.componentRuntime(m.Component)
+	if cr == nil {
+		return BroadcastResult{}, fmt.Errorf("component %s: %w", m.Component, ErrNotFound)
+	}
+	machine := m.Machine
+	if machine == "" {
+		machine = cr.def.EntryMachine
+	}
+	if cr.machines[machine] == nil {
+		return BroadcastResult{}, fmt.Errorf("machine %s not found in component %s: %w", machine, m.Component, ErrNotFound)
+	}
+	m.Machine = machine
+	if m.Kind == "" {
+		m.Kind = msgBroadcast
+	}
+	for _, r := range m.Rules {
+		if _, ok := store.NormalOp(string(r.Operator)); !ok {
+			return BroadcastResult{}, fmt.Errorf("rule on %s: unknown operator %q: %w", r.InstanceProperty, r.Operator, ErrInvalidMessage)
+		}
+		if r.InstanceProperty == "" {
+			return BroadcastResult{}, fmt.Errorf("rule without instanceProperty: %w", ErrInvalidMessage)
+		}
+	}
+	if e.manual {
+		if err := e.Settle(ctx); err != nil {
+			return BroadcastResult{}, err
+		}
+	}
+	targets, err := e.targets(ctx, cr, m)
+	if err != nil {
+		return BroadcastResult{}, err
+	}
+	ns := messageSpace(m.ID)
+	res := BroadcastResult{Matched: len(targets)}
+	var (
+		mu      sync.Mutex
+		wg      sync.WaitGroup
+		failure error
+		// Deliveries run concurrently (different instances), a bounded number at a time.
+		slots = make(chan struct{}, routeConcurrency)
+	)
+	outcome := func(err error) {
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			res.Processed++
+		case errors.Is(err, ErrNotAccepted), errors.Is(err, ErrNotFound):
+			// Refused by the target (or already applied to it): nothing to retry.
+		case failure == nil:
+			failure = err
+		}
+	}
+	for _, inst := range targets {
+		ev := m.Event
+		ev.ID = uuid.NewSHA1(ns, []byte(inst.ID())).String()
+		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID}
+		if e.manual {
+			_, err := e.process(ctx, d)
+			outcome(err)
+			continue
+		}
+		slots <- struct{}{}
+		wg.Add(1)
+		go func() {
+			defer func() {
+				<-slots
+				wg.Done()
+			}()
+			_, err := e.deliverWait(ctx, d)
+			outcome(err)
+		}()
+	}
+	wg.Wait()
+	if failure != nil {
+		return res, fmt.Errorf("deliver %s to %s/%s: %w", m.Event.Type, m.Component, m.Machine, failure)
+	}
+	typ := EvBroadcastCompleted
+	switch m.Origin {
+	case "cascade":
+		typ = EvCascadeCompleted
+	case "cross_component":
+		typ = EvCrossComponentSent
+	}
+	e.emit(RuntimeEvent{Type: typ, Component: cr.def.Name, InstanceID: m.SourceInstanceID,
+		Data: map[string]any{"machineName": m.Machine, "event": eventMap(&m.Event), "matched": res.Matched,
+			"processed": res.Processed, "targetComponent": cr.def.Name, "sourceComponent": m.SourceComponent}})
+	return res, nil
+}
+
+// routeConcurrency bounds the deliveries of one routed message in flight at a time.
+const routeConcurrency = 32
+
+// messageSpace is the UUID namespace of the per-target event ids of a routed message.
+func messageSpace(id string) uuid.UUID {
+	if u, err := uuid.Parse(id); err == nil {
+		return u
+	}
+	return uuid.NewSHA1(uuid.NameSpaceOID, []byte(id))
+}
+
+// targets fixes the list of instances a routed message goes to: from the in-memory indexes,
+// or, when the store is shared with other processes, from the store itself, which sees the
+// instances they created and their latest data. The list is sorted by id.
+func (e *Engine) targets(ctx context.Context, cr *compRuntime, m Message) ([]*instance, error) {
+	if e.matcher == nil {
+		t := e.routeTargets(cr, m)
+		sortTargets(t)
+		return t, nil
+	}
+	mr := cr.machines[m.Machine]
+	if m.Machine == "" {
+		mr = cr.machines[cr.def.EntryMachine]
+	}
+	if mr == nil {
+		return nil, nil
+	}
+	// The same choice as routeTargets: the message's rules, else those of the machine's
+	// transitions on the event (each in its from-state), else every live instance.
+	type query struct {
+		state string
+		rules []Rule
+	}
+	var queries []query
+	if len(m.Rules) > 0 {
+		queries = append(queries, query{m.State, m.Rules})
+	} else {
+		for _, t := range mr.def.TransitionsOn(m.Event.Type) {
+			if (m.State == "" || t.From == m.State) && len(t.MatchingRules) > 0 {
+				queries = append(queries, query{t.From, resolveRules(t.MatchingRules, m.Event.Payload)})
+			}
+		}
+		if len(queries) == 0 {
+			queries = append(queries, query{m.State, nil})
+		}
+	}
+	seen := make(map[string]bool)
+	var out []*instance
+	for _, q := range queries {
+		conds := make([]store.Cond, 0, len(q.rules))
+		missing := false
+		for _, r := range q.rules {
+			missing = missing || r.Missing
+			conds = append(conds, store.Cond{Path: r.InstanceProperty, Op: string(r.Operator), Value: r.Value})
+		}
+		if missing {
+			continue // a rule without an event value never holds
+		}
+		recs, err := e.matcher.Match(ctx, store.MatchQuery{Component: cr.def.Name, Machine: mr.def.Name, State: q.state, Conds: conds})
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("route %s to %s/%s: %w: %v", m.Event.Type, cr.def.Name, mr.def.Name, ErrStore, err)
+		}
+		for i := range recs {
+			rec := &recs[i]
+			// Checked again with the engine's own semantics.
+			if seen[rec.ID] || (q.state != "" && rec.State != q.state) || !resolvedPass(q.rules, rec.Data) {
+				continue
+			}
+			seen[rec.ID] = true
+			if inst := e.adopt(cr, rec); inst != nil {
+				out = append(out, inst)
+			}
+		}
+	}
+	sortTargets(out)
+	return out, nil
+}
+
+// adopt returns the live instance of a record read from the shared store: registered here if
+// another process created it, its copy refreshed if another process changed it since.
+func (e *Engine) adopt(cr *compRuntime, rec *store.Instance) *instance {
+	if inst := e.lookup(rec.ID); inst != nil {
+		old := inst.record()
+		if rec.Version > old.Version && inst.rec.CompareAndSwap(old, rec) {
+			inst.mr.update(inst, old, rec, true)
+			e.timers.set(inst, rec.Timers)
+		}
+		return inst
+	}
+	inst, err := e.register(cr, rec)
+	if err != nil {
+		e.log.Warn("routing: instance of the store skipped", "component", cr.def.Name, "instance", rec.ID, "err", err)
+		return nil
+	}
+	return inst
+}
+
+// storeMoved says whether another process changed an instance since this copy of it: an event
+// refused on a stale copy must be tried again on the stored one.
+func (e *Engine) storeMoved(ctx context.Context, rec *store.Instance) bool {
+	if !e.shared {
+		return false
+	}
+	fresh, err := e.store.Instance(ctx, rec.ID)
+	return err == nil && fresh.Version != rec.Version
+}
