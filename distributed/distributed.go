@@ -61,7 +61,17 @@ type Config struct {
 	RuntimeName string
 	// CreateDemoInstance creates one entry-machine instance at start.
 	CreateDemoInstance bool
-	// Port, when > 0, serves the HTTP API (server.Serve) on Bind:Port.
+	// Hooks are the Go handlers of the hook methods named in the YAML, registered with the
+	// engine's Handle before the component is loaded. A method without a handler is logged
+	// (debug) and skipped, as in `xcomponent runtime`.
+	Hooks Hooks
+	// DefaultHook, when set, handles the hook methods that have no entry in Hooks (e.g. a
+	// webhook; see xcomponent.Options.DefaultHook).
+	DefaultHook xc.HookFunc
+	// Port, when > 0, serves the HTTP API (server.Serve) on Bind:Port, with the probes of an
+	// orchestrator: /healthz (the process answers), /readyz (200 once the runtime consumes
+	// its commands, while the broker is connected and the store answers; 503 otherwise, and
+	// from the start of a graceful stop) and /metrics (Prometheus).
 	Port int
 	// Bind is the address the HTTP API listens on (default 127.0.0.1).
 	Bind string
@@ -127,7 +137,13 @@ type runtime struct {
 // commands (an unfinished command is left to the other runtimes), finishes in-flight work,
 // publishes the runtime events still buffered, announces its shutdown and closes the bus and
 // the store.
-func Run(ctx context.Context, cfg Config) error {
+func Run(ctx context.Context, cfg Config) (err error) {
+	defer func() {
+		// Stopped before the runtime was up (e.g. while waiting for the broker): not a failure.
+		if err != nil && ctx.Err() != nil && errors.Is(err, ctx.Err()) {
+			err = nil
+		}
+	}()
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -141,7 +157,7 @@ func Run(ctx context.Context, cfg Config) error {
 		cfg.EventBuffer = DefaultEventBuffer
 	}
 	if cfg.Bind == "" {
-		cfg.Bind = "127.0.0.1"
+		cfg.Bind = DefaultBind
 	}
 	if cfg.ComponentFile == "" {
 		return errors.New("runtime: no component file (COMPONENT_FILE)")
@@ -149,11 +165,16 @@ func Run(ctx context.Context, cfg Config) error {
 	if cfg.BrokerURL == "" {
 		return errors.New("runtime: no broker URL (BROKER_URL)")
 	}
+	for method, fn := range cfg.Hooks {
+		if method == "" || fn == nil {
+			return fmt.Errorf("runtime: hook %q: a hook needs a method name and a handler", method)
+		}
+	}
 	if cfg.StoreSpec == "" {
 		cfg.StoreSpec = storeurl.Default
 	}
 	if cfg.RuntimeName == "" {
-		cfg.RuntimeName = "runtime-" + strconv.FormatInt(time.Now().UnixMilli(), 10)
+		cfg.RuntimeName = defaultRuntimeName(time.Now())
 	}
 	r := &runtime{cfg: cfg, id: uuid.NewString(), announceReq: make(chan struct{}, 1)}
 	r.log = cfg.Logger.With("runtime", cfg.RuntimeName, "runtimeId", r.id)
@@ -189,9 +210,12 @@ func Run(ctx context.Context, cfg Config) error {
 	r.bus = b
 
 	metrics := server.NewMetrics()
-	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, MissingHook: func(h *xc.Hook) {
+	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, DefaultHook: cfg.DefaultHook, MissingHook: func(h *xc.Hook) {
 		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
 	}})
+	for method, fn := range cfg.Hooks {
+		r.eng.Handle(method, fn)
+	}
 	engineClosed := false
 	closeEngine := func() {
 		if engineClosed {
@@ -228,6 +252,32 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	r.log.Info("component loaded", "machines", len(r.comp.StateMachines), "live", len(r.eng.Live(r.comp.Name, "")))
 
+	// The HTTP API (and the orchestrator's probes) serve from here on, before the broker is
+	// reached: /healthz answers while the runtime waits for its broker, /readyz only once it
+	// consumes its commands (r.ready).
+	info := Info{RuntimeID: r.id, RuntimeName: cfg.RuntimeName, Component: r.comp.Name}
+	httpErr := make(chan error, 1)
+	stopHTTP := func() {}
+	defer func() { stopHTTP() }()
+	if cfg.Port > 0 {
+		addr := net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))
+		ln, err := net.Listen("tcp", addr)
+		if err != nil {
+			return fmt.Errorf("listen %s: %w", addr, err)
+		}
+		info.Addr = ln.Addr()
+		httpCtx, cancelHTTP := context.WithCancel(ctx)
+		httpDone := make(chan struct{})
+		stopHTTP = func() { cancelHTTP(); <-httpDone }
+		go func() {
+			defer close(httpDone)
+			httpErr <- server.Serve(httpCtx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics,
+				Name: cfg.RuntimeName, DatabaseType: storeType(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout,
+				BrokerURL: cfg.BrokerURL, BrokerConnected: b.Connected, Ready: r.readiness})
+		}()
+		r.log.Info("serving the API", "addr", "http://"+ln.Addr().String())
+	}
+
 	// Registry requests, then commands.
 	discover, err := b.Subscribe(ctx, wire.ChannelDiscover, r.onDiscover)
 	if err != nil {
@@ -254,24 +304,11 @@ func Run(ctx context.Context, cfg Config) error {
 	defer closeCommands()
 	r.log.Info("consuming commands", "queue", queue)
 
-	info := Info{RuntimeID: r.id, RuntimeName: cfg.RuntimeName, Component: r.comp.Name}
-	var ln net.Listener
-	if cfg.Port > 0 {
-		addr := net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))
-		if ln, err = net.Listen("tcp", addr); err != nil {
-			return fmt.Errorf("listen %s: %w", addr, err)
-		}
-		info.Addr = ln.Addr()
-	}
-
 	select { // the first connection's signal: the announce below covers it
 	case <-r.announceReq:
 	default:
 	}
 	if err := r.announce(ctx); err != nil {
-		if ln != nil {
-			_ = ln.Close()
-		}
 		if ctx.Err() != nil { // stopped before the broker was reachable
 			return nil
 		}
@@ -287,17 +324,6 @@ func Run(ctx context.Context, cfg Config) error {
 		defer wg.Done()
 		r.registryLoop(ctx)
 	}()
-
-	httpErr := make(chan error, 1)
-	if ln != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			httpErr <- server.Serve(ctx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics,
-				Name: cfg.RuntimeName, DatabaseType: storeType(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout})
-		}()
-		r.log.Info("serving the API", "addr", "http://"+ln.Addr().String())
-	}
 
 	if cfg.CreateDemoInstance {
 		inst, err := r.eng.Create(ctx, xc.CreateRequest{Component: r.comp.Name, Event: xc.Event{Source: "demo", Actor: cfg.RuntimeName}})
@@ -323,12 +349,16 @@ func Run(ctx context.Context, cfg Config) error {
 
 	// Graceful stop.
 	r.log.Info("stopping")
+	r.readyMu.Lock()
+	r.ready = false // /readyz: 503 from now on
+	r.readyMu.Unlock()
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	closeCommands() // an unfinished command stays in the queue for another runtime
 	_ = discover.Close()
 	_ = query.Close()
-	wg.Wait() // registry loop and HTTP API (both end with ctx)
+	wg.Wait()  // the registry loop (ends with ctx)
+	stopHTTP() // in-flight requests finish before the engine closes
 	closeEngine()
 	unsubscribe()
 	select { // flush the runtime events the engine emitted

@@ -54,6 +54,13 @@ type Options struct {
 	DatabaseType string
 	// ShutdownTimeout bounds the graceful stop of ListenAndServe (default 10s).
 	ShutdownTimeout time.Duration
+	// BrokerURL and BrokerConnected report a message broker the process depends on: shown
+	// in /health (password masked); /readyz answers 503 while BrokerConnected returns false.
+	BrokerURL       string
+	BrokerConnected func() bool
+	// Ready, when set, is one more readiness check of /readyz (after the store's and the
+	// broker's): a non-nil error makes it answer 503 with that error.
+	Ready func(context.Context) error
 }
 
 // Handler returns the API of eng as an http.Handler. port is reported in /api/runtimes.
@@ -67,7 +74,14 @@ func handler(eng *xc.Engine, port int, opts Options, closing <-chan struct{}) ht
 		name = "embedded"
 	}
 	host, _ := os.Hostname()
-	backend := httpapi.NewLocal(eng, httpapi.WithDatabaseType(opts.DatabaseType), httpapi.WithRuntime(name, host, port))
+	lopts := []httpapi.LocalOption{httpapi.WithDatabaseType(opts.DatabaseType), httpapi.WithRuntime(name, host, port)}
+	if opts.BrokerURL != "" {
+		lopts = append(lopts, httpapi.WithBroker(opts.BrokerURL, opts.BrokerConnected))
+	}
+	if opts.Ready != nil {
+		lopts = append(lopts, httpapi.WithReady(opts.Ready))
+	}
+	backend := httpapi.NewLocal(eng, lopts...)
 	return httpapi.New(backend, httpapi.Options{Tokens: opts.Tokens, Logger: opts.Logger, Metrics: opts.Metrics,
 		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins, Closing: closing})
 }

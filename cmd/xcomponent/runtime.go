@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -17,80 +16,95 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 		brokerURL, databaseURL, componentFile, runtimeName, bind string
 		demo                                                     bool
 		port                                                     int
-		heartbeat                                                time.Duration
+		heartbeat, shutdown                                      time.Duration
 	)
 	cmd := &cobra.Command{
 		Use:   "runtime",
 		Short: "Run one distributed runtime of a component (RabbitMQ + shared database)",
 		Long: "Runs the component of COMPONENT_FILE as one runtime of the distributed mode: commands\n" +
 			"arrive on RabbitMQ (BROKER_URL) and are shared with the other runtimes of the component,\n" +
-			"instances live in DATABASE_URL (PostgreSQL; unset: embedded SQLite ./xcomponent.db), and\n" +
-			"runtime events are published for the dashboards. Every env var has a matching flag; the\n" +
-			"flag wins.",
+			"instances live in DATABASE_URL (PostgreSQL, shared by the runtimes; unset: the embedded\n" +
+			"SQLite file ./xcomponent.db, which runtimes started in the same folder share), and runtime\n" +
+			"events are published for the dashboards. PORT serves the HTTP API with /healthz, /readyz\n" +
+			"and /metrics. SIGTERM or SIGINT stops it gracefully: it stops consuming, finishes the\n" +
+			"command in flight and announces its shutdown.\n\n" +
+			"Environment (every variable has the flag of the same name; the flag wins):\n" +
+			"  BROKER_URL            default " + distributed.DefaultBrokerURL + "\n" +
+			"  DATABASE_URL          postgres://…; default: " + storeurl.Default + "\n" +
+			"  COMPONENT_FILE        default " + distributed.DefaultComponentFile + "\n" +
+			"  RUNTIME_NAME          default runtime-<unix ms>\n" +
+			"  CREATE_DEMO_INSTANCE  true: create one entry-machine instance at start\n" +
+			"  PORT                  HTTP API port; unset or 0: none\n" +
+			"  BIND_ADDR             address of PORT (default 127.0.0.1; 0.0.0.0 in a container)\n" +
+			"  HEARTBEAT_INTERVAL    default 10s\n" +
+			"  SHUTDOWN_TIMEOUT      bound of the graceful stop, default 10s",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			f := cmd.Flags()
 			// The env is read here, not as the flags' defaults: --help would show credentials.
-			if !f.Changed("broker-url") {
-				brokerURL = envOr("BROKER_URL", brokerURL)
-			}
-			spec, err := storeurl.Resolve(databaseURL, os.Getenv)
+			cfg, err := distributed.ConfigFromEnv()
 			if err != nil {
 				return &usageError{err}
 			}
-			if !f.Changed("component-file") {
-				componentFile = envOr("COMPONENT_FILE", componentFile)
+			f := cmd.Flags()
+			if f.Changed("broker-url") {
+				cfg.BrokerURL = brokerURL
 			}
-			if componentFile == "" {
-				return &usageError{fmt.Errorf("no component: set COMPONENT_FILE or --component-file")}
-			}
-			if !f.Changed("runtime-name") {
-				runtimeName = envOr("RUNTIME_NAME", runtimeName)
-			}
-			if !f.Changed("create-demo-instance") {
-				if v := os.Getenv("CREATE_DEMO_INSTANCE"); v != "" {
-					if demo, err = strconv.ParseBool(v); err != nil {
-						return &usageError{fmt.Errorf("CREATE_DEMO_INSTANCE: %q is not a boolean", v)}
-					}
+			if f.Changed("database-url") {
+				if cfg.StoreSpec, err = storeurl.Resolve(databaseURL, os.Getenv); err != nil {
+					return &usageError{err}
 				}
 			}
-			if !f.Changed("port") {
-				if p := os.Getenv("PORT"); p != "" {
-					if port, err = strconv.Atoi(p); err != nil {
-						return &usageError{fmt.Errorf("PORT: %q is not a number", p)}
-					}
-				}
+			if f.Changed("component-file") {
+				cfg.ComponentFile = componentFile
 			}
-			if !f.Changed("heartbeat-interval") {
-				if v := os.Getenv("HEARTBEAT_INTERVAL"); v != "" {
-					if heartbeat, err = time.ParseDuration(v); err != nil {
-						return &usageError{fmt.Errorf("HEARTBEAT_INTERVAL: %q is not a duration", v)}
-					}
-				}
+			if f.Changed("runtime-name") {
+				cfg.RuntimeName = runtimeName
 			}
-			if !f.Changed("bind") {
-				bind = envOr("BIND_ADDR", bind)
+			if f.Changed("create-demo-instance") {
+				cfg.CreateDemoInstance = demo
 			}
+			if f.Changed("port") {
+				cfg.Port = port
+			}
+			if f.Changed("bind") {
+				cfg.Bind = bind
+			}
+			if f.Changed("heartbeat-interval") {
+				cfg.HeartbeatInterval = heartbeat
+			}
+			if f.Changed("shutdown-timeout") {
+				cfg.ShutdownTimeout = shutdown
+			}
+			if _, err := os.Stat(cfg.ComponentFile); err != nil {
+				return &usageError{err: errComponentFile(cfg.ComponentFile, err)}
+			}
+			cfg.Logger = g.logger()
 			ctx, stop := signalContext()
 			defer stop()
-			err = distributed.Run(ctx, distributed.Config{
-				ComponentFile: componentFile, BrokerURL: brokerURL, StoreSpec: spec, RuntimeName: runtimeName,
-				CreateDemoInstance: demo, Port: port, Bind: bind, HeartbeatInterval: heartbeat, Logger: g.logger(),
-			})
-			if err != nil {
+			if err := distributed.Run(ctx, cfg); err != nil {
 				return &exitError{code: 1, err: err}
 			}
 			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&brokerURL, "broker-url", "amqp://guest:guest@localhost:5672", "RabbitMQ URL (env BROKER_URL)")
-	f.StringVar(&databaseURL, "database-url", "", "postgres://… shared by the runtimes (env DATABASE_URL; unset: sqlite:./xcomponent.db)")
-	f.StringVar(&componentFile, "component-file", "", "component YAML file (env COMPONENT_FILE)")
-	f.StringVar(&runtimeName, "runtime-name", "", "name of this runtime (env RUNTIME_NAME; default runtime-<timestamp>)")
+	f.StringVar(&brokerURL, "broker-url", distributed.DefaultBrokerURL, "RabbitMQ URL (env BROKER_URL)")
+	f.StringVar(&databaseURL, "database-url", "", "postgres://… shared by the runtimes, or sqlite:PATH, or memory (env DATABASE_URL; unset: "+storeurl.Default+")")
+	f.StringVar(&componentFile, "component-file", distributed.DefaultComponentFile, "component YAML file (env COMPONENT_FILE)")
+	f.StringVar(&runtimeName, "runtime-name", "", "name of this runtime in the dashboards (env RUNTIME_NAME; default runtime-<unix ms>)")
 	f.BoolVar(&demo, "create-demo-instance", false, "create one entry-machine instance at start (env CREATE_DEMO_INSTANCE)")
-	f.IntVar(&port, "port", 0, "serve the HTTP API on this port; 0: none (env PORT)")
-	f.StringVar(&bind, "bind", "127.0.0.1", "address the HTTP API listens on (env BIND_ADDR)")
+	f.IntVar(&port, "port", 0, "serve the HTTP API, /healthz, /readyz and /metrics on this port; 0: none (env PORT)")
+	f.StringVar(&bind, "bind", distributed.DefaultBind, "address the HTTP API listens on (env BIND_ADDR)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", distributed.DefaultHeartbeatInterval, "interval between registry heartbeats (env HEARTBEAT_INTERVAL)")
+	f.DurationVar(&shutdown, "shutdown-timeout", distributed.DefaultShutdownTimeout, "bound of the graceful stop (env SHUTDOWN_TIMEOUT)")
 	return cmd
+}
+
+// errComponentFile explains a missing component file, whose default is relative to the
+// current directory.
+func errComponentFile(path string, err error) error {
+	if os.IsNotExist(err) && path == distributed.DefaultComponentFile {
+		return fmt.Errorf("component file %s not found: run from the root of the xcomponent checkout, or set COMPONENT_FILE (or --component-file) to your component's YAML", path)
+	}
+	return fmt.Errorf("component file: %w", err)
 }

@@ -27,6 +27,12 @@ func WithBroker(url string, connected func() bool) LocalOption {
 	return func(l *local) { l.brokerURL, l.brokerUp = url, connected }
 }
 
+// WithReady adds a readiness check of the embedding process (a distributed runtime: announced,
+// consuming its commands, not stopping) to the store and broker checks of /readyz.
+func WithReady(check func(context.Context) error) LocalOption {
+	return func(l *local) { l.ready = check }
+}
+
 // WithRuntime names the local runtime and the address it listens on, for /api/runtimes.
 func WithRuntime(name, host string, port int) LocalOption {
 	return func(l *local) { l.name, l.host, l.port = name, host, port }
@@ -41,6 +47,7 @@ type local struct {
 	dbType    string
 	brokerURL string
 	brokerUp  func() bool
+	ready     func(context.Context) error
 	name      string
 	host      string
 	port      int
@@ -94,6 +101,9 @@ func (l *local) Ready(ctx context.Context) error {
 	}
 	if l.brokerURL != "" && l.brokerUp != nil && !l.brokerUp() {
 		return fmt.Errorf("broker: not connected: %w", ErrUnavailable)
+	}
+	if l.ready != nil {
+		return l.ready(ctx)
 	}
 	return nil
 }
