@@ -357,8 +357,6 @@ func (b *Backend) onQueryResponse(_ context.Context, m bus.Message) error {
 			status:   store.Status(firstOf(s.Status, string(store.StatusActive))),
 			timeouts: s.PendingTimeouts, setTimeouts: true, version: s.Version})
 	}
-	b.feed.emit(xc.RuntimeEvent{Type: "instances_update", Component: r.ComponentName, Timestamp: ts,
-		Data: map[string]any{"componentName": r.ComponentName, "runtimeId": r.RuntimeID, "count": len(r.Instances)}})
 	return nil
 }
 

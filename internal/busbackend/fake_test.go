@@ -1,0 +1,279 @@
+package busbackend_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
+	"github.com/xcomponent/xcomponent/clock"
+	"github.com/xcomponent/xcomponent/internal/busbackend"
+	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/wire"
+)
+
+// approvalJSON is the Approvals component as a runtime announces it.
+const approvalJSON = `{"name":"Approvals","version":"1.0.0","entryMachine":"Request","stateMachines":[{"name":"Request",
+"initialState":"Draft","states":[{"name":"Draft","type":"entry"},{"name":"Submitted"},{"name":"Approved","type":"final"}],
+"transitions":[{"from":"Draft","to":"Submitted","event":"SUBMIT","type":"triggerable"},
+{"from":"Submitted","to":"Approved","event":"APPROVE","type":"triggerable"}]}]}`
+
+// fakeRuntime speaks the protocol by hand: an xcomponent-ai runtime (ts: no additions, no
+// replies) or one of ours whose answers the test decides.
+type fakeRuntime struct {
+	t    *testing.T
+	b    bus.Bus
+	id   string
+	name string
+	ts   bool
+	// onCreate / onTrigger answer a command; nil ignores it.
+	onCreate  func(f *fakeRuntime, m bus.Message, c wire.CreateInstance)
+	onTrigger func(f *fakeRuntime, m bus.Message, c wire.TriggerEvent)
+
+	// quiet: no re-announce on query_instances, and the answer lists one instance, so that a
+	// test can tell when the runtime has nothing more to say.
+	quiet bool
+
+	mu      sync.Mutex
+	queries int
+}
+
+func (f *fakeRuntime) publish(channel string, v any, meta bus.Meta) {
+	f.t.Helper()
+	body, err := json.Marshal(v)
+	if err != nil {
+		f.t.Error(err)
+		return
+	}
+	if meta.MessageID == "" {
+		meta.MessageID = uuid.NewString()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := f.b.Publish(ctx, channel, body, meta); err != nil {
+		f.t.Errorf("publish %s: %v", channel, err)
+	}
+}
+
+func (f *fakeRuntime) announce() {
+	a := wire.Announce{RuntimeID: f.id, ComponentName: "Approvals", Component: json.RawMessage(approvalJSON),
+		Host: "fake-host", Port: 0, Timestamp: wire.Now()}
+	if !f.ts {
+		a.RuntimeName, a.Status = f.name, "running"
+	}
+	f.publish(wire.ChannelAnnounce, a, bus.Meta{})
+}
+
+func (f *fakeRuntime) heartbeat() {
+	h := wire.Heartbeat{RuntimeID: f.id, ComponentName: "Approvals", Timestamp: wire.Now()}
+	if !f.ts {
+		h.RuntimeName = f.name
+	}
+	f.publish(wire.ChannelHeartbeat, h, bus.Meta{})
+}
+
+func (f *fakeRuntime) start() {
+	f.t.Helper()
+	handlers := map[string]bus.Handler{
+		wire.ChannelDiscover: func(context.Context, bus.Message) error { f.announce(); return nil },
+		wire.ChannelQueryInstances: func(context.Context, bus.Message) error {
+			f.mu.Lock()
+			f.queries++
+			f.mu.Unlock()
+			instances := []wire.InstanceSnapshot{}
+			if f.quiet {
+				instances = append(instances, wire.InstanceSnapshot{ID: f.id, MachineName: "Request", CurrentState: "Draft"})
+			} else {
+				f.announce()
+			}
+			f.publish(wire.ChannelQueryResponse, wire.QueryResponse{Type: wire.TypeInstances, RuntimeID: f.id,
+				ComponentName: "Approvals", Instances: instances, Timestamp: wire.Now()}, bus.Meta{})
+			return nil
+		},
+		wire.ChannelCreateInstance: func(_ context.Context, m bus.Message) error {
+			c, err := wire.Decode[wire.CreateInstance](m.Body)
+			if err == nil && f.onCreate != nil {
+				f.onCreate(f, m, c)
+			}
+			return nil
+		},
+		wire.ChannelTriggerEvent: func(_ context.Context, m bus.Message) error {
+			c, err := wire.Decode[wire.TriggerEvent](m.Body)
+			if err == nil && f.onTrigger != nil {
+				f.onTrigger(f, m, c)
+			}
+			return nil
+		},
+	}
+	for ch, h := range handlers {
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		s, err := f.b.Subscribe(ctx, ch, h)
+		cancel()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.t.Cleanup(func() { _ = s.Close() })
+	}
+	f.announce()
+}
+
+func (f *fakeRuntime) queryCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.queries
+}
+
+// created publishes the instance_created of a new instance, as xcomponent-ai does (no ids).
+func (f *fakeRuntime) created(id string, ctxData map[string]any) {
+	f.publish(wire.ChannelInstanceCreated, wire.InstanceCreated{RuntimeID: f.id, ComponentName: "Approvals",
+		EventType: wire.EventInstanceCreated, Timestamp: wire.Now(), Data: wire.InstanceCreatedData{InstanceID: id,
+			MachineName: "Request", CurrentState: "Draft", Context: ctxData}}, bus.Meta{})
+}
+
+// TestTypeScriptRuntimeFallback drives a runtime that sends no reply and no ids (as
+// xcomponent-ai's): the answers come from the instance_created / state_change it publishes.
+func TestTypeScriptRuntimeFallback(t *testing.T) {
+	_, url := rmqtest.NewVhost(t)
+	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), ts: true}
+	f.onCreate = func(f *fakeRuntime, _ bus.Message, c wire.CreateInstance) {
+		f.created(uuid.NewString(), c.Context)
+	}
+	f.onTrigger = func(f *fakeRuntime, _ bus.Message, c wire.TriggerEvent) {
+		f.publish(wire.ChannelStateChange, wire.StateChange{RuntimeID: f.id, ComponentName: "Approvals",
+			EventType: wire.EventStateChange, Timestamp: wire.Now(), Data: wire.StateChangeData{InstanceID: c.InstanceID,
+				MachineName: "Request", PreviousState: "Draft", NewState: "Submitted",
+				Event: wire.Event{Type: c.Event.Type, Payload: c.Event.Payload}, Context: map[string]any{"amount": 12.5}}}, bus.Meta{})
+	}
+	f.start()
+	d := startDashboard(t, url, "", busbackend.Config{CommandTimeout: 10 * time.Second})
+	eventually(t, "TS runtime up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+
+	// Another instance created meanwhile by someone else must not answer our create.
+	f.created(uuid.NewString(), map[string]any{"amount": 1})
+	var c createAnswer
+	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"amount": 12.5}}, &c); st != http.StatusCreated || c.Instance.CurrentState != "Draft" || c.Instance.Context["amount"] != 12.5 {
+		t.Fatalf("create through a TS runtime: %d %+v", st, c)
+	}
+	var s sendAnswer
+	if st := d.call(t, "POST", "/api/instances/"+c.InstanceID+"/trigger", map[string]any{"event": "SUBMIT"}, &s); st != 200 || s.NewState != "Submitted" || s.PreviousState != "Draft" {
+		t.Fatalf("trigger through a TS runtime: %d %+v", st, s)
+	}
+	var list struct {
+		Instances []instanceAnswer `json:"instances"`
+	}
+	if st := d.call(t, "GET", "/api/instances?component=Approvals", nil, &list); st != 200 || len(list.Instances) != 2 {
+		t.Fatalf("instances of the TS runtime: %d %+v", st, list)
+	}
+	// The query_instances went out once for this runtime, however many times it announced.
+	if n := f.queryCount(); n != 1 {
+		t.Fatalf("query_instances received %d times, want 1", n)
+	}
+}
+
+// TestCommandReplies drives a runtime of ours that answers with fsm:responses:command: applied
+// → 201/200 with the reply's instance, refused → 409 with its reason, silence → 504.
+func TestCommandReplies(t *testing.T) {
+	_, url := rmqtest.NewVhost(t)
+	instanceID := uuid.NewString()
+	reply := func(f *fakeRuntime, m bus.Message, r wire.CommandReply) {
+		r.Type, r.CommandID, r.RuntimeID, r.RuntimeName, r.ComponentName, r.Timestamp = wire.TypeCommandReply, m.MessageID, f.id, f.name, "Approvals", wire.Now()
+		f.publish(wire.ChannelCommandReply, r, bus.Meta{CorrelationID: m.MessageID})
+	}
+	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), name: "ours-1"}
+	f.onCreate = func(f *fakeRuntime, m bus.Message, c wire.CreateInstance) {
+		if c.Context["silent"] == true {
+			return
+		}
+		// The event first (the view learns the instance), then the reply.
+		f.publish(wire.ChannelInstanceCreated, wire.InstanceCreated{RuntimeID: f.id, RuntimeName: f.name, ComponentName: "Approvals",
+			EventType: wire.EventInstanceCreated, Timestamp: wire.Now(), Trace: wire.Trace{CommandID: "someone-else"},
+			Data: wire.InstanceCreatedData{InstanceID: instanceID, MachineName: "Request", CurrentState: "Draft", Context: c.Context}}, bus.Meta{})
+		reply(f, m, wire.CommandReply{Command: wire.ChannelCreateInstance, Status: wire.ReplyApplied,
+			Instance: &wire.InstanceSnapshot{ID: instanceID, MachineName: "Request", CurrentState: "Draft", Context: c.Context, Status: "active"}})
+	}
+	f.onTrigger = func(f *fakeRuntime, m bus.Message, c wire.TriggerEvent) {
+		reply(f, m, wire.CommandReply{Command: wire.ChannelTriggerEvent, Status: wire.ReplyRefused, Code: "not_accepted",
+			Error: "guard amount > 100 is false"})
+	}
+	f.start()
+	d := startDashboard(t, url, "", busbackend.Config{CommandTimeout: 2 * time.Second})
+	eventually(t, "runtime up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+
+	var c createAnswer
+	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"amount": 5}}, &c); st != http.StatusCreated || c.InstanceID != instanceID {
+		t.Fatalf("create answered by a reply: %d %+v", st, c)
+	}
+	var s sendAnswer
+	if st := d.call(t, "POST", "/api/instances/"+instanceID+"/trigger", map[string]any{"event": "SUBMIT"}, &s); st != http.StatusConflict || s.Error != "guard amount > 100 is false" {
+		t.Fatalf("refused trigger: %d %+v, want 409 with the reason", st, s)
+	}
+	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"silent": true}}, &c); st != http.StatusGatewayTimeout {
+		t.Fatalf("create nobody answers: %d %+v, want 504", st, c)
+	}
+}
+
+// TestRuntimeStatus checks up → lost (after LostAfter of silence, on the dashboard's clock) →
+// up again, and stopped, with the runtime_connected / runtime_disconnected events.
+func TestRuntimeStatus(t *testing.T) {
+	_, url := rmqtest.NewVhost(t)
+	clk := clock.NewFake(time.Now())
+	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), name: "ours-1", quiet: true}
+	f.start()
+	d := startDashboard(t, url, "", busbackend.Config{Clock: clk, LostAfter: time.Minute})
+	events, unsubscribe := d.be.Subscribe(64)
+	defer unsubscribe()
+	next := func(want string) map[string]any {
+		t.Helper()
+		deadline := time.After(timeout)
+		for {
+			select {
+			case ev := <-events:
+				if ev.Type == want {
+					return ev.Data
+				}
+			case <-deadline:
+				t.Fatalf("no %s on the feed", want)
+			}
+		}
+	}
+	eventually(t, "runtime up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+	// The runtime's answer to query_instances is its last message until the test sends more.
+	eventually(t, "query answered", func() bool {
+		var in instanceAnswer
+		return d.call(t, "GET", "/api/instances/"+f.id, nil, &in) == 200
+	})
+
+	clk.Advance(59 * time.Second)
+	if n := countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp); n != 1 {
+		t.Fatalf("after 59 s of silence: %d up, want 1", n)
+	}
+	clk.Advance(2 * time.Second)
+	if n := countStatus(d.runtimes(t), "Approvals", busbackend.StatusLost); n != 1 {
+		t.Fatalf("after 61 s of silence: %d lost, want 1", n)
+	}
+	if got := next(httpapi.EvRuntimeDisconnected); got["status"] != busbackend.StatusLost || got["runtimeName"] != "ours-1" {
+		t.Fatalf("runtime_disconnected: %v", got)
+	}
+	var c createAnswer
+	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{}, &c); st != http.StatusServiceUnavailable {
+		t.Fatalf("create with the only runtime lost: %d %+v, want 503", st, c)
+	}
+
+	f.heartbeat()
+	eventually(t, "runtime up again", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+	if got := next(httpapi.EvRuntimeConnected); got["status"] != busbackend.StatusUp {
+		t.Fatalf("runtime_connected: %v", got)
+	}
+	f.publish(wire.ChannelShutdown, wire.Shutdown{RuntimeID: f.id, ComponentName: "Approvals", Timestamp: wire.Now(), RuntimeName: f.name}, bus.Meta{})
+	eventually(t, "runtime stopped", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusStopped) == 1 })
+	if got := next(httpapi.EvRuntimeDisconnected); got["status"] != busbackend.StatusStopped {
+		t.Fatalf("runtime_disconnected: %v", got)
+	}
+}
+
