@@ -276,4 +276,3 @@ func TestRuntimeStatus(t *testing.T) {
 		t.Fatalf("runtime_disconnected: %v", got)
 	}
 }
-
