@@ -50,9 +50,17 @@ func startServe(t testing.TB, name, storeSpec string, extra ...string) *server {
 	args := append([]string{"serve", "--log-format", "json", "--port", "0", "--bind", "127.0.0.1",
 		"--store", storeSpec, "--name", name}, extra...)
 	args = append(args, componentFile)
-	cmd := exec.Command(binary, args...)
-	cmd.Dir = "." // the testdata path is relative to the package directory
-	cmd.Env = append(cmd.Environ(), "DATABASE_URL=", "PORT=", "XCOMPONENT_AUTH_TOKENS=")
+	return startProcess(t, name, binary, args, []string{"DATABASE_URL=", "PORT=", "XCOMPONENT_AUTH_TOKENS="})
+}
+
+// startProcess starts bin (an xcomponent binary: `serve`, `runtime`, `dashboard` …) with args
+// and env added to this process's environment, waits for its "serving" log line (JSON logs)
+// and until its /readyz answers. It is killed when the test ends if it is still running.
+func startProcess(t testing.TB, name, bin string, args, env []string) *server {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = "." // testdata paths are relative to the package directory
+	cmd.Env = append(cmd.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatalf("serve %s: %v", name, err)
@@ -108,8 +116,13 @@ func (s *server) read(r io.Reader, addr chan<- string) {
 		if json.Unmarshal([]byte(line), &ll) == nil {
 			msg, _ := ll["msg"].(string)
 			level, _ := ll["level"].(string)
-			if msg == "serving" && !sent {
-				if a, ok := ll["addr"].(string); ok {
+			// serve: "serving" addr=…; runtime: "serving the API" addr=…; dashboard: "dashboard serving" url=…
+			if (msg == "serving" || msg == "serving the API" || msg == "dashboard serving") && !sent {
+				a, ok := ll["addr"].(string)
+				if !ok {
+					a, ok = ll["url"].(string)
+				}
+				if ok {
 					addr <- a
 					sent = true
 				}
