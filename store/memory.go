@@ -21,7 +21,14 @@ type Memory struct {
 	outboxSeq []string // insertion order of outbox ids
 	inbox     map[string]struct{}
 	inboxFIFO []string // inbox ids in arrival order; the oldest are forgotten past memoryInboxSize
+	// due holds the next deadline of every instance with a pending timer, lease the claims
+	// (TimerClaimer); entry the entry-point instance of each component and machine.
+	due   map[string]int64
+	lease map[string]int64
+	entry map[string]string
 }
+
+var _ TimerClaimer = (*Memory)(nil)
 
 type memEntry struct {
 	rec *Instance // shared with the writer: records are immutable
@@ -87,8 +94,13 @@ func NewMemory() *Memory {
 		entries: make(map[string]*memEntry),
 		outbox:  make(map[string]Message),
 		inbox:   make(map[string]struct{}),
+		due:     make(map[string]int64),
+		lease:   make(map[string]int64),
+		entry:   make(map[string]string),
 	}
 }
+
+func entryKey(in *Instance) string { return in.Component + "\x00" + in.Machine }
 
 func toMemEvent(e *Event, rec *Instance) memEvent {
 	m := memEvent{ID: e.ID, Type: e.Type, Payload: e.Payload, FromState: e.FromState, ToState: e.ToState,
@@ -172,6 +184,12 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 			return fmt.Errorf("update instance %s: version %d, expected %d: %w",
 				w.Instance.ID, cur.rec.Version, w.ExpectVersion, ErrConflict)
 		}
+		if in := w.Instance; w.ExpectVersion < 0 && in.IsEntryPoint {
+			if other, exists := m.entry[entryKey(in)]; exists && other != in.ID {
+				return fmt.Errorf("create instance %s: machine %s of component %s has entry point %s: %w",
+					in.ID, in.Machine, in.Component, other, ErrEntryPointExists)
+			}
+		}
 	}
 	for _, id := range c.Consumed {
 		if _, ok := m.outbox[id]; !ok {
@@ -203,6 +221,15 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 			cur.rec = w.Instance
 		} else {
 			m.entries[w.Instance.ID] = &memEntry{rec: w.Instance}
+		}
+		if w.Instance.IsEntryPoint {
+			m.entry[entryKey(w.Instance)] = w.Instance.ID
+		}
+		delete(m.lease, w.Instance.ID)
+		if due, ok := NextDue(w.Instance); ok {
+			m.due[w.Instance.ID] = due
+		} else {
+			delete(m.due, w.Instance.ID)
 		}
 	}
 	for i := range c.Events {
@@ -414,6 +441,38 @@ func (m *Memory) PendingOutbox(_ context.Context, component string, limit int) (
 		if limit > 0 && len(out) == limit {
 			break
 		}
+	}
+	return out, nil
+}
+
+// ClaimDueTimers implements TimerClaimer. It scans the instances with a pending timer.
+func (m *Memory) ClaimDueTimers(_ context.Context, c TimerClaim) ([]Instance, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	type cand struct {
+		id  string
+		due int64
+	}
+	var cands []cand
+	for id, due := range m.due {
+		if due > c.DueBy || m.lease[id] > c.Now || m.entries[id].rec.Component != c.Component {
+			continue
+		}
+		cands = append(cands, cand{id, due})
+	}
+	sort.Slice(cands, func(i, j int) bool {
+		if cands[i].due != cands[j].due {
+			return cands[i].due < cands[j].due
+		}
+		return cands[i].id < cands[j].id
+	})
+	if len(cands) > c.Limit {
+		cands = cands[:max(c.Limit, 0)]
+	}
+	out := make([]Instance, len(cands))
+	for i, cd := range cands {
+		m.lease[cd.id] = c.LeaseUntil
+		out[i] = *m.entries[cd.id].rec
 	}
 	return out, nil
 }

@@ -28,6 +28,10 @@ var (
 	ErrBadCursor = errors.New("bad cursor")
 	// ErrClosed: the store was closed; the call did nothing.
 	ErrClosed = errors.New("store closed")
+	// ErrEntryPointExists: the commit creates an entry-point instance (IsEntryPoint) of a
+	// component and machine that already has one. Stores shared by several processes enforce
+	// it (a unique index), so that runtimes starting together create one entry point.
+	ErrEntryPointExists = errors.New("entry point already exists")
 )
 
 // Status is an instance's life status.
@@ -159,6 +163,49 @@ type Query struct {
 	From, To  int64  // updatedAt range, ms epoch, inclusive; 0 = open
 	Limit     int    // 0 = implementation default (100)
 	Cursor    string // from a previous page
+}
+
+// TimerClaim asks a TimerClaimer for instances whose timers are due.
+type TimerClaim struct {
+	Component string
+	// DueBy: instances whose earliest pending timer is due at or before DueBy (ms epoch).
+	DueBy int64
+	// Now (ms epoch) decides which leases have expired; LeaseUntil is the lease given to the
+	// instances claimed (ms epoch).
+	Now, LeaseUntil int64
+	// Limit bounds how many instances are claimed (> 0).
+	Limit int
+}
+
+// TimerClaimer is implemented by stores that several processes (runtimes) may share. It hands
+// out instances with due timers, whichever process armed them, so that a live process fires
+// the timers of one that died. Each claimed instance is leased: no other claim returns it
+// before the lease ends or the instance is written again (every instance write clears the
+// lease and recomputes the instance's next deadline from Instance.Timers).
+//
+// A claim is not a lock on the instance: the firing is an ordinary transition, protected by
+// optimistic concurrency, so a process whose lease expired cannot apply a timer twice.
+type TimerClaimer interface {
+	// ClaimDueTimers returns the current records of up to c.Limit active instances of
+	// c.Component whose earliest pending (not spent) timer is due at or before c.DueBy and
+	// whose lease, if any, ended at or before c.Now, earliest deadline first, each now leased
+	// until c.LeaseUntil.
+	ClaimDueTimers(ctx context.Context, c TimerClaim) ([]Instance, error)
+}
+
+// NextDue returns the deadline a TimerClaimer indexes an instance record under: the earliest
+// pending timer of an active instance; ok is false when there is none.
+func NextDue(in *Instance) (due int64, ok bool) {
+	if in.Status != StatusActive {
+		return 0, false
+	}
+	for i := range in.Timers {
+		t := &in.Timers[i]
+		if !t.Spent && (!ok || t.DueAt < due) {
+			due, ok = t.DueAt, true
+		}
+	}
+	return due, ok
 }
 
 // Store is durable storage for instances, their history and the outbox.

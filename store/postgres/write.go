@@ -30,14 +30,17 @@ const (
 	sqlInbox = `INSERT INTO inbox (id) SELECT unnest($1::text[]) ON CONFLICT (id) DO NOTHING`
 
 	snapshotArrays = `unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
-		$7::timestamptz[], $8::text[], $9::text[], $10::bool[], $11::text[], $12::text[], $13::bigint[], $14::bigint[])
-		AS v(id, machine, state, data, timers, created, updated, component, status, entry, parent, parent_machine, version, expect)`
+		$7::timestamptz[], $8::text[], $9::text[], $10::bool[], $11::text[], $12::text[], $13::bigint[], $14::bigint[],
+		$15::bigint[])
+		AS v(id, machine, state, data, timers, created, updated, component, status, entry, parent, parent_machine, version, expect,
+			due)`
 
 	sqlCreate = `INSERT INTO fsm_snapshots (instance_id, machine_name, current_state, context, event_count,
 		pending_timeouts, created_at, updated_at, component_name, status, is_entry_point, parent_instance_id,
-		parent_machine_name, version)
+		parent_machine_name, version, next_due_at)
 		SELECT v.id::uuid, v.machine, v.state, v.data::jsonb, v.version + 1, v.timers::jsonb, v.created, v.updated,
-			NULLIF(v.component, ''), v.status, v.entry, NULLIF(v.parent, '')::uuid, NULLIF(v.parent_machine, ''), v.version
+			NULLIF(v.component, ''), v.status, v.entry, NULLIF(v.parent, '')::uuid, NULLIF(v.parent_machine, ''), v.version,
+			v.due
 		FROM ` + snapshotArrays + `
 		ON CONFLICT (instance_id) DO NOTHING`
 
@@ -45,7 +48,8 @@ const (
 		context = v.data::jsonb, event_count = v.version + 1, pending_timeouts = v.timers::jsonb,
 		created_at = v.created, updated_at = v.updated, component_name = NULLIF(v.component, ''), status = v.status,
 		is_entry_point = v.entry, parent_instance_id = NULLIF(v.parent, '')::uuid,
-		parent_machine_name = NULLIF(v.parent_machine, ''), version = v.version
+		parent_machine_name = NULLIF(v.parent_machine, ''), version = v.version, next_due_at = v.due,
+		timer_lease_until = NULL
 		FROM ` + snapshotArrays + `
 		WHERE s.instance_id = v.id::uuid AND s.version = v.expect`
 
@@ -80,6 +84,7 @@ type instanceRow struct {
 	created, updated                                                           time.Time
 	entry                                                                      bool
 	version, expect                                                            int64
+	due                                                                        *int64 // next_due_at
 }
 
 type eventRow struct {
@@ -145,6 +150,9 @@ func encode(c *store.Commit) (*encoded, error) {
 			status: string(in.Status), parent: parent, parentMachine: in.ParentMachine,
 			created: time.UnixMilli(in.CreatedAt), updated: time.UnixMilli(in.UpdatedAt), entry: in.IsEntryPoint,
 			version: in.Version, expect: w.ExpectVersion,
+		}
+		if due, ok := store.NextDue(in); ok {
+			row.due = &due
 		}
 		if w.ExpectVersion < 0 {
 			e.creates = append(e.creates, row)
@@ -232,6 +240,7 @@ type snapshotCols struct {
 	created, updated                                                           []time.Time
 	entry                                                                      []bool
 	version, expect                                                            []int64
+	due                                                                        []*int64
 }
 
 func (c *snapshotCols) add(r *instanceRow) {
@@ -249,11 +258,12 @@ func (c *snapshotCols) add(r *instanceRow) {
 	c.parentMachine = append(c.parentMachine, r.parentMachine)
 	c.version = append(c.version, r.version)
 	c.expect = append(c.expect, r.expect)
+	c.due = append(c.due, r.due)
 }
 
 func (c *snapshotCols) args() []any {
 	return []any{c.id, c.machine, c.state, c.data, c.timers, c.created, c.updated, c.component, c.status, c.entry,
-		c.parent, c.parentMachine, c.version, c.expect}
+		c.parent, c.parentMachine, c.version, c.expect, c.due}
 }
 
 func (r *rows) add(e *encoded) {
@@ -447,6 +457,13 @@ func isTransient(err error) bool {
 	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001" || pgErr.Code == "55P03")
 }
 
+// isEntryPointViolation reports whether err is the unique index that keeps one entry point per
+// component and machine refusing a second one (migration 0003).
+func isEntryPointViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "idx_fsm_snapshots_entry_point"
+}
+
 // isStatementError reports whether err is an error of one SQL statement reported by the
 // server (the connection is still usable), as opposed to a connection or timeout error.
 func isStatementError(err error) bool {
@@ -587,6 +604,10 @@ func (s *Store) slow(ctx context.Context, conn *pgxpool.Conn, enc []*encoded) (e
 			return nil, fmt.Errorf("rollback to savepoint: %w", err)
 		}
 		if failed == "" {
+			if isEntryPointViolation(stmtErr) {
+				errs[i] = fmt.Errorf("commit: create entry point: %w (%v)", store.ErrEntryPointExists, stmtErr)
+				continue
+			}
 			errs[i] = fmt.Errorf("commit: %w", stmtErr)
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/xcomponent/xcomponent/store"
@@ -17,7 +18,7 @@ type writeStmts struct {
 }
 
 const snapshotCols = `machine_name, current_state, context, event_count, pending_timeouts, created_at, updated_at,
-	component_name, status, is_entry_point, parent_instance_id, parent_machine_name, version`
+	component_name, status, is_entry_point, parent_instance_id, parent_machine_name, version, next_due_at`
 
 func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	for _, p := range []struct {
@@ -26,10 +27,10 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	}{
 		{&w.insInbox, `INSERT INTO inbox (id, applied_at) VALUES (?, ?) ON CONFLICT (id) DO NOTHING`},
 		{&w.insSnap, `INSERT INTO fsm_snapshots (` + snapshotCols + `, instance_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`},
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (instance_id) DO NOTHING`},
 		{&w.updSnap, `UPDATE fsm_snapshots SET machine_name = ?, current_state = ?, context = ?, event_count = ?,
 			pending_timeouts = ?, created_at = ?, updated_at = ?, component_name = ?, status = ?, is_entry_point = ?,
-			parent_instance_id = ?, parent_machine_name = ?, version = ?
+			parent_instance_id = ?, parent_machine_name = ?, version = ?, next_due_at = ?, timer_lease_until = NULL
 			WHERE instance_id = ? AND version = ?`},
 		{&w.getVersion, `SELECT version FROM fsm_snapshots WHERE instance_id = ?`},
 		{&w.insEvent, `INSERT INTO fsm_events (id, instance_id, machine_name, component_name, event_type, event_payload,
@@ -145,6 +146,12 @@ func (s *Store) rollback() {
 	_, _ = s.wconn.ExecContext(ctx, "ROLLBACK")
 }
 
+// isEntryPointViolation reports whether err is the unique index that keeps one entry point per
+// component and machine refusing a second one (migration 0003).
+func isEntryPointViolation(err error) bool {
+	return strings.Contains(err.Error(), "UNIQUE constraint failed: fsm_snapshots.component_name, fsm_snapshots.machine_name")
+}
+
 func nullable(s string) any {
 	if s == "" {
 		return nil
@@ -198,12 +205,19 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 		if err != nil {
 			return fmt.Errorf("commit: instance %s timers: %w", in.ID, err)
 		}
+		var due any // next_due_at: NULL without a pending timer
+		if d, ok := store.NextDue(in); ok {
+			due = d
+		}
 		args := []any{in.Machine, in.State, data, in.Version + 1, timers, in.CreatedAt, in.UpdatedAt,
 			nullable(in.Component), string(in.Status), boolInt(in.IsEntryPoint), nullable(in.ParentID),
-			nullable(in.ParentMachine), in.Version, in.ID}
+			nullable(in.ParentMachine), in.Version, due, in.ID}
 		if w.ExpectVersion < 0 {
 			res, err := st.insSnap.ExecContext(ctx, args...)
 			if err != nil {
+				if isEntryPointViolation(err) {
+					return fmt.Errorf("create instance %s: machine %s of component %s: %w", in.ID, in.Machine, in.Component, store.ErrEntryPointExists)
+				}
 				return fmt.Errorf("commit: create instance %s: %w", in.ID, err)
 			}
 			if n, _ := res.RowsAffected(); n == 0 {

@@ -47,6 +47,9 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HistoryRoundTrip", testHistoryRoundTrip},
 		{"Correlated", testCorrelated},
 		{"Timers", testTimers},
+		{"TimerClaims", testTimerClaims},
+		{"TimerClaimsConcurrent", testTimerClaimsConcurrent},
+		{"EntryPointUnique", testEntryPointUnique},
 		{"ConcurrentDifferentInstances", testConcurrentDifferent},
 		{"ConcurrentSameInstance", testConcurrentSame},
 		{"ConcurrentConflictIsolation", testConflictIsolation},
@@ -521,7 +524,11 @@ func testLoadLive(t *testing.T, s store.Store) {
 	ctx := context.Background()
 	comp := unique("comp")
 	mk := func(at int64, status store.Status, entry bool, component string) store.Instance {
-		in := newInstance(component, "M", "S", map[string]any{"at": at}, base+at)
+		machine := "M"
+		if entry && status == store.StatusActive {
+			machine = "N" // one entry point per component and machine
+		}
+		in := newInstance(component, machine, "S", map[string]any{"at": at}, base+at)
 		in.Status = status
 		in.IsEntryPoint = entry
 		mustCreate(t, s, in)

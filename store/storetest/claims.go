@@ -1,0 +1,215 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+
+	"github.com/xcomponent/xcomponent/store"
+)
+
+func timerAt(due int64) store.Timer {
+	return store.Timer{Event: "TIMEOUT", TargetState: "Done", DueAt: due, TotalMs: due - base, Kind: store.TimerTimeout, ArmedAt: base}
+}
+
+func claimer(t *testing.T, s store.Store) store.TimerClaimer {
+	t.Helper()
+	c, ok := s.(store.TimerClaimer)
+	if !ok {
+		t.Fatalf("%T does not implement store.TimerClaimer", s)
+	}
+	return c
+}
+
+func claim(t *testing.T, c store.TimerClaimer, comp string, dueBy, now, leaseUntil int64, limit int) []store.Instance {
+	t.Helper()
+	got, err := c.ClaimDueTimers(context.Background(), store.TimerClaim{Component: comp, DueBy: dueBy, Now: now, LeaseUntil: leaseUntil, Limit: limit})
+	if err != nil {
+		t.Fatalf("claim: %v", err)
+	}
+	return got
+}
+
+// testTimerClaims: due instances are handed out earliest deadline first, once per lease; a
+// write clears the lease and moves the deadline; spent timers, completed instances and other
+// components are never claimed.
+func testTimerClaims(t *testing.T, s store.Store) {
+	cl := claimer(t, s)
+	comp := unique("claims")
+	a := newInstance(comp, "M", "Waiting", nil, base)
+	a.Timers = []store.Timer{timerAt(base + 1_000)}
+	b := newInstance(comp, "M", "Waiting", nil, base)
+	b.Timers = []store.Timer{timerAt(base + 5_000), timerAt(base + 90_000)}
+	none := newInstance(comp, "M", "Idle", nil, base)
+	spent := newInstance(comp, "M", "Waiting", nil, base)
+	spent.Timers = []store.Timer{timerAt(base + 500)}
+	spent.Timers[0].Spent = true
+	done := newInstance(comp, "M", "Done", nil, base)
+	done.Status = store.StatusCompleted
+	done.Timers = []store.Timer{timerAt(base + 500)}
+	other := newInstance(unique("other"), "M", "Waiting", nil, base)
+	other.Timers = []store.Timer{timerAt(base + 500)}
+	for _, in := range []store.Instance{a, b, none, spent, done, other} {
+		mustCreate(t, s, in)
+	}
+
+	if got := claim(t, cl, comp, base+999, base+999, base+10_999, 10); len(got) != 0 {
+		t.Fatalf("nothing is due yet, claimed %v", ids(got))
+	}
+	got := claim(t, cl, comp, base+2_000, base+2_000, base+12_000, 10)
+	if !slices.Equal(ids(got), []string{a.ID}) {
+		t.Fatalf("claim at +2s: %v, want [a %s]", ids(got), a.ID)
+	}
+	checkInstance(t, a, got[0])
+	if got := claim(t, cl, comp, base+2_000, base+2_000, base+12_000, 10); len(got) != 0 {
+		t.Fatalf("a leased instance was claimed again: %v", ids(got))
+	}
+	if got := claim(t, cl, comp, base+6_000, base+6_000, base+16_000, 10); !slices.Equal(ids(got), []string{b.ID}) {
+		t.Fatalf("claim at +6s: %v, want [b %s] (a is leased until +12s)", ids(got), b.ID)
+	}
+	// A write clears a's lease and moves its deadline.
+	c, a2 := step(a, "TICK", "Waiting", nil, base+6_500)
+	a2.Timers = []store.Timer{timerAt(base + 7_000)}
+	c.Instances[0].Instance = recPtr(a2)
+	mustCommit(t, s, c)
+	if got := claim(t, cl, comp, base+6_999, base+6_999, base+16_999, 10); len(got) != 0 {
+		t.Fatalf("a's new deadline is +7s, claimed at +6.999s: %v", ids(got))
+	}
+	got = claim(t, cl, comp, base+8_000, base+8_000, base+18_000, 10)
+	if !slices.Equal(ids(got), []string{a.ID}) {
+		t.Fatalf("claim at +8s: %v, want [a] (written since its claim; b leased until +16s)", ids(got))
+	}
+	checkInstance(t, a2, got[0])
+	// An expired lease: both again, earliest deadline first; the limit is honoured.
+	got = claim(t, cl, comp, base+20_000, base+20_000, base+30_000, 1)
+	if !slices.Equal(ids(got), []string{b.ID}) {
+		t.Fatalf("claim at +20s, limit 1: %v, want [b] (due +5s, before a's +7s)", ids(got))
+	}
+	got = claim(t, cl, comp, base+20_000, base+20_000, base+30_000, 10)
+	if !slices.Equal(ids(got), []string{a.ID}) {
+		t.Fatalf("claim at +20s: %v, want [a]", ids(got))
+	}
+	// Completing a removes its deadline.
+	c, a3 := step(a2, "GO", "Done", nil, base+21_000)
+	a3.Status = store.StatusCompleted
+	c.Instances[0].Instance = recPtr(a3)
+	mustCommit(t, s, c)
+	if got := claim(t, cl, comp, base+100_000, base+100_000, base+110_000, 10); !slices.Equal(ids(got), []string{b.ID}) {
+		t.Fatalf("claim at +100s: %v, want [b] only", ids(got))
+	}
+}
+
+// testTimerClaimsConcurrent: claimers racing over many due instances get each one once.
+func testTimerClaimsConcurrent(t *testing.T, s store.Store) {
+	cl := claimer(t, s)
+	comp := unique("race")
+	const n, claimers = 60, 4
+	for i := range n {
+		in := newInstance(comp, "M", "Waiting", nil, base)
+		in.Timers = []store.Timer{timerAt(base + int64(i))}
+		mustCreate(t, s, in)
+	}
+	var (
+		mu   sync.Mutex
+		seen = map[string]int{}
+		wg   sync.WaitGroup
+	)
+	errs := make(chan error, claimers)
+	for range claimers {
+		wg.Go(func() {
+			for {
+				got, err := cl.ClaimDueTimers(context.Background(), store.TimerClaim{Component: comp, DueBy: base + n,
+					Now: base + n, LeaseUntil: base + 60_000, Limit: 7})
+				if err != nil {
+					errs <- err
+					return
+				}
+				if len(got) == 0 {
+					return
+				}
+				mu.Lock()
+				for _, in := range got {
+					seen[in.ID]++
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if len(seen) != n {
+		t.Errorf("%d instances claimed, want %d", len(seen), n)
+	}
+	for id, k := range seen {
+		if k != 1 {
+			t.Errorf("instance %s claimed %d times under one lease", id, k)
+		}
+	}
+}
+
+// testEntryPointUnique: one entry-point instance per component and machine; a second one is
+// refused with ErrEntryPointExists and applies nothing, also when many are created at once.
+func testEntryPointUnique(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	comp := unique("entry")
+	first := newInstance(comp, "Main", "Idle", nil, base)
+	first.IsEntryPoint = true
+	mustCreate(t, s, first)
+	second := newInstance(comp, "Main", "Idle", nil, base)
+	second.IsEntryPoint = true
+	err := s.Commit(ctx, create(second))
+	if !errors.Is(err, store.ErrEntryPointExists) {
+		t.Fatalf("second entry point: %v, want ErrEntryPointExists", err)
+	}
+	if _, err := s.Instance(ctx, second.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused entry point was stored: %v", err)
+	}
+	if h, _ := s.History(ctx, second.ID); len(h) != 0 {
+		t.Errorf("the refused entry point has %d events", len(h))
+	}
+	// Ordinary instances of the machine, entry points of other machines and components: fine.
+	mustCreate(t, s, newInstance(comp, "Main", "Idle", nil, base))
+	other := newInstance(comp, "Other", "Idle", nil, base)
+	other.IsEntryPoint = true
+	mustCreate(t, s, other)
+	// Writing the entry point again keeps it the entry point.
+	c, next := step(first, "GO", "Busy", nil, base+1)
+	mustCommit(t, s, c)
+	if got, _ := s.Instance(ctx, first.ID); !got.IsEntryPoint || got.Version != next.Version {
+		t.Errorf("entry point after a transition: %+v", got)
+	}
+
+	race := unique("entry-race")
+	const n = 8
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Go(func() {
+			in := newInstance(race, "Main", "Idle", map[string]any{"i": i}, base)
+			in.IsEntryPoint = true
+			errs[i] = s.Commit(ctx, create(in))
+		})
+	}
+	wg.Wait()
+	won := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			won++
+		case !errors.Is(err, store.ErrEntryPointExists):
+			t.Errorf("creator %d: %v, want nil or ErrEntryPointExists", i, err)
+		}
+	}
+	live, err := s.LoadLive(ctx, race)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if won != 1 || len(live) != 1 {
+		t.Errorf("%d of %d concurrent entry-point creations succeeded, %d stored: want 1", won, n, len(live))
+	}
+}
