@@ -327,6 +327,12 @@ func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Messa
 		Consumed:  []string{m.ID},
 	}
 	if err := e.commit(ctx, c); err != nil {
+		if errors.Is(err, store.ErrEntryPointExists) { // another process created it first
+			e.log.Warn("create refused: singleton exists", "component", cr.def.Name, "machine", machine)
+			cr.entryExists = true // createMu is held
+			e.consume(ctx, m.ID)
+			return
+		}
 		e.log.Error("create from message", "component", cr.def.Name, "machine", machine, "err", err)
 		return
 	}

@@ -24,6 +24,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/component"
@@ -67,6 +68,20 @@ type Options struct {
 	DefaultHook HookFunc
 	// TimerBatch bounds how many due timers are fired in one batch (default 1000).
 	TimerBatch int
+	// TimerPoll is how often the engine claims due timers from a store that several
+	// processes share (one implementing store.TimerClaimer: SQLite, PostgreSQL), so that it
+	// fires the timers of instances armed by a process that died, even instances it never
+	// loaded. 0 means DefaultTimerPoll (1s); negative turns claiming off. Manual engines
+	// never claim.
+	TimerPoll time.Duration
+	// TimerTakeover is how late a timer must be before the engine claims it: the process
+	// that armed a timer fires it on time from its own queue, the others take over when it
+	// is this late (default DefaultTimerTakeover, 500ms).
+	TimerTakeover time.Duration
+	// TimerLease is how long a claim keeps other processes off the claimed instances
+	// (default DefaultTimerLease, 10s). A process that dies holding a claim delays those
+	// timers by at most this much.
+	TimerLease time.Duration
 }
 
 // Observer is told about what the engine does, synchronously: keep it cheap.
@@ -110,6 +125,7 @@ type Engine struct {
 
 	subs   subscribers
 	timers timerQueue
+	poller timerPoller
 
 	idleMu  sync.Mutex
 	pending int64           // deliveries queued or being processed
@@ -160,6 +176,7 @@ func New(opts Options) *Engine {
 	e.scratch.New = func() any { return new(transitionScratch) }
 	e.baseCtx, e.stop = context.WithCancel(context.Background())
 	e.timers.init(e, opts.TimerBatch)
+	e.poller.init(e, opts)
 	return e
 }
 
@@ -247,11 +264,36 @@ func (e *Engine) Load(ctx context.Context, def *component.Component) error {
 	hasEntry := cr.entryExists
 	cr.createMu.Unlock()
 	if def.EntryMachine != "" && def.AutoCreateEntryPoint && !hasEntry {
-		if _, err := e.create(ctx, cr, CreateRequest{Component: def.Name, Machine: def.EntryMachine}, true); err != nil && !errors.Is(err, ErrSingleton) {
+		_, err := e.create(ctx, cr, CreateRequest{Component: def.Name, Machine: def.EntryMachine}, true)
+		switch {
+		case errors.Is(err, ErrSingleton):
+			// Another runtime sharing the store created it since LoadLive: load it.
+			if err := e.loadEntryPoint(ctx, cr); err != nil {
+				return fmt.Errorf("load component %s: entry point: %w", def.Name, err)
+			}
+		case err != nil:
 			return fmt.Errorf("load component %s: create entry point: %w", def.Name, err)
 		}
 	}
 	return e.redeliverOutbox(ctx, def.Name)
+}
+
+// loadEntryPoint registers the entry-point instance another process created.
+func (e *Engine) loadEntryPoint(ctx context.Context, cr *compRuntime) error {
+	recs, err := e.store.LoadLive(ctx, cr.def.Name)
+	if err != nil {
+		return err
+	}
+	for i := range recs {
+		if !cr.countsAsEntry(&recs[i]) {
+			continue
+		}
+		if _, err := e.register(cr, &recs[i]); err != nil {
+			return fmt.Errorf("instance %s: %w", recs[i].ID, err)
+		}
+		e.log.Info("entry point created by another runtime loaded", "component", cr.def.Name, "instance", recs[i].ID)
+	}
+	return nil
 }
 
 // redeliverOutbox dispatches messages committed before a restart but not yet delivered.
@@ -279,6 +321,7 @@ func (e *Engine) Close(ctx context.Context) error {
 		return nil
 	}
 	e.timers.stop()
+	e.poller.stop()
 	done := make(chan struct{})
 	go func() {
 		e.wg.Wait()

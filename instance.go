@@ -160,6 +160,11 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 		if errors.Is(err, store.ErrDuplicate) {
 			return nil, fmt.Errorf("create request %s already applied: %w", req.Event.ID, ErrNotAccepted)
 		}
+		if errors.Is(err, store.ErrEntryPointExists) {
+			// Another process sharing the store created it first (createMu is held).
+			cr.entryExists = true
+			return nil, fmt.Errorf("machine %s of component %s already has its entry-point instance (created by another runtime): %w", machine, def.Name, ErrSingleton)
+		}
 		return nil, err
 	}
 	inst, err := e.register(cr, rec)

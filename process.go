@@ -26,6 +26,9 @@ type delivery struct {
 	inbox string
 	// timer is the arming that fired, for timer deliveries.
 	timer *store.Timer
+	// fresh is the instance's record as a timer claim read it from the store: newer than the
+	// engine's when another process changed the instance.
+	fresh *store.Instance
 	// done, when set, receives the outcome.
 	done func(Result, error)
 	// state arbitrates between a waiting caller that gives up and the goroutine that takes
@@ -261,11 +264,17 @@ func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
 		if lerr != nil {
 			return Result{}, fmt.Errorf("reload instance %s: %w: %v", d.inst.ID(), ErrStore, lerr)
 		}
-		old := d.inst.record()
-		d.inst.setRecord(&fresh)
-		d.inst.mr.update(d.inst, old, &fresh, true)
-		e.timers.set(d.inst, fresh.Timers)
+		e.refresh(d.inst, &fresh)
 	}
+}
+
+// refresh replaces an instance's record by a newer one read from the store (written by
+// another process). Only the goroutine processing the instance calls it.
+func (e *Engine) refresh(inst *instance, fresh *store.Instance) {
+	old := inst.record()
+	inst.setRecord(fresh)
+	inst.mr.update(inst, old, fresh, true)
+	e.timers.set(inst, fresh.Timers)
 }
 
 // transitionScratch holds the per-transition buffers the hot path reuses.
@@ -281,15 +290,20 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	start := time.Now()
 	inst := d.inst
 	rec := inst.record()
+	if d.fresh != nil && d.fresh.Version > rec.Version {
+		e.refresh(inst, d.fresh)
+		rec = inst.record()
+	}
 	mr := inst.mr
 	m := mr.def
 	comp := mr.comp.def.Name
+	if d.timer != nil && (rec.Status != store.StatusActive || !hasTimer(rec.Timers, d.timer)) {
+		// The arming was cancelled or already fired (here or by another process): nothing
+		// to do.
+		return Result{}, fmt.Errorf("timer %s of instance %s: %w", d.timer.Event, rec.ID, errTimerGone)
+	}
 	if rec.Status != store.StatusActive {
 		return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("instance %s is %s", rec.ID, rec.Status))
-	}
-	if d.timer != nil && !hasTimer(rec.Timers, d.timer) {
-		// The arming was cancelled or already fired: nothing to do.
-		return Result{}, fmt.Errorf("timer %s of instance %s no longer armed: %w", d.timer.Event, rec.ID, ErrNotAccepted)
 	}
 	t, reason := e.selectTransition(m, rec, d)
 	if t == nil && d.timer == nil && e.storeMoved(ctx, rec) {
@@ -414,11 +428,15 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		fx = e.buildEffects(mr, rec, next, t, target, d, sends, now, c)
 	}
 	err := e.commit(ctx, c)
+	entryTaken := errors.Is(err, store.ErrEntryPointExists) // by another process sharing the store
 	if singletonChild {
-		mr.comp.entryExists = mr.comp.entryExists || err == nil
+		mr.comp.entryExists = mr.comp.entryExists || err == nil || entryTaken
 		mr.comp.createMu.Unlock()
 	}
 	if err != nil {
+		if entryTaken {
+			return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("machine %s of component %s is a singleton entry point and already has an instance", t.TargetMachine, mr.comp.def.Name))
+		}
 		if errors.Is(err, store.ErrDuplicate) {
 			return Result{}, fmt.Errorf("event %s already applied to instance %s: %w", d.ev.ID, rec.ID, ErrNotAccepted)
 		}
@@ -580,7 +598,7 @@ func (e *Engine) commit(ctx context.Context, c *store.Commit) error {
 	if err == nil {
 		return nil
 	}
-	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDuplicate) {
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrDuplicate) || errors.Is(err, store.ErrEntryPointExists) {
 		return err
 	}
 	if e.observer != nil {

@@ -3,7 +3,10 @@ package xcomponent
 import (
 	"container/heap"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -299,40 +302,81 @@ func (q *timerQueue) fireDue() int {
 		if !isLive(rec) || !hasTimer(rec.Timers, &te.timer) {
 			continue
 		}
-		ev := Event{Type: te.timer.Event, Source: "timer", Actor: "timer",
-			ID: q.e.newID(), CausationID: te.timer.CausationID, CorrelationID: te.timer.CorrelationID}
-		if ev.CorrelationID == "" {
-			ev.CorrelationID = ev.ID
-		}
-		timer := te.timer
-		lag := now - timer.DueAt
-		inst := te.inst
-		wg.Add(1)
-		q.e.enqueue(&delivery{inst: inst, ev: ev, timer: &timer, done: func(res Result, err error) {
-			defer wg.Done()
-			if q.e.observer != nil {
-				if o, ok := q.e.observer.(TimerObserver); ok {
-					o.TimerFired(float64(lag) / 1000)
-				}
-			}
-			if errors.Is(err, ErrStore) {
-				// Nothing was applied: the arming is still pending. Try again in a while
-				// rather than hammering a store that is down.
-				q.retry(inst, timer, q.e.nowMs()+timerRetryMs)
-				return
-			}
-			if err != nil {
-				return
-			}
-			q.e.emit(RuntimeEvent{Type: EvTimeoutFired, Component: res.Instance.ComponentName, InstanceID: res.Instance.ID,
-				Data: map[string]any{"instanceId": res.Instance.ID, "machineName": res.Instance.MachineName,
-					"event": timer.Event, "fromState": res.PreviousState, "toState": res.NewState}})
-		}})
+		q.fire(te.inst, te.timer, now, nil, &wg)
 	}
 	if !q.e.manual {
 		wg.Wait()
 	}
 	return len(due)
+}
+
+// fire queues the firing of arming t of inst; wg is done once it is processed. fresh, when
+// set, is the instance's record as a claim read it from the store (see timerPoller).
+func (q *timerQueue) fire(inst *instance, timer store.Timer, now int64, fresh *store.Instance, wg *sync.WaitGroup) {
+	ev := timerEvent(inst.ID(), &timer)
+	lag := now - timer.DueAt
+	wg.Add(1)
+	q.e.enqueue(&delivery{inst: inst, ev: ev, timer: &timer, fresh: fresh, done: func(res Result, err error) {
+		defer wg.Done()
+		if errors.Is(err, errTimerGone) {
+			return // fired or cancelled meanwhile (by this process or another): not a firing
+		}
+		if q.e.observer != nil {
+			if o, ok := q.e.observer.(TimerObserver); ok {
+				o.TimerFired(float64(lag) / 1000)
+			}
+		}
+		if errors.Is(err, ErrStore) {
+			// Nothing was applied: the arming is still pending. Try again in a while
+			// rather than hammering a store that is down.
+			q.retry(inst, timer, q.e.nowMs()+timerRetryMs)
+			return
+		}
+		if err != nil {
+			return
+		}
+		q.e.emit(RuntimeEvent{Type: EvTimeoutFired, Component: res.Instance.ComponentName, InstanceID: res.Instance.ID,
+			Data: map[string]any{"instanceId": res.Instance.ID, "machineName": res.Instance.MachineName,
+				"event": timer.Event, "fromState": res.PreviousState, "toState": res.NewState}})
+	}})
+}
+
+// errTimerGone: a timer delivery found its arming no longer pending (fired or cancelled by a
+// transition, here or in another process). Nothing happens, and nothing is reported.
+var errTimerGone = fmt.Errorf("timer no longer armed: %w", ErrNotAccepted)
+
+// timerEvent is the event a timer delivers. Its id is derived from the arming (instance,
+// transition, deadline, when and by which event it was armed), so that every attempt to fire
+// one arming — this process's queue, a claim after another process died — carries the same
+// id: the audit trail can hold it once only. It is shaped like a UUIDv7 whose time is the
+// deadline.
+func timerEvent(instanceID string, t *store.Timer) Event {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s|%d|%d|%d|%s|%s", instanceID, t.Transition, t.DueAt, t.ArmedAt, t.CausationID, t.Event)
+	var sum [sha256.Size]byte
+	h.Sum(sum[:0])
+	var b [16]byte
+	ms := uint64(t.DueAt)
+	b[0], b[1], b[2], b[3], b[4], b[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	copy(b[6:], sum[:10])
+	b[6] = 0x70 | b[6]&0x0f
+	b[8] = 0x80 | b[8]&0x3f
+	var id [36]byte
+	hex.Encode(id[0:8], b[0:4])
+	id[8] = '-'
+	hex.Encode(id[9:13], b[4:6])
+	id[13] = '-'
+	hex.Encode(id[14:18], b[6:8])
+	id[18] = '-'
+	hex.Encode(id[19:23], b[8:10])
+	id[23] = '-'
+	hex.Encode(id[24:36], b[10:16])
+	ev := Event{Type: t.Event, Source: "timer", Actor: "timer", ID: string(id[:]),
+		CausationID: t.CausationID, CorrelationID: t.CorrelationID}
+	if ev.CorrelationID == "" {
+		ev.CorrelationID = ev.ID
+	}
+	return ev
 }
 
 func (q *timerQueue) stop() {

@@ -12,6 +12,7 @@ import (
 )
 
 // Memory is an in-memory Store: the default for tests, `simulate` and `--store memory`.
+// No other process can share it, so it is no store.TimerClaimer: its engine fires every timer.
 // It keeps nothing across restarts. It is built to be lean, since it holds every instance
 // and its whole history: one entry per instance, events without the fields the entry has.
 type Memory struct {
@@ -21,14 +22,9 @@ type Memory struct {
 	outboxSeq []string // insertion order of outbox ids
 	inbox     map[string]struct{}
 	inboxFIFO []string // inbox ids in arrival order; the oldest are forgotten past memoryInboxSize
-	// due holds the next deadline of every instance with a pending timer, lease the claims
-	// (TimerClaimer); entry the entry-point instance of each component and machine.
-	due   map[string]int64
-	lease map[string]int64
+	// entry is the entry-point instance of each component and machine.
 	entry map[string]string
 }
-
-var _ TimerClaimer = (*Memory)(nil)
 
 type memEntry struct {
 	rec *Instance // shared with the writer: records are immutable
@@ -94,8 +90,6 @@ func NewMemory() *Memory {
 		entries: make(map[string]*memEntry),
 		outbox:  make(map[string]Message),
 		inbox:   make(map[string]struct{}),
-		due:     make(map[string]int64),
-		lease:   make(map[string]int64),
 		entry:   make(map[string]string),
 	}
 }
@@ -224,12 +218,6 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 		}
 		if w.Instance.IsEntryPoint {
 			m.entry[entryKey(w.Instance)] = w.Instance.ID
-		}
-		delete(m.lease, w.Instance.ID)
-		if due, ok := NextDue(w.Instance); ok {
-			m.due[w.Instance.ID] = due
-		} else {
-			delete(m.due, w.Instance.ID)
 		}
 	}
 	for i := range c.Events {
@@ -441,38 +429,6 @@ func (m *Memory) PendingOutbox(_ context.Context, component string, limit int) (
 		if limit > 0 && len(out) == limit {
 			break
 		}
-	}
-	return out, nil
-}
-
-// ClaimDueTimers implements TimerClaimer. It scans the instances with a pending timer.
-func (m *Memory) ClaimDueTimers(_ context.Context, c TimerClaim) ([]Instance, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	type cand struct {
-		id  string
-		due int64
-	}
-	var cands []cand
-	for id, due := range m.due {
-		if due > c.DueBy || m.lease[id] > c.Now || m.entries[id].rec.Component != c.Component {
-			continue
-		}
-		cands = append(cands, cand{id, due})
-	}
-	sort.Slice(cands, func(i, j int) bool {
-		if cands[i].due != cands[j].due {
-			return cands[i].due < cands[j].due
-		}
-		return cands[i].id < cands[j].id
-	})
-	if len(cands) > c.Limit {
-		cands = cands[:max(c.Limit, 0)]
-	}
-	out := make([]Instance, len(cands))
-	for i, cd := range cands {
-		m.lease[cd.id] = c.LeaseUntil
-		out[i] = *m.entries[cd.id].rec
 	}
 	return out, nil
 }

@@ -18,7 +18,7 @@ func claimer(t *testing.T, s store.Store) store.TimerClaimer {
 	t.Helper()
 	c, ok := s.(store.TimerClaimer)
 	if !ok {
-		t.Fatalf("%T does not implement store.TimerClaimer", s)
+		t.Skipf("%T is not shared between processes (no store.TimerClaimer)", s)
 	}
 	return c
 }
