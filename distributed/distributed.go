@@ -83,6 +83,10 @@ type Config struct {
 	EventBuffer int
 	// Prefetch is the number of unacknowledged commands per runtime (bus default when 0).
 	Prefetch int
+	// OutboxSweep is how often the relay looks for messages for other components left in the
+	// outbox (by a crash between commit and publish, a broker outage …) and publishes them
+	// (default 5s; only rows older than one period are taken).
+	OutboxSweep time.Duration
 	// MinBackoff and MaxBackoff bound the broker reconnection delay (bus defaults when 0).
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
@@ -209,8 +213,12 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer func() { _ = b.Close() }()
 	r.bus = b
 
+	// Messages for other components go through the relay (outbox → broker, with confirms).
+	rel := newRelay(r.log, b, st, r.comp.Name, cfg.RuntimeName, cfg.OutboxSweep)
+	defer rel.close()
+
 	metrics := server.NewMetrics()
-	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, DefaultHook: cfg.DefaultHook, MissingHook: func(h *xc.Hook) {
+	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeType(cfg.StoreSpec) != "memory", MissingHook: func(h *xc.Hook) {
 		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
 	}})
 	for method, fn := range cfg.Hooks {
@@ -251,6 +259,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	r.log.Info("component loaded", "machines", len(r.comp.StateMachines), "live", len(r.eng.Live(r.comp.Name, "")))
+	rel.startSweep(r.eng.Hosts)
 
 	// The HTTP API (and the orchestrator's probes) serve from here on, before the broker is
 	// reached: /healthz answers while the runtime waits for its broker, /readyz only once it
@@ -303,6 +312,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer closeCommands()
 	r.log.Info("consuming commands", "queue", queue)
+	cross, err := r.startCrossComponent(ctx)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = cross.Close() }()
 
 	select { // the first connection's signal: the announce below covers it
 	case <-r.announceReq:
@@ -355,11 +369,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	closeCommands() // an unfinished command stays in the queue for another runtime
+	_ = cross.Close()
 	_ = discover.Close()
 	_ = query.Close()
 	wg.Wait()  // the registry loop (ends with ctx)
 	stopHTTP() // in-flight requests finish before the engine closes
 	closeEngine()
+	rel.close() // what it had not published stays in the outbox
 	unsubscribe()
 	select { // flush the runtime events the engine emitted
 	case <-pubDone:

@@ -345,6 +345,10 @@ type CrossComponentEvent struct {
 
 	// Our additions.
 	RuntimeName string `json:"runtimeName,omitempty"`
+	// TargetState limits the delivery to instances in that state (a cascade's targetState).
+	TargetState string `json:"targetState,omitempty"`
+	// Origin says which effect produced the event (cross_component, cascade, hook).
+	Origin string `json:"origin,omitempty"`
 	Trace
 }
 

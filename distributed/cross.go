@@ -1,0 +1,180 @@
+package distributed
+
+import (
+	"context"
+	"crypto/sha1"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/google/uuid"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/wire"
+)
+
+// CrossComponentQueue is the durable work queue through which the runtimes of a component
+// receive fsm:commands:cross_component_event messages, competing: each message is handled by
+// one runtime of the component, acknowledged after its deliveries are committed.
+func CrossComponentQueue(component string) string {
+	return "xcomponent." + component + ".cross_component_events"
+}
+
+// crossIDSpace derives the id of a cross-component event that carries none (xcomponent-ai
+// runtimes send neither a message_id nor a commandId) from its body: a redelivered message has
+// the same body, hence the same id, and reaches no instance twice.
+var crossIDSpace = uuid.MustParse("3b0f6e55-6a43-4f5e-9d1c-8f0d2c6a7b21")
+
+// handleCrossComponentEvent delivers one fsm:commands:cross_component_event to the live
+// instances of this runtime's component that it targets (see xcomponent.Engine.Route), and
+// says whether to acknowledge it:
+//   - delivered, or meant for another component: nil (acknowledged);
+//   - undecodable or never applicable (no target component, unknown machine, unknown
+//     operator): an error, dead-lettered, logged with the reason;
+//   - a delivery could not be committed (store unreachable, instance busy): retried here with
+//     backoff until it is delivered or the runtime stops; then it is left unacknowledged for
+//     another runtime. Each instance gets it once however often it is delivered (the engine's
+//     per-target idempotency ids).
+func (r *runtime) handleCrossComponentEvent(ctx context.Context, m bus.Message) error {
+	cmd, err := wire.Decode[wire.CrossComponentEvent](m.Body)
+	if err == nil && (cmd.TargetComponent == "" || cmd.Event.Type == "") {
+		err = errors.New("targetComponent and event.type are required")
+	}
+	if err != nil {
+		r.log.Error("invalid cross_component_event dead-lettered", "messageId", m.MessageID, "body", string(m.Body), "err", err)
+		r.crossOutcome(m, "", OutcomeDeadLettered)
+		return err
+	}
+	if cmd.TargetComponent != r.comp.Name {
+		r.crossOutcome(m, "", OutcomeIgnored)
+		return nil
+	}
+	msg := r.crossMessage(m, cmd)
+	for attempt := 0; ; attempt++ {
+		res, err := r.eng.Route(ctx, msg)
+		switch {
+		case err == nil:
+			r.log.Debug("cross-component event delivered", "id", msg.ID, "event", msg.Event.Type, "from", cmd.SourceComponent,
+				"matched", res.Matched, "processed", res.Processed)
+			r.crossOutcome(m, msg.ID, OutcomeApplied)
+			return nil
+		case errors.Is(err, xc.ErrInvalidMessage), errors.Is(err, xc.ErrNotFound):
+			r.log.Error("cross_component_event that can never be applied dead-lettered", "id", msg.ID, "body", string(m.Body), "err", err)
+			r.crossOutcome(m, msg.ID, OutcomeDeadLettered)
+			return err
+		case ctx.Err() != nil:
+			r.crossOutcome(m, msg.ID, OutcomeLeft)
+			return ctx.Err()
+		}
+		wait := backoff(attempt)
+		r.log.Warn("cross-component event not delivered yet, retrying", "id", msg.ID, "attempt", attempt+1, "retryIn", wait, "err", err)
+		if !sleepCtx(ctx, wait) {
+			r.crossOutcome(m, msg.ID, OutcomeLeft)
+			return ctx.Err()
+		}
+	}
+}
+
+func (r *runtime) crossOutcome(m bus.Message, id, outcome string) {
+	if r.cfg.OnCommand != nil {
+		if id == "" {
+			id = m.MessageID
+		}
+		r.cfg.OnCommand(m.Channel, id, outcome)
+	}
+}
+
+// crossMessage turns a cross_component_event into the engine's routed message. It accepts the
+// xcomponent-ai variants: matchContext instead of matchingRules (every key equal), a rule
+// without value (read from the event payload at eventProperty) or without operator (===), no
+// targetMachine (the entry machine).
+func (r *runtime) crossMessage(m bus.Message, cmd wire.CrossComponentEvent) xc.Message {
+	id := firstNonEmpty(m.MessageID, cmd.CommandID, cmd.Event.ID)
+	if id == "" {
+		sum := sha1.Sum(m.Body)
+		id = uuid.NewSHA1(crossIDSpace, sum[:]).String()
+	} else {
+		id = toUUID(id)
+	}
+	payload := make(map[string]any, len(cmd.Event.Payload)+1)
+	for k, v := range cmd.Event.Payload {
+		payload[k] = v
+	}
+	if cmd.SourceComponent != "" {
+		payload["_sourceComponent"] = cmd.SourceComponent
+	}
+	var rules []xc.Rule
+	for _, rule := range cmd.MatchingRules {
+		value := rule.Value
+		if value == nil && rule.EventProperty != "" {
+			if v, ok := store.LookupPath(cmd.Event.Payload, rule.EventProperty); ok {
+				value = v
+			}
+		}
+		rules = append(rules, xc.Rule{EventProperty: rule.EventProperty, InstanceProperty: firstNonEmpty(rule.InstanceProperty, rule.EventProperty),
+			Operator: component.Operator(rule.Operator), Value: value})
+	}
+	if len(rules) == 0 {
+		for _, k := range sortedKeys(cmd.MatchContext) {
+			rules = append(rules, xc.Rule{EventProperty: k, InstanceProperty: k, Operator: component.OpEq, Value: cmd.MatchContext[k]})
+		}
+	}
+	origin := cmd.Origin
+	if origin == "" {
+		origin = "cross_component"
+	}
+	return xc.Message{
+		ID: id, Kind: xc.MessageBroadcast, Component: r.comp.Name, Machine: cmd.TargetMachine, State: cmd.TargetState,
+		Event: xc.Event{Type: cmd.Event.Type, Payload: payload,
+			CorrelationID: toUUID(firstNonEmpty(cmd.CorrelationID, cmd.Event.CorrelationID, m.CorrelationID)),
+			CausationID:   toUUID(firstNonEmpty(cmd.CausationID, cmd.Event.CausationID, m.Headers["causationId"])),
+			Actor:         firstNonEmpty(cmd.SourceComponent, cmd.RuntimeName, "broker"), Source: origin,
+			SourceComponent: cmd.SourceComponent},
+		Rules: rules, Origin: origin, SourceComponent: cmd.SourceComponent, SourceInstanceID: cmd.SourceInstanceID,
+	}
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v = strings.TrimSpace(v); v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// toUUID returns id in canonical form when it is a UUID, else a UUID derived from it ("" stays
+// ""): the store keeps correlation and causation ids in UUID columns.
+func toUUID(id string) string {
+	if id == "" {
+		return ""
+	}
+	if u, err := uuid.Parse(id); err == nil {
+		return u.String()
+	}
+	return uuid.NewSHA1(crossIDSpace, []byte(id)).String()
+}
+
+// startCrossComponent consumes the component's cross-component events.
+func (r *runtime) startCrossComponent(ctx context.Context) (bus.Subscription, error) {
+	queue := CrossComponentQueue(r.comp.Name)
+	sub, err := r.bus.Consume(ctx, queue, []string{wire.ChannelCrossComponentEvent}, r.handleCrossComponentEvent)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", queue, err)
+	}
+	r.log.Info("consuming cross-component events", "queue", queue)
+	return sub, nil
+}

@@ -1,0 +1,310 @@
+package distributed
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sync"
+	"time"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/wire"
+)
+
+// Relay defaults.
+const (
+	DefaultOutboxSweep = 5 * time.Second
+	relayWorkers       = 4
+	relayBuffer        = 4096
+	sweepBatch         = 1000
+)
+
+// relay is the engine's Remote in a runtime: it publishes the messages the engine cannot
+// deliver in this process (cross-component creates and events, cascades, broadcasts and events
+// for instances of other components) on the broker, in the wire.md shapes, and marks each
+// outbox row sent only after the broker confirmed it.
+//
+// Deliver hands a message to one of a few workers (chosen by the source instance, so that
+// one instance's messages are published in order) and returns xc.ErrRelayed: the engine's
+// transition never waits for the broker. A message that cannot be handed over at once (full
+// buffer) simply stays in the outbox. The sweep relays, every OutboxSweep, the rows of the
+// component's outbox that are older than one sweep period and still pending: those a full
+// buffer left, those of a runtime of the component that died between commit and publish, and
+// those a broker outage held back. At start, the engine's Load hands over what the outbox
+// holds too. A message may thus be published more than once (two runtimes sweeping, a crash
+// between the confirm and the row's deletion): receivers apply each message id once.
+type relay struct {
+	log         *slog.Logger
+	bus         bus.Bus
+	store       store.Store
+	component   string
+	runtimeName string
+	sweepEvery  time.Duration
+	// hosts says whether the engine hosts a component (its messages are not relayed).
+	hosts func(string) bool
+
+	queues []chan xc.Message
+	mu     sync.Mutex
+	taken  map[string]struct{} // ids queued or being published by this process
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+func newRelay(log *slog.Logger, b bus.Bus, st store.Store, component, runtimeName string, sweepEvery time.Duration) *relay {
+	if sweepEvery <= 0 {
+		sweepEvery = DefaultOutboxSweep
+	}
+	r := &relay{log: log, bus: b, store: st, component: component, runtimeName: runtimeName,
+		sweepEvery: sweepEvery, taken: make(map[string]struct{}), hosts: func(string) bool { return false }}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
+	for i := 0; i < relayWorkers; i++ {
+		q := make(chan xc.Message, relayBuffer/relayWorkers)
+		r.queues = append(r.queues, q)
+		r.wg.Add(1)
+		go r.work(q)
+	}
+	return r
+}
+
+// startSweep starts the periodic outbox sweep; hosts reports the components of the engine.
+func (r *relay) startSweep(hosts func(string) bool) {
+	r.hosts = hosts
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		t := time.NewTicker(r.sweepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-r.ctx.Done():
+				return
+			case <-t.C:
+				r.sweep()
+			}
+		}
+	}()
+}
+
+// close stops the workers and the sweep; what they had not published stays in the outbox.
+func (r *relay) close() {
+	r.cancel()
+	r.wg.Wait()
+}
+
+// Deliver implements xcomponent.Remote.
+func (r *relay) Deliver(_ context.Context, m xc.Message) error {
+	if !r.take(m.ID) {
+		return xc.ErrRelayed // already on its way from this process
+	}
+	select {
+	case r.queues[r.worker(m)] <- m:
+	default:
+		r.release(m.ID) // the sweep will find it in the outbox
+		r.log.Warn("relay busy: message left in the outbox for the next sweep", "id", m.ID, "kind", m.Kind, "component", m.Component)
+	}
+	return xc.ErrRelayed
+}
+
+func (r *relay) worker(m xc.Message) int {
+	key := m.SourceInstanceID
+	if key == "" {
+		key = m.ID
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(r.queues)))
+}
+
+func (r *relay) take(id string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if _, ok := r.taken[id]; ok {
+		return false
+	}
+	r.taken[id] = struct{}{}
+	return true
+}
+
+func (r *relay) release(id string) {
+	r.mu.Lock()
+	delete(r.taken, id)
+	r.mu.Unlock()
+}
+
+func (r *relay) work(q chan xc.Message) {
+	defer r.wg.Done()
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case m := <-q:
+			r.relayOne(m)
+			r.release(m.ID)
+		}
+	}
+}
+
+// relayOne publishes m (retrying until the broker confirmed it or the relay stops), then
+// marks its outbox row sent.
+func (r *relay) relayOne(m xc.Message) {
+	channel, body, meta, err := r.encode(m)
+	switch {
+	case errors.Is(err, errNothingToSend):
+		r.log.Debug("relay: message can reach no instance, not published", "id", m.ID, "kind", m.Kind, "component", m.Component, "why", err)
+	case err != nil:
+		r.log.Error("relay: message cannot be encoded, dropped", "id", m.ID, "kind", m.Kind, "component", m.Component, "err", err)
+	default:
+		for attempt := 0; ; attempt++ {
+			err := r.bus.Publish(r.ctx, channel, body, meta)
+			if err == nil {
+				break
+			}
+			if r.ctx.Err() != nil {
+				return // stays in the outbox
+			}
+			r.log.Warn("relay: publish failed, retrying", "id", m.ID, "channel", channel, "attempt", attempt+1, "err", err)
+			if !sleepCtx(r.ctx, backoff(attempt)) {
+				return
+			}
+		}
+	}
+	r.markSent(m.ID)
+}
+
+// markSent deletes the outbox row of a delivered message, retrying while the store is
+// unreachable: a row left behind would only be published again (and applied once).
+func (r *relay) markSent(id string) {
+	for attempt := 0; ; attempt++ {
+		err := r.store.Commit(r.ctx, &store.Commit{Consumed: []string{id}})
+		if err == nil || errors.Is(err, store.ErrDuplicate) { // ErrDuplicate: already marked
+			return
+		}
+		if r.ctx.Err() != nil {
+			return
+		}
+		r.log.Warn("relay: marking a message sent failed, retrying", "id", id, "attempt", attempt+1, "err", err)
+		if !sleepCtx(r.ctx, backoff(attempt)) {
+			return
+		}
+	}
+}
+
+// sweep hands over the component's pending remote messages older than one sweep period.
+func (r *relay) sweep() {
+	ctx, cancel := context.WithTimeout(r.ctx, r.sweepEvery)
+	defer cancel()
+	rows, err := r.store.PendingOutbox(ctx, r.component, sweepBatch)
+	if err != nil {
+		if r.ctx.Err() == nil {
+			r.log.Warn("relay: outbox sweep failed", "err", err)
+		}
+		return
+	}
+	cutoff := time.Now().Add(-r.sweepEvery).UnixMilli()
+	for _, row := range rows {
+		if row.CreatedAt > cutoff {
+			break // oldest first: the rest is recent, still in the hands of its writer
+		}
+		m, err := xc.DecodeMessage(row)
+		if err != nil || !r.remote(m) || !r.take(m.ID) {
+			continue
+		}
+		select {
+		case r.queues[r.worker(m)] <- m:
+		case <-r.ctx.Done():
+			r.release(m.ID)
+			return
+		}
+	}
+}
+
+// remote says whether the engine hands m to the relay: a message for a component it does not
+// host. Messages for this process's components are the engine's business (redelivered by Load).
+func (r *relay) remote(m xc.Message) bool {
+	return m.Component != "" && !r.hosts(m.Component)
+}
+
+// errNothingToSend: a routed message with a rule that can never hold (the event has no value
+// for it) would reach no instance; it is not published.
+var errNothingToSend = errors.New("a matching rule has no event value")
+
+// encode turns a message into its wire channel, body and AMQP properties.
+func (r *relay) encode(m xc.Message) (string, []byte, bus.Meta, error) {
+	meta := bus.Meta{MessageID: m.ID, CorrelationID: m.Event.CorrelationID}
+	if m.Event.CausationID != "" {
+		meta.Headers = map[string]string{"causationId": m.Event.CausationID}
+	}
+	trace := wire.Trace{CommandID: m.ID, CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID}
+	now := wire.Now()
+	payload := m.Event.Payload
+	if payload == nil {
+		payload = map[string]any{}
+	}
+	var (
+		channel string
+		v       any
+	)
+	switch m.Kind {
+	case xc.MessageCreate:
+		data := m.Data
+		if data == nil {
+			data = map[string]any{}
+		}
+		channel = wire.ChannelCreateInstance
+		v = wire.CreateInstance{ComponentName: m.Component, MachineName: m.Machine, Context: data,
+			Event:           &wire.Event{Type: m.Event.Type, Payload: map[string]any{}, Timestamp: now},
+			SourceComponent: m.SourceComponent, SourceInstanceID: m.SourceInstanceID, Timestamp: now,
+			RuntimeName: r.runtimeName, ParentID: m.ParentID, Trace: trace}
+	case xc.MessageBroadcast:
+		rules := make([]wire.MatchingRule, 0, len(m.Rules))
+		for _, rule := range m.Rules {
+			if rule.Missing {
+				return "", nil, meta, fmt.Errorf("%w: %s", errNothingToSend, rule.EventProperty)
+			}
+			rules = append(rules, wire.MatchingRule{EventProperty: rule.EventProperty, InstanceProperty: rule.InstanceProperty,
+				Operator: string(rule.Operator), Value: rule.Value})
+		}
+		channel = wire.ChannelCrossComponentEvent
+		v = wire.CrossComponentEvent{TargetComponent: m.Component, TargetMachine: m.Machine,
+			Event: wire.Event{Type: m.Event.Type, Payload: payload, Timestamp: now, ID: m.ID,
+				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: m.Event.Source},
+			MatchingRules: rules, SourceComponent: m.SourceComponent, SourceInstanceID: m.SourceInstanceID,
+			Timestamp: now, RuntimeName: r.runtimeName, TargetState: m.State, Origin: m.Origin, Trace: trace}
+	case xc.MessageSend:
+		channel = wire.ChannelTriggerEvent
+		v = wire.TriggerEvent{ComponentName: m.Component, InstanceID: m.InstanceID,
+			Event: wire.Event{Type: m.Event.Type, Payload: payload, Timestamp: now, ID: m.ID,
+				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: m.Event.Source},
+			Timestamp: now, RuntimeName: r.runtimeName, Trace: trace}
+	default:
+		return "", nil, meta, fmt.Errorf("unknown message kind %q", m.Kind)
+	}
+	body, err := wire.Encode(v)
+	if err != nil {
+		return "", nil, meta, err
+	}
+	return channel, body, meta, nil
+}
+
+// backoff is the wait before retry attempt+1: 100 ms doubling up to 5 s.
+func backoff(attempt int) time.Duration {
+	return min(100*time.Millisecond<<min(attempt, 6), 5*time.Second)
+}
+
+// sleepCtx waits d; false when ctx ended first.
+func sleepCtx(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
