@@ -217,24 +217,59 @@ function renderStats() {
   $('#stat-components').textContent = String(S.components.length);
   $('#stat-machines').textContent = String(S.components.reduce((n, c) => n + (c.stateMachines?.length || 0), 0));
   $('#stat-active').textContent = String(S.active.size);
-  const up = S.runtimes.filter((r) => r.status === 'up').length;
-  const lost = S.runtimes.length - up;
-  $('#stat-runtimes').textContent = lost ? `${up} up · ${lost} lost` : `${up} up`;
+  const n = (st) => S.runtimes.filter((r) => r.status === st).length;
+  const parts = [`${n('up')} up`];
+  if (n('lost')) parts.push(`${n('lost')} lost`);
+  if (n('stopped')) parts.push(`${n('stopped')} stopped`);
+  const el = $('#stat-runtimes');
+  el.textContent = parts.join(' · ');
+  el.classList.toggle('warn', n('lost') > 0);
   renderRuntimes();
 }
 
+// fmtAgo says how long ago ms was, coarsely ("4 s ago", "3 min ago").
+function fmtAgo(ms) {
+  if (!ms) return '—';
+  const s = Math.max(0, Math.round((Date.now() - ms) / 1000));
+  if (s < 60) return `${s} s ago`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ago`;
+  return fmtDateTime(ms);
+}
+
+const RUNTIME_STATUS = { up: 'Up', lost: 'Lost', stopped: 'Stopped' };
+
+// renderRuntimes draws the runtimes panel: one group per component (with how many of its
+// runtimes are up), one row per runtime with its status, host and last heartbeat.
 function renderRuntimes() {
   const body = $('#runtimes tbody');
   if (!body) return;
   clear(body);
+  const summary = $('#runtimes-summary');
+  if (summary) {
+    const up = S.runtimes.filter((r) => r.status === 'up').length;
+    summary.textContent = S.runtimes.length ? `${up} of ${S.runtimes.length} up` : '';
+  }
+  const byComp = new Map();
   for (const r of S.runtimes) {
-    body.append(h('tr', {},
-      h('td', {}, r.runtimeName || shortId(r.runtimeId)),
-      h('td', {}, r.componentName || ''),
-      h('td', { class: 'mono' }, [r.host, r.port].filter(Boolean).join(':')),
-      h('td', {}, fmtTime(r.lastSeen)),
-      h('td', {}, String(r.instances ?? '')),
-      h('td', {}, h('span', { class: 'badge ' + (r.status === 'up' ? 'completed' : 'error') }, r.status || '?'))));
+    const k = r.componentName || '';
+    if (!byComp.has(k)) byComp.set(k, []);
+    byComp.get(k).push(r);
+  }
+  for (const [comp, rts] of [...byComp].sort((a, b) => a[0].localeCompare(b[0]))) {
+    const up = rts.filter((r) => r.status === 'up').length;
+    body.append(h('tr', { class: 'rt-group', dataset: { component: comp } },
+      h('td', { colspan: '6' }, h('b', {}, comp || '(unknown component)'), ' ',
+        h('span', { class: 'badge ' + (up === rts.length ? 'completed' : up ? 'warn' : 'error') }, `${up}/${rts.length} up`))));
+    for (const r of rts) {
+      const st = r.status || 'unknown';
+      body.append(h('tr', { class: 'rt rt-' + st, dataset: { runtime: r.runtimeName || r.runtimeId, status: st } },
+        h('td', {}, h('span', { class: 'rt-name' }, r.runtimeName || shortId(r.runtimeId)), h('div', { class: 'mono muted rt-id', title: r.runtimeId }, shortId(r.runtimeId))),
+        h('td', {}, r.componentName || ''),
+        h('td', { class: 'mono' }, [r.host, r.port].filter(Boolean).join(':') || '—'),
+        h('td', { title: fmtDateTime(r.lastSeen) }, fmtAgo(r.lastSeen)),
+        h('td', {}, String(r.instances ?? '')),
+        h('td', {}, h('span', { class: 'rt-status rt-' + st }, h('span', { class: 'dot' }), RUNTIME_STATUS[st] || st))));
+    }
   }
   if (!S.runtimes.length) body.append(h('tr', {}, h('td', { colspan: '6', class: 'muted' }, 'No runtime reported.')));
 }
@@ -512,7 +547,8 @@ async function renderAudit() {
         h('span', { class: 't-ev' }, e.event?.type || '?'),
         h('span', { class: 't-tr' }, `${e.stateBefore || '∅'} → ${e.stateAfter}`),
         e.sourceComponentName ? h('span', { class: 'badge kind' }, 'from ' + e.sourceComponentName) : null,
-        e.causedBy?.length ? h('span', { class: 'badge kind' }, e.source && e.source !== 'api' ? e.source.replace('_', ' ') : 'caused') : null),
+        e.causedBy?.length ? h('span', { class: 'badge kind' }, e.source && e.source !== 'api' ? e.source.replace('_', ' ') : 'caused') : null,
+        e.runtime ? h('span', { class: 'badge runtime', title: 'runtime that applied it' }, '⚙ ' + e.runtime) : null),
       h('div', { class: 't-meta' }, fmtDateTime(e.event?.timestamp || e.persistedAt), ' · actor ', e.actor || '—', e.source ? ' · via ' + e.source : ''),
       e.note ? h('div', { class: 't-note' }, '⚠ ' + e.note) : null,
       payload && Object.keys(payload).length ? h('details', { class: 'json' }, h('summary', {}, 'payload'), h('pre', { class: 'json-box' }, json(payload))) : null,
@@ -530,8 +566,8 @@ async function renderAudit() {
 
 function toCSV(hist) {
   const q = (v) => '"' + String(v ?? '').replaceAll('"', '""') + '"';
-  const rows = [['time', 'event', 'from', 'to', 'actor', 'sourceComponent', 'payload'].join(',')];
-  for (const e of hist) rows.push([new Date(e.event?.timestamp || e.persistedAt).toISOString(), e.event?.type, e.stateBefore, e.stateAfter, e.actor, e.sourceComponentName, JSON.stringify(e.event?.payload ?? {})].map(q).join(','));
+  const rows = [['time', 'event', 'from', 'to', 'actor', 'sourceComponent', 'runtime', 'payload'].join(',')];
+  for (const e of hist) rows.push([new Date(e.event?.timestamp || e.persistedAt).toISOString(), e.event?.type, e.stateBefore, e.stateAfter, e.actor, e.sourceComponentName, e.runtime, JSON.stringify(e.event?.payload ?? {})].map(q).join(','));
   return rows.join('\n');
 }
 
@@ -705,8 +741,15 @@ function connect() {
     es.addEventListener(type, (m) => onInstanceEvent(type, parse(m)));
   }
   for (const type of ['runtime_connected', 'runtime_disconnected']) {
-    es.addEventListener(type, (m) => { const d = parse(m); logEvent(type, d, d?.runtimeName || d?.runtimeId || ''); loadRuntimes(); });
+    es.addEventListener(type, (m) => { const d = parse(m); logEvent(type, d, `${d?.runtimeName || d?.runtimeId || ''} ${d?.status || ''}`); loadRuntimes(); });
   }
+  // distributed: a runtime announced a component this page may not know yet
+  es.addEventListener('component_announced', (m) => {
+    const d = parse(m);
+    if (d?.componentName && !S.components.some((c) => c.name === d.componentName)) {
+      loadComponents().then(() => { if (!S.component) applyRoute(); }).catch(() => {});
+    }
+  });
   es.onmessage = (m) => logEvent('message', parse(m), '');
 }
 
@@ -816,7 +859,7 @@ async function boot() {
   $('#event-log').append(h('li', { class: 'empty' }, 'Waiting for events…'));
   window.addEventListener('hashchange', applyRoute);
   setInterval(tickTimeouts, 1000);
-  setInterval(loadRuntimes, 15000);
+  setInterval(loadRuntimes, 5000);
   await start();
 }
 
@@ -831,6 +874,8 @@ async function start() {
   hideBanner();
   connect();
   loadRuntimes();
+  // distributed dashboard: the runtimes panel matters, show it open
+  api('/health').then((hl) => { if (hl?.mode === 'distributed') $('.runtimes-panel details').open = true; }).catch(() => {});
   S.component = '';
   await applyRoute();
 }
