@@ -63,6 +63,7 @@ cleanup() {
     say "stopping ${#PIDS[@]} services (SIGTERM: each finishes its work and announces its shutdown)"
     for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null || true; done
+    rm -f "$LOG_DIR"/*.pid
     say "stopped; logs are in $LOG_DIR"
   fi
   exit "$rc"
@@ -82,6 +83,7 @@ start() {
   # shellcheck disable=SC2086 # program is "binary [subcommand]"
   env "${env[@]}" "$BIN_DIR"/$program >"$LOG_DIR/$name.log" 2>&1 &
   NAMES+=("$name") PIDS+=("$!") PORTS+=("$port")
+  echo "$!" >"$LOG_DIR/$name.pid"
   say "started $name (pid $!, port $port)"
 }
 
@@ -112,6 +114,7 @@ cat <<MSG
 All services are up.
   Dashboard:  http://localhost:$((3000 + PORT_OFFSET))
   Logs:       $LOG_DIR/<service>.log   (tail -f $LOG_DIR/*.log)
+  PIDs:       $LOG_DIR/<service>.pid
   Services:   ${NAMES[*]}
 Press Ctrl-C to stop everything.
 MSG
