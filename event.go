@@ -43,6 +43,9 @@ var (
 	// ErrNotAccepted: the event was refused (no transition, guard false, hook veto, completed
 	// instance). The instance is unchanged.
 	ErrNotAccepted = errors.New("event not accepted")
+	// ErrDuplicate: an event or create request with this id was applied before (it also
+	// wraps ErrNotAccepted); nothing was done again.
+	ErrDuplicate = errors.New("already applied")
 	// ErrSingleton: a second instance of a singleton entry machine was requested.
 	ErrSingleton = errors.New("singleton already exists")
 	// ErrInvalidContext: create data failed the machine's contextSchema (see *ContextError).

@@ -82,6 +82,9 @@ type CreateRequest struct {
 	Event Event
 	// Parent links the new instance to a parent instance.
 	ParentID, ParentMachine string
+	// InstanceID, when set, is the new instance's id (a distributed command fixes it before
+	// routing the command to the instance's partition); generated when empty.
+	InstanceID string
 }
 
 // Create creates an instance in its machine's initial state and arms that state's timers.
@@ -151,6 +154,9 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 	why := fromRequest(&ev)
 	why.parentID, why.parentMachine, why.entryPoint = req.ParentID, req.ParentMachine, entryPoint || singleton
 	rec, created := e.newInstanceRecord(cr, mr, data, now, why)
+	if req.InstanceID != "" {
+		rec.ID, created.InstanceID = req.InstanceID, req.InstanceID
+	}
 	c := &store.Commit{
 		Events:    []store.Event{created},
 		Instances: []store.InstanceWrite{{Instance: rec, ExpectVersion: -1}},
@@ -158,7 +164,10 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 	}
 	if err := e.commit(ctx, c); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			return nil, fmt.Errorf("create request %s already applied: %w", req.Event.ID, ErrNotAccepted)
+			return nil, fmt.Errorf("create request %s already applied: %w (%w)", req.Event.ID, ErrNotAccepted, ErrDuplicate)
+		}
+		if req.InstanceID != "" && errors.Is(err, store.ErrConflict) {
+			return nil, fmt.Errorf("instance %s already exists: %w", req.InstanceID, ErrNotAccepted)
 		}
 		if errors.Is(err, store.ErrEntryPointExists) {
 			// Another process sharing the store created it first (createMu is held).

@@ -438,7 +438,7 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 			return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("machine %s of component %s is a singleton entry point and already has an instance", t.TargetMachine, mr.comp.def.Name))
 		}
 		if errors.Is(err, store.ErrDuplicate) {
-			return Result{}, fmt.Errorf("event %s already applied to instance %s: %w", d.ev.ID, rec.ID, ErrNotAccepted)
+			return Result{}, fmt.Errorf("event %s already applied to instance %s: %w (%w)", d.ev.ID, rec.ID, ErrNotAccepted, ErrDuplicate)
 		}
 		return Result{}, err
 	}

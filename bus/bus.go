@@ -11,10 +11,14 @@
 //   - Consume: a named work queue shared by competing consumers, bound to some channels.
 //     Each message goes to exactly one consumer and is acknowledged only after the handler
 //     returned nil (at-least-once). A handler error sends it to the queue's dead-letter queue
-//     (DeadLetterQueue). A consumer that stops before acknowledging leaves the message to
-//     another consumer, marked Redelivered. Work queues keep their messages while nobody
-//     consumes. Runtimes of component C consume their commands on a queue such as
-//     "xcomponent.C.commands" and acknowledge after the engine committed the effect.
+//     (DeadLetterQueue) with the error as its reason (HeaderDeadLetterReason). A consumer that
+//     stops before acknowledging leaves the message to another consumer, marked Redelivered.
+//     Work queues keep their messages while nobody consumes. ConsumeWith adds a single active
+//     consumer, expiry and a length bound, and concurrent handling keyed by an order key.
+//
+// Commands of component C travel on partition channels (see partition.go): a fixed number of
+// partition queues per component, each with a single active consumer, so that the commands
+// of one instance are applied in order by one runtime at a time.
 //
 // Publish returns once the broker confirmed the message. The distributed runtime publishes
 // the engine's outbox (xcomponent.Message, runtime events) with Publish and marks an outbox row
@@ -28,6 +32,7 @@ import (
 	"context"
 	"errors"
 	"strings"
+	"time"
 )
 
 // ErrClosed is returned by the methods of a closed Bus.
@@ -44,6 +49,33 @@ type Meta struct {
 	Headers map[string]string
 }
 
+// HeaderDeadLetterReason is the header of a dead letter that says why it was dead-lettered:
+// the handler's error, or the broker's reason ("expired", "maxlen", "rejected").
+const HeaderDeadLetterReason = "xc-dead-letter-reason"
+
+// ConsumeOptions configure a work queue and its consumption (ConsumeWith). Every consumer of
+// a queue must pass the same queue options (the broker refuses a declaration that differs).
+type ConsumeOptions struct {
+	// Bindings are the channels whose messages the queue receives.
+	Bindings []string
+	// SingleActive makes one consumer at a time receive the queue's messages; when it goes
+	// away, the next one takes over (with its unacknowledged messages, marked Redelivered).
+	SingleActive bool
+	// MessageTTL, when > 0, dead-letters a message that waited longer (reason "expired").
+	MessageTTL time.Duration
+	// MaxLength, when > 0, bounds the queue: beyond it the oldest messages are dead-lettered
+	// (reason "maxlen").
+	MaxLength int
+	// DeadLetterQueue is where refused and expired messages go (default DeadLetterQueue(queue)).
+	DeadLetterQueue string
+	// Prefetch, when > 0, overrides the bus's number of unacknowledged messages per consumer.
+	Prefetch int
+	// OrderKey, when set, lets the handler run concurrently for messages of different keys,
+	// one at a time and in delivery order for messages of one key (an instance id). Each
+	// message is acknowledged when its own handler returns.
+	OrderKey func(Message) string
+}
+
 // Message is a received message.
 type Message struct {
 	// Channel is the channel it was published on.
@@ -58,7 +90,7 @@ type Message struct {
 // handler must then return promptly. For Consume, nil acknowledges the message and an error
 // dead-letters it (unless the subscription is closing: then the message is left for another
 // consumer). For Subscribe, an error drops the copy. Handlers of one subscription are called
-// one at a time. A handler must not Close its own subscription or the bus.
+// one at a time (but see ConsumeOptions.OrderKey). A handler must not Close its own subscription or the bus.
 type Handler func(ctx context.Context, m Message) error
 
 // Subscription is a live Subscribe or Consume.
@@ -82,6 +114,11 @@ type Bus interface {
 	// consumers of the queue. Consuming DeadLetterQueue(q) reads q's dead letters (a handler
 	// error then drops the message).
 	Consume(ctx context.Context, queue string, bindings []string, h Handler) (Subscription, error)
+	// ConsumeWith is Consume with options. Consume(ctx, q, b, h) is
+	// ConsumeWith(ctx, q, ConsumeOptions{Bindings: b}, h).
+	ConsumeWith(ctx context.Context, queue string, opts ConsumeOptions, h Handler) (Subscription, error)
+	// QueueExists says whether a queue was declared (and not deleted) on the broker.
+	QueueExists(ctx context.Context, queue string) (bool, error)
 	// Connected says whether the broker is reachable now.
 	Connected() bool
 	// Close ends every subscription (waiting for running handlers) and unblocks waiting
@@ -98,6 +135,7 @@ func DeadLetterQueue(q string) string { return q + DeadLetterSuffix }
 // IsDeadLetterQueue says whether q names a dead-letter queue.
 func IsDeadLetterQueue(q string) bool { return strings.HasSuffix(q, DeadLetterSuffix) }
 
-// CommandQueue is the conventional work queue of a component's commands,
-// "xcomponent.<component>.commands".
+// CommandQueue is the prefix of the names of a component's command queues,
+// "xcomponent.<component>.commands"; DeadLetterQueue(CommandQueue(c)) receives the commands of
+// c that could not be applied (poison, expired, queue full).
 func CommandQueue(component string) string { return "xcomponent." + component + ".commands" }

@@ -9,8 +9,11 @@ import (
 )
 
 // Memory is an in-process Bus with the semantics of the RabbitMQ one: fan-out subscriptions,
-// durable work queues with competing consumers, ack after success, dead-letter queues and
-// redelivery of what a closed consumer left unacknowledged. Publish is confirmed at once.
+// durable work queues with competing consumers, ack after success, dead-letter queues (with
+// the handler's error as reason), single active consumers and redelivery of what a closed
+// consumer left unacknowledged. Publish is confirmed at once. It ignores MessageTTL and
+// MaxLength, and handles the messages of a queue one at a time even with an OrderKey (which
+// keeps the order of every key).
 type Memory struct {
 	mu     sync.Mutex
 	closed bool
@@ -30,6 +33,14 @@ type memQueue struct {
 	msgs     []Message
 	changed  chan struct{} // closed and replaced when msgs grows
 	dlq      *memQueue
+	single   bool    // single active consumer
+	active   *memSub // the active consumer of a single-active queue
+}
+
+// wake wakes the consumers waiting on q; the caller holds Memory.mu.
+func (q *memQueue) wake() {
+	close(q.changed)
+	q.changed = make(chan struct{})
 }
 
 func newQueue(name string) *memQueue {
@@ -39,8 +50,7 @@ func newQueue(name string) *memQueue {
 // push appends m; the caller holds Memory.mu.
 func (q *memQueue) push(m Message) {
 	q.msgs = append(q.msgs, m)
-	close(q.changed)
-	q.changed = make(chan struct{})
+	q.wake()
 }
 
 func copyMessage(channel string, body []byte, meta Meta) Message {
@@ -83,6 +93,22 @@ func (b *Memory) Subscribe(ctx context.Context, channel string, h Handler) (Subs
 
 // Consume implements Bus.
 func (b *Memory) Consume(ctx context.Context, queue string, bindings []string, h Handler) (Subscription, error) {
+	return b.ConsumeWith(ctx, queue, ConsumeOptions{Bindings: bindings}, h)
+}
+
+// QueueExists implements Bus.
+func (b *Memory) QueueExists(ctx context.Context, queue string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	_, ok := b.queues[queue]
+	return ok, nil
+}
+
+// ConsumeWith implements Bus.
+func (b *Memory) ConsumeWith(ctx context.Context, queue string, opts ConsumeOptions, h Handler) (Subscription, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -94,23 +120,28 @@ func (b *Memory) Consume(ctx context.Context, queue string, bindings []string, h
 		b.mu.Unlock()
 		return nil, ErrClosed
 	}
-	q := b.declare(queue)
-	for _, c := range bindings {
+	q := b.declare(queue, opts.DeadLetterQueue)
+	q.single = q.single || opts.SingleActive
+	for _, c := range opts.Bindings {
 		q.bindings[c] = true
 	}
 	b.mu.Unlock()
 	return b.start(q, false, h)
 }
 
-// declare returns the named queue, creating it and its dead-letter queue; b.mu is held.
-func (b *Memory) declare(name string) *memQueue {
+// declare returns the named queue, creating it and its dead-letter queue (dlq, default
+// DeadLetterQueue(name)); b.mu is held.
+func (b *Memory) declare(name, dlq string) *memQueue {
 	if q, ok := b.queues[name]; ok {
 		return q
 	}
 	q := newQueue(name)
 	b.queues[name] = q
 	if !IsDeadLetterQueue(name) {
-		q.dlq = b.declare(DeadLetterQueue(name))
+		if dlq == "" {
+			dlq = DeadLetterQueue(name)
+		}
+		q.dlq = b.declare(dlq, "")
 	}
 	return q
 }
@@ -179,7 +210,10 @@ func (s *memSub) run() {
 	defer s.wg.Done()
 	for {
 		s.b.mu.Lock()
-		if len(s.q.msgs) == 0 {
+		if s.q.single && s.q.active == nil && s.ctx.Err() == nil {
+			s.q.active = s
+		}
+		if len(s.q.msgs) == 0 || (s.q.single && s.q.active != s) {
 			changed := s.q.changed
 			s.b.mu.Unlock()
 			select {
@@ -206,10 +240,14 @@ func (s *memSub) run() {
 			// Closing before acknowledging: the message goes back for another consumer.
 			m.Redelivered = true
 			s.q.msgs = append([]Message{m}, s.q.msgs...)
-			close(s.q.changed)
-			s.q.changed = make(chan struct{})
+			s.q.wake()
 		} else if s.q.dlq != nil {
 			m.Redelivered = false
+			m.Headers = maps.Clone(m.Headers)
+			if m.Headers == nil {
+				m.Headers = map[string]string{}
+			}
+			m.Headers[HeaderDeadLetterReason] = err.Error()
 			s.q.dlq.push(m)
 		}
 		s.b.mu.Unlock()
@@ -224,6 +262,12 @@ func (s *memSub) Close() error {
 		s.b.mu.Unlock()
 		s.cancel()
 		s.wg.Wait()
+		s.b.mu.Lock()
+		if s.q.active == s { // hand the queue over to the next consumer
+			s.q.active = nil
+			s.q.wake()
+		}
+		s.b.mu.Unlock()
 	})
 	return nil
 }

@@ -2,9 +2,12 @@ package distributed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,6 +26,12 @@ var commandIDSpace = uuid.MustParse("6f1c5a1e-0b7e-4c38-9a55-3d1f1b0c2a10")
 const (
 	minRetry = 100 * time.Millisecond
 	maxRetry = 5 * time.Second
+)
+
+// Defaults of the command queues.
+const (
+	DefaultCommandTTL       = 10 * time.Minute
+	DefaultCommandMaxLength = 1_000_000
 )
 
 // commandID returns the id a command is applied under: the AMQP message_id, else the body's
@@ -48,57 +57,508 @@ func asUUID(id string) string {
 	return uuid.NewSHA1(commandIDSpace, []byte(id)).String()
 }
 
-// handleCommand applies one command of the work queue and says whether to acknowledge it.
+// commandQueues consumes a component's commands: its partition queues (as a candidate
+// consumer of each: the broker makes one runtime active per partition) and the shared
+// ingress queue of the xcomponent-ai channels.
+type commandQueues struct {
+	r   *runtime
+	n   int
+	dlq string
+
+	mu     sync.Mutex
+	closed bool
+	parts  []bus.Subscription
+	others []bus.Subscription // marker, ingress, membership
+
+	peers *peers
+	kick  chan struct{} // the set of runtimes changed
+	stop  chan struct{}
+	done  chan struct{}
+}
+
+// startCommands declares the component's partitions and starts consuming them and the
+// ingress queue.
+func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
+	n := r.cfg.Partitions
+	q := &commandQueues{r: r, n: n, dlq: bus.DeadLetterQueue(bus.CommandQueue(r.comp.Name)), parts: make([]bus.Subscription, n),
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	q.peers = newPeers(r.id, 3*r.cfg.HeartbeatInterval)
+	go q.balance()
+	fail := func(err error) (*commandQueues, error) {
+		q.close()
+		return nil, err
+	}
+	// The marker's length bound is the partition count: a runtime configured with another
+	// count is refused by the broker (inequivalent x-max-length) instead of splitting the
+	// commands between two sets of partitions.
+	marker := bus.PartitionsQueue(r.comp.Name)
+	s, err := r.bus.ConsumeWith(ctx, marker, bus.ConsumeOptions{MaxLength: n, DeadLetterQueue: q.dlq},
+		func(context.Context, bus.Message) error { return nil })
+	if err != nil {
+		return fail(fmt.Errorf("declare the %d command partitions of %s (queue %s): %w — do other runtimes of the component run with another partition count?", n, r.comp.Name, marker, err))
+	}
+	q.others = append(q.others, s)
+	for i := range n {
+		s, err := q.consumePartition(ctx, i)
+		if err != nil {
+			return fail(err)
+		}
+		q.parts[i] = s
+	}
+	// Commands published on the xcomponent-ai channels: one runtime (of any component) at a
+	// time re-publishes them to their partitions, in order per instance.
+	s, err = r.bus.ConsumeWith(ctx, bus.IngressQueue, bus.ConsumeOptions{
+		Bindings:     []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance},
+		SingleActive: true, MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength,
+		Prefetch: r.cfg.Prefetch, OrderKey: ingressKey,
+	}, r.handleIngress)
+	if err != nil {
+		return fail(fmt.Errorf("consume %s: %w", bus.IngressQueue, err))
+	}
+	q.others = append(q.others, s)
+	// The other runtimes of the component, to share the partitions with them.
+	for _, ch := range []string{wire.ChannelAnnounce, wire.ChannelHeartbeat, wire.ChannelShutdown} {
+		s, err := r.bus.Subscribe(ctx, ch, q.onRegistry)
+		if err != nil {
+			return fail(fmt.Errorf("subscribe %s: %w", ch, err))
+		}
+		q.others = append(q.others, s)
+	}
+	return q, nil
+}
+
+func (q *commandQueues) consumePartition(ctx context.Context, i int) (bus.Subscription, error) {
+	r := q.r
+	name := bus.PartitionQueue(r.comp.Name, q.n, i)
+	s, err := r.bus.ConsumeWith(ctx, name, bus.ConsumeOptions{
+		Bindings:     bus.PartitionBindings(r.comp.Name, q.n, i),
+		SingleActive: true, MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength,
+		DeadLetterQueue: q.dlq, Prefetch: r.cfg.Prefetch, OrderKey: partitionKey,
+	}, r.handleCommand)
+	if err != nil {
+		return nil, fmt.Errorf("consume %s: %w", name, err)
+	}
+	return s, nil
+}
+
+// close stops consuming; unfinished commands stay in their queues for the other runtimes.
+func (q *commandQueues) close() {
+	q.mu.Lock()
+	if !q.closed {
+		close(q.stop)
+	}
+	q.closed = true
+	subs := append(append([]bus.Subscription(nil), q.parts...), q.others...)
+	q.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, s := range subs {
+		if s != nil {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = s.Close()
+			}()
+		}
+	}
+	wg.Wait()
+	<-q.done
+}
+
+// balance rebalances the partitions when the set of runtimes changes, until close.
+func (q *commandQueues) balance() {
+	defer close(q.done)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		<-q.stop
+		cancel()
+	}()
+	tick := time.NewTicker(q.r.cfg.HeartbeatInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-q.stop:
+			return
+		case <-q.kick:
+			q.rebalance(ctx)
+		case <-tick.C:
+			if q.peers.expire(time.Now()) {
+				q.rebalance(ctx)
+			}
+		}
+	}
+}
+
+// onRegistry tracks the live runtimes of the component and, when they change, hands over the
+// partitions this runtime should not be active on.
 //
-// Acknowledgement (the bus acknowledges on nil, dead-letters on an error, and leaves the
-// message unacknowledged for another consumer when the subscription is closing):
+// The broker makes the first registered consumer of a single-active-consumer queue the
+// active one, so the first runtime started would otherwise drain every partition and a second
+// replica would only wait. With k live runtimes sorted by id, runtime j prefers the partitions
+// i with i mod k = j; on every change of the set it re-registers (closes and consumes again)
+// its consumer of every other partition, which puts it at the end of the partition's
+// consumer list: the preferred runtime, if alive and registered, becomes active there. A
+// handed-over partition's unacknowledged commands are redelivered to the new active runtime
+// (the store's inbox makes a command committed meanwhile a duplicate).
+func (q *commandQueues) onRegistry(ctx context.Context, m bus.Message) error {
+	var v struct {
+		RuntimeID     string `json:"runtimeId"`
+		ComponentName string `json:"componentName"`
+	}
+	if err := json.Unmarshal(m.Body, &v); err != nil || v.ComponentName != q.r.comp.Name || v.RuntimeID == "" {
+		return nil
+	}
+	if q.peers.see(v.RuntimeID, m.Channel == wire.ChannelShutdown, time.Now()) {
+		select {
+		case q.kick <- struct{}{}:
+		default:
+		}
+	}
+	return nil
+}
+
+// rebalance re-registers this runtime's consumers of the partitions it does not prefer.
+func (q *commandQueues) rebalance(ctx context.Context) {
+	live, me := q.peers.live(time.Now())
+	q.r.log.Info("runtimes of the component changed: sharing the command partitions", "runtimes", len(live), "index", me)
+	for i := range q.n {
+		if i%len(live) == me {
+			continue
+		}
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			return
+		}
+		old := q.parts[i]
+		q.parts[i] = nil
+		q.mu.Unlock()
+		if old != nil {
+			_ = old.Close()
+		}
+		s, err := q.consumePartition(ctx, i)
+		if err != nil {
+			q.r.log.Warn("partition not consumed again after hand-over", "partition", i, "err", err)
+		}
+		q.mu.Lock()
+		if q.closed {
+			q.mu.Unlock()
+			if s != nil {
+				_ = s.Close()
+			}
+			return
+		}
+		q.parts[i] = s
+		q.mu.Unlock()
+	}
+}
+
+// peers is the set of live runtimes of the component, by runtime id.
+type peers struct {
+	self string
+	ttl  time.Duration
+	mu   sync.Mutex
+	seen map[string]time.Time
+}
+
+func newPeers(self string, ttl time.Duration) *peers {
+	return &peers{self: self, ttl: ttl, seen: map[string]time.Time{}}
+}
+
+// see records a message from runtime id (gone: its shutdown) and says whether the set changed.
+func (p *peers) see(id string, gone bool, now time.Time) bool {
+	if id == p.self {
+		return false
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, known := p.seen[id]
+	if gone {
+		delete(p.seen, id)
+		return known
+	}
+	p.seen[id] = now
+	return !known
+}
+
+// expire forgets the runtimes silent for longer than the ttl; true when some were.
+func (p *peers) expire(now time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	changed := false
+	for id, t := range p.seen {
+		if now.Sub(t) > p.ttl {
+			delete(p.seen, id)
+			changed = true
+		}
+	}
+	return changed
+}
+
+// live returns the sorted live runtime ids (this one included) and this one's index.
+func (p *peers) live(now time.Time) ([]string, int) {
+	p.mu.Lock()
+	ids := []string{p.self}
+	for id, t := range p.seen {
+		if now.Sub(t) <= p.ttl {
+			ids = append(ids, id)
+		}
+	}
+	p.mu.Unlock()
+	slices.Sort(ids)
+	for i, id := range ids {
+		if id == p.self {
+			return ids, i
+		}
+	}
+	return ids, 0
+}
+
+// partitionKey orders the commands of one instance within a partition.
+func partitionKey(m bus.Message) string {
+	if id := m.Headers[bus.HeaderInstance]; id != "" {
+		return id
+	}
+	var v struct {
+		InstanceID string `json:"instanceId"`
+	}
+	_ = json.Unmarshal(m.Body, &v)
+	return v.InstanceID
+}
+
+// ingressKey orders the commands of one instance read from the ingress queue; creates (which
+// have no instance yet) are independent of each other.
+func ingressKey(m bus.Message) string {
+	var v struct {
+		InstanceID string `json:"instanceId"`
+	}
+	_ = json.Unmarshal(m.Body, &v)
+	if m.Channel == wire.ChannelCreateInstance && v.InstanceID == "" {
+		return "create:" + m.MessageID
+	}
+	return v.InstanceID
+}
+
+// errDeadLetter marks a command that can never be applied: the bus dead-letters it with
+// this error as the reason.
+type errDeadLetter struct {
+	code string
+	err  error
+}
+
+func (e *errDeadLetter) Error() string { return e.err.Error() }
+func (e *errDeadLetter) Unwrap() error { return e.err }
+
+func deadLetter(code, format string, args ...any) error {
+	return &errDeadLetter{code: code, err: fmt.Errorf(format, args...)}
+}
+
+// handleIngress re-publishes a command received on an xcomponent-ai channel to its
+// component's partition, with its instance id fixed (derived from the command id for a
+// create), and acknowledges it once the partition confirmed. A command that cannot be routed
+// (malformed, no component, unknown component or instance) is dead-lettered with its reason
+// and answered when it carried a command id.
+func (r *runtime) handleIngress(ctx context.Context, m bus.Message) error {
+	comp, instanceID, id, body, err := r.route(ctx, m)
+	if err != nil {
+		var dl *errDeadLetter
+		if errors.As(err, &dl) {
+			r.log.Error("command dead-lettered", "channel", m.Channel, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
+			r.reply(ctx, m.Channel, firstOf(m.MessageID, bodyCommandID(m.Body)), m.CorrelationID, comp,
+				outcome{status: wire.ReplyDeadLettered, code: dl.code, err: dl.err})
+			if r.cfg.OnCommand != nil {
+				r.cfg.OnCommand(m.Channel, id, OutcomeDeadLettered)
+			}
+		}
+		return err
+	}
+	meta := bus.Meta{MessageID: id, CorrelationID: m.CorrelationID, Headers: m.Headers}
+	if err := bus.PublishCommand(ctx, r.bus, comp, instanceID, m.Channel, body, meta); err != nil {
+		return err // stopping or disconnected: the ingress message is redelivered
+	}
+	return nil
+}
+
+// route finds the component and instance of an ingress command and the body to publish.
+func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, id string, body []byte, err error) {
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(m.Body, &raw); err != nil {
+		return "", "", m.MessageID, nil, deadLetter("invalid", "malformed %s command: %v", m.Channel, err)
+	}
+	switch m.Channel {
+	case wire.ChannelCreateInstance:
+		cmd, err := wire.Decode[wire.CreateInstance](m.Body)
+		if err != nil {
+			return "", "", m.MessageID, nil, deadLetter("invalid", "malformed create_instance command: %v", err)
+		}
+		if cmd.ComponentName == "" {
+			return "", "", m.MessageID, nil, deadLetter("invalid", "create_instance command without componentName")
+		}
+		comp = cmd.ComponentName
+		// Without any id, a redelivery of this ingress message (this runtime dying between
+		// the partition's confirm and its ack) could create a second instance: the window
+		// is one publish confirm.
+		id = firstOf(m.MessageID, cmd.CommandID, uuid.NewString())
+		instanceID = firstOf(cmd.InstanceID, bus.CreateInstanceID(id))
+		raw["instanceId"], _ = json.Marshal(instanceID)
+		if cmd.CommandID == "" {
+			raw["commandId"], _ = json.Marshal(id)
+		}
+	case wire.ChannelTriggerEvent:
+		cmd, err := wire.Decode[wire.TriggerEvent](m.Body)
+		if err == nil && (cmd.InstanceID == "" || cmd.Event.Type == "") {
+			err = errors.New("instanceId and event.type are required")
+		}
+		if err != nil {
+			return cmd.ComponentName, "", m.MessageID, nil, deadLetter("invalid", "malformed trigger_event command: %v", err)
+		}
+		id, instanceID, comp = firstOf(m.MessageID, cmd.CommandID, cmd.Event.ID), cmd.InstanceID, cmd.ComponentName
+		if comp == "" { // the instance's component, from the shared store
+			for attempt := 0; ; attempt++ {
+				rec, err := r.store.Instance(ctx, cmd.InstanceID)
+				if err == nil {
+					comp = rec.Component
+					break
+				}
+				if errors.Is(err, store.ErrNotFound) {
+					return "", instanceID, id, nil, deadLetter("not_found", "trigger_event %s for instance %s: no such instance", cmd.Event.Type, cmd.InstanceID)
+				}
+				if werr := r.retryWait(ctx, attempt, "route trigger_event", id, err); werr != nil {
+					return "", "", id, nil, werr
+				}
+			}
+		}
+	default:
+		return "", "", m.MessageID, nil, deadLetter("invalid", "unexpected channel %s", m.Channel)
+	}
+	if comp != r.comp.Name {
+		known, err := r.componentKnown(ctx, comp)
+		if err != nil {
+			return comp, instanceID, id, nil, err
+		}
+		if !known {
+			return comp, instanceID, id, nil, deadLetter("not_found", "unknown component %s: no runtime of it has declared its command partitions", comp)
+		}
+	}
+	body, err = json.Marshal(raw)
+	return comp, instanceID, id, body, err
+}
+
+// componentKnown says whether a runtime of comp ever declared its partitions (cached while
+// true: partitions are durable).
+func (r *runtime) componentKnown(ctx context.Context, comp string) (bool, error) {
+	r.knownMu.Lock()
+	ok := r.known[comp]
+	r.knownMu.Unlock()
+	if ok {
+		return true, nil
+	}
+	ok, err := r.bus.QueueExists(ctx, bus.PartitionsQueue(comp))
+	if err != nil || !ok {
+		return false, err
+	}
+	r.knownMu.Lock()
+	r.known[comp] = true
+	r.knownMu.Unlock()
+	return true, nil
+}
+
+// outcome is what became of a command.
+type outcome struct {
+	status string // wire.Reply*
+	code   string
+	err    error
+	prev   string
+	inst   *xc.Instance
+}
+
+// handleCommand applies one command of a partition queue and says whether to acknowledge it.
+// Commands of one instance come one at a time, in order; commands of different instances
+// run concurrently, so that the store's group commit batches their commits.
+//
+// Acknowledgement (the bus acknowledges on nil and dead-letters on an error, with the error as
+// reason; it leaves the message unacknowledged for another runtime when the subscription is
+// closing):
 //   - applied, already applied (duplicate id), refused by the business rules (not accepted,
-//     unknown instance or machine, invalid context, singleton) or meant for another component:
-//     nil, acknowledged (refusals are logged with the command);
-//   - undecodable: an error, dead-lettered;
+//     unknown instance or machine, invalid context, singleton): nil, acknowledged, and
+//     answered on fsm:responses:command when the command carried an id;
+//   - malformed: dead-lettered (and answered);
 //   - store unreachable (xcomponent.ErrStore) or instance busy: retried here with backoff,
 //     holding the message, until it is applied or the runtime stops; on stop the message is
 //     left unacknowledged and the broker gives it to another runtime. Returning the error
-//     instead would dead-letter a good command, and an outage would empty the queue into the
+//     would dead-letter a good command, and an outage would empty the queue into the
 //     dead-letter queue.
 //
 // Idempotency: the command id becomes the engine event's id (the creation event's for
-// create_instance), so a redelivered command finds its event in the store: before each attempt,
-// and after any failure (two runtimes racing on one redelivered command: the loser's commit
-// fails on the event id's uniqueness), the store is checked for an event with that id.
+// create_instance) and goes through the store's inbox, so a redelivered command is reported
+// as a duplicate; a create's instance id is fixed before routing, so it cannot create twice.
 func (r *runtime) handleCommand(ctx context.Context, m bus.Message) error {
+	kind := m.Headers[bus.HeaderCommand]
 	var (
-		id, outcome string
-		err         error
+		id, reqID string
+		oc        outcome
+		err       error
 	)
-	switch m.Channel {
+	switch kind {
 	case wire.ChannelCreateInstance:
-		id, outcome, err = r.handleCreate(ctx, m)
+		id, reqID, oc, err = r.handleCreate(ctx, m)
 	case wire.ChannelTriggerEvent:
-		id, outcome, err = r.handleTrigger(ctx, m)
+		id, reqID, oc, err = r.handleTrigger(ctx, m)
 	default:
-		r.log.Warn("command on an unexpected channel acknowledged without effect", "channel", m.Channel, "body", string(m.Body))
-		id, outcome = m.MessageID, OutcomeIgnored
+		err = deadLetter("invalid", "command without a known %s header (%q)", bus.HeaderCommand, kind)
+		id, reqID = m.MessageID, m.MessageID
 	}
-	if err != nil && outcome == "" {
-		outcome = OutcomeLeft
+	var dl *errDeadLetter
+	if errors.As(err, &dl) {
+		r.log.Error("command dead-lettered", "command", kind, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
+		oc = outcome{status: wire.ReplyDeadLettered, code: dl.code, err: dl.err}
+	}
+	if oc.status != "" {
+		r.reply(ctx, kind, reqID, m.CorrelationID, r.comp.Name, oc)
 	}
 	if r.cfg.OnCommand != nil {
-		r.cfg.OnCommand(m.Channel, id, outcome)
+		r.cfg.OnCommand(kind, id, outcomeName(oc, err))
 	}
 	return err
 }
 
-func (r *runtime) handleCreate(ctx context.Context, m bus.Message) (string, string, error) {
+func outcomeName(oc outcome, err error) string {
+	switch oc.status {
+	case wire.ReplyApplied:
+		return OutcomeApplied
+	case wire.ReplyDuplicate:
+		return OutcomeDuplicate
+	case wire.ReplyRefused:
+		return OutcomeRefused
+	case wire.ReplyDeadLettered:
+		return OutcomeDeadLettered
+	}
+	if err != nil {
+		return OutcomeLeft
+	}
+	return OutcomeIgnored
+}
+
+func (r *runtime) handleCreate(ctx context.Context, m bus.Message) (string, string, outcome, error) {
 	cmd, err := wire.Decode[wire.CreateInstance](m.Body)
 	if err != nil {
-		r.log.Error("undecodable create_instance command dead-lettered", "messageId", m.MessageID, "body", string(m.Body), "err", err)
-		return m.MessageID, OutcomeDeadLettered, err
+		return m.MessageID, m.MessageID, outcome{}, deadLetter("invalid", "malformed create_instance command: %v", err)
 	}
-	if cmd.ComponentName != r.comp.Name {
-		return m.MessageID, OutcomeIgnored, nil
+	reqID := firstOf(m.MessageID, cmd.CommandID)
+	if cmd.ComponentName != "" && cmd.ComponentName != r.comp.Name {
+		return reqID, reqID, outcome{}, deadLetter("invalid", "create_instance for component %s in a partition of %s", cmd.ComponentName, r.comp.Name)
 	}
-	id := commandID(m.MessageID, cmd.CommandID)
+	instanceID := firstOf(cmd.InstanceID, m.Headers[bus.HeaderInstance])
+	if reqID == "" && instanceID == "" {
+		return "", "", outcome{}, deadLetter("invalid", "create_instance command with neither a command id nor an instance id")
+	}
+	if instanceID == "" {
+		instanceID = bus.CreateInstanceID(reqID)
+	}
+	id := commandID(reqID)
+	if id == "" {
+		id = uuid.NewSHA1(commandIDSpace, []byte("create:"+instanceID)).String()
+	}
 	ev := xc.Event{ID: id, CorrelationID: asUUID(firstOf(cmd.CorrelationID, m.CorrelationID)),
 		CausationID: asUUID(firstOf(cmd.CausationID, m.Headers["causationId"])),
 		Actor:       firstOf(cmd.RuntimeName, cmd.SourceComponent, "broker"), Source: "broker", SourceComponent: cmd.SourceComponent}
@@ -106,128 +566,168 @@ func (r *runtime) handleCreate(ctx context.Context, m bus.Message) (string, stri
 		ev.Type = cmd.Event.Type
 		ev.Payload = cmd.Event.Payload
 	}
-	req := xc.CreateRequest{Component: r.comp.Name, Machine: cmd.MachineName, Data: cmd.Context, Event: ev, ParentID: asUUID(cmd.ParentID)}
-	applied := func(ctx context.Context) (bool, error) {
-		if id == "" {
-			return false, nil
-		}
-		corr := ev.CorrelationID
-		if corr == "" {
-			corr = id // the engine makes the creation event the root of its correlation
-		}
-		evs, err := r.store.Correlated(ctx, corr)
-		if err != nil {
-			return false, err
-		}
-		for _, e := range evs {
-			if e.ID == id && e.Type == store.EventCreated {
-				return true, nil
-			}
-		}
-		return false, nil
-	}
-	outcome, err := r.apply(ctx, m, "create_instance", id, applied, func(ctx context.Context) error {
+	req := xc.CreateRequest{Component: r.comp.Name, Machine: cmd.MachineName, Data: cmd.Context, Event: ev,
+		ParentID: asUUID(cmd.ParentID), InstanceID: instanceID}
+	oc, err := r.apply(ctx, m, "create_instance", id, func(ctx context.Context) (outcome, error) {
 		inst, err := r.eng.Create(ctx, req)
 		if err == nil {
-			r.log.Debug("instance created by command", "instance", inst.ID, "machine", inst.MachineName, "commandId", id)
+			return outcome{status: wire.ReplyApplied, inst: &inst}, nil
 		}
-		return err
+		if errors.Is(err, xc.ErrDuplicate) || (errors.Is(err, xc.ErrNotAccepted) && r.exists(ctx, instanceID)) {
+			return r.duplicate(ctx, instanceID), nil
+		}
+		return outcome{}, err
 	})
-	return id, outcome, err
+	return id, reqID, oc, err
 }
 
-func (r *runtime) handleTrigger(ctx context.Context, m bus.Message) (string, string, error) {
+func (r *runtime) handleTrigger(ctx context.Context, m bus.Message) (string, string, outcome, error) {
 	cmd, err := wire.Decode[wire.TriggerEvent](m.Body)
 	if err == nil && (cmd.InstanceID == "" || cmd.Event.Type == "") {
 		err = errors.New("instanceId and event.type are required")
 	}
 	if err != nil {
-		r.log.Error("invalid trigger_event command dead-lettered", "messageId", m.MessageID, "body", string(m.Body), "err", err)
-		return m.MessageID, OutcomeDeadLettered, err
+		return m.MessageID, m.MessageID, outcome{}, deadLetter("invalid", "malformed trigger_event command: %v", err)
 	}
-	if cmd.ComponentName != "" && cmd.ComponentName != r.comp.Name {
-		return m.MessageID, OutcomeIgnored, nil
-	}
-	id := commandID(m.MessageID, cmd.CommandID, cmd.Event.ID)
-	// Whose instance is it? Without componentName, act only if it is this component's.
-	var rec store.Instance
-	for attempt := 0; ; attempt++ {
-		rec, err = r.store.Instance(ctx, cmd.InstanceID)
-		if err == nil || errors.Is(err, store.ErrNotFound) {
-			break
-		}
-		if werr := r.retryWait(ctx, attempt, "trigger_event", id, err); werr != nil {
-			return id, OutcomeLeft, werr
-		}
-	}
-	if errors.Is(err, store.ErrNotFound) || rec.Component != r.comp.Name {
-		if cmd.ComponentName == "" {
-			return id, OutcomeIgnored, nil // another component's instance (or unknown)
-		}
-		r.log.Warn("trigger_event refused: instance not found in this component", "instance", cmd.InstanceID, "event", cmd.Event.Type, "commandId", id)
-		return id, OutcomeRefused, nil
-	}
+	reqID := firstOf(m.MessageID, cmd.CommandID, cmd.Event.ID)
+	id := commandID(reqID)
 	ev := xc.Event{Type: cmd.Event.Type, Payload: cmd.Event.Payload, ID: id,
 		CorrelationID: asUUID(firstOf(cmd.CorrelationID, cmd.Event.CorrelationID, m.CorrelationID)),
 		CausationID:   asUUID(firstOf(cmd.CausationID, cmd.Event.CausationID, m.Headers["causationId"])),
 		Actor:         firstOf(cmd.Event.Actor, cmd.RuntimeName, "broker"), Source: firstOf(cmd.Event.Source, "broker")}
-	applied := func(ctx context.Context) (bool, error) {
-		if id == "" {
-			return false, nil
+	oc, err := r.apply(ctx, m, "trigger_event", id, func(ctx context.Context) (outcome, error) {
+		res, err := r.eng.Send(ctx, cmd.InstanceID, ev)
+		if err == nil {
+			return outcome{status: wire.ReplyApplied, inst: &res.Instance, prev: res.PreviousState}, nil
 		}
-		evs, err := r.store.History(ctx, cmd.InstanceID)
-		if err != nil {
-			return false, err
+		if errors.Is(err, xc.ErrDuplicate) {
+			return r.duplicate(ctx, cmd.InstanceID), nil
 		}
-		for _, e := range evs {
-			if e.ID == id {
-				return true, nil
-			}
+		if id != "" && errors.Is(err, xc.ErrNotAccepted) && r.applied(ctx, cmd.InstanceID, id) {
+			// Refused now because it was applied before and the instance moved on.
+			return r.duplicate(ctx, cmd.InstanceID), nil
 		}
-		return false, nil
-	}
-	outcome, err := r.apply(ctx, m, "trigger_event", id, applied, func(ctx context.Context) error {
-		_, err := r.eng.Send(ctx, cmd.InstanceID, ev)
-		return err
+		return outcome{}, err
 	})
-	return id, outcome, err
+	return id, reqID, oc, err
 }
 
-// apply runs do until it succeeds, is refused, or ctx ends (see handleCommand).
-func (r *runtime) apply(ctx context.Context, m bus.Message, what, id string, applied func(context.Context) (bool, error), do func(context.Context) error) (string, error) {
+// exists says whether instance id is in the store.
+func (r *runtime) exists(ctx context.Context, id string) bool {
+	_, err := r.store.Instance(ctx, id)
+	return err == nil
+}
+
+// applied says whether the store holds event eventID of instance id.
+func (r *runtime) applied(ctx context.Context, instanceID, eventID string) bool {
+	evs, err := r.store.History(ctx, instanceID)
+	if err != nil {
+		return false
+	}
+	for _, e := range evs {
+		if e.ID == eventID {
+			return true
+		}
+	}
+	return false
+}
+
+// duplicate is the outcome of a command applied before, with the instance as it is now.
+func (r *runtime) duplicate(ctx context.Context, instanceID string) outcome {
+	oc := outcome{status: wire.ReplyDuplicate}
+	if inst, err := r.eng.Get(ctx, instanceID); err == nil {
+		oc.inst = &inst
+	}
+	return oc
+}
+
+// apply runs do until it succeeds or is refused, retrying while the store is unavailable or
+// the instance busy, until ctx ends (see handleCommand).
+func (r *runtime) apply(ctx context.Context, m bus.Message, what, id string, do func(context.Context) (outcome, error)) (outcome, error) {
 	for attempt := 0; ; attempt++ {
-		done, err := applied(ctx)
-		if err != nil {
-			if werr := r.retryWait(ctx, attempt, what, id, fmt.Errorf("dedupe check: %w", err)); werr != nil {
-				return OutcomeLeft, werr
-			}
-			continue
-		}
-		if done {
-			r.log.Info("command already applied: acknowledged without effect", "command", what, "commandId", id, "redelivered", m.Redelivered)
-			return OutcomeDuplicate, nil
-		}
-		err = do(ctx)
+		oc, err := do(ctx)
 		if err == nil {
-			return OutcomeApplied, nil
+			if oc.status == wire.ReplyDuplicate {
+				r.log.Info("command already applied: acknowledged without effect", "command", what, "commandId", id, "redelivered", m.Redelivered)
+			}
+			return oc, nil
 		}
 		if ctx.Err() != nil {
-			return OutcomeLeft, ctx.Err()
-		}
-		// Whatever failed, a concurrent delivery of the same command may have applied it.
-		if done, cerr := applied(ctx); cerr == nil && done {
-			r.log.Info("command applied by another delivery: acknowledged without effect", "command", what, "commandId", id)
-			return OutcomeDuplicate, nil
+			return outcome{}, ctx.Err()
 		}
 		if errors.Is(err, xc.ErrStore) || errors.Is(err, xc.ErrBusy) || errors.Is(err, xc.ErrClosed) {
 			if werr := r.retryWait(ctx, attempt, what, id, err); werr != nil {
-				return OutcomeLeft, werr
+				return outcome{}, werr
 			}
 			continue
 		}
-		r.log.Warn("command refused: acknowledged without effect", "command", what, "commandId", id, "body", string(m.Body), "err", err)
-		return OutcomeRefused, nil
+		r.log.Warn("command refused: acknowledged without effect", "command", what, "commandId", id, "body", truncate(m.Body), "err", err)
+		return outcome{status: wire.ReplyRefused, code: refusalCode(err), err: err}, nil
 	}
+}
+
+// refusalCode classifies a refusal for the reply (and the dashboard's HTTP status).
+func refusalCode(err error) string {
+	var ce *xc.ContextError
+	switch {
+	case errors.Is(err, xc.ErrNotFound):
+		return "not_found"
+	case errors.As(err, &ce), errors.Is(err, xc.ErrInvalidContext):
+		return "invalid"
+	case errors.Is(err, xc.ErrSingleton), strings.Contains(err.Error(), " is completed"), strings.Contains(err.Error(), " is error"),
+		strings.Contains(err.Error(), "already exists"):
+		return "conflict"
+	case errors.Is(err, xc.ErrNotAccepted):
+		return "not_accepted"
+	}
+	return "invalid"
+}
+
+// reply publishes a CommandReply for a command that carried an id (reqID).
+func (r *runtime) reply(ctx context.Context, kind, reqID, correlationID, comp string, oc outcome) {
+	if reqID == "" {
+		return
+	}
+	rep := wire.CommandReply{Type: wire.TypeCommandReply, CommandID: reqID, CorrelationID: correlationID,
+		Command: kind, RuntimeID: r.id, RuntimeName: r.cfg.RuntimeName, ComponentName: firstOf(comp, r.comp.Name),
+		Status: oc.status, Code: oc.code, PreviousState: oc.prev, Timestamp: wire.Now()}
+	if oc.err != nil {
+		rep.Error = oc.err.Error()
+	}
+	if oc.inst != nil {
+		v := oc.inst
+		rep.Instance = &wire.InstanceSnapshot{ID: v.ID, MachineName: v.MachineName, CurrentState: v.CurrentState,
+			Context: v.Context, PendingTimeouts: pendingTimeouts(v.PendingTimeouts), Status: string(v.Status), Version: v.Version}
+		if rep.Instance.Context == nil {
+			rep.Instance.Context = map[string]any{}
+		}
+	}
+	body, err := wire.Encode(rep)
+	if err != nil {
+		r.log.Warn("command reply not encodable", "commandId", reqID, "err", err)
+		return
+	}
+	meta := bus.Meta{MessageID: uuid.NewString(), CorrelationID: correlationID, Headers: map[string]string{"causationId": reqID}}
+	if err := r.bus.Publish(ctx, wire.ChannelCommandReply, body, meta); err != nil && ctx.Err() == nil {
+		r.log.Warn("command reply not published", "commandId", reqID, "err", err)
+	}
+}
+
+// bodyCommandID is the commandId of a body, "" when none or malformed.
+func bodyCommandID(body []byte) string {
+	var v struct {
+		CommandID string `json:"commandId"`
+	}
+	_ = json.Unmarshal(body, &v)
+	return v.CommandID
+}
+
+func truncate(b []byte) string {
+	const max = 512
+	if len(b) > max {
+		return string(b[:max]) + "…"
+	}
+	return string(b)
 }
 
 // retryWait logs a transient failure and waits before the next attempt; it returns ctx's

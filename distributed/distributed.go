@@ -11,10 +11,14 @@
 //     after every broker reconnection and on every discover and query_instances (then answers
 //     query_instances with the component's live instances, read from the store), sends
 //     heartbeats, and a shutdown message on graceful stop;
-//   - consumes the component's commands (create_instance, trigger_event) from the shared work
-//     queue bus.CommandQueue(component), competing with the other runtimes of the component,
-//     so that each command is applied by one runtime; a command is acknowledged only once
-//     the engine returned. See handleCommand for idempotency and store outages.
+//   - consumes the component's commands (create_instance, trigger_event) from its partition
+//     queues (bus.PartitionQueue), one runtime active per partition, sharing the partitions
+//     with the other runtimes of the component; commands of one instance are applied in
+//     order, those of different instances concurrently; a command is acknowledged only once
+//     the engine committed it, and answered on fsm:responses:command. Commands published on
+//     the xcomponent-ai channels reach the partitions through the ingress queue. See
+//     handleCommand for idempotency and store outages, docs/design.md "Commands across
+//     replicas" for the design.
 package distributed
 
 import (
@@ -47,6 +51,7 @@ const (
 	DefaultHeartbeatInterval = 10 * time.Second
 	DefaultShutdownTimeout   = 10 * time.Second
 	DefaultEventBuffer       = 1 << 16
+	DefaultPrefetch          = 256
 )
 
 // Config of a runtime.
@@ -81,12 +86,22 @@ type Config struct {
 	ShutdownTimeout time.Duration
 	// EventBuffer is the engine subscription's buffer (default 65536 runtime events).
 	EventBuffer int
-	// Prefetch is the number of unacknowledged commands per runtime (bus default when 0).
+	// Prefetch is the number of unacknowledged commands per partition queue consumed by this
+	// runtime (DefaultPrefetch when 0); commands of different instances run concurrently.
 	Prefetch int
 	// OutboxSweep is how often the relay looks for messages for other components left in the
 	// outbox (by a crash between commit and publish, a broker outage …) and publishes them
 	// (default 5s; only rows older than one period are taken).
 	OutboxSweep time.Duration
+	// Partitions is the number of command partition queues of the component
+	// (bus.DefaultPartitions when 0); every runtime of a component must use the same.
+	Partitions int
+	// CommandTTL is how long a command waits in its queue for a runtime before it is
+	// dead-lettered (DefaultCommandTTL when 0).
+	CommandTTL time.Duration
+	// CommandMaxLength bounds each command queue; beyond it the oldest commands are
+	// dead-lettered (DefaultCommandMaxLength when 0).
+	CommandMaxLength int
 	// MinBackoff and MaxBackoff bound the broker reconnection delay (bus defaults when 0).
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
@@ -135,6 +150,9 @@ type runtime struct {
 	ready   bool
 	// announceReq asks the announcer to re-announce (after a reconnection).
 	announceReq chan struct{}
+
+	knownMu sync.Mutex
+	known   map[string]bool // components whose command partitions exist (ingress routing)
 }
 
 // Run runs a runtime until ctx is cancelled, then stops gracefully: it stops consuming
@@ -163,6 +181,21 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.Bind == "" {
 		cfg.Bind = DefaultBind
 	}
+	if cfg.Prefetch <= 0 {
+		cfg.Prefetch = DefaultPrefetch
+	}
+	if cfg.Partitions <= 0 {
+		cfg.Partitions = bus.DefaultPartitions
+	}
+	if cfg.Partitions > bus.Buckets {
+		return fmt.Errorf("runtime: %d command partitions: at most %d", cfg.Partitions, bus.Buckets)
+	}
+	if cfg.CommandTTL <= 0 {
+		cfg.CommandTTL = DefaultCommandTTL
+	}
+	if cfg.CommandMaxLength <= 0 {
+		cfg.CommandMaxLength = DefaultCommandMaxLength
+	}
 	if cfg.ComponentFile == "" {
 		return errors.New("runtime: no component file (COMPONENT_FILE)")
 	}
@@ -180,7 +213,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.RuntimeName == "" {
 		cfg.RuntimeName = defaultRuntimeName(time.Now())
 	}
-	r := &runtime{cfg: cfg, id: uuid.NewString(), announceReq: make(chan struct{}, 1)}
+	r := &runtime{cfg: cfg, id: uuid.NewString(), announceReq: make(chan struct{}, 1), known: map[string]bool{}}
 	r.log = cfg.Logger.With("runtime", cfg.RuntimeName, "runtimeId", r.id)
 	r.host, _ = os.Hostname()
 
@@ -298,20 +331,19 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return fmt.Errorf("subscribe %s: %w", wire.ChannelQueryInstances, err)
 	}
 	defer func() { _ = query.Close() }()
-	queue := bus.CommandQueue(r.comp.Name)
-	commands, err := b.Consume(ctx, queue, []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance}, r.handleCommand)
+	commands, err := r.startCommands(ctx)
 	if err != nil {
-		return fmt.Errorf("consume %s: %w", queue, err)
+		return err
 	}
 	commandsClosed := false
 	closeCommands := func() {
 		if !commandsClosed {
 			commandsClosed = true
-			_ = commands.Close()
+			commands.close()
 		}
 	}
 	defer closeCommands()
-	r.log.Info("consuming commands", "queue", queue)
+	r.log.Info("consuming commands", "partitions", cfg.Partitions, "queues", bus.PartitionQueue(r.comp.Name, cfg.Partitions, 0)+"…", "ingress", bus.IngressQueue)
 	cross, err := r.startCrossComponent(ctx)
 	if err != nil {
 		return err

@@ -247,8 +247,8 @@ func TestTwoRuntimesOneComponent(t *testing.T) {
 	if got := queryInt(t, db, "SELECT count(*) FROM fsm_events WHERE event_type = 'INSTANCE_CREATED' AND id::text = ANY($1)", createIDs); got != n {
 		t.Fatalf("creation events carrying the command id = %d, want %d", got, n)
 	}
-	eventually(t, "other-component create ignored", func() bool {
-		return oc.count(wire.ChannelCreateInstance, distributed.OutcomeIgnored) == 1
+	eventually(t, "unknown-component create dead-lettered", func() bool {
+		return oc.count(wire.ChannelCreateInstance, distributed.OutcomeDeadLettered) == 1
 	})
 
 	// Triggers: SUBMIT to each instance, each published twice with the same id.
@@ -359,10 +359,12 @@ func TestTwoRuntimesOneComponent(t *testing.T) {
 		t.Fatal(err)
 	}
 	dead := make(chan string, 1)
-	dlq, err := client.Consume(ctx, bus.DeadLetterQueue(bus.CommandQueue(component)), nil, func(_ context.Context, m bus.Message) error {
-		select {
-		case dead <- m.MessageID:
-		default:
+	dlq, err := client.Consume(ctx, bus.DeadLetterQueue(bus.IngressQueue), nil, func(_ context.Context, m bus.Message) error {
+		if m.Headers[bus.HeaderDeadLetterReason] == "" {
+			t.Errorf("dead letter %s without a reason: %+v", m.MessageID, m.Headers)
+		}
+		if m.MessageID == poisonID {
+			dead <- m.MessageID
 		}
 		return nil
 	})

@@ -8,11 +8,16 @@
 //   - Subscribe binds a server-named, exclusive, auto-delete queue per subscription (so
 //     messages published while a subscription is being re-established after a connection
 //     loss are not seen by it; dashboards re-query with discover);
-//   - Consume declares a durable quorum queue with the caller's name (bus.CommandQueue:
-//     "xcomponent.<component>.commands"), dead-lettered through the direct exchange
-//     "xcomponent.dlx" to the quorum queue bus.DeadLetterQueue(name); manual ack after the
-//     handler succeeded, nack without requeue on error, Options.Prefetch unacknowledged
-//     messages per consumer.
+//   - Consume/ConsumeWith declare a durable quorum queue with the caller's name (the
+//     partitions of bus.PartitionQueue, bus.IngressQueue), with the options' single active
+//     consumer, message TTL and max length, dead-lettered through the direct exchange
+//     "xcomponent.dlx" to a quorum dead-letter queue (bus.DeadLetterQueue(name) by default,
+//     bound with its own name as routing key); manual ack after the handler succeeded; a
+//     handler error re-publishes the message to the dead-letter queue with the error as
+//     bus.HeaderDeadLetterReason (with confirms), then acks it; expired and overflowing
+//     messages are dead-lettered by the broker (the x-death reason becomes that header);
+//     Options.Prefetch (or ConsumeOptions.Prefetch) unacknowledged messages per consumer,
+//     handled concurrently per ConsumeOptions.OrderKey.
 //
 // The Bus keeps itself connected: on connection loss it reconnects with capped exponential
 // backoff, re-declares the topology and re-establishes every subscription before reporting
@@ -27,7 +32,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -298,7 +302,12 @@ func (b *Bus) Publish(ctx context.Context, channel string, body []byte, meta bus
 			msg.Headers[k] = v
 		}
 	}
-	key := wire.RoutingKey(channel)
+	return b.publish(ctx, wire.Exchange, wire.RoutingKey(channel), msg)
+}
+
+// publish publishes msg on exchange with key and waits for the broker's confirm, waiting for
+// a connection while there is none.
+func (b *Bus) publish(ctx context.Context, exchange, key string, msg amqp.Publishing) error {
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -310,7 +319,7 @@ func (b *Bus) Publish(ctx context.Context, channel string, body []byte, meta bus
 			return bus.ErrClosed
 		}
 		if pub != nil {
-			dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, wire.Exchange, key, false, false, msg)
+			dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, exchange, key, false, false, msg)
 			if err == nil {
 				var ack bool
 				ack, err = dc.WaitContext(ctx)
@@ -337,6 +346,31 @@ func (b *Bus) Publish(ctx context.Context, channel string, body []byte, meta bus
 	}
 }
 
+// QueueExists implements bus.Bus with a passive declaration on a channel of its own (the
+// broker closes the channel when the queue does not exist).
+func (b *Bus) QueueExists(ctx context.Context, queue string) (bool, error) {
+	if err := b.WaitConnected(ctx); err != nil {
+		return false, err
+	}
+	b.mu.Lock()
+	conn := b.conn
+	b.mu.Unlock()
+	if conn == nil {
+		return false, errors.New("rabbitmq: not connected")
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return false, err
+	}
+	defer func() { _ = ch.Close() }()
+	_, err = ch.QueueDeclarePassive(queue, false, false, false, false, nil)
+	var ae *amqp.Error
+	if errors.As(err, &ae) && ae.Code == amqp.NotFound {
+		return false, nil
+	}
+	return err == nil, err
+}
+
 // Subscribe implements bus.Bus.
 func (b *Bus) Subscribe(ctx context.Context, channel string, h bus.Handler) (bus.Subscription, error) {
 	return b.subscribe(ctx, &sub{channel: channel, h: h})
@@ -344,10 +378,18 @@ func (b *Bus) Subscribe(ctx context.Context, channel string, h bus.Handler) (bus
 
 // Consume implements bus.Bus.
 func (b *Bus) Consume(ctx context.Context, queue string, bindings []string, h bus.Handler) (bus.Subscription, error) {
+	return b.ConsumeWith(ctx, queue, bus.ConsumeOptions{Bindings: bindings}, h)
+}
+
+// ConsumeWith implements bus.Bus.
+func (b *Bus) ConsumeWith(ctx context.Context, queue string, opts bus.ConsumeOptions, h bus.Handler) (bus.Subscription, error) {
 	if queue == "" {
 		return nil, errors.New("rabbitmq: Consume needs a queue name")
 	}
-	return b.subscribe(ctx, &sub{queue: queue, bindings: bindings, h: h})
+	if opts.DeadLetterQueue == "" {
+		opts.DeadLetterQueue = bus.DeadLetterQueue(queue)
+	}
+	return b.subscribe(ctx, &sub{queue: queue, bindings: opts.Bindings, opts: opts, h: h})
 }
 
 func (b *Bus) subscribe(ctx context.Context, s *sub) (bus.Subscription, error) {
@@ -425,6 +467,7 @@ type sub struct {
 	channel  string // Subscribe
 	queue    string // Consume
 	bindings []string
+	opts     bus.ConsumeOptions
 	h        bus.Handler
 
 	ctx      context.Context
@@ -475,7 +518,11 @@ func (s *sub) attach(conn *amqp.Connection) error {
 }
 
 func (s *sub) declareAndConsume(ch *amqp.Channel) (<-chan amqp.Delivery, error) {
-	if err := ch.Qos(s.b.opts.Prefetch, 0, false); err != nil {
+	prefetch := s.b.opts.Prefetch
+	if s.opts.Prefetch > 0 {
+		prefetch = s.opts.Prefetch
+	}
+	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return nil, err
 	}
 	if s.queue == "" {
@@ -488,11 +535,11 @@ func (s *sub) declareAndConsume(ch *amqp.Channel) (<-chan amqp.Delivery, error) 
 		}
 		return ch.Consume(q.Name, "", false, true, false, false, nil)
 	}
-	work := s.queue
 	if bus.IsDeadLetterQueue(s.queue) {
-		work = strings.TrimSuffix(s.queue, bus.DeadLetterSuffix)
-	}
-	if err := declareWorkQueue(ch, work); err != nil {
+		if err := declareDeadLetterQueue(ch, s.queue); err != nil {
+			return nil, err
+		}
+	} else if err := declareWorkQueue(ch, s.queue, s.opts); err != nil {
 		return nil, err
 	}
 	for _, c := range s.bindings {
@@ -503,20 +550,42 @@ func (s *sub) declareAndConsume(ch *amqp.Channel) (<-chan amqp.Delivery, error) 
 	return ch.Consume(s.queue, "", false, false, false, false, nil)
 }
 
-// declareWorkQueue declares the durable quorum queue name and its dead-letter queue.
-func declareWorkQueue(ch *amqp.Channel, name string) error {
-	dlq := bus.DeadLetterQueue(name)
+// declareDeadLetterQueue declares the durable quorum dead-letter queue dlq, bound to the
+// dead-letter exchange with its own name as routing key.
+func declareDeadLetterQueue(ch *amqp.Channel, dlq string) error {
 	if _, err := ch.QueueDeclare(dlq, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
 		return fmt.Errorf("declare %s: %w", dlq, err)
 	}
-	if err := ch.QueueBind(dlq, name, DeadLetterExchange, false, nil); err != nil {
+	if err := ch.QueueBind(dlq, dlq, DeadLetterExchange, false, nil); err != nil {
 		return fmt.Errorf("bind %s: %w", dlq, err)
 	}
-	if _, err := ch.QueueDeclare(name, true, false, false, false, amqp.Table{
+	return nil
+}
+
+// declareWorkQueue declares the durable quorum queue name and its dead-letter queue.
+func declareWorkQueue(ch *amqp.Channel, name string, opts bus.ConsumeOptions) error {
+	dlq := opts.DeadLetterQueue
+	if dlq == "" {
+		dlq = bus.DeadLetterQueue(name)
+	}
+	if err := declareDeadLetterQueue(ch, dlq); err != nil {
+		return err
+	}
+	args := amqp.Table{
 		"x-queue-type":              "quorum",
 		"x-dead-letter-exchange":    DeadLetterExchange,
-		"x-dead-letter-routing-key": name,
-	}); err != nil {
+		"x-dead-letter-routing-key": dlq,
+	}
+	if opts.SingleActive {
+		args["x-single-active-consumer"] = true
+	}
+	if opts.MessageTTL > 0 {
+		args["x-message-ttl"] = max(int64(1), opts.MessageTTL.Milliseconds())
+	}
+	if opts.MaxLength > 0 {
+		args["x-max-length"] = int64(opts.MaxLength)
+	}
+	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
 		return fmt.Errorf("declare %s: %w", name, err)
 	}
 	return nil
@@ -550,10 +619,25 @@ func (s *sub) drain() {
 }
 
 func (s *sub) serve(a attachment) {
-	defer func() { _ = a.ch.Close() }() // unacknowledged deliveries go back to the queue
+	// ctx ends with the subscription or with this attachment: a handler still running for a
+	// message of a dead channel stops (its message is redelivered).
+	ctx, cancel := context.WithCancel(s.ctx)
+	var workers sync.WaitGroup
+	defer func() {
+		cancel()
+		workers.Wait()
+		_ = a.ch.Close() // unacknowledged deliveries go back to the queue
+	}()
+	var (
+		mu     sync.Mutex
+		queued map[string][]amqp.Delivery // by order key: waiting behind a running handler
+	)
+	if s.opts.OrderKey != nil {
+		queued = map[string][]amqp.Delivery{}
+	}
 	for {
 		select {
-		case <-s.ctx.Done():
+		case <-ctx.Done():
 			return
 		case d, ok := <-a.deliveries:
 			if !ok {
@@ -565,21 +649,94 @@ func (s *sub) serve(a attachment) {
 				}
 				return
 			}
-			err := s.h(s.ctx, toMessage(d))
-			switch {
-			case err == nil:
-				_ = d.Ack(false)
-			case s.ctx.Err() != nil && s.queue != "":
-				return // closing: leave it unacknowledged, for another consumer
-			default:
-				if s.queue != "" {
-					s.b.log.Warn("handler failed, dead-lettering", "queue", s.queue, "messageId", d.MessageId, "err", err)
+			if queued == nil {
+				if !s.handle(ctx, d) {
+					return
 				}
-				_ = d.Nack(false, false)
+				continue
 			}
+			key := s.opts.OrderKey(toMessage(d))
+			mu.Lock()
+			if q, busy := queued[key]; busy {
+				queued[key] = append(q, d)
+				mu.Unlock()
+				continue
+			}
+			queued[key] = nil
+			mu.Unlock()
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for {
+					if !s.handle(ctx, d) {
+						cancel() // closing: stop taking messages; the rest is redelivered
+					}
+					mu.Lock()
+					q := queued[key]
+					if len(q) == 0 || ctx.Err() != nil {
+						delete(queued, key)
+						mu.Unlock()
+						return
+					}
+					d, queued[key] = q[0], q[1:]
+					mu.Unlock()
+				}
+			}()
 		}
 	}
 }
+
+// handle runs the handler on d and acknowledges, dead-letters or leaves it; false when the
+// subscription is closing and d was left unacknowledged.
+func (s *sub) handle(ctx context.Context, d amqp.Delivery) bool {
+	err := s.h(ctx, toMessage(d))
+	switch {
+	case err == nil:
+		_ = d.Ack(false)
+	case ctx.Err() != nil && s.queue != "":
+		return false // closing: leave it unacknowledged, for another consumer
+	case s.queue == "":
+		_ = d.Nack(false, false)
+	default:
+		s.b.log.Warn("handler failed, dead-lettering", "queue", s.queue, "messageId", d.MessageId, "err", err)
+		s.deadLetter(ctx, d, err)
+	}
+	return true
+}
+
+// deadLetter sends d to the queue's dead-letter queue with err as its reason, then
+// acknowledges it; when that publish fails, the broker dead-letters it (reason "rejected").
+func (s *sub) deadLetter(ctx context.Context, d amqp.Delivery, reason error) {
+	dlq := s.opts.DeadLetterQueue
+	if dlq == "" || bus.IsDeadLetterQueue(s.queue) {
+		_ = d.Nack(false, false)
+		return
+	}
+	h := amqp.Table{}
+	for k, v := range d.Headers {
+		h[k] = v
+	}
+	h[bus.HeaderDeadLetterReason] = reason.Error()
+	h[headerOriginalChannel] = wire.ChannelOf(d.RoutingKey)
+	h[headerOriginalQueue] = s.queue
+	msg := amqp.Publishing{
+		ContentType: d.ContentType, DeliveryMode: amqp.Persistent, MessageId: d.MessageId,
+		CorrelationId: d.CorrelationId, Timestamp: d.Timestamp, Headers: h, Body: d.Body,
+	}
+	pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.b.publish(pctx, DeadLetterExchange, dlq, msg); err != nil {
+		_ = d.Nack(false, false)
+		return
+	}
+	_ = d.Ack(false)
+}
+
+// Headers of the dead letters we publish ourselves.
+const (
+	headerOriginalChannel = "xc-original-channel"
+	headerOriginalQueue   = "xc-original-queue"
+)
 
 // Close implements bus.Subscription.
 func (s *sub) Close() error {
@@ -603,7 +760,11 @@ func toMessage(d amqp.Delivery) bus.Message {
 		Meta:        bus.Meta{MessageID: d.MessageId, CorrelationID: d.CorrelationId},
 	}
 	if d.Exchange == DeadLetterExchange {
-		m.Channel = deadLetterChannel(d.Headers, m.Channel)
+		if c, ok := d.Headers[headerOriginalChannel].(string); ok && c != "" {
+			m.Channel = c
+		} else {
+			m.Channel = deadLetterChannel(d.Headers, m.Channel)
+		}
 	}
 	for k, v := range d.Headers {
 		if sv, ok := v.(string); ok {
@@ -613,7 +774,27 @@ func toMessage(d amqp.Delivery) bus.Message {
 			m.Headers[k] = sv
 		}
 	}
+	if reason := deathReason(d.Headers); reason != "" && m.Headers[bus.HeaderDeadLetterReason] == "" {
+		if m.Headers == nil {
+			m.Headers = map[string]string{}
+		}
+		m.Headers[bus.HeaderDeadLetterReason] = reason
+	}
 	return m
+}
+
+// deathReason is the broker's reason for the latest dead-lettering (x-death), "" when none.
+func deathReason(h amqp.Table) string {
+	deaths, _ := h["x-death"].([]any)
+	if len(deaths) == 0 {
+		return ""
+	}
+	latest, _ := deaths[0].(amqp.Table)
+	reason, _ := latest["reason"].(string)
+	if q, _ := latest["queue"].(string); q != "" && reason != "" {
+		return reason + " in " + q
+	}
+	return reason
 }
 
 // deadLetterChannel recovers the original channel of a dead letter from its x-death header.
