@@ -404,6 +404,7 @@ func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, i
 		if cmd.CommandID == "" {
 			raw["commandId"], _ = json.Marshal(id)
 		}
+		r.routed.add(instanceID, comp)
 	case wire.ChannelTriggerEvent:
 		cmd, err := wire.Decode[wire.TriggerEvent](m.Body)
 		if err == nil && (cmd.InstanceID == "" || cmd.Event.Type == "") {
@@ -413,6 +414,9 @@ func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, i
 			return cmd.ComponentName, "", m.MessageID, nil, deadLetter("invalid", "malformed trigger_event command: %v", err)
 		}
 		id, instanceID, comp = firstOf(m.MessageID, cmd.CommandID, cmd.Event.ID), cmd.InstanceID, cmd.ComponentName
+		if comp == "" {
+			comp = r.routed.get(cmd.InstanceID) // created through this ingress, maybe not committed yet
+		}
 		if comp == "" { // the instance's component, from the shared store
 			for attempt := 0; ; attempt++ {
 				rec, err := r.store.Instance(ctx, cmd.InstanceID)
@@ -442,6 +446,43 @@ func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, i
 	}
 	body, err = json.Marshal(raw)
 	return comp, instanceID, id, body, err
+}
+
+// routedCreates remembers the component of the instances whose create the ingress routed
+// lately, for the triggers without componentName that follow them before the create is
+// committed (ingress commands of one instance are handled in order). Bounded: the oldest
+// entries are forgotten first.
+type routedCreates struct {
+	mu   sync.Mutex
+	comp map[string]string
+	ring []string
+	next int
+}
+
+const routedCreatesMax = 1 << 16
+
+func (c *routedCreates) add(instanceID, comp string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.comp == nil {
+		c.comp = map[string]string{}
+		c.ring = make([]string, routedCreatesMax)
+	}
+	if _, ok := c.comp[instanceID]; ok {
+		return
+	}
+	if old := c.ring[c.next]; old != "" {
+		delete(c.comp, old)
+	}
+	c.ring[c.next] = instanceID
+	c.next = (c.next + 1) % routedCreatesMax
+	c.comp[instanceID] = comp
+}
+
+func (c *routedCreates) get(instanceID string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.comp[instanceID]
 }
 
 // componentKnown says whether a runtime of comp ever declared its partitions (cached while
@@ -683,6 +724,9 @@ func refusalCode(err error) string {
 	return "invalid"
 }
 
+// replyTimeout bounds the publication of a command reply.
+const replyTimeout = 5 * time.Second
+
 // reply publishes a CommandReply for a command that carried an id (reqID).
 func (r *runtime) reply(ctx context.Context, kind, reqID, correlationID, comp string, oc outcome) {
 	if reqID == "" {
@@ -708,7 +752,11 @@ func (r *runtime) reply(ctx context.Context, kind, reqID, correlationID, comp st
 		return
 	}
 	meta := bus.Meta{MessageID: uuid.NewString(), CorrelationID: correlationID, Headers: map[string]string{"causationId": reqID}}
-	if err := r.bus.Publish(ctx, wire.ChannelCommandReply, body, meta); err != nil && ctx.Err() == nil {
+	// Not bounded by the handler's ctx: a partition handed over right after the commit still
+	// acknowledges the command, so its answer must go out too.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
+	defer cancel()
+	if err := r.bus.Publish(ctx, wire.ChannelCommandReply, body, meta); err != nil {
 		r.log.Warn("command reply not published", "commandId", reqID, "err", err)
 	}
 }

@@ -153,6 +153,7 @@ type runtime struct {
 
 	knownMu sync.Mutex
 	known   map[string]bool // components whose command partitions exist (ingress routing)
+	routed  routedCreates
 }
 
 // Run runs a runtime until ctx is cancelled, then stops gracefully: it stops consuming
