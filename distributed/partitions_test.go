@@ -76,11 +76,6 @@ func (r *replies) get(id string) []wire.CommandReply {
 	return append([]wire.CommandReply(nil), r.by[id]...)
 }
 
-func (r *replies) count() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return len(r.by)
-}
 
 func (r *replies) all() []wire.CommandReply {
 	r.mu.Lock()
