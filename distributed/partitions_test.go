@@ -76,7 +76,6 @@ func (r *replies) get(id string) []wire.CommandReply {
 	return append([]wire.CommandReply(nil), r.by[id]...)
 }
 
-
 func (r *replies) all() []wire.CommandReply {
 	r.mu.Lock()
 	defer r.mu.Unlock()
