@@ -408,7 +408,7 @@ func (e *Engine) routeTargets(cr *compRuntime, m Message) []*instance {
 // fanOut delivers a routed message to each of its targets once, waits for all of them, then
 // settles the message. report (optional) receives the counts.
 func (e *Engine) fanOut(ctx context.Context, cr *compRuntime, m Message, report func(matched, processed int)) {
-	targets, err := e.targets(ctx, cr, m)
+	targets, fresh, err := e.targets(ctx, cr, m)
 	if err != nil {
 		// The message stays in the outbox; it is redelivered at the next start.
 		e.log.Error("routing failed", "component", cr.def.Name, "machine", m.Machine, "event", m.Event.Type, "id", m.ID, "err", err)
@@ -430,7 +430,7 @@ func (e *Engine) fanOut(ctx context.Context, cr *compRuntime, m Message, report 
 	for _, inst := range targets {
 		ev := m.Event
 		ev.ID = uuid.NewSHA1(ns, []byte(inst.ID())).String()
-		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID}
+		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID, fresh: fresh[inst]}
 		d.done = func(_ Result, err error) {
 			mu.Lock()
 			if err == nil {
@@ -505,7 +505,7 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 		ev.Source = "api"
 	}
 	m := Message{ID: ev.ID, Kind: msgBroadcast, Component: req.Component, Machine: req.Machine, State: req.State, Event: ev, Origin: "api"}
-	targets, err := e.targets(ctx, cr, m)
+	targets, _, err := e.targets(ctx, cr, m)
 	if err != nil {
 		return BroadcastResult{}, err
 	}

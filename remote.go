@@ -88,7 +88,7 @@ func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) 
 			return BroadcastResult{}, err
 		}
 	}
-	targets, err := e.targets(ctx, cr, m)
+	targets, fresh, err := e.targets(ctx, cr, m)
 	if err != nil {
 		return BroadcastResult{}, err
 	}
@@ -116,7 +116,7 @@ func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) 
 	for _, inst := range targets {
 		ev := m.Event
 		ev.ID = uuid.NewSHA1(ns, []byte(inst.ID())).String()
-		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID}
+		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID, fresh: fresh[inst]}
 		if e.manual {
 			_, err := e.process(ctx, d)
 			outcome(err)
@@ -164,18 +164,22 @@ func messageSpace(id string) uuid.UUID {
 // targets fixes the list of instances a routed message goes to: from the in-memory indexes,
 // or, when the store is shared with other processes, from the store itself, which sees the
 // instances they created and their latest data. The list is sorted by id.
-func (e *Engine) targets(ctx context.Context, cr *compRuntime, m Message) ([]*instance, error) {
+//
+// fresh holds, for the instances read from the store, the record read: newer than the
+// engine's copy when another process changed the instance (deliveries carry it, see
+// delivery.fresh).
+func (e *Engine) targets(ctx context.Context, cr *compRuntime, m Message) (out []*instance, fresh map[*instance]*store.Instance, err error) {
 	if e.matcher == nil {
 		t := e.routeTargets(cr, m)
 		sortTargets(t)
-		return t, nil
+		return t, nil, nil
 	}
 	mr := cr.machines[m.Machine]
 	if m.Machine == "" {
 		mr = cr.machines[cr.def.EntryMachine]
 	}
 	if mr == nil {
-		return nil, nil
+		return nil, nil, nil
 	}
 	// The same choice as routeTargets: the message's rules, else those of the machine's
 	// transitions on the event (each in its from-state), else every live instance.
@@ -197,7 +201,7 @@ func (e *Engine) targets(ctx context.Context, cr *compRuntime, m Message) ([]*in
 		}
 	}
 	seen := make(map[string]bool)
-	var out []*instance
+	fresh = make(map[*instance]*store.Instance)
 	for _, q := range queries {
 		conds := make([]store.Cond, 0, len(q.rules))
 		missing := false
@@ -211,9 +215,9 @@ func (e *Engine) targets(ctx context.Context, cr *compRuntime, m Message) ([]*in
 		recs, err := e.matcher.Match(ctx, store.MatchQuery{Component: cr.def.Name, Machine: mr.def.Name, State: q.state, Conds: conds})
 		if err != nil {
 			if ctx.Err() != nil {
-				return nil, ctx.Err()
+				return nil, nil, ctx.Err()
 			}
-			return nil, fmt.Errorf("route %s to %s/%s: %w: %v", m.Event.Type, cr.def.Name, mr.def.Name, ErrStore, err)
+			return nil, nil, fmt.Errorf("route %s to %s/%s: %w: %v", m.Event.Type, cr.def.Name, mr.def.Name, ErrStore, err)
 		}
 		for i := range recs {
 			rec := &recs[i]
@@ -224,22 +228,18 @@ func (e *Engine) targets(ctx context.Context, cr *compRuntime, m Message) ([]*in
 			seen[rec.ID] = true
 			if inst := e.adopt(cr, rec); inst != nil {
 				out = append(out, inst)
+				fresh[inst] = rec
 			}
 		}
 	}
 	sortTargets(out)
-	return out, nil
+	return out, fresh, nil
 }
 
-// adopt returns the live instance of a record read from the shared store: registered here if
-// another process created it, its copy refreshed if another process changed it since.
+// adopt returns the live instance of a record read from the shared store, registered here if
+// another process created it. A copy older than rec is refreshed by the delivery (fresh).
 func (e *Engine) adopt(cr *compRuntime, rec *store.Instance) *instance {
 	if inst := e.lookup(rec.ID); inst != nil {
-		old := inst.record()
-		if rec.Version > old.Version && inst.rec.CompareAndSwap(old, rec) {
-			inst.mr.update(inst, old, rec, true)
-			e.timers.set(inst, rec.Timers)
-		}
 		return inst
 	}
 	inst, err := e.register(cr, rec)

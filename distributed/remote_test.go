@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	componentpkg "github.com/xcomponent/xcomponent/component"
@@ -283,5 +284,74 @@ func TestOutboxRelayedAfterCrash(t *testing.T) {
 		Event: wire.Event{Type: "COMPLETE"}}, uuid.NewString())
 	eventually(t, "order paid", func() bool {
 		return s.count("SELECT count(*) FROM fsm_snapshots WHERE instance_id = $1::uuid AND current_state = 'Paid'", order.ID) == 1
+	})
+}
+
+// TestCrossComponentEventVariants: the receiving side accepts what xcomponent-ai runtimes
+// send (no message id, matchContext instead of matchingRules, rules without value or
+// operator, no targetMachine), applies a redelivered message once per instance, adds
+// _sourceComponent to the payload, and dead-letters what can never be applied.
+func TestCrossComponentEventVariants(t *testing.T) {
+	s := newShopTest(t)
+	s.runtime("testdata/desk.yaml", "desk-1")
+	refs := map[string]string{"t1": "a", "t2": "a", "t3": "b"}
+	for i, name := range []string{"t1", "t2", "t3"} {
+		publish(t, s.client, wire.ChannelCreateInstance, wire.CreateInstance{ComponentName: "Desk",
+			Context: map[string]any{"name": name, "ref": refs[name], "n": i + 1}, Timestamp: wire.Now()}, uuid.NewString())
+	}
+	eventually(t, "tickets created", func() bool { return s.count("SELECT count(*) FROM fsm_snapshots") == 3 })
+	raw := func(body string) {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		defer cancel()
+		if err := s.client.Publish(ctx, wire.ChannelCrossComponentEvent, []byte(body), bus.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// xcomponent-ai's shape, no ids, published twice (a redelivery): once per ticket.
+	ts := `{"targetComponent":"Desk","targetMachine":"Ticket","event":{"type":"NOTE","payload":{"ref":"a","note":"hi"},"timestamp":1},
+		"matchingRules":[{"eventProperty":"ref","instanceProperty":"ref","operator":"===","value":"a"}],
+		"sourceComponent":"Tsc","sourceInstanceId":"src-1","timestamp":1}`
+	raw(ts)
+	raw(ts)
+	// matchContext, no targetMachine, no source.
+	raw(`{"targetComponent":"Desk","event":{"type":"NOTE","payload":{}},"matchContext":{"ref":"b"},"timestamp":2}`)
+	// A rule without value (read from the payload) nor operator (===).
+	raw(`{"targetComponent":"Desk","targetMachine":"Ticket","event":{"type":"NOTE","payload":{"n":2}},
+		"matchingRules":[{"eventProperty":"n","instanceProperty":"n"}],"timestamp":3}`)
+	// A numeric comparison.
+	raw(`{"targetComponent":"Desk","targetMachine":"Ticket","event":{"type":"NOTE","payload":{}},
+		"matchingRules":[{"eventProperty":"n","instanceProperty":"n","operator":">=","value":2}],"timestamp":4}`)
+	// For another component: acknowledged, ignored.
+	raw(`{"targetComponent":"Other","targetMachine":"X","event":{"type":"NOTE"},"matchingRules":[],"timestamp":5}`)
+	// Never applicable: dead-lettered.
+	raw(`{not json`)
+	raw(`{"targetComponent":"Desk","targetMachine":"Ticket","event":{"type":"NOTE"},
+		"matchingRules":[{"instanceProperty":"n","operator":"~","value":1}],"timestamp":6}`)
+	raw(`{"targetComponent":"Desk","targetMachine":"Nope","event":{"type":"NOTE"},"matchingRules":[],"timestamp":7}`)
+
+	ch := wire.ChannelCrossComponentEvent
+	eventually(t, "cross-component events handled", func() bool {
+		return s.oc.count(ch, distributed.OutcomeApplied) == 5 && s.oc.count(ch, distributed.OutcomeDeadLettered) == 3 &&
+			s.oc.count(ch, distributed.OutcomeIgnored) == 1
+	})
+	version := func(name string) int {
+		return s.count("SELECT version FROM fsm_snapshots WHERE context->>'name' = $1", name)
+	}
+	for name, want := range map[string]int{"t1": 1, "t2": 3, "t3": 2} {
+		if got := version(name); got != want {
+			t.Errorf("ticket %s: version %d, want %d", name, got, want)
+		}
+	}
+	var payload map[string]any
+	if err := s.db.QueryRow(context.Background(), `SELECT e.event_payload FROM fsm_events e JOIN fsm_snapshots s
+		ON s.instance_id = e.instance_id WHERE s.context->>'name' = 't1' AND e.event_type = 'NOTE'`).Scan(&payload); err != nil {
+		t.Fatal(err)
+	}
+	if payload["_sourceComponent"] != "Tsc" || payload["note"] != "hi" {
+		t.Errorf("NOTE payload: %v, want _sourceComponent Tsc and the event's payload", payload)
+	}
+	eventually(t, "poison messages in the dead-letter queue", func() bool {
+		return queueDepths(t, s.vhost)[distributed.CrossComponentQueue("Desk")+".dlq"] == 3
 	})
 }
