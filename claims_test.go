@@ -157,6 +157,87 @@ func TestTimerTakeover(t *testing.T) {
 	}
 }
 
+// TestTimerTakeoverOfAStaleInstance: B loaded an instance, then A moved it to another state
+// (a new arming, the old one cancelled) and went away. B's copy is stale: its own queue holds
+// the cancelled arming. B's claim brings the instance's current record, fires the new arming
+// once, and the cancelled one never fires.
+func TestTimerTakeoverOfAStaleInstance(t *testing.T) {
+	for _, be := range sharedBackends {
+		t.Run(be.name, func(t *testing.T) {
+			open := be.open(t)
+			ctx := context.Background()
+			fake := clock.NewFake(t0)
+			comp := parse(t, `
+name: Stale
+stateMachines:
+	- name: Job
+		initialState: Queued
+		states:
+			- name: Queued
+			- name: Running
+			- name: Expired
+				type: final
+			- name: Done
+				type: final
+		transitions:
+			- {from: Queued, to: Running, event: START}
+			- {from: Queued, to: Expired, event: EXPIRE, type: timeout, timeoutMs: 60000}
+			- {from: Running, to: Done, event: FINISH, type: timeout, timeoutMs: 2000}
+`)
+			a := xc.New(xc.Options{Store: open(), Clock: fake, Logger: quietLog(), TimerPoll: -1})
+			if err := a.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			inst, err := a.Create(ctx, xc.CreateRequest{Component: "Stale", Machine: "Job"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			b := xc.New(xc.Options{Store: open(), Clock: fake, Logger: quietLog()})
+			t.Cleanup(func() { _ = b.Close(context.Background()) })
+			if err := b.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			if live := b.Live("Stale", "Job"); len(live) != 1 || live[0].CurrentState != "Queued" {
+				t.Fatalf("B's copy: %+v", live)
+			}
+			if _, err := a.Send(ctx, inst.ID, xc.Event{Type: "START"}); err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			fake.Advance(4 * time.Second) // FINISH due at +2s: claimed by B's poll
+			if err := b.WaitIdle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if got := stateOf(t, b.Store(), inst.ID); got != "Done" {
+				t.Fatalf("after the takeover: %s, want Done", got)
+			}
+			if live := b.Live("Stale", "Job"); len(live) != 0 {
+				t.Errorf("B still has the completed instance live: %+v", live)
+			}
+			fake.Advance(2 * time.Minute) // the cancelled EXPIRE arming was due at +60s
+			if err := b.WaitIdle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			h, err := b.Store().History(ctx, inst.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var types []string
+			for _, ev := range h {
+				types = append(types, ev.Type)
+			}
+			if strings.Join(types, ",") != "INSTANCE_CREATED,START,FINISH" {
+				t.Errorf("history %v, want INSTANCE_CREATED,START,FINISH", types)
+			}
+			if b.PendingTimers() != 0 {
+				t.Errorf("B still has %d pending timers", b.PendingTimers())
+			}
+		})
+	}
+}
+
 // TestTimersNeverFireTwice: two live engines on one database both hold the same instances
 // (B loaded them at start) and both claim due timers every 20ms, on the real clock, so that their
 // queues and pollers race for every deadline. Each arming fires once: a one-shot timeout

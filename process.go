@@ -269,11 +269,16 @@ func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
 }
 
 // refresh replaces an instance's record by a newer one read from the store (written by
-// another process). Only the goroutine processing the instance calls it.
+// another process). Only the goroutine processing the instance calls it. An instance that
+// another process completed leaves the live set here too.
 func (e *Engine) refresh(inst *instance, fresh *store.Instance) {
 	old := inst.record()
 	inst.setRecord(fresh)
 	inst.mr.update(inst, old, fresh, true)
+	if !isLive(fresh) {
+		e.retire(inst)
+		return
+	}
 	e.timers.set(inst, fresh.Timers)
 }
 

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// TestTimerTakeoverAfterKill9: two `serve` processes on one PostgreSQL database. Every
+// TestTimerTakeoverAfterKill9: two `serve` processes on one database (PostgreSQL; and one
+// SQLite file shared by two processes in one folder). Every
 // instance is created through A, so B has never loaded one and receives no event: A arms and
 // fires all the timers (periodic 100ms ticks, one-shot 2.5s timeouts). A is killed with
 // SIGKILL. B claims the due timers from the database and fires them: the tickers go on ticking
@@ -21,7 +22,13 @@ func TestTimerTakeoverAfterKill9(t *testing.T) {
 		t.Skip("end-to-end: -short")
 	}
 	t.Parallel()
-	b := newBackend(t, "postgres")
+	for _, name := range []string{"postgres", "sqlite"} {
+		t.Run(name, func(t *testing.T) { testTimerTakeoverAfterKill9(t, name) })
+	}
+}
+
+func testTimerTakeoverAfterKill9(t *testing.T, backendName string) {
+	b := newBackend(t, backendName)
 	a := startServe(t, "timers-a", b.spec)
 	survivor := startServe(t, "timers-b", b.spec)
 	ca := newClient(a.URL)
@@ -107,8 +114,8 @@ func TestTimerTakeoverAfterKill9(t *testing.T) {
 	if first == 0 {
 		t.Fatal("no timer event after the kill")
 	}
-	t.Logf("kill -9 of the arming process → first timer fired by the survivor: %v; waiters armed by A fired by B at most %v after their deadline (poll 1s, takeover delay 500ms)",
-		time.Duration(first-killMs)*time.Millisecond, time.Duration(maxLate)*time.Millisecond)
+	t.Logf("%s: kill -9 of the arming process → first timer fired by the survivor: %v; waiters armed by A fired by B at most %v after their deadline (poll 1s, takeover delay 500ms)",
+		b.name, time.Duration(first-killMs)*time.Millisecond, time.Duration(maxLate)*time.Millisecond)
 }
 
 // readCauses returns the causation id of every event, by event id.
