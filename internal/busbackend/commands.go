@@ -73,7 +73,8 @@ func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance
 	if data == nil {
 		data = map[string]any{}
 	}
-	if err := b.checkRuntime(req.Component); err != nil {
+	ours, err := b.checkRuntime(req.Component)
+	if err != nil {
 		return xc.Instance{}, err
 	}
 	id := uuid.NewString()
@@ -88,7 +89,13 @@ func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance
 		return xc.Instance{}, fmt.Errorf("context: %w: %v", httpapi.ErrInvalid, err)
 	}
 	w := &waiter{commandID: id, channel: wire.ChannelCreateInstance, component: req.Component, machine: machine, ctxJSON: cj, ch: make(chan outcome, 1)}
-	o, err := b.command(ctx, w, cmd)
+	if ours {
+		// Our runtimes create the instance under the id the command names: its commands all go
+		// to one partition, and its instance_created is recognised by id.
+		cmd.InstanceID = bus.CreateInstanceID(id)
+		w.instanceID = cmd.InstanceID
+	}
+	o, err := b.command(ctx, w, cmd, ours)
 	if err != nil {
 		return xc.Instance{}, err
 	}
@@ -117,7 +124,8 @@ func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Re
 			return xc.Result{}, fmt.Errorf("no transition from %s on %s in machine %s: %w", in.CurrentState, ev.Type, in.MachineName, xc.ErrNotAccepted)
 		}
 	}
-	if err := b.checkRuntime(in.ComponentName); err != nil {
+	ours, err := b.checkRuntime(in.ComponentName)
+	if err != nil {
 		return xc.Result{}, err
 	}
 	cid := uuid.NewString()
@@ -126,7 +134,7 @@ func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Re
 		Timestamp: wire.Millis(b.clk.Now())}
 	cmd.CommandID, cmd.CorrelationID = cid, ev.CorrelationID
 	w := &waiter{commandID: cid, channel: wire.ChannelTriggerEvent, component: in.ComponentName, instanceID: id, eventType: ev.Type, ch: make(chan outcome, 1)}
-	o, err := b.command(ctx, w, cmd)
+	o, err := b.command(ctx, w, cmd, ours)
 	if err != nil {
 		return xc.Result{}, err
 	}
@@ -146,7 +154,7 @@ func (b *Backend) Broadcast(ctx context.Context, req xc.BroadcastRequest) (xc.Br
 	if ce.def.Machine(req.Machine) == nil {
 		return xc.BroadcastResult{}, fmt.Errorf("machine %s not found in component %s: %w", req.Machine, req.Component, xc.ErrNotFound)
 	}
-	if err := b.checkRuntime(req.Component); err != nil {
+	if _, err := b.checkRuntime(req.Component); err != nil {
 		return xc.BroadcastResult{}, err
 	}
 	var targets []xc.Instance
@@ -186,20 +194,23 @@ func (b *Backend) Broadcast(ctx context.Context, req xc.BroadcastRequest) (xc.Br
 	return res, nil
 }
 
-// checkRuntime fails with ErrUnavailable when the broker is down or no runtime of comp is up.
-func (b *Backend) checkRuntime(comp string) error {
+// checkRuntime fails with ErrUnavailable when the broker is down or no runtime of comp is up;
+// ours says whether one of the runtimes up is ours (partitioned command queues, replies).
+func (b *Backend) checkRuntime(comp string) (ours bool, err error) {
 	if !b.cfg.Bus.Connected() {
-		return fmt.Errorf("broker not connected: %w", httpapi.ErrUnavailable)
+		return false, fmt.Errorf("broker not connected: %w", httpapi.ErrUnavailable)
 	}
-	if up, _ := b.upRuntimes(comp); up == 0 {
-		return fmt.Errorf("no runtime of component %s is up: %w", comp, httpapi.ErrUnavailable)
+	up, ours := b.upRuntimes(comp)
+	if up == 0 {
+		return false, fmt.Errorf("no runtime of component %s is up: %w", comp, httpapi.ErrUnavailable)
 	}
-	return nil
+	return ours, nil
 }
 
 // command publishes cmd with w's command id and waits for its outcome, at most
-// CommandTimeout.
-func (b *Backend) command(ctx context.Context, w *waiter, cmd any) (outcome, error) {
+// CommandTimeout. For our runtimes (partitioned) it goes straight to the instance's
+// partition; otherwise (xcomponent-ai runtimes) on the protocol's command channel.
+func (b *Backend) command(ctx context.Context, w *waiter, cmd any, partitioned bool) (outcome, error) {
 	body, err := wire.Encode(cmd)
 	if err != nil {
 		return outcome{}, fmt.Errorf("encode command: %w: %v", httpapi.ErrInvalid, err)
@@ -220,7 +231,13 @@ func (b *Backend) command(ctx context.Context, w *waiter, cmd any) (outcome, err
 		delete(b.waiters, w.commandID)
 		b.mu.Unlock()
 	}()
-	if err := b.cfg.Bus.Publish(ctx, w.channel, body, bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID}); err != nil {
+	meta := bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID}
+	if partitioned {
+		err = bus.PublishCommand(ctx, b.cfg.Bus, w.component, w.instanceID, w.channel, body, meta)
+	} else {
+		err = b.cfg.Bus.Publish(ctx, w.channel, body, meta)
+	}
+	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
 			return outcome{}, fmt.Errorf("%s not confirmed by the broker in %s: %w", w.channel, b.cfg.CommandTimeout, httpapi.ErrUnavailable)
 		}
@@ -321,10 +338,18 @@ func (b *Backend) matchCreated(env wire.Envelope[json.RawMessage], d wire.Instan
 		}
 	}
 	if w == nil {
+		for _, x := range b.waiters {
+			if x.channel == wire.ChannelCreateInstance && x.instanceID != "" && x.instanceID == d.InstanceID {
+				w = x
+				break
+			}
+		}
+	}
+	if w == nil {
 		cj, err := canonical(orEmpty(d.Context))
 		if err == nil {
 			for _, x := range b.waiters {
-				if x.channel == wire.ChannelCreateInstance && x.component == env.ComponentName && x.machine == d.MachineName &&
+				if x.channel == wire.ChannelCreateInstance && x.instanceID == "" && x.component == env.ComponentName && x.machine == d.MachineName &&
 					x.ctxJSON == cj && (w == nil || x.seq < w.seq) {
 					w = x
 				}

@@ -120,6 +120,19 @@ func (f *fakeRuntime) start() {
 		}
 		f.t.Cleanup(func() { _ = s.Close() })
 	}
+	if !f.ts {
+		// Ours: commands also come on the partition channels (one queue of all the buckets).
+		ctx, cancel := context.WithTimeout(context.Background(), timeout)
+		s, err := f.b.Consume(ctx, "fake."+f.id+".commands", bus.PartitionBindings("Approvals", 1, 0), func(ctx context.Context, m bus.Message) error {
+			m.Channel = m.Headers[bus.HeaderCommand]
+			return handlers[m.Channel](ctx, m)
+		})
+		cancel()
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		f.t.Cleanup(func() { _ = s.Close() })
+	}
 	f.announce()
 }
 

@@ -173,26 +173,32 @@ func (b *Backend) onAnnounce(_ context.Context, m bus.Message) error {
 	ce := b.components[a.ComponentName]
 	changed := len(a.Component) > 0 && (ce == nil || !bytes.Equal(ce.raw, a.Component))
 	b.mu.Unlock()
+	if changed {
+		b.learnComponent(a)
+	}
 	b.seen(sighting{id: a.RuntimeID, name: a.RuntimeName, component: a.ComponentName, announce: true,
 		host: a.Host, port: a.Port, ours: a.RuntimeName != "" || a.Status != ""})
-	if changed {
-		def, err := component.Parse(a.Component, "announce of runtime "+a.RuntimeID)
-		if err != nil {
-			b.log.Warn("announced component not loadable: ignored", "component", a.ComponentName, "runtime", a.RuntimeID, "err", err)
-			return nil
-		}
-		if def.Name != a.ComponentName {
-			b.log.Warn("announced component name differs from componentName: ignored", "componentName", a.ComponentName, "definition", def.Name)
-			return nil
-		}
-		b.mu.Lock()
-		b.components[def.Name] = &compEntry{def: def, raw: append([]byte(nil), a.Component...)}
-		b.mu.Unlock()
-		b.log.Info("component announced", "component", def.Name, "runtime", a.RuntimeID, "machines", len(def.StateMachines))
-		b.feed.emit(xc.RuntimeEvent{Type: "component_announced", Component: def.Name, Timestamp: wire.Now(),
-			Data: map[string]any{"componentName": def.Name, "runtimeId": a.RuntimeID}})
-	}
 	return nil
+}
+
+// learnComponent parses an announced component definition (a new one, or one that changed)
+// and makes it known; a definition that does not load is logged and ignored.
+func (b *Backend) learnComponent(a wire.Announce) {
+	def, err := component.Parse(a.Component, "announce of runtime "+a.RuntimeID)
+	if err != nil {
+		b.log.Warn("announced component not loadable: ignored", "component", a.ComponentName, "runtime", a.RuntimeID, "err", err)
+		return
+	}
+	if def.Name != a.ComponentName {
+		b.log.Warn("announced component name differs from componentName: ignored", "componentName", a.ComponentName, "definition", def.Name)
+		return
+	}
+	b.mu.Lock()
+	b.components[def.Name] = &compEntry{def: def, raw: append([]byte(nil), a.Component...)}
+	b.mu.Unlock()
+	b.log.Info("component announced", "component", def.Name, "runtime", a.RuntimeID, "machines", len(def.StateMachines))
+	b.feed.emit(xc.RuntimeEvent{Type: "component_announced", Component: def.Name, Timestamp: wire.Now(),
+		Data: map[string]any{"componentName": def.Name, "runtimeId": a.RuntimeID}})
 }
 
 func (b *Backend) onHeartbeat(_ context.Context, m bus.Message) error {
