@@ -289,3 +289,55 @@ func TestRuntimeStatus(t *testing.T) {
 		t.Fatalf("runtime_disconnected: %v", got)
 	}
 }
+
+// TestNoFlipFlop: two replicas report an instance; an older version arriving late (another
+// replica's, or a reordering between channels) never takes the view back, and a creation
+// arriving after the first transition does not either.
+func TestNoFlipFlop(t *testing.T) {
+	_, url := rmqtest.NewVhost(t)
+	f1 := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), name: "replica-1"}
+	f2 := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), name: "replica-2"}
+	f1.start()
+	f2.start()
+	d := startDashboard(t, url, "", busbackend.Config{})
+	eventually(t, "two runtimes up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 2 })
+
+	id := uuid.NewString()
+	change := func(f *fakeRuntime, from, to string, version int64) {
+		f.publish(wire.ChannelStateChange, wire.StateChange{RuntimeID: f.id, RuntimeName: f.name, ComponentName: "Approvals",
+			EventType: wire.EventStateChange, Timestamp: wire.Now(), Data: wire.StateChangeData{InstanceID: id,
+				MachineName: "Request", PreviousState: from, NewState: to, Event: wire.Event{Type: "E"},
+				Context: map[string]any{"v": version}, Version: version}}, bus.Meta{})
+	}
+	state := func() instanceAnswer {
+		var in instanceAnswer
+		d.call(t, "GET", "/api/instances/"+id, nil, &in)
+		return in
+	}
+	change(f2, "Submitted", "Approved", 2)
+	eventually(t, "version 2", func() bool { return state().Version == 2 })
+	change(f1, "Draft", "Submitted", 1) // late, from the other replica
+	f1.created(id, map[string]any{"v": 0})
+	change(f2, "Approved", "Approved", 2) // a duplicate of the newest: accepted, no change
+	// The channels are not ordered between them: wait for the marker of the last message.
+	marker := uuid.NewString()
+	f1.publish(wire.ChannelStateChange, wire.StateChange{RuntimeID: f1.id, RuntimeName: f1.name, ComponentName: "Approvals",
+		EventType: wire.EventStateChange, Timestamp: wire.Now(), Data: wire.StateChangeData{InstanceID: marker,
+			MachineName: "Request", NewState: "Draft", Version: 1}}, bus.Meta{})
+	eventually(t, "the marker", func() bool {
+		var in instanceAnswer
+		return d.call(t, "GET", "/api/instances/"+marker, nil, &in) == 200
+	})
+	eventually(t, "the late creation seen", func() bool {
+		var hist struct {
+			History []struct {
+				StateAfter string `json:"stateAfter"`
+			} `json:"history"`
+		}
+		d.call(t, "GET", "/api/instances/"+id+"/history", nil, &hist)
+		return len(hist.History) == 4
+	})
+	if got := state(); got.Version != 2 || got.CurrentState != "Approved" || got.Context["v"] != float64(2) {
+		t.Fatalf("instance after late older news: %+v, want version 2 in Approved", got)
+	}
+}
