@@ -52,8 +52,9 @@ func waitReplies(t *testing.T, rep *replies, instances []string, k int) {
 
 // replies records the command replies by command id.
 type replies struct {
-	mu sync.Mutex
-	by map[string][]wire.CommandReply
+	mu   sync.Mutex
+	by   map[string][]wire.CommandReply
+	msgs map[string]map[string]bool // command id → the reply messages' ids (a publish retried after a lost confirm delivers a message twice)
 }
 
 func (r *replies) handler(t *testing.T) bus.Handler {
@@ -65,6 +66,13 @@ func (r *replies) handler(t *testing.T) bus.Handler {
 		}
 		r.mu.Lock()
 		defer r.mu.Unlock()
+		if r.msgs[rep.CommandID] == nil {
+			r.msgs[rep.CommandID] = map[string]bool{}
+		}
+		if r.msgs[rep.CommandID][m.MessageID] {
+			return nil // the same reply again
+		}
+		r.msgs[rep.CommandID][m.MessageID] = true
 		r.by[rep.CommandID] = append(r.by[rep.CommandID], rep)
 		return nil
 	}
@@ -98,7 +106,7 @@ func newClient(t *testing.T, url string) *rabbitmq.Bus {
 
 func subscribeReplies(t *testing.T, client bus.Bus) *replies {
 	t.Helper()
-	rep := &replies{by: map[string][]wire.CommandReply{}}
+	rep := &replies{by: map[string][]wire.CommandReply{}, msgs: map[string]map[string]bool{}}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	sub, err := client.Subscribe(ctx, wire.ChannelCommandReply, rep.handler(t))

@@ -1,0 +1,207 @@
+package distributed_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
+	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/internal/tcpproxy"
+	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
+	"github.com/xcomponent/xcomponent/wire"
+)
+
+// traffic publishes, from one goroutine per instance, a create then k TICKs (payload n = 0..k-1)
+// to each of m new instances, straight to the partitions, and returns the instance ids and a
+// channel closed when everything is published.
+func traffic(t *testing.T, client bus.Bus, m, k int) ([]string, <-chan struct{}) {
+	t.Helper()
+	ids := make([]string, m)
+	for i := range ids {
+		ids[i] = uuid.NewString()
+	}
+	done := make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 4*timeout)
+	var wg sync.WaitGroup
+	for _, id := range ids {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			create := wire.CreateInstance{ComponentName: counters, Context: map[string]any{}, InstanceID: id, Timestamp: wire.Now()}
+			if err := bus.PublishCommand(ctx, client, counters, id, wire.ChannelCreateInstance, mustJSON(t, create), bus.Meta{MessageID: "create-" + id}); err != nil {
+				t.Errorf("publish create: %v", err)
+				return
+			}
+			for n := range k {
+				tick := wire.TriggerEvent{ComponentName: counters, InstanceID: id, Event: wire.Event{Type: "TICK", Payload: map[string]any{"n": n}}}
+				if err := bus.PublishCommand(ctx, client, counters, id, wire.ChannelTriggerEvent, mustJSON(t, tick), bus.Meta{MessageID: fmt.Sprintf("tick-%s-%d", id, n)}); err != nil {
+					t.Errorf("publish tick: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	go func() {
+		wg.Wait()
+		cancel()
+		close(done)
+	}()
+	return ids, done
+}
+
+// answered counts the commands with at least one reply.
+func (r *replies) answered() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.by)
+}
+
+// checkReplies checks that every reply is applied or duplicate, and that each command was
+// applied (answered "applied") at most once.
+func checkReplies(t *testing.T, rep *replies) {
+	t.Helper()
+	for id, reps := range rep.by {
+		applied := 0
+		for _, r := range reps {
+			switch r.Status {
+			case wire.ReplyApplied:
+				applied++
+			case wire.ReplyDuplicate:
+			default:
+				t.Fatalf("command %s answered %+v", id, r)
+			}
+		}
+		if applied > 1 {
+			t.Fatalf("command %s applied %d times", id, applied)
+		}
+	}
+}
+
+func stillRunning(t *testing.T, rs ...*started) {
+	t.Helper()
+	for _, r := range rs {
+		select {
+		case err := <-r.done:
+			t.Fatalf("runtime %s exited: %v", r.info.RuntimeName, err)
+		default:
+		}
+	}
+}
+
+// TestBrokerConnectionCut cuts the runtimes' broker connections twice under load: they keep
+// running, reconnect, re-announce, and every command is applied exactly once, in order per
+// instance.
+func TestBrokerConnectionCut(t *testing.T) {
+	vh, url := rmqtest.NewVhost(t)
+	proxy := tcpproxy.New(t, rmqtest.BrokerAddr)
+	viaProxy := "amqp://guest:guest@" + proxy.Addr() + "/" + vh
+	dsn := pgtest.NewDatabase(t)
+	client := newClient(t, url) // the publisher's connection is not cut
+	rep := subscribeReplies(t, client)
+	rec := &recorder{msgs: map[string][]bus.Message{}}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sub, err := client.Subscribe(ctx, wire.ChannelAnnounce, rec.handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Close() }()
+
+	a := startRuntime(t, counterConfig(viaProxy, dsn, "runtime-a", t))
+	b := startRuntime(t, counterConfig(viaProxy, dsn, "runtime-b", t))
+	announces := func(id string) int {
+		n := 0
+		for _, m := range rec.get(wire.ChannelAnnounce) {
+			if strings.Contains(string(m.Body), id) {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "first announces", func() bool { return announces(a.info.RuntimeID) >= 1 && announces(b.info.RuntimeID) >= 1 })
+	before := map[string]int{a.info.RuntimeID: announces(a.info.RuntimeID), b.info.RuntimeID: announces(b.info.RuntimeID)}
+
+	const m, k = 16, 40
+	ids, published := traffic(t, client, m, k)
+	total := m * (k + 1)
+	for round, at := range []int{total / 4, total / 2} {
+		eventually(t, fmt.Sprintf("%d commands answered", at), func() bool { return rep.answered() >= at })
+		proxy.Cut()
+		// Cut until both runtimes noticed and tried to reconnect at least once.
+		eventually(t, "reconnection attempts", func() bool { return proxy.Refused() >= 2 })
+		proxy.Restore()
+		eventually(t, fmt.Sprintf("round %d: re-announces", round), func() bool {
+			return announces(a.info.RuntimeID) > before[a.info.RuntimeID] && announces(b.info.RuntimeID) > before[b.info.RuntimeID]
+		})
+		before[a.info.RuntimeID], before[b.info.RuntimeID] = announces(a.info.RuntimeID), announces(b.info.RuntimeID)
+	}
+	<-published
+	waitReplies(t, rep, ids, k)
+	stillRunning(t, a, b)
+	checkReplies(t, rep)
+	db, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close(context.Background()) }()
+	checkOrder(t, db, ids, k)
+	if n := queryInt(t, db, "SELECT count(*) FROM fsm_snapshots WHERE version = $1", k); n != m {
+		t.Fatalf("%d instances at version %d, want %d", n, k, m)
+	}
+}
+
+// TestDatabaseUnreachable cuts the runtimes' PostgreSQL connections under load: commands are
+// held (not acknowledged, not dead-lettered) and applied once the database is back, exactly
+// once and in order, without a restart.
+func TestDatabaseUnreachable(t *testing.T) {
+	url := vhost(t)
+	dsn := pgtest.NewDatabase(t)
+	proxy := tcpproxy.New(t, "127.0.0.1:5432")
+	viaProxy := strings.Replace(dsn, "127.0.0.1:5432", proxy.Addr(), 1)
+	if viaProxy == dsn {
+		t.Fatalf("unexpected DSN %s", dsn)
+	}
+	client := newClient(t, url)
+	rep := subscribeReplies(t, client)
+	oc := &outcomes{n: map[string]int{}}
+	cfg := func(name string) distributed.Config {
+		c := counterConfig(url, viaProxy, name, t)
+		c.OnCommand = oc.add
+		return c
+	}
+	a := startRuntime(t, cfg("runtime-a"))
+	b := startRuntime(t, cfg("runtime-b"))
+
+	const m, k = 16, 40
+	ids, published := traffic(t, client, m, k)
+	total := m * (k + 1)
+	eventually(t, "a quarter of the commands answered", func() bool { return rep.answered() >= total/4 })
+	proxy.Cut()
+	eventually(t, "reconnection attempts to the database", func() bool { return proxy.Refused() >= 2 })
+	stalled := rep.answered()
+	proxy.Restore()
+	<-published
+	waitReplies(t, rep, ids, k)
+	if stalled >= total {
+		t.Fatalf("every command was answered before the database came back: the cut came too late")
+	}
+	stillRunning(t, a, b)
+	checkReplies(t, rep)
+	if n := oc.count(wire.ChannelTriggerEvent, distributed.OutcomeDeadLettered, distributed.OutcomeRefused) +
+		oc.count(wire.ChannelCreateInstance, distributed.OutcomeDeadLettered, distributed.OutcomeRefused); n != 0 {
+		t.Fatalf("%d commands refused or dead-lettered during the outage", n)
+	}
+	db, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close(context.Background()) }()
+	checkOrder(t, db, ids, k)
+}
