@@ -66,6 +66,33 @@ func BenchmarkTransition(b *testing.B) {
 	}
 }
 
+// BenchmarkTransitionSubscribed: BenchmarkTransition with a subscriber draining the runtime
+// events (the emit path: what serve's live stream and the distributed runtime's publisher cost).
+func BenchmarkTransitionSubscribed(b *testing.B) {
+	eng := benchEngine(b)
+	ctx := context.Background()
+	events, stop := eng.Subscribe(1 << 12)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for range events {
+		}
+	}()
+	b.Cleanup(func() { stop(); <-drained })
+	in, err := eng.Create(ctx, xc.CreateRequest{Component: "Bench", Machine: "Toggle"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ev := xc.Event{Type: "FLIP"}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := eng.Send(ctx, in.ID, ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkTransitionParallel: transitions on many instances from concurrent callers.
 func BenchmarkTransitionParallel(b *testing.B) {
 	eng := benchEngine(b)

@@ -136,7 +136,7 @@ func TestTimerTakeover(t *testing.T) {
 			}
 			n := 0
 			for len(fired) > 0 {
-				if ev := <-fired; ev.Type == xc.EvTimeoutFired {
+				if ev := <-fired; ev.Kind() == xc.EvTimeoutFired {
 					n++
 				}
 			}

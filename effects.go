@@ -286,8 +286,9 @@ func (e *Engine) forward(ctx context.Context, m Message) {
 		e.consume(ctx, m.ID)
 	}
 	if m.Origin == "cross_component" {
-		e.emit(RuntimeEvent{Type: EvCrossComponentSent, Component: m.SourceComponent, InstanceID: m.SourceInstanceID,
-			Data: map[string]any{"targetComponent": m.Component, "targetMachine": m.Machine, "event": eventMap(&m.Event), "kind": m.Kind}})
+		e.emit(RuntimeEvent{Component: m.SourceComponent, InstanceID: m.SourceInstanceID, Data: CrossComponentSent{
+			Delivery: CrossForwarded, TargetComponent: m.Component, TargetMachine: m.Machine, SourceComponent: m.SourceComponent,
+			Event: m.Event, MessageKind: m.Kind}})
 	}
 }
 
@@ -345,8 +346,9 @@ func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Messa
 	}
 	e.emitCreated(rec)
 	if m.Origin == "cross_component" {
-		e.emit(RuntimeEvent{Type: EvCrossComponentSent, Component: m.SourceComponent, InstanceID: m.SourceInstanceID,
-			Data: map[string]any{"targetComponent": cr.def.Name, "targetMachine": machine, "createdInstanceId": rec.ID}})
+		e.emit(RuntimeEvent{Component: m.SourceComponent, InstanceID: m.SourceInstanceID, Data: CrossComponentSent{
+			Delivery: CrossCreated, TargetComponent: cr.def.Name, TargetMachine: machine, SourceComponent: m.SourceComponent,
+			Event: m.Event, CreatedInstanceID: rec.ID}})
 	}
 }
 
@@ -452,16 +454,7 @@ func (e *Engine) finishFanOut(ctx context.Context, cr *compRuntime, m Message, m
 	if m.ID != "" && m.Origin != "api" {
 		e.consume(ctx, m.ID)
 	}
-	typ := EvBroadcastCompleted
-	switch m.Origin {
-	case "cascade":
-		typ = EvCascadeCompleted
-	case "cross_component":
-		typ = EvCrossComponentSent
-	}
-	e.emit(RuntimeEvent{Type: typ, Component: cr.def.Name, InstanceID: m.SourceInstanceID,
-		Data: map[string]any{"machineName": m.Machine, "event": eventMap(&m.Event), "matched": matched,
-			"processed": processed, "targetComponent": cr.def.Name, "sourceComponent": m.SourceComponent}})
+	e.emitFanOut(cr.def.Name, m, matched, processed)
 	if report != nil {
 		report(matched, processed)
 	}
@@ -528,8 +521,8 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 		}
 	}
 	if e.hasSubscribers() {
-		e.emit(RuntimeEvent{Type: EvBroadcastCompleted, Component: req.Component,
-			Data: map[string]any{"machineName": req.Machine, "event": eventMap(&ev), "matched": res.Matched, "processed": res.Processed}})
+		e.emit(RuntimeEvent{Component: req.Component,
+			Data: BroadcastCompleted{MachineName: req.Machine, Event: ev, Matched: res.Matched, Processed: res.Processed}})
 	}
 	return res, nil
 }

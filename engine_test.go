@@ -116,10 +116,10 @@ func (h *harness) advance(d time.Duration) {
 	h.settle()
 }
 
-func (h *harness) count(typ string) int {
+func (h *harness) count(kind xc.RuntimeEventKind) int {
 	n := 0
 	for _, ev := range h.seen {
-		if ev.Type == typ {
+		if ev.Kind() == kind {
 			n++
 		}
 	}

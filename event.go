@@ -119,26 +119,13 @@ func View(rec *store.Instance, publicMember bool, now int64) Instance {
 		IsEntryPoint: rec.IsEntryPoint, ParentInstanceID: rec.ParentID,
 		ParentMachineName: rec.ParentMachine, CreatedAt: rec.CreatedAt,
 		UpdatedAt: rec.UpdatedAt, Version: rec.Version,
-		PendingTimeouts: make([]PendingTimeout, 0, len(rec.Timers)),
+		PendingTimeouts: pendingTimeouts(rec, now),
 	}
 	if v.Context == nil {
 		v.Context = map[string]any{}
 	}
 	if publicMember {
 		v.PublicMember = v.Context
-	}
-	for _, t := range rec.Timers {
-		if t.Spent {
-			continue
-		}
-		rem := t.DueAt - now
-		if rem < 0 {
-			rem = 0
-		}
-		v.PendingTimeouts = append(v.PendingTimeouts, PendingTimeout{
-			Event: t.Event, TargetState: t.TargetState, DueAt: t.DueAt,
-			RemainingMs: rem, TotalMs: t.TotalMs, Kind: t.Kind,
-		})
 	}
 	return v
 }

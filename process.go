@@ -543,9 +543,9 @@ func (e *Engine) guardsPass(t *component.Transition, rec *store.Instance, d *del
 	if err != nil {
 		e.log.Warn("guard evaluation failed", "component", rec.Component, "machine", rec.Machine,
 			"instance", rec.ID, "event", d.ev.Type, "err", err)
-		e.emit(RuntimeEvent{Type: EvInstanceError, Component: rec.Component, InstanceID: rec.ID,
-			Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "event": d.ev.Type,
-				"error": "guard: " + err.Error()}})
+		e.emit(RuntimeEvent{Component: rec.Component, InstanceID: rec.ID,
+			Data: InstanceError{InstanceID: rec.ID, MachineName: rec.Machine, Event: d.ev,
+				Error: "guard: " + err.Error()}})
 		return false
 	}
 	return ok
@@ -560,9 +560,9 @@ func (e *Engine) refuse(ctx context.Context, d *delivery, rec *store.Instance, r
 		e.observer.EventIgnored(rec.Component, rec.Machine)
 	}
 	if e.hasSubscribers() {
-		e.emit(RuntimeEvent{Type: EvEventIgnored, Component: rec.Component, InstanceID: rec.ID,
-			Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "event": eventMap(&d.ev),
-				"currentState": rec.State, "reason": reason}})
+		e.emit(RuntimeEvent{Component: rec.Component, InstanceID: rec.ID,
+			Data: EventIgnored{InstanceID: rec.ID, MachineName: rec.Machine, Event: d.ev,
+				CurrentState: rec.State, Reason: reason}})
 	}
 	return fmt.Errorf("%s: %w", reason, ErrNotAccepted)
 }
@@ -659,6 +659,6 @@ func (e *Engine) reportHookError(rec *store.Instance, err error) {
 	if e.observer != nil {
 		e.observer.HookError(rec.Component, rec.Machine)
 	}
-	e.emit(RuntimeEvent{Type: EvHookError, Component: rec.Component, InstanceID: rec.ID,
-		Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "state": rec.State, "error": err.Error()}})
+	e.emit(RuntimeEvent{Component: rec.Component, InstanceID: rec.ID,
+		Data: HookError{InstanceID: rec.ID, MachineName: rec.Machine, State: rec.State, Error: err.Error()}})
 }

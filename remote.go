@@ -137,16 +137,7 @@ func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) 
 	if failure != nil {
 		return res, fmt.Errorf("deliver %s to %s/%s: %w", m.Event.Type, m.Component, m.Machine, failure)
 	}
-	typ := EvBroadcastCompleted
-	switch m.Origin {
-	case "cascade":
-		typ = EvCascadeCompleted
-	case "cross_component":
-		typ = EvCrossComponentSent
-	}
-	e.emit(RuntimeEvent{Type: typ, Component: cr.def.Name, InstanceID: m.SourceInstanceID,
-		Data: map[string]any{"machineName": m.Machine, "event": eventMap(&m.Event), "matched": res.Matched,
-			"processed": res.Processed, "targetComponent": cr.def.Name, "sourceComponent": m.SourceComponent}})
+	e.emitFanOut(cr.def.Name, m, res.Matched, res.Processed)
 	return res, nil
 }
 

@@ -9,30 +9,6 @@ import (
 	"github.com/xcomponent/xcomponent/store"
 )
 
-// Runtime event types (semantics.md, "Runtime events").
-const (
-	EvInstanceCreated    = "instance_created"
-	EvStateChange        = "state_change"
-	EvInstanceCompleted  = "instance_completed"
-	EvEventIgnored       = "event_ignored"
-	EvHookError          = "hook_error"
-	EvInstanceError      = "instance_error"
-	EvTimeoutFired       = "timeout_fired"
-	EvBroadcastCompleted = "broadcast_completed"
-	EvCascadeCompleted   = "cascade_completed"
-	EvCrossComponentSent = "cross_component_sent"
-)
-
-// RuntimeEvent is something the engine did, for subscribers (library users, the dashboard's
-// live feed, the broker). Data has the fields listed in semantics.md for its Type.
-type RuntimeEvent struct {
-	Type       string         `json:"type"`
-	Component  string         `json:"componentName"`
-	InstanceID string         `json:"instanceId,omitempty"`
-	Timestamp  int64          `json:"timestamp"`
-	Data       map[string]any `json:"data"`
-}
-
 // subscribers fans runtime events out to channels without ever blocking the engine: a
 // subscriber whose buffer is full misses the event (and it is counted).
 type subscribers struct {
@@ -112,40 +88,47 @@ func (e *Engine) emit(ev RuntimeEvent) {
 	}
 }
 
-func eventMap(ev *Event) map[string]any {
-	m := map[string]any{"type": ev.Type, "payload": ev.Payload}
-	if ev.Payload == nil {
-		m["payload"] = map[string]any{}
-	}
-	if ev.ID != "" {
-		m["id"] = ev.ID
-	}
-	return m
-}
-
 func (e *Engine) emitCreated(rec *store.Instance) {
 	if !e.hasSubscribers() {
 		return
 	}
-	e.emit(RuntimeEvent{Type: EvInstanceCreated, Component: rec.Component, InstanceID: rec.ID,
-		Data: map[string]any{"instanceId": rec.ID, "machineName": rec.Machine, "currentState": rec.State,
-			"context": rec.Data, "parentInstanceId": rec.ParentID, "isEntryPoint": rec.IsEntryPoint}})
+	e.emit(RuntimeEvent{Component: rec.Component, InstanceID: rec.ID, Data: InstanceCreated{
+		InstanceID: rec.ID, MachineName: rec.Machine, CurrentState: rec.State, Context: rec.Data,
+		Status: rec.Status, Version: rec.Version, IsEntryPoint: rec.IsEntryPoint, ParentInstanceID: rec.ParentID}})
 }
 
 func (e *Engine) emitTransition(prev, next *store.Instance, t *component.Transition, target *component.State, d *delivery) {
 	if !e.hasSubscribers() {
 		return
 	}
-	e.emit(RuntimeEvent{Type: EvStateChange, Component: next.Component, InstanceID: next.ID, Timestamp: next.UpdatedAt,
-		Data: map[string]any{"instanceId": next.ID, "componentName": next.Component, "machineName": next.Machine,
-			"previousState": prev.State, "newState": next.State, "stateType": string(target.Type),
-			"event": eventMap(&d.ev), "eventId": d.ev.ID, "context": next.Data, "version": next.Version,
-			"pendingTimeouts": View(next, false, next.UpdatedAt).PendingTimeouts, "timestamp": next.UpdatedAt}})
+	e.emit(RuntimeEvent{Component: next.Component, InstanceID: next.ID, Timestamp: next.UpdatedAt, Data: StateChanged{
+		InstanceID: next.ID, MachineName: next.Machine, PreviousState: prev.State, NewState: next.State,
+		StateType: target.Type, Event: d.ev, Context: next.Data, Status: next.Status, Version: next.Version,
+		PendingTimeouts: pendingTimeouts(next, next.UpdatedAt)}})
 	if next.Status != store.StatusActive {
-		e.emit(RuntimeEvent{Type: EvInstanceCompleted, Component: next.Component, InstanceID: next.ID, Timestamp: next.UpdatedAt,
-			Data: map[string]any{"instanceId": next.ID, "machineName": next.Machine, "finalState": next.State,
-				"status": string(next.Status), "context": next.Data}})
+		e.emit(RuntimeEvent{Component: next.Component, InstanceID: next.ID, Timestamp: next.UpdatedAt, Data: InstanceCompleted{
+			InstanceID: next.ID, MachineName: next.Machine, FinalState: next.State, Status: next.Status,
+			Context: next.Data, Version: next.Version}})
 	}
+}
+
+// emitFanOut reports a routed message (broadcast, cascade, cross-component event) delivered to
+// all its targets in component comp.
+func (e *Engine) emitFanOut(comp string, m Message, matched, processed int) {
+	if !e.hasSubscribers() {
+		return
+	}
+	fan := BroadcastCompleted{MachineName: m.Machine, Event: m.Event, Matched: matched,
+		Processed: processed, TargetComponent: comp, SourceComponent: m.SourceComponent}
+	var data RuntimeEventData = fan
+	switch m.Origin {
+	case "cascade":
+		data = CascadeCompleted(fan)
+	case "cross_component":
+		data = CrossComponentSent{Delivery: CrossDelivered, TargetComponent: comp, TargetMachine: m.Machine,
+			SourceComponent: m.SourceComponent, Event: m.Event, Matched: matched, Processed: processed}
+	}
+	e.emit(RuntimeEvent{Component: comp, InstanceID: m.SourceInstanceID, Data: data})
 }
 
 // sortTargets orders routed targets by instance id (UUIDv7: creation order) so that fan-outs

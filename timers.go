@@ -335,9 +335,9 @@ func (q *timerQueue) fire(inst *instance, timer store.Timer, now int64, fresh *s
 		if err != nil {
 			return
 		}
-		q.e.emit(RuntimeEvent{Type: EvTimeoutFired, Component: res.Instance.ComponentName, InstanceID: res.Instance.ID,
-			Data: map[string]any{"instanceId": res.Instance.ID, "machineName": res.Instance.MachineName,
-				"event": timer.Event, "fromState": res.PreviousState, "toState": res.NewState}})
+		q.e.emit(RuntimeEvent{Component: res.Instance.ComponentName, InstanceID: res.Instance.ID,
+			Data: TimeoutFired{InstanceID: res.Instance.ID, MachineName: res.Instance.MachineName,
+				Event: ev, FromState: res.PreviousState, ToState: res.NewState, Version: res.Instance.Version}})
 	}})
 }
 

@@ -14,6 +14,7 @@ import (
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -739,12 +740,8 @@ func (r *runtime) reply(ctx context.Context, kind, reqID, correlationID, comp st
 		rep.Error = oc.err.Error()
 	}
 	if oc.inst != nil {
-		v := oc.inst
-		rep.Instance = &wire.InstanceSnapshot{ID: v.ID, MachineName: v.MachineName, CurrentState: v.CurrentState,
-			Context: v.Context, PendingTimeouts: pendingTimeouts(v.PendingTimeouts), Status: string(v.Status), Version: v.Version}
-		if rep.Instance.Context == nil {
-			rep.Instance.Context = map[string]any{}
-		}
+		snap := wiremap.Snapshot(*oc.inst)
+		rep.Instance = &snap
 	}
 	body, err := wire.Encode(rep)
 	if err != nil {

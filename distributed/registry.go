@@ -10,6 +10,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -51,11 +52,13 @@ func (r *runtime) heartbeat(status string) wire.Heartbeat {
 		RuntimeName: r.cfg.RuntimeName, Status: status}
 }
 
-// announce publishes fsm:registry:announce.
+// announce publishes fsm:registry:announce. Host is the runtime name, as xcomponent-ai's
+// runtimes send it: its dashboard tells runtimes apart by host, and two replicas may share a
+// machine. The machine's hostname travels in our Hostname field.
 func (r *runtime) announce(ctx context.Context) error {
 	body, err := wire.Encode(wire.Announce{
 		RuntimeID: r.id, ComponentName: r.comp.Name, Component: r.compRaw,
-		Host: r.host, Port: r.cfg.Port, Timestamp: wire.Now(),
+		Host: r.cfg.RuntimeName, Hostname: r.host, Port: r.cfg.Port, Timestamp: wire.Now(),
 		RuntimeName: r.cfg.RuntimeName, Version: r.comp.Version, Status: "running",
 	})
 	if err != nil {
@@ -142,9 +145,7 @@ func (r *runtime) liveInstances(ctx context.Context) ([]wire.InstanceSnapshot, e
 			return nil, err
 		}
 		for i := range recs {
-			v := xc.View(&recs[i], false, now)
-			out = append(out, wire.InstanceSnapshot{ID: v.ID, MachineName: v.MachineName, CurrentState: v.CurrentState,
-				Context: v.Context, PendingTimeouts: pendingTimeouts(v.PendingTimeouts), Status: string(v.Status), Version: v.Version})
+			out = append(out, wiremap.Snapshot(xc.View(&recs[i], false, now)))
 		}
 		if next == "" || len(out) >= maxQueryInstances {
 			return out, nil

@@ -117,10 +117,11 @@ type Trace struct {
 	CausationID string `json:"causationId,omitempty"`
 }
 
-// Event is an event as it travels: {type, payload, timestamp?}.
+// Event is an event as it travels: {type, payload, timestamp?}. Payload is always sent ({}
+// when empty): xcomponent-ai peers read it without checking.
 type Event struct {
 	Type    string         `json:"type"`
-	Payload map[string]any `json:"payload,omitempty"`
+	Payload map[string]any `json:"payload"`
 	// Timestamp (ms epoch) is optional.
 	Timestamp int64 `json:"timestamp,omitempty"`
 
@@ -132,6 +133,15 @@ type Event struct {
 	Source        string `json:"source,omitempty"`
 }
 
+// MarshalJSON encodes a nil Payload as {}.
+func (e Event) MarshalJSON() ([]byte, error) {
+	type plain Event // without this method
+	if e.Payload == nil {
+		e.Payload = map[string]any{}
+	}
+	return json.Marshal(plain(e))
+}
+
 // Announce is the body of fsm:registry:announce: a runtime presents itself and its component.
 // Sent at start, after reconnect, and on every discover and query_instances.
 type Announce struct {
@@ -141,11 +151,15 @@ type Announce struct {
 	// (stateMachines, initialState, states[].type, transitions, contextSchema …), unknown keys
 	// kept: it is carried verbatim.
 	Component json.RawMessage `json:"component"`
-	Host      string          `json:"host"`
-	Port      int             `json:"port"`
-	Timestamp int64           `json:"timestamp"`
+	// Host names the runtime in the runtimes list of xcomponent-ai's dashboard, which keys
+	// runtimes by it: ours send the runtime name (as xcomponent-ai's runtimes do), so that two
+	// replicas on one machine are told apart. Hostname is the machine's.
+	Host      string `json:"host"`
+	Port      int    `json:"port"`
+	Timestamp int64  `json:"timestamp"`
 
 	// Our additions.
+	Hostname    string `json:"hostname,omitempty"`
 	RuntimeName string `json:"runtimeName,omitempty"`
 	Version     string `json:"version,omitempty"`
 	Status      string `json:"status,omitempty"`
@@ -237,9 +251,12 @@ type StateChangeData struct {
 	Context         map[string]any   `json:"context"`
 	PendingTimeouts []PendingTimeout `json:"pendingTimeouts"`
 
-	// Our additions.
-	Status  string `json:"status,omitempty"`
-	Version int64  `json:"version,omitempty"`
+	// Our additions. Version (the instance's version after the change) is on every
+	// fsm:events:* message of our runtimes, so that a consumer can detect the messages it
+	// missed (docs/design.md, "Live events"); xcomponent-ai's runtimes do not send it (0).
+	StateType string `json:"stateType,omitempty"`
+	Status    string `json:"status,omitempty"`
+	Version   int64  `json:"version"`
 }
 
 // InstanceCreatedData is the data of fsm:events:instance_created.
@@ -251,7 +268,8 @@ type InstanceCreatedData struct {
 
 	// Our additions.
 	Status           string `json:"status,omitempty"`
-	Version          int64  `json:"version,omitempty"`
+	Version          int64  `json:"version"`
+	IsEntryPoint     bool   `json:"isEntryPoint,omitempty"`
 	ParentID         string `json:"parentId,omitempty"`
 	SourceComponent  string `json:"sourceComponent,omitempty"`
 	SourceInstanceID string `json:"sourceInstanceId,omitempty"`
@@ -266,7 +284,7 @@ type InstanceCompletedData struct {
 
 	// Our additions.
 	Status  string `json:"status,omitempty"`
-	Version int64  `json:"version,omitempty"`
+	Version int64  `json:"version"`
 }
 
 // TimeoutTriggeredData is the data of fsm:events:timeout_triggered (TS declares it but never
@@ -277,6 +295,9 @@ type TimeoutTriggeredData struct {
 	Event       Event  `json:"event"`
 	FromState   string `json:"fromState"`
 	ToState     string `json:"toState"`
+
+	// Our addition.
+	Version int64 `json:"version"`
 }
 
 // The bodies of the fsm:events:* channels.

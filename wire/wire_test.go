@@ -46,7 +46,7 @@ func TestRoundTrips(t *testing.T) {
 	roundTrip(t, InstanceCompleted{RuntimeID: "r1", ComponentName: "Orders", EventType: EventInstanceCompleted, Timestamp: 9,
 		Data: InstanceCompletedData{InstanceID: "i1", MachineName: "Order", FinalState: "Done", Context: map[string]any{"x": true}, Status: "completed", Version: 9}})
 	roundTrip(t, TimeoutTriggered{RuntimeID: "r1", ComponentName: "Orders", EventType: EventTimeoutTriggered, Timestamp: 10,
-		Data: TimeoutTriggeredData{InstanceID: "i1", MachineName: "Order", Event: Event{Type: "TIMEOUT"}, FromState: "A", ToState: "B"}})
+		Data: TimeoutTriggeredData{InstanceID: "i1", MachineName: "Order", Event: Event{Type: "TIMEOUT", Payload: map[string]any{}}, FromState: "A", ToState: "B", Version: 2}})
 	roundTrip(t, TriggerEvent{ComponentName: "Orders", InstanceID: "i1", Event: ev, Timestamp: 11, RuntimeName: "n", Trace: tr})
 	roundTrip(t, CreateInstance{ComponentName: "Orders", MachineName: "Order", Context: map[string]any{"orderId": "o-1"}, Event: &ev,
 		SourceComponent: "Shop", SourceInstanceID: "s1", Timestamp: 12, RuntimeName: "n", InstanceID: "i9", ParentID: "p1", Trace: tr})
@@ -73,7 +73,8 @@ func keys(t *testing.T, v any) []string {
 	return ks
 }
 
-// Without our additions, the encoded messages have exactly TS's keys.
+// Without our additions, the encoded messages have exactly TS's keys, plus the one addition
+// always sent: the version of the fsm:events:* data (0 is a version: an instance's creation).
 func TestEncodedKeysAreTS(t *testing.T) {
 	cases := []struct {
 		v    any
@@ -87,11 +88,11 @@ func TestEncodedKeysAreTS(t *testing.T) {
 		{QueryResponse{}, "componentName instances runtimeId timestamp type"},
 		{InstanceSnapshot{}, "context currentState id machineName pendingTimeouts"},
 		{StateChange{}, "componentName data eventType runtimeId timestamp"},
-		{StateChangeData{}, "context event instanceId machineName newState pendingTimeouts previousState"},
-		{InstanceCreatedData{}, "context currentState instanceId machineName"},
-		{InstanceCompletedData{}, "context finalState instanceId machineName"},
-		{TimeoutTriggeredData{}, "event fromState instanceId machineName toState"},
-		{Event{}, "type"},
+		{StateChangeData{}, "context event instanceId machineName newState pendingTimeouts previousState version"},
+		{InstanceCreatedData{}, "context currentState instanceId machineName version"},
+		{InstanceCompletedData{}, "context finalState instanceId machineName version"},
+		{TimeoutTriggeredData{}, "event fromState instanceId machineName toState version"},
+		{Event{}, "payload type"},
 		{TriggerEvent{}, "event instanceId"},
 		{CreateInstance{}, "componentName context timestamp"},
 		{CrossComponentEvent{}, "event matchingRules sourceComponent sourceInstanceId targetComponent targetMachine timestamp"},
@@ -201,5 +202,18 @@ func TestDecodeTSMessages(t *testing.T) {
 
 	if _, err := Decode[TriggerEvent]([]byte(`{"instanceId":`)); err == nil {
 		t.Fatal("truncated JSON decoded")
+	}
+}
+
+// xcomponent-ai reads event.payload without checking: it is sent ({}) even when empty.
+func TestEventPayloadAlwaysSent(t *testing.T) {
+	for _, e := range []Event{{Type: "GO"}, {Type: "GO", Payload: map[string]any{}}} {
+		b, err := Encode(StateChangeData{Event: e})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), `"event":{"type":"GO","payload":{}}`) {
+			t.Fatalf("payload %v encoded as %s", e.Payload, b)
+		}
 	}
 }

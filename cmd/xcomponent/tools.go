@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/internal/simulate"
 )
@@ -252,18 +253,19 @@ func printTrace(g *globals, rep *simulate.Report) {
 		}
 		fmt.Fprintf(w, "step %d: %s (%d instances transitioned)\n", st.Step, status, st.Processed)
 		for _, ev := range st.Trace {
-			switch ev.Type {
-			case "state_change":
-				evt, _ := ev.Data["event"].(map[string]any)
-				fmt.Fprintf(w, "  %s %s: %v → %v on %v\n", short(ev.InstanceID), ev.Data["machineName"], ev.Data["previousState"], ev.Data["newState"], evt["type"])
-			case "instance_created":
-				fmt.Fprintf(w, "  %s %s: created in %v\n", short(ev.InstanceID), ev.Data["machineName"], ev.Data["currentState"])
-			case "event_ignored":
-				fmt.Fprintf(w, "  %s ignored: %v\n", short(ev.InstanceID), ev.Data["reason"])
-			case "timeout_fired":
-				fmt.Fprintf(w, "  %s timer fired: %v\n", short(ev.InstanceID), ev.Data["event"])
-			case "hook_error", "instance_error":
-				fmt.Fprintf(w, "  %s %s: %v\n", short(ev.InstanceID), ev.Type, ev.Data["error"])
+			switch d := ev.Data.(type) {
+			case xc.StateChanged:
+				fmt.Fprintf(w, "  %s %s: %s → %s on %s\n", short(ev.InstanceID), d.MachineName, d.PreviousState, d.NewState, d.Event.Type)
+			case xc.InstanceCreated:
+				fmt.Fprintf(w, "  %s %s: created in %s\n", short(ev.InstanceID), d.MachineName, d.CurrentState)
+			case xc.EventIgnored:
+				fmt.Fprintf(w, "  %s ignored: %s\n", short(ev.InstanceID), d.Reason)
+			case xc.TimeoutFired:
+				fmt.Fprintf(w, "  %s timer fired: %s\n", short(ev.InstanceID), d.Event.Type)
+			case xc.HookError:
+				fmt.Fprintf(w, "  %s %s: %s\n", short(ev.InstanceID), ev.Kind(), d.Error)
+			case xc.InstanceError:
+				fmt.Fprintf(w, "  %s %s: %s\n", short(ev.InstanceID), ev.Kind(), d.Error)
 			}
 		}
 	}

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	"github.com/xcomponent/xcomponent/clock"
@@ -241,14 +242,14 @@ func TestRuntimeStatus(t *testing.T) {
 	d := startDashboard(t, url, "", busbackend.Config{Clock: clk, LostAfter: time.Minute})
 	events, unsubscribe := d.be.Subscribe(64)
 	defer unsubscribe()
-	next := func(want string) map[string]any {
+	next := func(want xc.RuntimeEventKind) map[string]any {
 		t.Helper()
 		deadline := time.After(timeout)
 		for {
 			select {
 			case ev := <-events:
-				if ev.Type == want {
-					return ev.Data
+				if ev.Kind() == want {
+					return ev.Data.(httpapi.BackendEvent).Fields
 				}
 			case <-deadline:
 				t.Fatalf("no %s on the feed", want)

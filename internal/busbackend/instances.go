@@ -11,6 +11,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -179,9 +180,7 @@ func (b *Backend) onEvent(_ context.Context, m bus.Message) error {
 		u.status = store.Status(firstOf(d.Status, string(store.StatusActive)))
 		u.setTimeouts = true
 		b.apply(u)
-		ev = xc.RuntimeEvent{Type: xc.EvInstanceCreated, Component: env.ComponentName, InstanceID: d.InstanceID, Timestamp: ts,
-			Data: map[string]any{"instanceId": d.InstanceID, "machineName": d.MachineName, "currentState": d.CurrentState,
-				"context": orEmpty(d.Context), "parentInstanceId": d.ParentID}}
+		ev = wiremap.FromInstanceCreated(wire.InstanceCreated{ComponentName: env.ComponentName, Timestamp: ts, Data: d}).Event
 		b.trail(store.Event{ID: firstOf(env.CommandID, env.CorrelationID), InstanceID: d.InstanceID, Component: env.ComponentName,
 			Machine: d.MachineName, Type: store.EventCreated, ToState: d.CurrentState, Data: d.Context,
 			CorrelationID: env.CorrelationID, Source: "broker", PersistedAt: ts}, rname)
@@ -200,10 +199,7 @@ func (b *Backend) onEvent(_ context.Context, m bus.Message) error {
 		}
 		b.apply(u)
 		eventID := firstOf(env.CausationID, d.Event.ID)
-		ev = xc.RuntimeEvent{Type: xc.EvStateChange, Component: env.ComponentName, InstanceID: d.InstanceID, Timestamp: ts,
-			Data: map[string]any{"instanceId": d.InstanceID, "componentName": env.ComponentName, "machineName": d.MachineName,
-				"previousState": d.PreviousState, "newState": d.NewState, "event": eventMap(d.Event), "eventId": eventID,
-				"context": orEmpty(d.Context), "version": d.Version, "pendingTimeouts": timeouts(d.PendingTimeouts), "timestamp": ts}}
+		ev = wiremap.FromStateChange(wire.StateChange{ComponentName: env.ComponentName, Timestamp: ts, Data: d, Trace: env.Trace}).Event
 		b.trail(store.Event{ID: eventID, InstanceID: d.InstanceID, Component: env.ComponentName, Machine: d.MachineName,
 			Type: d.Event.Type, Payload: d.Event.Payload, FromState: d.PreviousState, ToState: d.NewState, Data: d.Context,
 			CorrelationID: firstOf(env.CorrelationID, d.Event.CorrelationID), CausationID: d.Event.CausationID,
@@ -221,22 +217,17 @@ func (b *Backend) onEvent(_ context.Context, m bus.Message) error {
 		// Completion comes with the transition's version: the same version as the state_change
 		// that preceded it; never let it be dropped as stale.
 		b.applyCompletion(u)
-		ev = xc.RuntimeEvent{Type: xc.EvInstanceCompleted, Component: env.ComponentName, InstanceID: d.InstanceID, Timestamp: ts,
-			Data: map[string]any{"instanceId": d.InstanceID, "machineName": d.MachineName, "finalState": d.FinalState,
-				"status": string(u.status), "context": orEmpty(d.Context)}}
+		ev = wiremap.FromInstanceCompleted(wire.InstanceCompleted{ComponentName: env.ComponentName, Timestamp: ts, Data: d}).Event
 	case wire.ChannelTimeoutTriggered:
 		d, err := wire.Decode[wire.TimeoutTriggeredData](env.Data)
 		if err != nil {
 			return nil
 		}
-		ev = xc.RuntimeEvent{Type: xc.EvTimeoutFired, Component: env.ComponentName, InstanceID: d.InstanceID, Timestamp: ts,
-			Data: map[string]any{"instanceId": d.InstanceID, "machineName": d.MachineName, "event": eventMap(d.Event),
-				"fromState": d.FromState, "toState": d.ToState}}
+		ev = wiremap.FromTimeoutTriggered(wire.TimeoutTriggered{ComponentName: env.ComponentName, Timestamp: ts, Data: d, Trace: env.Trace}).Event
 	default:
 		return nil
 	}
-	ev.Data["runtimeId"] = env.RuntimeID
-	ev.Data["runtimeName"] = rname
+	ev.Data = httpapi.FromRuntime{Event: ev.Data, RuntimeID: env.RuntimeID, RuntimeName: rname}
 	b.feed.emit(ev)
 	return nil
 }
@@ -270,14 +261,6 @@ func (b *Backend) applyCompletion(u update) {
 func orEmpty(m map[string]any) map[string]any {
 	if m == nil {
 		return map[string]any{}
-	}
-	return m
-}
-
-func eventMap(e wire.Event) map[string]any {
-	m := map[string]any{"type": e.Type, "payload": orEmpty(e.Payload)}
-	if e.ID != "" {
-		m["id"] = e.ID
 	}
 	return m
 }

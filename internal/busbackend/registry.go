@@ -144,10 +144,10 @@ func (b *Backend) seen(s sighting) {
 	}
 }
 
-func runtimeEvent(typ string, r *runtimeEntry, status string) xc.RuntimeEvent {
-	return xc.RuntimeEvent{Type: typ, Component: r.component, Timestamp: wire.Now(),
-		Data: map[string]any{"runtimeId": r.id, "runtimeName": r.name, "componentName": r.component,
-			"host": r.host, "port": r.port, "status": status, "lastSeen": r.lastSeen.UnixMilli()}}
+func runtimeEvent(kind xc.RuntimeEventKind, r *runtimeEntry, status string) xc.RuntimeEvent {
+	return xc.RuntimeEvent{Component: r.component, Timestamp: wire.Now(), Data: httpapi.BackendEvent{Name: kind,
+		Fields: map[string]any{"runtimeId": r.id, "runtimeName": r.name, "componentName": r.component,
+			"host": r.host, "port": r.port, "status": status, "lastSeen": r.lastSeen.UnixMilli()}}}
 }
 
 // queryInstances asks every runtime for its instances (they answer on fsm:responses:query).
@@ -177,7 +177,7 @@ func (b *Backend) onAnnounce(_ context.Context, m bus.Message) error {
 		b.learnComponent(a)
 	}
 	b.seen(sighting{id: a.RuntimeID, name: a.RuntimeName, component: a.ComponentName, announce: true,
-		host: a.Host, port: a.Port, ours: a.RuntimeName != "" || a.Status != ""})
+		host: firstOf(a.Hostname, a.Host), port: a.Port, ours: a.RuntimeName != "" || a.Status != ""})
 	return nil
 }
 
@@ -197,8 +197,8 @@ func (b *Backend) learnComponent(a wire.Announce) {
 	b.components[def.Name] = &compEntry{def: def, raw: append([]byte(nil), a.Component...)}
 	b.mu.Unlock()
 	b.log.Info("component announced", "component", def.Name, "runtime", a.RuntimeID, "machines", len(def.StateMachines))
-	b.feed.emit(xc.RuntimeEvent{Type: "component_announced", Component: def.Name, Timestamp: wire.Now(),
-		Data: map[string]any{"componentName": def.Name, "runtimeId": a.RuntimeID}})
+	b.feed.emit(xc.RuntimeEvent{Component: def.Name, Timestamp: wire.Now(), Data: httpapi.BackendEvent{Name: "component_announced",
+		Fields: map[string]any{"componentName": def.Name, "runtimeId": a.RuntimeID}}})
 }
 
 func (b *Backend) onHeartbeat(_ context.Context, m bus.Message) error {

@@ -70,8 +70,8 @@ var (
 
 // Runtime event types the stream adds to the engine's (distributed backends emit them).
 const (
-	EvRuntimeConnected    = "runtime_connected"
-	EvRuntimeDisconnected = "runtime_disconnected"
+	EvRuntimeConnected    xc.RuntimeEventKind = "runtime_connected"
+	EvRuntimeDisconnected xc.RuntimeEventKind = "runtime_disconnected"
 )
 
 // Health is the backend part of GET /health.

@@ -121,7 +121,7 @@ func (h *hub) dispatch(ev *xc.RuntimeEvent) {
 			continue
 		}
 		if msg == nil {
-			msg = sseMessage(ev.Type, streamData(ev))
+			msg = sseMessage(string(ev.Kind()), streamData(ev))
 		}
 		select {
 		case c.ch <- msg:
@@ -141,23 +141,6 @@ func (h *hub) count() int {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return len(h.clients)
-}
-
-// streamData flattens a runtime event: its data plus componentName, eventType, timestamp.
-func streamData(ev *xc.RuntimeEvent) map[string]any {
-	out := make(map[string]any, len(ev.Data)+3)
-	for k, v := range ev.Data {
-		out[k] = v
-	}
-	out["componentName"] = ev.Component
-	out["eventType"] = ev.Type
-	if _, ok := out["timestamp"]; !ok {
-		out["timestamp"] = ev.Timestamp
-	}
-	if _, ok := out["instanceId"]; !ok && ev.InstanceID != "" {
-		out["instanceId"] = ev.InstanceID
-	}
-	return out
 }
 
 // sseMessage frames one SSE message. JSON never contains raw newlines, so data is one line.

@@ -142,7 +142,7 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 	// subscription's buffer could overflow); in manual mode it runs on this goroutine.
 	listen := func(ev xc.RuntimeEvent) {
 		trace = append(trace, ev)
-		if ev.Type == xc.EvInstanceCreated {
+		if ev.Kind() == xc.EvInstanceCreated {
 			order = append(order, ev.InstanceID)
 		}
 	}
@@ -187,8 +187,8 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 	}
 	pathFrom := func(evs []xc.RuntimeEvent) {
 		for _, ev := range evs {
-			if ev.Type == xc.EvStateChange && ev.InstanceID == zero {
-				rep.Path = append(rep.Path, fmt.Sprint(ev.Data["newState"]))
+			if sc, ok := ev.Data.(xc.StateChanged); ok && ev.InstanceID == zero {
+				rep.Path = append(rep.Path, sc.NewState)
 			}
 		}
 	}
@@ -243,7 +243,7 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 		}
 		seen := map[string]bool{}
 		for _, ev := range trace {
-			if ev.Type == xc.EvStateChange && !seen[ev.InstanceID] {
+			if ev.Kind() == xc.EvStateChange && !seen[ev.InstanceID] {
 				seen[ev.InstanceID] = true
 				res.Processed++
 			}
