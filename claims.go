@@ -120,6 +120,10 @@ func (p *timerPoller) poll(ctx context.Context) int {
 				break
 			}
 			total += len(recs)
+			if len(recs) > 0 {
+				// Another process armed them and did not fire them in time: it died or lags.
+				e.log.Info("timers taken over", "component", cr.def.Name, "instances", len(recs))
+			}
 			p.fire(cr, recs, now)
 			if len(recs) < p.batch {
 				break
