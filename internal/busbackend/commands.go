@@ -12,6 +12,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -315,23 +316,23 @@ func (b *Backend) fromSnapshot(comp, runtimeID string, ts int64, s *wire.Instanc
 	if ts == 0 {
 		ts = wire.Now()
 	}
-	b.apply(update{runtimeID: runtimeID, component: comp, foreign: b.isForeign(runtimeID), ts: ts, id: s.ID,
-		machine: s.MachineName, state: s.CurrentState, context: s.Context,
-		status: store.Status(firstOf(s.Status, string(store.StatusActive))), timeouts: s.PendingTimeouts,
-		setTimeouts: true, version: s.Version})
+	v := wiremap.InstanceView(comp, *s, ts)
+	b.apply(update{runtimeID: runtimeID, component: comp, foreign: b.isForeign(runtimeID), ts: ts, id: v.ID,
+		machine: v.MachineName, state: v.CurrentState, context: v.Context, status: v.Status,
+		timeouts: v.PendingTimeouts, setTimeouts: true, version: v.Version})
 	in, _ := b.cached(s.ID)
 	// The reply's snapshot is the instance right after the command, whatever the view holds.
-	in.CurrentState, in.Context, in.Version = s.CurrentState, orEmpty(s.Context), max(in.Version, s.Version)
+	in.CurrentState, in.Context, in.Version = v.CurrentState, v.Context, max(in.Version, v.Version)
 	return in
 }
 
 // matchCreated finishes the create waiting for this instance_created: the one whose command
-// id the event carries, else (runtimes that send no ids, e.g. xcomponent-ai's) the oldest
-// create of the same component, machine and context.
-func (b *Backend) matchCreated(env wire.Envelope[json.RawMessage], d wire.InstanceCreatedData) {
+// id the event carries, or whose instance id it named, else (runtimes that send no ids, e.g.
+// xcomponent-ai's) the oldest create of the same component, machine and context.
+func (b *Backend) matchCreated(inc wiremap.Incoming, d xc.InstanceCreated) {
 	b.mu.Lock()
 	var w *waiter
-	for _, id := range []string{env.CommandID, env.CorrelationID, env.CausationID} {
+	for _, id := range []string{inc.Trace.CommandID, inc.Trace.CorrelationID, inc.Trace.CausationID} {
 		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelCreateInstance {
 			w = x
 			break
@@ -346,11 +347,11 @@ func (b *Backend) matchCreated(env wire.Envelope[json.RawMessage], d wire.Instan
 		}
 	}
 	if w == nil {
-		cj, err := canonical(orEmpty(d.Context))
+		cj, err := canonical(d.Context)
 		if err == nil {
 			for _, x := range b.waiters {
-				if x.channel == wire.ChannelCreateInstance && x.instanceID == "" && x.component == env.ComponentName && x.machine == d.MachineName &&
-					x.ctxJSON == cj && (w == nil || x.seq < w.seq) {
+				if x.channel == wire.ChannelCreateInstance && x.instanceID == "" && x.component == inc.Event.Component &&
+					x.machine == d.MachineName && x.ctxJSON == cj && (w == nil || x.seq < w.seq) {
 					w = x
 				}
 			}
@@ -367,23 +368,23 @@ func (b *Backend) matchCreated(env wire.Envelope[json.RawMessage], d wire.Instan
 	if w == nil {
 		return
 	}
-	rname := b.runtimeName(env.RuntimeID, env.RuntimeName)
+	rname := b.runtimeName(inc.RuntimeID, inc.RuntimeName)
 	b.trail(store.Event{ID: w.commandID, InstanceID: d.InstanceID}, rname)
 	w.finish(outcome{in: in, next: in.CurrentState, runtime: rname})
 }
 
 // matchStateChange finishes the trigger that caused this state_change: the one whose command
 // id is the event's id, else (no ids) the oldest trigger of that event type on that instance.
-func (b *Backend) matchStateChange(env wire.Envelope[json.RawMessage], d wire.StateChangeData, eventID string) {
+func (b *Backend) matchStateChange(inc wiremap.Incoming, d xc.StateChanged) {
 	b.mu.Lock()
 	var w *waiter
-	for _, id := range []string{eventID, env.CommandID} {
+	for _, id := range []string{d.Event.ID, inc.Trace.CommandID} {
 		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelTriggerEvent {
 			w = x
 			break
 		}
 	}
-	if w == nil && eventID == "" && env.CommandID == "" {
+	if w == nil && d.Event.ID == "" && inc.Trace.CommandID == "" {
 		for _, x := range b.waiters {
 			if x.channel == wire.ChannelTriggerEvent && x.instanceID == d.InstanceID && x.eventType == d.Event.Type &&
 				(w == nil || x.seq < w.seq) {
@@ -403,11 +404,11 @@ func (b *Backend) matchStateChange(env wire.Envelope[json.RawMessage], d wire.St
 		return
 	}
 	// The event's own snapshot, whatever newer news the view may hold already.
-	in.CurrentState, in.Context = d.NewState, orEmpty(d.Context)
+	in.CurrentState, in.Context = d.NewState, d.Context
 	if d.Version > 0 {
 		in.Version = d.Version
 	}
-	w.finish(outcome{in: in, prev: d.PreviousState, next: d.NewState, runtime: b.runtimeName(env.RuntimeID, env.RuntimeName)})
+	w.finish(outcome{in: in, prev: d.PreviousState, next: d.NewState, runtime: b.runtimeName(inc.RuntimeID, inc.RuntimeName)})
 }
 
 // canonical is the JSON of v after a JSON round trip (numbers as float64, map keys sorted), so

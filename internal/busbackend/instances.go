@@ -34,7 +34,7 @@ type update struct {
 	id, machine, state                string
 	status                            store.Status
 	context                           map[string]any
-	timeouts                          []wire.PendingTimeout
+	timeouts                          []xc.PendingTimeout
 	setTimeouts                       bool
 	version                           int64
 	parentID                          string
@@ -87,7 +87,7 @@ func (b *Backend) apply(u update) bool {
 		in.Context = map[string]any{}
 	}
 	if u.setTimeouts {
-		in.PendingTimeouts = timeouts(u.timeouts)
+		in.PendingTimeouts = append([]xc.PendingTimeout{}, u.timeouts...)
 	}
 	if u.parentID != "" {
 		in.ParentInstanceID = u.parentID
@@ -103,35 +103,6 @@ func (b *Backend) apply(u update) bool {
 	}
 	e.runtimeID, e.foreign = u.runtimeID, u.foreign
 	return true
-}
-
-func timeouts(ts []wire.PendingTimeout) []xc.PendingTimeout {
-	out := make([]xc.PendingTimeout, 0, len(ts))
-	for _, t := range ts {
-		out = append(out, xc.PendingTimeout{Event: str(t, "event"), TargetState: str(t, "targetState"),
-			DueAt: num(t, "dueAt"), RemainingMs: num(t, "remainingMs"), TotalMs: num(t, "totalMs"), Kind: str(t, "kind")})
-	}
-	return out
-}
-
-func str(m map[string]any, k string) string {
-	s, _ := m[k].(string)
-	return s
-}
-
-func num(m map[string]any, k string) int64 {
-	switch v := m[k].(type) {
-	case float64:
-		return int64(v)
-	case int64:
-		return v
-	case int:
-		return int64(v)
-	case json.Number:
-		n, _ := v.Int64()
-		return n
-	}
-	return 0
 }
 
 func firstOf(vals ...string) string {
@@ -152,84 +123,66 @@ func (b *Backend) isForeign(runtimeID string) bool {
 	return b.cfg.Store == nil || (r != nil && !r.ours)
 }
 
-// onEvent handles the fsm:events:* channels: live view, audit trail, command waiters, feed.
+// onEvent handles the fsm:events:* channels (decoded by wiremap, ours and xcomponent-ai's):
+// live view, audit trail, command waiters, feed.
 func (b *Backend) onEvent(_ context.Context, m bus.Message) error {
-	env, err := wire.Decode[wire.Envelope[json.RawMessage]](m.Body)
+	in, err := wiremap.Decode(m.Channel, m.Body)
 	if err != nil {
-		b.log.Warn("runtime event ignored: undecodable", "channel", m.Channel, "body", truncate(m.Body), "err", err)
+		b.log.Warn("runtime event ignored", "channel", m.Channel, "body", truncate(m.Body), "err", err)
 		return nil
 	}
-	b.seen(sighting{id: env.RuntimeID, name: env.RuntimeName, component: env.ComponentName})
-	ts := env.Timestamp
-	if ts == 0 {
-		ts = wire.Now()
+	ev := in.Event
+	b.seen(sighting{id: in.RuntimeID, name: in.RuntimeName, component: ev.Component})
+	if ev.Timestamp == 0 {
+		ev.Timestamp = wire.Now()
 	}
-	foreign := b.isForeign(env.RuntimeID)
-	rname := b.runtimeName(env.RuntimeID, env.RuntimeName)
-	base := update{runtimeID: env.RuntimeID, runtimeName: rname, component: env.ComponentName, foreign: foreign, ts: ts}
-	var ev xc.RuntimeEvent
-	switch m.Channel {
-	case wire.ChannelInstanceCreated:
-		d, err := wire.Decode[wire.InstanceCreatedData](env.Data)
-		if err != nil || d.InstanceID == "" {
-			b.log.Warn("instance_created ignored: bad data", "body", truncate(m.Body), "err", err)
-			return nil
-		}
+	ts := ev.Timestamp
+	rname := b.runtimeName(in.RuntimeID, in.RuntimeName)
+	base := update{runtimeID: in.RuntimeID, runtimeName: rname, component: ev.Component, foreign: b.isForeign(in.RuntimeID), ts: ts}
+	switch d := ev.Data.(type) {
+	case xc.InstanceCreated:
 		u := base
-		u.id, u.machine, u.state, u.context, u.version, u.parentID, u.created = d.InstanceID, d.MachineName, d.CurrentState, d.Context, d.Version, d.ParentID, true
-		u.status = store.Status(firstOf(d.Status, string(store.StatusActive)))
-		u.setTimeouts = true
+		u.id, u.machine, u.state, u.context, u.version, u.parentID, u.created = d.InstanceID, d.MachineName, d.CurrentState, d.Context, d.Version, d.ParentInstanceID, true
+		u.status = firstStatus(d.Status, store.StatusActive)
+		u.timeouts, u.setTimeouts = []xc.PendingTimeout{}, true
 		b.apply(u)
-		ev = wiremap.FromInstanceCreated(wire.InstanceCreated{ComponentName: env.ComponentName, Timestamp: ts, Data: d}).Event
-		b.trail(store.Event{ID: firstOf(env.CommandID, env.CorrelationID), InstanceID: d.InstanceID, Component: env.ComponentName,
+		b.trail(store.Event{ID: firstOf(in.Trace.CommandID, in.Trace.CorrelationID), InstanceID: d.InstanceID, Component: ev.Component,
 			Machine: d.MachineName, Type: store.EventCreated, ToState: d.CurrentState, Data: d.Context,
-			CorrelationID: env.CorrelationID, Source: "broker", PersistedAt: ts}, rname)
-		b.matchCreated(env, d)
-	case wire.ChannelStateChange:
-		d, err := wire.Decode[wire.StateChangeData](env.Data)
-		if err != nil || d.InstanceID == "" {
-			b.log.Warn("state_change ignored: bad data", "body", truncate(m.Body), "err", err)
-			return nil
-		}
+			CorrelationID: in.Trace.CorrelationID, Source: "broker", PersistedAt: ts}, rname)
+		b.matchCreated(in, d)
+	case xc.StateChanged:
 		u := base
 		u.id, u.machine, u.state, u.context, u.version = d.InstanceID, d.MachineName, d.NewState, d.Context, d.Version
 		u.timeouts, u.setTimeouts = d.PendingTimeouts, true
-		if d.Status != "" {
-			u.status = store.Status(d.Status)
-		}
+		u.status = d.Status
 		b.apply(u)
-		eventID := firstOf(env.CausationID, d.Event.ID)
-		ev = wiremap.FromStateChange(wire.StateChange{ComponentName: env.ComponentName, Timestamp: ts, Data: d, Trace: env.Trace}).Event
-		b.trail(store.Event{ID: eventID, InstanceID: d.InstanceID, Component: env.ComponentName, Machine: d.MachineName,
+		b.trail(store.Event{ID: d.Event.ID, InstanceID: d.InstanceID, Component: ev.Component, Machine: d.MachineName,
 			Type: d.Event.Type, Payload: d.Event.Payload, FromState: d.PreviousState, ToState: d.NewState, Data: d.Context,
-			CorrelationID: firstOf(env.CorrelationID, d.Event.CorrelationID), CausationID: d.Event.CausationID,
+			CorrelationID: d.Event.CorrelationID, CausationID: d.Event.CausationID,
 			Actor: d.Event.Actor, Source: d.Event.Source, Seq: d.Version, PersistedAt: ts}, rname)
-		b.matchStateChange(env, d, eventID)
-	case wire.ChannelInstanceCompleted:
-		d, err := wire.Decode[wire.InstanceCompletedData](env.Data)
-		if err != nil || d.InstanceID == "" {
-			b.log.Warn("instance_completed ignored: bad data", "body", truncate(m.Body), "err", err)
-			return nil
-		}
+		b.matchStateChange(in, d)
+	case xc.InstanceCompleted:
 		u := base
 		u.id, u.machine, u.state, u.context, u.version = d.InstanceID, d.MachineName, d.FinalState, d.Context, d.Version
-		u.status = store.Status(firstOf(d.Status, string(store.StatusCompleted)))
+		u.status = firstStatus(d.Status, store.StatusCompleted)
 		// Completion comes with the transition's version: the same version as the state_change
 		// that preceded it; never let it be dropped as stale.
 		b.applyCompletion(u)
-		ev = wiremap.FromInstanceCompleted(wire.InstanceCompleted{ComponentName: env.ComponentName, Timestamp: ts, Data: d}).Event
-	case wire.ChannelTimeoutTriggered:
-		d, err := wire.Decode[wire.TimeoutTriggeredData](env.Data)
-		if err != nil {
-			return nil
-		}
-		ev = wiremap.FromTimeoutTriggered(wire.TimeoutTriggered{ComponentName: env.ComponentName, Timestamp: ts, Data: d, Trace: env.Trace}).Event
+	case xc.TimeoutFired:
+		// The transition it fired comes as a state_change.
 	default:
 		return nil
 	}
-	ev.Data = httpapi.FromRuntime{Event: ev.Data, RuntimeID: env.RuntimeID, RuntimeName: rname}
+	ev.Data = httpapi.FromRuntime{Event: ev.Data, RuntimeID: in.RuntimeID, RuntimeName: rname}
 	b.feed.emit(ev)
 	return nil
+}
+
+func firstStatus(s, def store.Status) store.Status {
+	if s == "" {
+		return def
+	}
+	return s
 }
 
 // applyCompletion marks an instance completed (or in error) unless a newer version is known.
@@ -256,13 +209,6 @@ func (b *Backend) applyCompletion(u update) {
 	if u.ts > e.in.UpdatedAt {
 		e.in.UpdatedAt = u.ts
 	}
-}
-
-func orEmpty(m map[string]any) map[string]any {
-	if m == nil {
-		return map[string]any{}
-	}
-	return m
 }
 
 // runtimeName is the name to show for a runtime: the one it sent, else the registry's, else
@@ -331,14 +277,14 @@ func (b *Backend) onQueryResponse(_ context.Context, m bus.Message) error {
 	if ts == 0 {
 		ts = wire.Now()
 	}
-	for _, s := range r.Instances {
-		if s.ID == "" {
+	for _, snap := range r.Instances {
+		if snap.ID == "" {
 			continue
 		}
+		v := wiremap.InstanceView(r.ComponentName, snap, ts)
 		b.apply(update{runtimeID: r.RuntimeID, component: r.ComponentName, foreign: foreign, ts: ts,
-			id: s.ID, machine: s.MachineName, state: s.CurrentState, context: s.Context,
-			status:   store.Status(firstOf(s.Status, string(store.StatusActive))),
-			timeouts: s.PendingTimeouts, setTimeouts: true, version: s.Version})
+			id: v.ID, machine: v.MachineName, state: v.CurrentState, context: v.Context, status: v.Status,
+			timeouts: v.PendingTimeouts, setTimeouts: true, version: v.Version})
 	}
 	return nil
 }
