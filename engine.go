@@ -238,6 +238,7 @@ func (e *Engine) Load(ctx context.Context, def *component.Component) error {
 	e.components[def.Name] = cr
 	e.mu.Unlock()
 	e.indexRoutedProperties()
+	e.ensureRouteIndexes(ctx)
 
 	recs, err := e.store.LoadLive(ctx, def.Name)
 	if err != nil {

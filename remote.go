@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sort"
 	"sync"
 
 	"github.com/google/uuid"
@@ -249,4 +250,34 @@ func (e *Engine) storeMoved(ctx context.Context, rec *store.Instance) bool {
 	}
 	fresh, err := e.store.Instance(ctx, rec.ID)
 	return err == nil && fresh.Version != rec.Version
+}
+
+// ensureRouteIndexes asks a shared store to index the instance properties the loaded
+// components' equality rules look at (store.RouteIndexer), so that routing against the store
+// stays an index lookup. A failure only makes routing slower: it is logged.
+func (e *Engine) ensureRouteIndexes(ctx context.Context) {
+	ix, ok := e.store.(store.RouteIndexer)
+	if !e.shared || !ok {
+		return
+	}
+	seen := map[string]bool{}
+	var paths []string
+	e.mu.RLock()
+	for _, cr := range e.components {
+		for _, mr := range cr.machines {
+			mr.mu.RLock()
+			for p := range mr.index {
+				if !seen[p] {
+					seen[p] = true
+					paths = append(paths, p)
+				}
+			}
+			mr.mu.RUnlock()
+		}
+	}
+	e.mu.RUnlock()
+	sort.Strings(paths)
+	if err := ix.EnsureRouteIndexes(ctx, paths); err != nil {
+		e.log.Warn("route indexes not created: routing against the store scans the live instances", "properties", paths, "err", err)
+	}
 }

@@ -198,6 +198,11 @@ func TestOrderPaymentAcrossRuntimes(t *testing.T) {
 	s := newShopTest(t)
 	s.runtime("testdata/shop.yaml", "shop-1")
 	s.runtime("testdata/billing.yaml", "billing-1")
+	// The Shop runtime indexed the property its orders are routed on.
+	if got := s.count(`SELECT count(*) FROM pg_indexes WHERE tablename = 'fsm_snapshots' AND indexname LIKE 'idx_fsm_route_%'
+		AND indexdef LIKE '%orderId%'`); got != 1 {
+		t.Fatalf("route indexes on orderId: %d, want 1", got)
+	}
 	s.flow("one", 15)
 
 	s.runtime("testdata/shop.yaml", "shop-2")

@@ -21,6 +21,14 @@ type Matcher interface {
 	Match(ctx context.Context, q MatchQuery) ([]Instance, error)
 }
 
+// RouteIndexer is implemented by stores that can index the instance properties equality
+// rules look at, so that Match finds the matching instances without reading every live
+// instance of the machine. Engines sharing the store call it at Load with the properties their
+// components route on. Idempotent; safe with several processes calling it at once.
+type RouteIndexer interface {
+	EnsureRouteIndexes(ctx context.Context, paths []string) error
+}
+
 // MatchQuery selects live instances by their data.
 type MatchQuery struct {
 	Component string

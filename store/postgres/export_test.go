@@ -1,4 +1,7 @@
 package postgres
 
-// MatchSQLForTest exposes the routing query to the tests.
-var MatchSQLForTest = matchSQL
+// Internals exposed to the tests.
+var (
+	MatchSQLForTest       = matchSQL
+	RouteIndexNameForTest = routeIndexName
+)

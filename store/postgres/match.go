@@ -2,20 +2,26 @@ package postgres
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/xcomponent/xcomponent/store"
 )
 
-// Match implements store.Matcher with one query on the live snapshot rows. Equality
-// conditions on scalar values also go into a containment test (context @> {...}) that the
-// GIN index of migration 0004 serves; every condition is then checked exactly in SQL with
-// the engine's semantics: jsonb equality is typed (42 = 42.0, 42 ≠ "42", objects and arrays
-// structurally), orderings compare two numbers as numeric and two strings byte-wise (COLLATE
-// "C", Go's string order), and anything else is false.
+// Match implements store.Matcher with one query on the live snapshot rows, checking every
+// condition in SQL with the engine's semantics: jsonb equality is typed (42 = 42.0, 42 ≠ "42",
+// objects and arrays structurally), orderings compare two numbers as numeric and two strings
+// byte-wise (COLLATE "C", Go's string order), anything else is false, a missing value fails.
+// Paths are written into the query as literals (values stay parameters) so that the planner
+// can use the route index of a property (EnsureRouteIndexes) for its equality conditions.
 func (s *Store) Match(ctx context.Context, q store.MatchQuery) ([]store.Instance, error) {
 	query, args, err := matchSQL(q)
 	if err != nil {
@@ -38,13 +44,12 @@ func matchSQL(q store.MatchQuery) (string, []any, error) {
 	if q.State != "" {
 		where = append(where, "current_state = "+arg(q.State))
 	}
-	contain := map[string]any{}
 	for _, c := range q.Conds {
 		op, ok := store.NormalOp(c.Op)
 		if !ok {
 			return "", nil, fmt.Errorf("match %s/%s: unknown operator %q on %s", q.Component, q.Machine, c.Op, c.Path)
 		}
-		path := "context #> " + arg(strings.Split(c.Path, ".")) + "::text[]"
+		path := routeExpr(c.Path)
 		switch op {
 		case store.OpEq, store.OpNe:
 			b, err := json.Marshal(c.Value)
@@ -53,9 +58,6 @@ func matchSQL(q store.MatchQuery) (string, []any, error) {
 			}
 			if op == store.OpEq {
 				where = append(where, path+" = "+arg(string(b))+"::jsonb")
-				if scalar(c.Value) {
-					addContainment(contain, c.Path, c.Value)
-				}
 			} else {
 				where = append(where, "("+path+" IS NOT NULL AND "+path+" <> "+arg(string(b))+"::jsonb)")
 			}
@@ -64,58 +66,102 @@ func matchSQL(q store.MatchQuery) (string, []any, error) {
 				where = append(where, fmt.Sprintf("(CASE WHEN jsonb_typeof(%s) = 'number' THEN (%s)::numeric %s %s::numeric ELSE FALSE END)",
 					path, path, op, arg(strconv.FormatFloat(f, 'g', -1, 64))))
 			} else if str, ok := c.Value.(string); ok {
-				textPath := "context #>> " + arg(strings.Split(c.Path, ".")) + "::text[]"
-				where = append(where, fmt.Sprintf("(CASE WHEN jsonb_typeof(%s) = 'string' THEN (%s) COLLATE \"C\" %s (%s::text COLLATE \"C\") ELSE FALSE END)",
-					path, textPath, op, arg(str)))
+				where = append(where, fmt.Sprintf("(CASE WHEN jsonb_typeof(%s) = 'string' THEN (context #>> %s) COLLATE \"C\" %s (%s::text COLLATE \"C\") ELSE FALSE END)",
+					path, pathLiteral(c.Path), op, arg(str)))
 			} else {
-				where = append(where, "("+path+" IS NOT NULL AND FALSE)") // uses the path argument: no ordering holds
+				where = append(where, "FALSE") // no ordering holds for other values
 			}
 		}
-	}
-	if len(contain) > 0 {
-		b, err := json.Marshal(contain)
-		if err != nil {
-			return "", nil, fmt.Errorf("match %s/%s: %w", q.Component, q.Machine, err)
-		}
-		where = append(where, "context @> "+arg(string(b))+"::jsonb")
 	}
 	return selectSnapshot + " WHERE " + strings.Join(where, " AND "), args, nil
 }
 
-// addContainment adds path = v to a containment document, unless another condition already
-// put something else there (the exact checks decide then).
-func addContainment(doc map[string]any, path string, v any) {
+// pathLiteral is a dot path as a SQL text[] literal: '{"a","b"}'::text[] (array elements
+// quoted and backslash-escaped, the string's quotes doubled), safe for any key.
+func pathLiteral(path string) string {
 	keys := strings.Split(path, ".")
-	cur := doc
-	for _, k := range keys[:len(keys)-1] {
-		next, ok := cur[k]
-		if !ok {
-			m := map[string]any{}
-			cur[k] = m
-			cur = m
-			continue
-		}
-		m, ok := next.(map[string]any)
-		if !ok {
-			return
-		}
-		cur = m
+	for i, k := range keys {
+		k = strings.ReplaceAll(k, `\`, `\\`)
+		k = strings.ReplaceAll(k, `"`, `\"`)
+		keys[i] = `"` + k + `"`
 	}
-	last := keys[len(keys)-1]
-	if _, taken := cur[last]; !taken {
-		cur[last] = v
-	}
+	lit := "{" + strings.Join(keys, ",") + "}"
+	return "'" + strings.ReplaceAll(lit, "'", "''") + "'::text[]"
 }
 
-// scalar: a value whose containment test is an equality test (not an object or array, for
-// which containment is only inclusion, nor null).
-func scalar(v any) bool {
-	switch v.(type) {
-	case string, bool:
-		return true
+// routeExpr is the expression a route index is built on, and that Match compares.
+func routeExpr(path string) string { return "(context #> " + pathLiteral(path) + ")" }
+
+// routeIndexName names the route index of a property (at most 63 bytes whatever the path).
+func routeIndexName(path string) string {
+	sum := sha1.Sum([]byte(path))
+	return "idx_fsm_route_" + hex.EncodeToString(sum[:8])
+}
+
+// routeIndexLock is the pg_advisory_lock key serialising route index creation ("xcrout").
+const routeIndexLock int64 = 0x7863_726f_7574
+
+// EnsureRouteIndexes implements store.RouteIndexer: for each property path, a B-tree index on
+// (component_name, machine_name, context #> path) of the live rows that have the property,
+// created once per database (CREATE INDEX CONCURRENTLY: writers are not blocked). Processes
+// starting together serialise on an advisory lock; an index left invalid by an interrupted
+// build is rebuilt.
+func (s *Store) EnsureRouteIndexes(ctx context.Context, paths []string) error {
+	if len(paths) == 0 {
+		return nil
 	}
-	_, ok := number(v)
-	return ok
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("route indexes: %w", err)
+	}
+	defer conn.Release()
+	// pg_try_advisory_lock in a loop, not pg_advisory_lock: a session blocked on the lock is
+	// inside a statement (a transaction), which CREATE INDEX CONCURRENTLY in the session holding
+	// the lock would wait for: a deadlock.
+	for wait := 10 * time.Millisecond; ; wait = min(2*wait, time.Second) {
+		var locked bool
+		if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", routeIndexLock).Scan(&locked); err != nil {
+			return fmt.Errorf("route indexes: lock: %w", err)
+		}
+		if locked {
+			break
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return fmt.Errorf("route indexes: lock: %w", ctx.Err())
+		}
+	}
+	defer func() {
+		_, _ = conn.Exec(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", routeIndexLock)
+	}()
+	pg := conn.Conn().PgConn()
+	for _, path := range paths {
+		name := routeIndexName(path)
+		var valid *bool
+		err := conn.QueryRow(ctx, `SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+			WHERE c.relname = $1`, name).Scan(&valid)
+		switch {
+		case err == nil && valid != nil && *valid:
+			continue
+		case err == nil: // left invalid by an interrupted build
+			if _, err := pg.Exec(ctx, "DROP INDEX CONCURRENTLY IF EXISTS "+name).ReadAll(); err != nil {
+				return fmt.Errorf("route index on %s: drop invalid %s: %w", path, name, err)
+			}
+		case !errors.Is(err, pgx.ErrNoRows):
+			return fmt.Errorf("route index on %s: %w", path, err)
+		}
+		expr := routeExpr(path)
+		ddl := "CREATE INDEX CONCURRENTLY IF NOT EXISTS " + name + " ON fsm_snapshots (component_name, machine_name, " +
+			expr + ") WHERE status = 'active' AND " + expr + " IS NOT NULL"
+		if _, err := pg.Exec(ctx, ddl).ReadAll(); err != nil {
+			return fmt.Errorf("route index on %s: %w", path, err)
+		}
+		s.opts.logger.Info("route index created", "store", "postgres", "property", path, "index", name)
+	}
+	return nil
 }
 
 func number(v any) (float64, bool) {

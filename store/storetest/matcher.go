@@ -29,7 +29,7 @@ func RunMatcher(t *testing.T, open func(t *testing.T) store.Store) {
 	b := mk("b", "Paid", map[string]any{"orderId": "o2", "amount": 42.5, "nested": map[string]any{"k": "y"}, "flag": false})
 	c := mk("c", "Open", map[string]any{"orderId": "42", "amount": "42"})
 	g := mk("g", "Open", map[string]any{"orderId": nil})
-	h := mk("h", "Open", map[string]any{})
+	h := mk("h", "Open", map[string]any{"o'k": map[string]any{`a"b\\`: 1}})
 	names := map[string]string{a.ID: "a", b.ID: "b", c.ID: "c", g.ID: "g", h.ID: "h"}
 
 	// Not live, or not this machine / component: never matched.
@@ -76,6 +76,7 @@ func RunMatcher(t *testing.T, open func(t *testing.T) store.Store) {
 		{"", []store.Cond{eq("orderId", "o1"), {Path: "amount", Op: store.OpGt, Value: 50}}, nil},
 		{"Open", []store.Cond{eq("orderId", "o1")}, []string{"a"}},
 		{"Paid", []store.Cond{eq("orderId", "o1")}, nil},
+		{"", []store.Cond{eq(`o'k.a"b\\`, 1)}, []string{"h"}},
 		{"Open", nil, []string{"a", "c", "g", "h"}},
 		{"", nil, []string{"a", "b", "c", "g", "h"}},
 	}
