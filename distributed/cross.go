@@ -3,6 +3,7 @@ package distributed
 import (
 	"context"
 	"crypto/sha1"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -168,13 +169,34 @@ func toUUID(id string) string {
 	return uuid.NewSHA1(crossIDSpace, []byte(id)).String()
 }
 
-// startCrossComponent consumes the component's cross-component events.
+// startCrossComponent consumes the component's cross-component events: up to Prefetch at a
+// time, concurrently except those of one source instance (kept in their order); bounded by the
+// command TTL and maximum length, like the command queues, so that the queue of a component
+// with no runtime does not grow without end.
 func (r *runtime) startCrossComponent(ctx context.Context) (bus.Subscription, error) {
 	queue := CrossComponentQueue(r.comp.Name)
-	sub, err := r.bus.Consume(ctx, queue, []string{wire.ChannelCrossComponentEvent}, r.handleCrossComponentEvent)
+	sub, err := r.bus.ConsumeWith(ctx, queue, bus.ConsumeOptions{
+		Bindings:   []string{wire.ChannelCrossComponentEvent},
+		MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength, Prefetch: r.cfg.Prefetch,
+		OrderKey: crossOrderKey,
+	}, r.handleCrossComponentEvent)
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", queue, err)
 	}
 	r.log.Info("consuming cross-component events", "queue", queue)
 	return sub, nil
+}
+
+// crossOrderKey keeps the events of one source instance in order; messages without a source
+// (or undecodable) are ordered by their body.
+func crossOrderKey(m bus.Message) string {
+	var head struct {
+		SourceComponent  string `json:"sourceComponent"`
+		SourceInstanceID string `json:"sourceInstanceId"`
+	}
+	if err := json.Unmarshal(m.Body, &head); err == nil && head.SourceInstanceID != "" {
+		return head.SourceComponent + "/" + head.SourceInstanceID
+	}
+	sum := sha1.Sum(m.Body)
+	return string(sum[:])
 }
