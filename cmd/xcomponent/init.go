@@ -26,7 +26,10 @@ import (
 // ignores them; they use [[ ]] as delimiters, so that Go composite literals and YAML flow
 // mappings need no escaping.
 //
-//go:embed skeleton/*.tmpl
+// skeleton/distributed holds the files of `init --distributed` that differ (a runtime of the
+// distributed mode instead of a single process).
+//
+//go:embed skeleton/*.tmpl skeleton/distributed/*.tmpl
 var skeletonFS embed.FS
 
 const (
@@ -63,7 +66,7 @@ type skeletonData struct {
 
 func newInitCmd(g *globals) *cobra.Command {
 	var modPath, name, replace string
-	var force bool
+	var force, dist bool
 	cmd := &cobra.Command{
 		Use:   "init DIR",
 		Short: "Create a project skeleton: a component, a Go main with a hook, a test",
@@ -76,7 +79,10 @@ func newInitCmd(g *globals) *cobra.Command {
 			"has none: --replace PATH then points go.mod at a checkout of the runtime (a replace\n" +
 			"directive). Without --replace, a development build run from a checkout (go run\n" +
 			"./cmd/xcomponent, or go build without -trimpath) uses that checkout; --replace ''\n" +
-			"turns this off.",
+			"turns this off.\n\n" +
+			"--distributed writes a distributed runtime instead (`xcomponent runtime` with your Go\n" +
+			"hooks): main.go reads BROKER_URL, DATABASE_URL, RUNTIME_NAME, PORT … and runs the\n" +
+			"component on RabbitMQ with the other runtimes of the component.",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if err := cobra.ExactArgs(1)(cmd, args); err != nil {
 				return &usageError{err}
@@ -119,7 +125,7 @@ func newInitCmd(g *globals) *cobra.Command {
 				}
 			}
 
-			files, err := renderSkeleton(data)
+			files, err := renderSkeleton(data, dist)
 			if err != nil {
 				return &exitError{code: 1, err: err}
 			}
@@ -153,15 +159,25 @@ func newInitCmd(g *globals) *cobra.Command {
 	f.StringVar(&modPath, "module", "", "module path of the project (default example.com/<DIR base name>)")
 	f.StringVar(&name, "name", defaultComponentName, "component name, ^[A-Za-z][A-Za-z0-9_-]*$")
 	f.StringVar(&replace, "replace", "", "local checkout of "+runtimeModule+" to use (go.mod replace directive); '' for none")
+	f.BoolVar(&dist, "distributed", false, "scaffold a distributed runtime (RabbitMQ, shared database) with the Go hook")
 	f.BoolVar(&force, "force", false, "write into a non-empty DIR, overwriting files of the same name")
 	return cmd
 }
 
 // renderSkeleton returns the files of a project: name (relative to its root) → content.
-func renderSkeleton(data skeletonData) (map[string][]byte, error) {
+// A distributed project takes the files of skeleton/distributed instead of those of the same
+// name.
+func renderSkeleton(data skeletonData, distributed bool) (map[string][]byte, error) {
 	tmpls, err := fs.Glob(skeletonFS, "skeleton/*.tmpl")
 	if err != nil {
 		return nil, err
+	}
+	if distributed {
+		for i, p := range tmpls {
+			if d := "skeleton/distributed/" + path.Base(p); fileExists(skeletonFS, d) {
+				tmpls[i] = d
+			}
+		}
 	}
 	files := make(map[string][]byte, len(tmpls))
 	for _, p := range tmpls {
@@ -190,6 +206,11 @@ func renderSkeleton(data skeletonData) (map[string][]byte, error) {
 		files[name] = out
 	}
 	return files, nil
+}
+
+func fileExists(fsys fs.FS, name string) bool {
+	_, err := fs.Stat(fsys, name)
+	return err == nil
 }
 
 // prepareDir creates dir, or accepts it when it is empty (or force is set).
