@@ -106,24 +106,25 @@ func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance
 // Send implements httpapi.Backend: publishes fsm:commands:trigger_event and waits for the
 // transition (or the refusal).
 func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Result, error) {
-	in, err := b.Instance(ctx, id)
+	// The live view answers the checks below without a database read; only a refusal is
+	// confirmed against the database (the view may lag behind it), and an instance the view
+	// does not hold is read from it.
+	in, cached := b.cached(id)
+	if !cached {
+		var err error
+		if in, err = b.Instance(ctx, id); err != nil {
+			return xc.Result{}, err
+		}
+	}
+	err := b.acceptable(comp, in, ev.Type)
+	if err != nil && cached {
+		if in, err = b.Instance(ctx, id); err != nil {
+			return xc.Result{}, err
+		}
+		err = b.acceptable(comp, in, ev.Type)
+	}
 	if err != nil {
 		return xc.Result{}, err
-	}
-	if comp != "" && in.ComponentName != comp {
-		return xc.Result{}, fmt.Errorf("instance %s not found in component %s: %w", id, comp, xc.ErrNotFound)
-	}
-	if in.Status != store.StatusActive {
-		return xc.Result{}, fmt.Errorf("instance %s is %s (state %s): %w", id, in.Status, in.CurrentState, xc.ErrNotAccepted)
-	}
-	// Refused at once when the definition has no transition for it: no runtime would take it.
-	b.mu.Lock()
-	ce := b.components[in.ComponentName]
-	b.mu.Unlock()
-	if ce != nil {
-		if m := ce.def.Machine(in.MachineName); m != nil && m.State(in.CurrentState) != nil && len(m.Candidates(in.CurrentState, ev.Type)) == 0 {
-			return xc.Result{}, fmt.Errorf("no transition from %s on %s in machine %s: %w", in.CurrentState, ev.Type, in.MachineName, xc.ErrNotAccepted)
-		}
 	}
 	ours, err := b.checkRuntime(in.ComponentName)
 	if err != nil {
@@ -140,6 +141,27 @@ func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Re
 		return xc.Result{}, err
 	}
 	return xc.Result{Instance: o.in, PreviousState: firstOf(o.prev, in.CurrentState), NewState: firstOf(o.next, o.in.CurrentState), EventID: cid}, nil
+}
+
+// acceptable says why an event of type typ cannot be applied to in: not in component comp
+// (when set), not active, or no transition for it from its state in the definition (no
+// runtime would take it).
+func (b *Backend) acceptable(comp string, in xc.Instance, typ string) error {
+	if comp != "" && in.ComponentName != comp {
+		return fmt.Errorf("instance %s not found in component %s: %w", in.ID, comp, xc.ErrNotFound)
+	}
+	if in.Status != store.StatusActive {
+		return fmt.Errorf("instance %s is %s (state %s): %w", in.ID, in.Status, in.CurrentState, xc.ErrNotAccepted)
+	}
+	b.mu.Lock()
+	ce := b.components[in.ComponentName]
+	b.mu.Unlock()
+	if ce != nil {
+		if m := ce.def.Machine(in.MachineName); m != nil && m.State(in.CurrentState) != nil && len(m.Candidates(in.CurrentState, typ)) == 0 {
+			return fmt.Errorf("no transition from %s on %s in machine %s: %w", in.CurrentState, typ, in.MachineName, xc.ErrNotAccepted)
+		}
+	}
+	return nil
 }
 
 // Broadcast implements httpapi.Backend: the event is sent, one trigger_event each, to the
