@@ -40,6 +40,17 @@ const (
 // DecodeMessage decodes an outbox row written by an engine.
 func DecodeMessage(sm store.Message) (Message, error) { return decodeMessage(sm) }
 
+// Redeliver dispatches again a message read from the outbox of a component loaded here — one
+// a process that shares the store committed but did not deliver before it died (Load does the
+// same at start). It is idempotent: the delivery settles the outbox row in the commit of its
+// effect, and a row already settled makes that commit fail as a duplicate, applying nothing.
+func (e *Engine) Redeliver(m Message) {
+	if e.closed.Load() {
+		return
+	}
+	e.dispatch(m)
+}
+
 // Hosts says whether a component is loaded in this engine.
 func (e *Engine) Hosts(component string) bool { return e.componentRuntime(component) != nil }
 

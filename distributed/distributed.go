@@ -293,7 +293,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	r.log.Info("component loaded", "machines", len(r.comp.StateMachines), "live", len(r.eng.Live(r.comp.Name, "")))
-	rel.startSweep(r.eng.Hosts)
+	rel.startSweep(r.eng.Hosts, r.eng.Redeliver)
 
 	// The HTTP API (and the orchestrator's probes) serve from here on, before the broker is
 	// reached: /healthz answers while the runtime waits for its broker, /readyz only once it

@@ -17,7 +17,7 @@ import (
 
 // Relay defaults.
 const (
-	DefaultOutboxSweep = 5 * time.Second
+	DefaultOutboxSweep = 3 * time.Second
 	relayWorkers       = 4
 	relayBuffer        = 4096
 	sweepBatch         = 1000
@@ -34,8 +34,9 @@ const (
 // buffer) simply stays in the outbox. The sweep relays, every OutboxSweep, the rows of the
 // component's outbox that are older than one sweep period and still pending: those a full
 // buffer left, those of a runtime of the component that died between commit and publish, and
-// those a broker outage held back. At start, the engine's Load hands over what the outbox
-// holds too. A message may thus be published more than once (two runtimes sweeping, a crash
+// those a broker outage held back; it also redelivers, through the engine, the component's
+// own messages a dead runtime left (hook sends, cascades, parent notifications). At start, the
+// engine's Load hands over what the outbox holds too. A message may thus be published more than once (two runtimes sweeping, a crash
 // between the confirm and the row's deletion): receivers apply each message id once.
 type relay struct {
 	log         *slog.Logger
@@ -46,6 +47,9 @@ type relay struct {
 	sweepEvery  time.Duration
 	// hosts says whether the engine hosts a component (its messages are not relayed).
 	hosts func(string) bool
+	// local redelivers, through the engine, a message for this process's components that
+	// the sweep found left behind.
+	local func(xc.Message)
 
 	queues []chan xc.Message
 	mu     sync.Mutex
@@ -72,9 +76,10 @@ func newRelay(log *slog.Logger, b bus.Bus, st store.Store, component, runtimeNam
 	return r
 }
 
-// startSweep starts the periodic outbox sweep; hosts reports the components of the engine.
-func (r *relay) startSweep(hosts func(string) bool) {
-	r.hosts = hosts
+// startSweep starts the periodic outbox sweep; hosts reports the components of the engine,
+// local redelivers a message for them.
+func (r *relay) startSweep(hosts func(string) bool, local func(xc.Message)) {
+	r.hosts, r.local = hosts, local
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
@@ -195,7 +200,10 @@ func (r *relay) markSent(id string) {
 	}
 }
 
-// sweep hands over the component's pending remote messages older than one sweep period.
+// sweep takes over the component's pending messages older than one sweep period (those for
+// other components) or three (those for this one, still in the hands of a slow but live
+// writer for longer): the former are relayed, the latter redelivered through the engine. Both
+// are idempotent, so a message its writer is still delivering is not applied twice.
 func (r *relay) sweep() {
 	ctx, cancel := context.WithTimeout(r.ctx, r.sweepEvery)
 	defer cancel()
@@ -206,13 +214,25 @@ func (r *relay) sweep() {
 		}
 		return
 	}
-	cutoff := time.Now().Add(-r.sweepEvery).UnixMilli()
+	now := time.Now()
+	cutoff := now.Add(-r.sweepEvery).UnixMilli()
+	localCutoff := now.Add(-3 * r.sweepEvery).UnixMilli()
 	for _, row := range rows {
 		if row.CreatedAt > cutoff {
 			break // oldest first: the rest is recent, still in the hands of its writer
 		}
 		m, err := xc.DecodeMessage(row)
-		if err != nil || !r.remote(m) || !r.take(m.ID) {
+		if err != nil {
+			continue
+		}
+		if !r.remote(m) {
+			if row.CreatedAt <= localCutoff && r.local != nil {
+				r.log.Info("outbox: message left behind redelivered", "id", m.ID, "kind", m.Kind, "origin", m.Origin)
+				r.local(m)
+			}
+			continue
+		}
+		if !r.take(m.ID) {
 			continue
 		}
 		select {

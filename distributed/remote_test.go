@@ -2,6 +2,7 @@ package distributed_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os/exec"
@@ -19,6 +20,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	componentpkg "github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/postgres"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
@@ -359,4 +361,71 @@ func TestCrossComponentEventVariants(t *testing.T) {
 	eventually(t, "poison messages in the dead-letter queue", func() bool {
 		return queueDepths(t, s.vhost)[distributed.CrossComponentQueue("Desk")+".dlq"] == 3
 	})
+}
+
+// TestOutboxLeftBehindTakenOver: messages a runtime of the component committed but never
+// delivered (it died) are taken over by a live runtime of the component, without a restart:
+// one for an instance of the component (redelivered through the engine) and one for another
+// component (relayed); each applied once.
+func TestOutboxLeftBehindTakenOver(t *testing.T) {
+	s := newShopTest(t)
+	s.runtime("testdata/desk.yaml", "desk-1")
+	s.runtime("testdata/billing.yaml", "billing-1")
+	publish(t, s.client, wire.ChannelCreateInstance, wire.CreateInstance{ComponentName: "Desk",
+		Context: map[string]any{"name": "t1"}, Timestamp: wire.Now()}, uuid.NewString())
+	var ticket string
+	eventually(t, "ticket created", func() bool {
+		rows, err := s.db.Query(context.Background(), "SELECT instance_id::text FROM fsm_snapshots WHERE machine_name = 'Ticket'")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ids) == 1 {
+			ticket = ids[0]
+		}
+		return ticket != ""
+	})
+
+	// What a dead Desk runtime left in the outbox, a minute ago.
+	ctx := context.Background()
+	st, err := postgres.Open(ctx, s.dsn, postgres.WithLogger(logger(t)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = st.Close() }()
+	at := time.Now().Add(-time.Minute).UnixMilli()
+	var rows []store.Message
+	for _, m := range []xc.Message{
+		{ID: uuid.NewString(), Kind: xc.MessageSend, InstanceID: ticket, Event: xc.Event{Type: "CLOSE"}, Origin: "hook"},
+		{ID: uuid.NewString(), Kind: xc.MessageCreate, Component: "Billing", Machine: "Payment",
+			Data: map[string]any{"orderId": "left-1"}, Event: xc.Event{Type: "SUBMIT"}, Origin: "cross_component",
+			SourceComponent: "Desk", SourceInstanceID: ticket},
+	} {
+		m.Event.ID = m.ID
+		body, err := json.Marshal(m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rows = append(rows, store.Message{ID: m.ID, Component: "Desk", Kind: m.Kind, Body: body, CreatedAt: at})
+	}
+	if err := st.Commit(ctx, &store.Commit{Outbox: rows}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "outbox taken over", func() bool { return s.count("SELECT count(*) FROM outbox") == 0 })
+	eventually(t, "ticket closed", func() bool {
+		return s.count("SELECT count(*) FROM fsm_snapshots WHERE instance_id = $1::uuid AND current_state = 'Closed'", ticket) == 1
+	})
+	eventually(t, "payment created", func() bool {
+		return s.count("SELECT count(*) FROM fsm_snapshots WHERE machine_name = 'Payment'") == 1
+	})
+	drained(t, s.vhost)
+	if got := s.count("SELECT count(*) FROM fsm_events WHERE instance_id = $1::uuid", ticket); got != 2 {
+		t.Fatalf("ticket: %d events, want 2 (created, CLOSE once)", got)
+	}
+	if got := s.count("SELECT count(*) FROM fsm_snapshots WHERE machine_name = 'Payment' AND context->>'orderId' = 'left-1'"); got != 1 {
+		t.Fatalf("%d payments, want 1", got)
+	}
 }
