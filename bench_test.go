@@ -59,11 +59,13 @@ func BenchmarkTransition(b *testing.B) {
 	ev := xc.Event{Type: "FLIP"}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		if _, err := eng.Send(ctx, in.ID, ev); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkTransitionSubscribed: BenchmarkTransition with a subscriber draining the runtime
@@ -86,11 +88,13 @@ func BenchmarkTransitionSubscribed(b *testing.B) {
 	ev := xc.Event{Type: "FLIP"}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	for i := 0; i < b.N; i++ {
 		if _, err := eng.Send(ctx, in.ID, ev); err != nil {
 			b.Fatal(err)
 		}
 	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 }
 
 // BenchmarkTransitionParallel: transitions on many instances from concurrent callers.

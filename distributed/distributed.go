@@ -144,7 +144,8 @@ type runtime struct {
 	bus     bus.Bus
 	eng     *xc.Engine
 
-	dropped atomic.Int64 // DroppedEvents last logged
+	dropped       atomic.Int64 // DroppedEvents last logged
+	publishFailed atomic.Int64 // runtime events the broker did not take
 
 	readyMu sync.Mutex
 	ready   bool
@@ -255,6 +256,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeType(cfg.StoreSpec) != "memory", MissingHook: func(h *xc.Hook) {
 		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
 	}})
+	metrics.Registry().MustRegister(r.droppedCollectors()...)
 	for method, fn := range cfg.Hooks {
 		r.eng.Handle(method, fn)
 	}

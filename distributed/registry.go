@@ -132,9 +132,17 @@ func (r *runtime) onQueryInstances(ctx context.Context, m bus.Message) error {
 	return r.bus.Publish(ctx, wire.ChannelQueryResponse, body, bus.Meta{MessageID: uuid.NewString(), CorrelationID: m.CorrelationID})
 }
 
-// liveInstances reads the component's active instances from the store, the source of truth
-// shared by every runtime of the component (the engine's own live set may lag behind what the
-// other runtimes did).
+// Finished instances listed in a query answer besides the active ones: those completed or
+// failed in the last recentFinishedMs, at most maxRecentFinished of each status, newest first.
+// A dashboard (re)started after an instance completed still sees it complete.
+const (
+	recentFinishedMs  = int64(time.Hour / time.Millisecond)
+	maxRecentFinished = 500
+)
+
+// liveInstances reads from the store, the source of truth shared by every runtime of the
+// component (the engine's own live set may lag behind what the other runtimes did), the
+// component's active instances and its recently finished ones.
 func (r *runtime) liveInstances(ctx context.Context) ([]wire.InstanceSnapshot, error) {
 	out := []wire.InstanceSnapshot{}
 	now := wire.Now()
@@ -148,8 +156,19 @@ func (r *runtime) liveInstances(ctx context.Context) ([]wire.InstanceSnapshot, e
 			out = append(out, wiremap.Snapshot(xc.View(&recs[i], false, now)))
 		}
 		if next == "" || len(out) >= maxQueryInstances {
-			return out, nil
+			break
 		}
 		cursor = next
 	}
+	for _, status := range []store.Status{store.StatusCompleted, store.StatusError} {
+		recs, _, err := r.store.Search(ctx, store.Query{Component: r.comp.Name, Status: status,
+			From: now - recentFinishedMs, Limit: maxRecentFinished})
+		if err != nil {
+			return nil, err
+		}
+		for i := range recs {
+			out = append(out, wiremap.Snapshot(xc.View(&recs[i], false, now)))
+		}
+	}
+	return out, nil
 }

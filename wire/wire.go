@@ -196,7 +196,9 @@ type QueryInstances struct {
 	Trace
 }
 
-// QueryResponse is the body of fsm:responses:query: a runtime's instances.
+// QueryResponse is the body of fsm:responses:query: a runtime's instances. Ours list the
+// component's active instances and those finished recently (Status tells them apart; bounds in
+// docs/design.md, "Live events"); xcomponent-ai's list active ones only, without Status.
 type QueryResponse struct {
 	Type          string             `json:"type"` // TypeInstances
 	RuntimeID     string             `json:"runtimeId"`
