@@ -649,6 +649,9 @@ func (r *runtime) handleTrigger(ctx context.Context, m bus.Message) (string, str
 			// Refused now because it was applied before and the instance moved on.
 			return r.duplicate(ctx, cmd.InstanceID), nil
 		}
+		if r.forwardsToOwner(m, err) { // embedded stores: another runtime may own it (owners.go)
+			return outcome{}, r.forwardToOwner(ctx, m)
+		}
 		return outcome{}, err
 	})
 	return id, reqID, oc, err

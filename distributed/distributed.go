@@ -147,6 +147,10 @@ type runtime struct {
 	dropped       atomic.Int64 // DroppedEvents last logged
 	publishFailed atomic.Int64 // runtime events the broker did not take
 
+	// owners: the store may be this runtime's alone (embedded): commands for instances it
+	// does not hold are handed to the other runtimes of the component (owners.go).
+	owners bool
+
 	readyMu sync.Mutex
 	ready   bool
 	// announceReq asks the announcer to re-announce (after a reconnection).
@@ -215,7 +219,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.RuntimeName == "" {
 		cfg.RuntimeName = defaultRuntimeName(time.Now())
 	}
-	r := &runtime{cfg: cfg, id: uuid.NewString(), announceReq: make(chan struct{}, 1), known: map[string]bool{}}
+	r := &runtime{cfg: cfg, id: uuid.NewString(), announceReq: make(chan struct{}, 1), owners: embeddedStore(cfg.StoreSpec), known: map[string]bool{}}
 	r.log = cfg.Logger.With("runtime", cfg.RuntimeName, "runtimeId", r.id)
 	r.host, _ = os.Hostname()
 
@@ -352,6 +356,15 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		return err
 	}
 	defer func() { _ = cross.Close() }()
+	closeOwners := func() {}
+	if r.owners {
+		owners, err := b.Subscribe(ctx, ownerChannel(r.comp.Name), r.onForwarded)
+		if err != nil {
+			return fmt.Errorf("subscribe %s: %w", ownerChannel(r.comp.Name), err)
+		}
+		closeOwners = func() { _ = owners.Close() }
+		defer closeOwners()
+	}
 
 	select { // the first connection's signal: the announce below covers it
 	case <-r.announceReq:
@@ -407,6 +420,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	_ = cross.Close()
 	_ = discover.Close()
 	_ = query.Close()
+	closeOwners()
 	wg.Wait()  // the registry loop (ends with ctx)
 	stopHTTP() // in-flight requests finish before the engine closes
 	closeEngine()
