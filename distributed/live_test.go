@@ -124,3 +124,54 @@ func dataOf(t *testing.T, body []byte) map[string]any {
 	}
 	return env.Data
 }
+
+// Every runtime event either reaches the broker or is counted: with a one-event buffer and a
+// burst of creates, the instance_created messages received plus live_events_dropped_total
+// account for every instance created.
+func TestLiveEventsDroppedAreCounted(t *testing.T) {
+	url := vhost(t)
+	dsn := pgtest.NewDatabase(t)
+	client, err := rabbitmq.New(rabbitmq.Options{URL: url, Logger: logger(t), MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	rec := &recorder{msgs: map[string][]bus.Message{}}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	sub, err := client.Subscribe(ctx, wire.ChannelInstanceCreated, rec.handler)
+	cancel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	port := freePort(t)
+	oc := &outcomes{n: map[string]int{}}
+	a := startRuntime(t, distributed.Config{ComponentFile: "testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
+		RuntimeName: "tiny-buffer", EventBuffer: 1, Prefetch: 64, Port: port, OnCommand: oc.add,
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Logger: logger(t)})
+
+	const n = 200
+	for i := range n {
+		publish(t, client, wire.ChannelCreateInstance, wire.CreateInstance{ComponentName: component, Context: map[string]any{"n": i}, Timestamp: wire.Now()}, uuid.NewString())
+	}
+	eventually(t, "creates applied", func() bool { return oc.count(wire.ChannelCreateInstance, distributed.OutcomeApplied) == n })
+	metric := func(reason string) int {
+		_, body := get(t, fmt.Sprintf("http://127.0.0.1:%d/metrics", port))
+		prefix := `live_events_dropped_total{reason="` + reason + `"} `
+		for _, line := range strings.Split(body, "\n") {
+			if v, ok := strings.CutPrefix(line, prefix); ok {
+				var x float64
+				if _, err := fmt.Sscan(v, &x); err == nil {
+					return int(x)
+				}
+			}
+		}
+		t.Fatalf("/metrics has no %s", prefix)
+		return 0
+	}
+	eventually(t, "every instance_created published or counted as dropped", func() bool {
+		return len(rec.get(wire.ChannelInstanceCreated))+metric("buffer_full")+metric("publish_failed") == n
+	})
+	t.Logf("%d published, %d dropped (buffer full)", len(rec.get(wire.ChannelInstanceCreated)), metric("buffer_full"))
+	a.stop(t)
+}
