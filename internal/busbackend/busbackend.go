@@ -91,6 +91,11 @@ type Backend struct {
 	closed     bool
 
 	feed feed
+
+	// rediscover asks the discoverer goroutine to send fsm:registry:discover (after a broker
+	// reconnection); wg waits for it at Close.
+	rediscover chan struct{}
+	wg         sync.WaitGroup
 }
 
 var _ httpapi.Backend = (*Backend)(nil)
@@ -124,7 +129,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg: cfg, log: cfg.Logger, clk: cfg.Clock,
 		runtimes: map[string]*runtimeEntry{}, components: map[string]*compEntry{},
 		instances: map[string]*instEntry{}, trails: map[string][]store.Event{},
-		runtimeOf: map[string]string{}, waiters: map[string]*waiter{},
+		runtimeOf: map[string]string{}, waiters: map[string]*waiter{}, rediscover: make(chan struct{}, 1),
 	}
 	b.feed.init()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -153,6 +158,8 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		b.subs = append(b.subs, s)
 	}
 	b.scheduleSweep()
+	b.wg.Add(1)
+	go b.discoverer()
 	if err := b.Discover(ctx); err != nil {
 		// Not fatal: heartbeats of unknown runtimes trigger query_instances, which makes them
 		// announce themselves.
@@ -170,6 +177,33 @@ func (b *Backend) Discover(ctx context.Context) error {
 	return b.cfg.Bus.Publish(ctx, wire.ChannelDiscover, body, bus.Meta{MessageID: uuid.NewString()})
 }
 
+// BrokerReconnected tells the Backend that the broker connection was re-established (the bus
+// re-subscribed): it asks the runtimes to announce themselves again, so that the registry
+// catches up on what happened during the outage. It never blocks (bus state callbacks must be
+// quick).
+func (b *Backend) BrokerReconnected() {
+	select {
+	case b.rediscover <- struct{}{}:
+	default:
+	}
+}
+
+func (b *Backend) discoverer() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case <-b.rediscover:
+			ctx, cancel := context.WithTimeout(b.ctx, b.cfg.CommandTimeout)
+			if err := b.Discover(ctx); err != nil && b.ctx.Err() == nil {
+				b.log.Warn("discover after reconnection not sent", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
 // Close ends the subscriptions, the pending command waits and the live feed. It does not
 // close the bus or the store. Idempotent.
 func (b *Backend) Close() error {
@@ -185,6 +219,7 @@ func (b *Backend) Close() error {
 	subs := b.subs
 	b.mu.Unlock()
 	b.cancel()
+	b.wg.Wait()
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Close())

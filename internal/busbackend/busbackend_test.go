@@ -275,6 +275,27 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 		t.Fatalf("APPROVE: %d %+v", st, s)
 	}
 
+	// Broadcast: APPROVE to the Submitted requests (ids[1:]): each one applied by a runtime.
+	var bc struct {
+		Matched   int `json:"matched"`
+		Processed int `json:"processed"`
+	}
+	if st := d.call(t, "POST", "/api/components/Approvals/broadcast", map[string]any{"machineName": "Request",
+		"event": map[string]any{"type": "APPROVE"}, "currentState": "Submitted"}, &bc); st != 200 || bc.Matched != 5 || bc.Processed != 5 {
+		t.Fatalf("broadcast: %d %+v, want 5 matched and processed", st, bc)
+	}
+	// Back to Submitted for what follows: new instances.
+	for i := 1; i < len(ids); i++ {
+		var c createAnswer
+		if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"n": 10 + i}}, &c); st != http.StatusCreated {
+			t.Fatalf("create: %d %+v", st, c)
+		}
+		if st := d.call(t, "POST", "/api/instances/"+c.InstanceID+"/trigger", map[string]any{"event": "SUBMIT"}, &s); st != 200 {
+			t.Fatalf("SUBMIT: %d %+v", st, s)
+		}
+		ids[i] = c.InstanceID
+	}
+
 	// Refusals: no transition from the current state, completed instance.
 	if st := d.call(t, "POST", "/api/instances/"+ids[1]+"/trigger", map[string]any{"event": "SUBMIT"}, &s); st != http.StatusConflict || s.Error == "" {
 		t.Fatalf("SUBMIT twice: %d %+v, want 409 with the reason", st, s)
@@ -296,7 +317,7 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 	var list struct {
 		Instances []instanceAnswer `json:"instances"`
 	}
-	if st := d.call(t, "GET", "/api/instances?component=Approvals", nil, &list); st != 200 || len(list.Instances) != 6 {
+	if st := d.call(t, "GET", "/api/instances?component=Approvals", nil, &list); st != 200 || len(list.Instances) != 11 {
 		t.Fatalf("GET /api/instances: %d, %d instances", st, len(list.Instances))
 	}
 	var hist struct {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os/exec"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -12,6 +15,7 @@ import (
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/internal/busbackend"
@@ -41,8 +45,9 @@ type fakeRuntime struct {
 	// test can tell when the runtime has nothing more to say.
 	quiet bool
 
-	mu      sync.Mutex
-	queries int
+	mu        sync.Mutex
+	queries   int
+	discovers int
 }
 
 func (f *fakeRuntime) publish(channel string, v any, meta bus.Meta) {
@@ -82,7 +87,13 @@ func (f *fakeRuntime) heartbeat() {
 func (f *fakeRuntime) start() {
 	f.t.Helper()
 	handlers := map[string]bus.Handler{
-		wire.ChannelDiscover: func(context.Context, bus.Message) error { f.announce(); return nil },
+		wire.ChannelDiscover: func(context.Context, bus.Message) error {
+			f.mu.Lock()
+			f.discovers++
+			f.mu.Unlock()
+			f.announce()
+			return nil
+		},
 		wire.ChannelQueryInstances: func(context.Context, bus.Message) error {
 			f.mu.Lock()
 			f.queries++
@@ -135,6 +146,12 @@ func (f *fakeRuntime) start() {
 		f.t.Cleanup(func() { _ = s.Close() })
 	}
 	f.announce()
+}
+
+func (f *fakeRuntime) discoverCount() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.discovers
 }
 
 func (f *fakeRuntime) queryCount() int {
@@ -341,4 +358,57 @@ func TestNoFlipFlop(t *testing.T) {
 	if got := state(); got.Version != 2 || got.CurrentState != "Approved" || got.Context["v"] != float64(2) {
 		t.Fatalf("instance after late older news: %+v, want version 2 in Approved", got)
 	}
+}
+
+// TestRediscoverAfterReconnect: when the broker connection comes back (here: RabbitMQ closes
+// the dashboard's connection), the dashboard asks the runtimes to announce themselves again.
+func TestRediscoverAfterReconnect(t *testing.T) {
+	vhost, url := rmqtest.NewVhost(t)
+	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), name: "ours-1"}
+	f.start()
+	var be atomic.Pointer[busbackend.Backend]
+	name := "dashboard-" + uuid.NewString()
+	b, err := rabbitmq.New(rabbitmq.Options{URL: url, Name: name, Logger: logger(t), MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second,
+		OnStateChange: func(connected bool) {
+			if d := be.Load(); d != nil && connected {
+				d.BrokerReconnected()
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if err := b.WaitConnected(ctx); err != nil {
+		t.Fatal(err)
+	}
+	d, err := busbackend.New(ctx, busbackend.Config{Bus: b, BrokerURL: url, Logger: logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	be.Store(d)
+	eventually(t, "the start's discover", func() bool { return f.discoverCount() >= 1 })
+	before := f.discoverCount()
+	closeConnection(t, vhost, name)
+	eventually(t, "a discover after the reconnection", func() bool { return f.discoverCount() > before })
+}
+
+// closeConnection makes RabbitMQ close the connection named name in vhost.
+func closeConnection(t *testing.T, vhost, name string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "rabbitmqctl", "--quiet", "list_connections", "-p", vhost, "pid", "client_properties").Output()
+	if err != nil {
+		t.Fatalf("list_connections: %v", err)
+	}
+	for _, line := range strings.Split(string(out), "\n") {
+		if strings.Contains(line, `"`+name+`"`) {
+			rmqtest.Ctl(t, "close_connection", strings.Fields(line)[0], "test: connection lost")
+			return
+		}
+	}
+	t.Fatalf("no connection %s in:\n%s", name, out)
 }

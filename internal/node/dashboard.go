@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
@@ -49,7 +50,14 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	if log == nil {
 		log = slog.Default()
 	}
-	b, err := rabbitmq.New(rabbitmq.Options{URL: cfg.BrokerURL, Name: "xcomponent-dashboard", Logger: log})
+	// After a reconnection the runtimes are asked to announce themselves again.
+	var backend atomic.Pointer[busbackend.Backend]
+	b, err := rabbitmq.New(rabbitmq.Options{URL: cfg.BrokerURL, Name: "xcomponent-dashboard", Logger: log,
+		OnStateChange: func(connected bool) {
+			if be := backend.Load(); be != nil && connected {
+				be.BrokerReconnected()
+			}
+		}})
 	if err != nil {
 		return err
 	}
@@ -76,6 +84,7 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 		return err
 	}
 	defer func() { _ = be.Close() }()
+	backend.Store(be)
 
 	addr := net.JoinHostPort(cfg.Bind, strconv.Itoa(cfg.Port))
 	ln, err := net.Listen("tcp", addr)
