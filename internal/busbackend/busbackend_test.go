@@ -243,6 +243,14 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 			t.Fatalf("runtime %+v: want name, host and last heartbeat", r)
 		}
 	}
+	var health httpapi.Health
+	if st := d.call(t, "GET", "/health", nil, &health); st != 200 || health.Mode != "distributed" || !health.BrokerConnected ||
+		!health.Database || health.DatabaseType != "postgres" || health.ConnectedRuntimes != 2 || strings.Contains(health.Broker, "guest:guest") {
+		t.Fatalf("GET /health: %d %+v", st, health)
+	}
+	if st := d.call(t, "GET", "/readyz", nil, nil); st != 200 {
+		t.Fatalf("GET /readyz: %d", st)
+	}
 	var comps struct {
 		Components []struct {
 			Name string `json:"name"`

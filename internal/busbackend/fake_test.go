@@ -306,6 +306,15 @@ func TestRuntimeStatus(t *testing.T) {
 	if got := next(httpapi.EvRuntimeDisconnected); got["status"] != busbackend.StatusStopped {
 		t.Fatalf("runtime_disconnected: %v", got)
 	}
+	// Forgotten after ten times the lost delay.
+	clk.Advance(9 * time.Minute)
+	if n := len(d.runtimes(t)); n != 1 {
+		t.Fatalf("after 9 min: %d runtimes listed, want the stopped one", n)
+	}
+	clk.Advance(2 * time.Minute)
+	if n := len(d.runtimes(t)); n != 0 {
+		t.Fatalf("after 11 min: %d runtimes listed, want none", n)
+	}
 }
 
 // TestNoFlipFlop: two replicas report an instance; an older version arriving late (another

@@ -16,6 +16,10 @@ import (
 	"github.com/xcomponent/xcomponent/wire"
 )
 
+// forgetAfter: a runtime lost or stopped for forgetAfter × LostAfter (10 min by default) is
+// removed from the registry.
+const forgetAfter = 10
+
 // Runtime statuses shown in /api/runtimes.
 const (
 	StatusUp      = "up"      // heard from within LostAfter
@@ -253,7 +257,13 @@ func (b *Backend) sweepLost() {
 	now := b.clk.Now()
 	var evs []xc.RuntimeEvent
 	b.mu.Lock()
-	for _, r := range b.runtimes {
+	for id, r := range b.runtimes {
+		// Runtimes gone for good are forgotten after a while, so that restarts do not pile up
+		// in the panel (a runtime id is never reused: a restarted runtime is a new entry).
+		if (r.lost || r.stopped) && now.Sub(r.lastSeen) >= forgetAfter*b.cfg.LostAfter {
+			delete(b.runtimes, id)
+			continue
+		}
 		if !r.lost && !r.stopped && r.status(now, b.cfg.LostAfter) == StatusLost {
 			r.lost = true
 			evs = append(evs, runtimeEvent(httpapi.EvRuntimeDisconnected, r, StatusLost))
