@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
@@ -124,4 +126,31 @@ func (r *runtime) readiness(context.Context) error {
 		return errors.New("runtime not ready: starting (waiting for the broker) or stopping")
 	}
 	return nil
+}
+
+// instrument adds the runtime's own metrics to reg, for orchestrators and alerts:
+// runtime_commands_total{channel, outcome} (Outcome* values; counted through Config.OnCommand,
+// which still gets called), runtime_ready and runtime_broker_connected (1 or 0).
+func (r *runtime) instrument(reg prometheus.Registerer, brokerConnected func() bool) {
+	commands := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "runtime_commands_total", Help: "Commands of the broker handled by this runtime, by channel and outcome.",
+	}, []string{"channel", "outcome"})
+	user := r.cfg.OnCommand
+	r.cfg.OnCommand = func(channel, commandID, outcome string) {
+		commands.WithLabelValues(channel, outcome).Inc()
+		if user != nil {
+			user(channel, commandID, outcome)
+		}
+	}
+	gauge := func(name, help string, f func() bool) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 {
+			if f() {
+				return 1
+			}
+			return 0
+		})
+	}
+	reg.MustRegister(commands,
+		gauge("runtime_ready", "1 while the runtime consumes its commands (see /readyz).", r.isReady),
+		gauge("runtime_broker_connected", "1 while the broker connection is up.", brokerConnected))
 }

@@ -177,8 +177,13 @@ func TestRuntimeWithGoHooks(t *testing.T) {
 	if checked.Load() != 1 || notified.Load() != 1 {
 		t.Errorf("hooks ran %d (check) and %d (notifyPassed) times, want 1 and 1", checked.Load(), notified.Load())
 	}
-	if code, body := get(t, base+"/metrics"); code != 200 || !strings.Contains(body, `transitions_total{component="Checks"`) {
-		t.Errorf("/metrics: %d, no transitions_total of Checks:\n%.2000s", code, body)
+	code, body := get(t, base+"/metrics")
+	for _, want := range []string{`transitions_total{component="Checks"`, "runtime_ready 1", "runtime_broker_connected 1",
+		`runtime_commands_total{channel="fsm:commands:create_instance",outcome="applied"} 1`,
+		`runtime_commands_total{channel="fsm:commands:trigger_event",outcome="applied"} 1`} {
+		if code != 200 || !strings.Contains(body, want) {
+			t.Errorf("/metrics: %d, no %s:\n%.3000s", code, want, body)
+		}
 	}
 
 	rt.stop(t)

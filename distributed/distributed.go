@@ -261,6 +261,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
 	}})
 	metrics.Registry().MustRegister(r.droppedCollectors()...)
+	r.instrument(metrics.Registry(), b.Connected)
 	for method, fn := range cfg.Hooks {
 		r.eng.Handle(method, fn)
 	}
