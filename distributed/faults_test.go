@@ -3,6 +3,7 @@ package distributed_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -204,4 +205,61 @@ func TestDatabaseUnreachable(t *testing.T) {
 	}
 	defer func() { _ = db.Close(context.Background()) }()
 	checkOrder(t, db, ids, k)
+}
+
+// TestBrokerRestart stops and starts the local RabbitMQ application (rabbitmqctl stop_app /
+// start_app) under load: the runtimes keep running, reconnect, re-announce, and every
+// command is applied exactly once, in order per instance. It disturbs every other user of the
+// broker, so it runs only alone: XCOMPONENT_BROKER_RESTART_TEST=1 (a step of .ci/run after
+// the main test run).
+func TestBrokerRestart(t *testing.T) {
+	if os.Getenv("XCOMPONENT_BROKER_RESTART_TEST") != "1" {
+		t.Skip("XCOMPONENT_BROKER_RESTART_TEST=1 restarts the local broker (run alone)")
+	}
+	vh, url := rmqtest.NewVhost(t)
+	dsn := pgtest.NewDatabase(t)
+	client := newClient(t, url)
+	rep := subscribeReplies(t, client)
+	rec := &recorder{msgs: map[string][]bus.Message{}}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sub, err := client.Subscribe(ctx, wire.ChannelAnnounce, rec.handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Close() }()
+	a := startRuntime(t, counterConfig(url, dsn, "runtime-a", t))
+	b := startRuntime(t, counterConfig(url, dsn, "runtime-b", t))
+	announces := func(id string) int {
+		n := 0
+		for _, m := range rec.get(wire.ChannelAnnounce) {
+			if strings.Contains(string(m.Body), id) {
+				n++
+			}
+		}
+		return n
+	}
+	eventually(t, "first announces", func() bool { return announces(a.info.RuntimeID) >= 1 && announces(b.info.RuntimeID) >= 1 })
+
+	const m, k = 16, 40
+	ids, published := traffic(t, client, m, k)
+	eventually(t, "a quarter of the commands answered", func() bool { return rep.answered() >= m*(k+1)/4 })
+	// Whatever happens below, the broker is left running.
+	t.Cleanup(func() { rmqtest.Ctl(t, "start_app"); rmqtest.Ctl(t, "await_startup") })
+	rmqtest.Ctl(t, "stop_app")
+	eventually(t, "the client disconnected", func() bool { return !client.Connected() })
+	rmqtest.Ctl(t, "start_app")
+	rmqtest.Ctl(t, "await_startup")
+	eventually(t, "re-announces", func() bool { return announces(a.info.RuntimeID) >= 2 && announces(b.info.RuntimeID) >= 2 })
+	<-published
+	waitReplies(t, rep, ids, k)
+	stillRunning(t, a, b)
+	checkReplies(t, rep)
+	db, err := pgx.Connect(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = db.Close(context.Background()) }()
+	checkOrder(t, db, ids, k)
+	t.Logf("vhost %s: %d instances × %d commands applied once each across the broker restart", vh, m, k+1)
 }
