@@ -150,6 +150,9 @@ type runtime struct {
 	// owners: the store may be this runtime's alone (embedded): commands for instances it
 	// does not hold are handed to the other runtimes of the component (owners.go).
 	owners bool
+	// peerSet is the component's live runtimes (set once the commands are consumed): with no
+	// other runtime alive, nobody else can own an instance, and nothing is forwarded.
+	peerSet atomic.Pointer[peers]
 
 	readyMu sync.Mutex
 	ready   bool
@@ -343,6 +346,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if err != nil {
 		return err
 	}
+	r.peerSet.Store(commands.peers)
 	commandsClosed := false
 	closeCommands := func() {
 		if !commandsClosed {

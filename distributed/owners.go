@@ -5,6 +5,7 @@ import (
 	"errors"
 	"maps"
 	"strings"
+	"time"
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
@@ -34,9 +35,19 @@ func embeddedStore(spec string) bool {
 	return spec == "memory" || strings.HasPrefix(spec, "sqlite:")
 }
 
-// forwardsToOwner says whether a command refused with err is to be handed to the owners.
+// forwardsToOwner says whether a command refused with err is to be handed to the owners: an
+// unknown instance, an embedded store, a command not forwarded already, and other runtimes of
+// the component alive (alone, this runtime refuses it: not found).
 func (r *runtime) forwardsToOwner(m bus.Message, err error) bool {
-	return r.owners && errors.Is(err, xc.ErrNotFound) && m.Headers[headerForwardedBy] == ""
+	if !r.owners || !errors.Is(err, xc.ErrNotFound) || m.Headers[headerForwardedBy] != "" {
+		return false
+	}
+	p := r.peerSet.Load()
+	if p == nil {
+		return false
+	}
+	live, _ := p.live(time.Now())
+	return len(live) > 1
 }
 
 // forwardToOwner publishes the command m on the owners' channel, retrying while the broker

@@ -88,3 +88,25 @@ func TestEmbeddedStoresCommandsReachTheOwner(t *testing.T) {
 	_ = json.Unmarshal([]byte(body), &list)
 	t.Logf("%d of A's %d SUBMITs reached B and were handed to A; B owns %d instances", forwarded, n, len(list.Instances))
 }
+
+// Alone, a runtime with an embedded store refuses a command for an instance it does not hold
+// (not found), instead of handing it to owners that do not exist.
+func TestEmbeddedStoreAloneRefusesUnknownInstances(t *testing.T) {
+	url := vhost(t)
+	client, err := rabbitmq.New(rabbitmq.Options{URL: url, Logger: logger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Close() })
+	oc := &outcomes{n: map[string]int{}}
+	startRuntime(t, distributed.Config{ComponentFile: filepath.Join("testdata", "approval.yaml"), BrokerURL: url,
+		StoreSpec: "sqlite:" + filepath.Join(t.TempDir(), "alone.db"), RuntimeName: "alone", Logger: logger(t), OnCommand: oc.add})
+	publish(t, client, wire.ChannelTriggerEvent, wire.TriggerEvent{ComponentName: component, InstanceID: uuid.NewString(),
+		Event: wire.Event{Type: "SUBMIT"}}, uuid.NewString())
+	eventually(t, "the SUBMIT refused", func() bool {
+		return oc.count(wire.ChannelTriggerEvent, distributed.OutcomeRefused) == 1
+	})
+	if n := oc.count(wire.ChannelTriggerEvent, distributed.OutcomeIgnored); n != 0 {
+		t.Errorf("%d commands forwarded by a runtime alone", n)
+	}
+}
