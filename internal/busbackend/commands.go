@@ -24,10 +24,10 @@ type waiter struct {
 	seq       uint64 // registration order: the oldest waiter matches first
 	channel   string // wire.ChannelCreateInstance or wire.ChannelTriggerEvent
 	component string
-	// create: the machine and the canonical JSON of the context sent, to recognise the
-	// instance_created of a runtime that sends neither reply nor ids.
+	// create: the machine and the context sent (each value as canonical JSON), to recognise
+	// the instance_created of a runtime that sends neither reply nor ids.
 	machine string
-	ctxJSON string
+	ctxJSON map[string]string
 	// trigger: the instance and event type.
 	instanceID, eventType string
 
@@ -85,7 +85,7 @@ func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance
 	if req.Event.Type != "" {
 		cmd.Event = &wire.Event{Type: req.Event.Type, Payload: req.Event.Payload}
 	}
-	cj, err := canonical(data)
+	cj, err := canonicalFields(data)
 	if err != nil {
 		return xc.Instance{}, fmt.Errorf("context: %w: %v", httpapi.ErrInvalid, err)
 	}
@@ -369,11 +369,11 @@ func (b *Backend) matchCreated(inc wiremap.Incoming, d xc.InstanceCreated) {
 		}
 	}
 	if w == nil {
-		cj, err := canonical(d.Context)
+		got, err := canonicalFields(d.Context)
 		if err == nil {
 			for _, x := range b.waiters {
 				if x.channel == wire.ChannelCreateInstance && x.instanceID == "" && x.component == inc.Event.Component &&
-					x.machine == d.MachineName && x.ctxJSON == cj && (w == nil || x.seq < w.seq) {
+					x.machine == d.MachineName && contains(got, x.ctxJSON) && (w == nil || x.seq < w.seq) {
 					w = x
 				}
 			}
@@ -433,17 +433,36 @@ func (b *Backend) matchStateChange(inc wiremap.Incoming, d xc.StateChanged) {
 	w.finish(outcome{in: in, prev: d.PreviousState, next: d.NewState, runtime: b.runtimeName(inc.RuntimeID, inc.RuntimeName)})
 }
 
-// canonical is the JSON of v after a JSON round trip (numbers as float64, map keys sorted), so
-// that a context sent and the same context received compare equal.
-func canonical(v map[string]any) (string, error) {
+// canonicalFields is each value of v as canonical JSON (after a JSON round trip: numbers as
+// float64, map keys sorted), so that a context sent and the same context received compare
+// equal field by field.
+func canonicalFields(v map[string]any) (map[string]string, error) {
 	b, err := json.Marshal(v)
 	if err != nil {
-		return "", err
+		return nil, err
 	}
-	var back any
+	var back map[string]any
 	if err := json.Unmarshal(b, &back); err != nil {
-		return "", err
+		return nil, err
 	}
-	b, err = json.Marshal(back)
-	return string(b), err
+	out := make(map[string]string, len(back))
+	for k, v := range back {
+		c, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		out[k] = string(c)
+	}
+	return out, nil
+}
+
+// contains says whether got has every field of sent with the same value: the runtime may add
+// fields of its own (defaults, bookkeeping) to the context it was given.
+func contains(got, sent map[string]string) bool {
+	for k, v := range sent {
+		if got[k] != v {
+			return false
+		}
+	}
+	return true
 }

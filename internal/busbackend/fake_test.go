@@ -173,7 +173,11 @@ func TestTypeScriptRuntimeFallback(t *testing.T) {
 	_, url := rmqtest.NewVhost(t)
 	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), ts: true}
 	f.onCreate = func(f *fakeRuntime, _ bus.Message, c wire.CreateInstance) {
-		f.created(uuid.NewString(), c.Context)
+		data := map[string]any{"createdAt": wire.Now()} // a field of the runtime's own
+		for k, v := range c.Context {
+			data[k] = v
+		}
+		f.created(uuid.NewString(), data)
 	}
 	f.onTrigger = func(f *fakeRuntime, _ bus.Message, c wire.TriggerEvent) {
 		f.publish(wire.ChannelStateChange, wire.StateChange{RuntimeID: f.id, ComponentName: "Approvals",
