@@ -237,7 +237,9 @@ func (b *Backend) onShutdown(_ context.Context, m bus.Message) error {
 
 // scheduleSweep arms the next check for runtimes that went silent.
 func (b *Backend) scheduleSweep() {
-	every := b.cfg.LostAfter / 4
+	// Every second (a scan of the registry): a lost runtime is reported on the stream, and so
+	// in the UI, within a second of reaching LostAfter.
+	every := min(time.Second, b.cfg.LostAfter/4)
 	if every < 100*time.Millisecond {
 		every = 100 * time.Millisecond
 	}
