@@ -1,8 +1,11 @@
 # Shortcuts; .ci/run is what CI runs.
-.PHONY: serve test lint bench build
+.PHONY: serve distributed test lint bench build
 
 serve:
 	go run ./cmd/xcomponent serve examples/approval.yaml examples/order.yaml examples/payment.yaml
+
+distributed:
+	examples/distributed/run-local.sh
 
 test:
 	go test -race ./...
@@ -19,3 +22,4 @@ bench:
 build:
 	go build -o bin/xcomponent ./cmd/xcomponent
 	go build -o bin/xcload ./cmd/xcload
+	go build -o bin/runtime ./examples/distributed/runtime
