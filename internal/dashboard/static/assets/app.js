@@ -515,7 +515,10 @@ async function fire(inst, event, payloadText) {
     S.lastResult = { instanceId: inst.id, ok: true, text: `Applied ${event}: ${r.previousState} → ${r.newState}` };
     if (r.instance) S.instance = { ...S.instance, ...r.instance };
   } catch (e) {
-    S.lastResult = { instanceId: inst.id, ok: false, text: `Refused ${event} (${e.status}): ${e.message}` };
+    // 503/504: nothing was refused — no runtime could take it, or none answered in time (it
+    // may still be applied: the live stream will tell)
+    const what = e.status === 504 ? 'No answer yet for' : e.status === 503 || e.status === 0 ? 'Could not send' : 'Refused';
+    S.lastResult = { instanceId: inst.id, ok: false, text: `${what} ${event} (${e.status}): ${e.message}` };
   }
   await Promise.all([loadSelected(), loadInstances()]);
   renderAll();
