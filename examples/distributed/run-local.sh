@@ -76,6 +76,9 @@ trap 'exit 0' INT TERM
 #   runtime (the example's Go runtime with its hooks); "-": not applicable.
 start() {
   local name=$1 port=$(($2 + PORT_OFFSET)) program=${3/:/ } comp=$4 demo=$5
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "port $port ($name) is already in use: stop what listens there, or set PORT_OFFSET (e.g. PORT_OFFSET=100)"
+  fi
   local env=(BROKER_URL="$BROKER_URL" DATABASE_URL="$DATABASE_URL" PORT="$port")
   if [ "$comp" != - ]; then
     env+=(COMPONENT_FILE="$EXAMPLE/$comp" RUNTIME_NAME="$name" CREATE_DEMO_INSTANCE="$demo")
