@@ -96,13 +96,17 @@ type Backend struct {
 	// reconnection); wg waits for it at Close.
 	rediscover chan struct{}
 	wg         sync.WaitGroup
+	// live is closed once every subscription is live.
+	live chan struct{}
 }
 
 var _ httpapi.Backend = (*Backend)(nil)
 
 // New subscribes to the protocol's registry, event and reply channels, asks the runtimes to
-// announce themselves (fsm:registry:discover) and returns the Backend. The subscriptions are
-// live when it returns; ctx bounds that wait only.
+// announce themselves (fsm:registry:discover) and returns the Backend. It waits until the
+// subscriptions are live or ctx ends; in the latter case (broker unreachable) it returns the
+// Backend anyway, which subscribes in the background once the broker is back (Ready fails until
+// then).
 func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.Bus == nil {
 		return nil, errors.New("busbackend: no bus")
@@ -129,7 +133,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		cfg: cfg, log: cfg.Logger, clk: cfg.Clock,
 		runtimes: map[string]*runtimeEntry{}, components: map[string]*compEntry{},
 		instances: map[string]*instEntry{}, trails: map[string][]store.Event{},
-		runtimeOf: map[string]string{}, waiters: map[string]*waiter{}, rediscover: make(chan struct{}, 1),
+		runtimeOf: map[string]string{}, waiters: map[string]*waiter{}, rediscover: make(chan struct{}, 1), live: make(chan struct{}),
 	}
 	b.feed.init()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
@@ -144,26 +148,16 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		wire.ChannelTimeoutTriggered:  b.onEvent,
 		wire.ChannelCommandReply:      b.onReply,
 	}
-	channels := make([]string, 0, len(handlers))
-	for ch := range handlers {
-		channels = append(channels, ch)
-	}
-	sort.Strings(channels)
-	for _, ch := range channels {
-		s, err := cfg.Bus.Subscribe(ctx, ch, handlers[ch])
-		if err != nil {
-			_ = b.Close()
-			return nil, fmt.Errorf("busbackend: subscribe %s: %w", ch, err)
-		}
-		b.subs = append(b.subs, s)
-	}
 	b.scheduleSweep()
-	b.wg.Add(1)
+	b.wg.Add(2)
 	go b.discoverer()
-	if err := b.Discover(ctx); err != nil {
-		// Not fatal: heartbeats of unknown runtimes trigger query_instances, which makes them
-		// announce themselves.
-		b.log.Warn("discover not sent: runtimes will be learnt from their heartbeats", "err", err)
+	go b.subscribeAll(handlers)
+	select {
+	case <-b.live:
+	case <-ctx.Done():
+		// The broker is unreachable: serve anyway (health says why it is degraded); the
+		// subscriptions are made as soon as it is back.
+		b.log.Warn("broker unreachable: the dashboard starts without it and subscribes once it is back", "err", ctx.Err())
 	}
 	return b, nil
 }
@@ -175,6 +169,37 @@ func (b *Backend) Discover(ctx context.Context) error {
 		return err
 	}
 	return b.cfg.Bus.Publish(ctx, wire.ChannelDiscover, body, bus.Meta{MessageID: uuid.NewString()})
+}
+
+// subscribeAll subscribes to every channel (waiting for the broker as long as it takes, until
+// Close), then marks the Backend live and sends discover.
+func (b *Backend) subscribeAll(handlers map[string]bus.Handler) {
+	defer b.wg.Done()
+	channels := make([]string, 0, len(handlers))
+	for ch := range handlers {
+		channels = append(channels, ch)
+	}
+	sort.Strings(channels)
+	for _, ch := range channels {
+		s, err := b.cfg.Bus.Subscribe(b.ctx, ch, handlers[ch])
+		if err != nil {
+			if b.ctx.Err() == nil {
+				b.log.Error("subscription failed: the dashboard will not see this channel", "channel", ch, "err", err)
+			}
+			return
+		}
+		b.mu.Lock()
+		b.subs = append(b.subs, s)
+		b.mu.Unlock()
+	}
+	close(b.live)
+	ctx, cancel := context.WithTimeout(b.ctx, b.cfg.CommandTimeout)
+	defer cancel()
+	if err := b.Discover(ctx); err != nil && b.ctx.Err() == nil {
+		// Not fatal: heartbeats of unknown runtimes trigger query_instances, which makes them
+		// announce themselves.
+		b.log.Warn("discover not sent: runtimes will be learnt from their heartbeats", "err", err)
+	}
 }
 
 // BrokerReconnected tells the Backend that the broker connection was re-established (the bus
@@ -216,10 +241,12 @@ func (b *Backend) Close() error {
 	if b.sweep != nil {
 		b.sweep.Stop()
 	}
-	subs := b.subs
 	b.mu.Unlock()
 	b.cancel()
 	b.wg.Wait()
+	b.mu.Lock()
+	subs := b.subs
+	b.mu.Unlock()
 	var errs []error
 	for _, s := range subs {
 		errs = append(errs, s.Close())
@@ -268,6 +295,11 @@ func (b *Backend) Health(ctx context.Context) httpapi.Health {
 func (b *Backend) Ready(ctx context.Context) error {
 	if !b.cfg.Bus.Connected() {
 		return fmt.Errorf("broker: not connected: %w", httpapi.ErrUnavailable)
+	}
+	select {
+	case <-b.live:
+	default:
+		return fmt.Errorf("broker: subscriptions not live yet: %w", httpapi.ErrUnavailable)
 	}
 	if b.cfg.Store != nil {
 		if err := b.cfg.Store.Ping(ctx); err != nil {

@@ -20,6 +20,7 @@ import (
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/internal/busbackend"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/tcpproxy"
 	"github.com/xcomponent/xcomponent/wire"
 )
 
@@ -424,4 +425,44 @@ func closeConnection(t *testing.T, vhost, name string) {
 		}
 	}
 	t.Fatalf("no connection %s in:\n%s", name, out)
+}
+
+// TestStartsWithoutBroker: with the broker unreachable at start the Backend is created anyway
+// (health degraded, not ready, 503 for commands), and it subscribes and learns the runtimes
+// once the broker is reachable.
+func TestStartsWithoutBroker(t *testing.T) {
+	vhost, url := rmqtest.NewVhost(t)
+	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), name: "ours-1"}
+	f.start()
+	p := tcpproxy.New(t, rmqtest.BrokerAddr)
+	p.Cut()
+	b, err := rabbitmq.New(rabbitmq.Options{URL: "amqp://guest:guest@" + p.Addr() + "/" + vhost, Logger: logger(t),
+		MinBackoff: 50 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	d, err := busbackend.New(ctx, busbackend.Config{Bus: b, BrokerURL: url, Logger: logger(t)})
+	if err != nil {
+		t.Fatalf("New without broker: %v", err)
+	}
+	t.Cleanup(func() { _ = d.Close() })
+	if h := d.Health(context.Background()); h.Status != "degraded" || h.BrokerConnected {
+		t.Fatalf("health without broker: %+v", h)
+	}
+	if err := d.Ready(context.Background()); err == nil {
+		t.Fatal("ready without broker")
+	}
+	if _, err := d.Create(context.Background(), xc.CreateRequest{Component: "Approvals"}); err == nil {
+		t.Fatal("create without broker succeeded")
+	}
+
+	p.Restore()
+	eventually(t, "ready once the broker is back", func() bool { return d.Ready(context.Background()) == nil })
+	eventually(t, "the runtime learnt", func() bool {
+		rts, _ := d.Runtimes(context.Background())
+		return len(rts) == 1 && rts[0].Status == busbackend.StatusUp && len(d.Components()) == 1
+	})
 }

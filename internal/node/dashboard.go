@@ -63,9 +63,6 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	}
 	defer func() { _ = b.Close() }()
 	log.Info("connecting to the broker", "broker", rabbitmq.MaskURL(cfg.BrokerURL))
-	if err := b.WaitConnected(ctx); err != nil {
-		return fmt.Errorf("broker %s: %w", rabbitmq.MaskURL(cfg.BrokerURL), err)
-	}
 	var st store.Store
 	if cfg.DatabaseURL != "" {
 		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(log))
@@ -78,8 +75,12 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	} else {
 		log.Warn("no DATABASE_URL: history, audit trail and completed instances come from what this dashboard saw on the broker since it started")
 	}
-	be, err := busbackend.New(ctx, busbackend.Config{Bus: b, BrokerURL: cfg.BrokerURL, Store: st,
+	// A broker that is not there within a few seconds does not keep the dashboard from
+	// serving: /health and /readyz say it is missing, and it subscribes once the broker is up.
+	nctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	be, err := busbackend.New(nctx, busbackend.Config{Bus: b, BrokerURL: cfg.BrokerURL, Store: st,
 		LostAfter: cfg.LostAfter, CommandTimeout: cfg.CommandTimeout, Logger: log})
+	cancel()
 	if err != nil {
 		return err
 	}
