@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -77,8 +78,9 @@ func startDistRuntime(t *testing.T, name, url, dsn string, log *slog.Logger) *di
 // backend over RabbitMQ and PostgreSQL) in headless Chromium, with two runtimes of one
 // component: the runtimes panel lists both, a Quick Action on an instance moves it, and the
 // audit trail shows which runtime applied each event — here both, since the runtime that created
-// the instance is stopped before the last action. Screenshots: 20-runtimes-panel,
-// 21-instance-two-runtimes.
+// the instance is stopped before the last action. Screenshots: 20-dashboard-two-runtimes,
+// 20-runtimes-panel, 21-instance-two-runtimes, 21-audit-trail-two-runtimes,
+// 22-runtimes-panel-one-stopped.
 func TestDistributedDashboardInBrowser(t *testing.T) {
 	b := newBrowser(t) // skips without chromium, before the services are set up
 	_, url := rmqtest.NewVhost(t)
@@ -120,6 +122,17 @@ func TestDistributedDashboardInBrowser(t *testing.T) {
 	})
 
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	// elemShot saves a screenshot of one element (the full-page ones are b.shot).
+	elemShot := func(name, sel string) {
+		t.Helper()
+		png, err := chromedp.Run(b.ctx, chromedp.ScreenshotScale(css(sel), 1.5))
+		if err != nil {
+			t.Fatalf("screenshot %s: %v", name, err)
+		}
+		if err := os.WriteFile(filepath.Join(b.artifacts, name+".png"), png, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	b.step("load the page",
 		chromedp.Navigate(srv.URL+"/"),
 		chromedp.WaitVisible(css("#conn-status.ok")),
@@ -149,7 +162,8 @@ func TestDistributedDashboardInBrowser(t *testing.T) {
 	)
 	hash := b.eval(`location.hash`)
 	id := hash[strings.LastIndex(hash, "/")+1:]
-	b.shot("20-runtimes-panel")
+	b.shot("20-dashboard-two-runtimes")
+	elemShot("20-runtimes-panel", ".runtimes-panel")
 
 	// 3. Quick Action SUBMIT: the runtime applies it, the auto ROUTE follows.
 	b.step("fire SUBMIT", chromedp.Click(css(`#quick-actions button[data-event="SUBMIT"]`)))
@@ -165,6 +179,7 @@ func TestDistributedDashboardInBrowser(t *testing.T) {
 	}
 	r.stop(t)
 	b.until("the stopped runtime shown", fmt.Sprintf(`document.querySelector('#runtimes tr.rt[data-runtime=%q]')?.dataset.status === 'stopped'`, first))
+	elemShot("22-runtimes-panel-one-stopped", ".runtimes-panel")
 	b.step("fire APPROVE", chromedp.Click(css(`#quick-actions button[data-event="APPROVE"]`)))
 	b.until("approved", `document.querySelector('#detail-state')?.dataset.state === 'Approved'`)
 	second := appliedBy(t, srv.URL, id, "APPROVE")
@@ -185,6 +200,7 @@ func TestDistributedDashboardInBrowser(t *testing.T) {
 		}
 	}
 	b.shot("21-instance-two-runtimes")
+	elemShot("21-audit-trail-two-runtimes", "#audit")
 	b.checkPageErrors()
 }
 
