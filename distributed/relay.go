@@ -18,9 +18,11 @@ import (
 // Relay defaults.
 const (
 	DefaultOutboxSweep = 3 * time.Second
-	relayWorkers       = 4
+	relayWorkers       = 8
 	relayBuffer        = 4096
 	sweepBatch         = 1000
+	// markBatch bounds the outbox rows marked sent in one commit.
+	markBatch = 512
 )
 
 // relay is the engine's Remote in a runtime: it publishes the messages the engine cannot
@@ -52,8 +54,11 @@ type relay struct {
 	local func(xc.Message)
 
 	queues []chan xc.Message
-	mu     sync.Mutex
-	taken  map[string]struct{} // ids queued or being published by this process
+	// sent receives the ids of published messages; one goroutine marks them sent in batches
+	// (one commit for many rows: marking is what a relay mostly waits for).
+	sent  chan string
+	mu    sync.Mutex
+	taken map[string]struct{} // ids queued or being published by this process
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -67,6 +72,9 @@ func newRelay(log *slog.Logger, b bus.Bus, st store.Store, component, runtimeNam
 	r := &relay{log: log, bus: b, store: st, component: component, runtimeName: runtimeName,
 		sweepEvery: sweepEvery, taken: make(map[string]struct{}), hosts: func(string) bool { return false }}
 	r.ctx, r.cancel = context.WithCancel(context.Background())
+	r.sent = make(chan string, relayBuffer)
+	r.wg.Add(1)
+	go r.markLoop()
 	for i := 0; i < relayWorkers; i++ {
 		q := make(chan xc.Message, relayBuffer/relayWorkers)
 		r.queues = append(r.queues, q)
@@ -149,15 +157,23 @@ func (r *relay) work(q chan xc.Message) {
 		case <-r.ctx.Done():
 			return
 		case m := <-q:
-			r.relayOne(m)
-			r.release(m.ID)
+			if !r.relayOne(m) {
+				r.release(m.ID) // stopping: the row stays in the outbox
+				continue
+			}
+			select {
+			case r.sent <- m.ID: // released once marked
+			case <-r.ctx.Done():
+				r.release(m.ID)
+			}
 		}
 	}
 }
 
-// relayOne publishes m (retrying until the broker confirmed it or the relay stops), then
-// marks its outbox row sent.
-func (r *relay) relayOne(m xc.Message) {
+// relayOne publishes m, retrying until the broker confirmed it; false when the relay stops
+// first. A message that can never be published (or reach anyone) counts as done: its row is
+// marked sent all the same.
+func (r *relay) relayOne(m xc.Message) bool {
 	channel, body, meta, err := r.encode(m)
 	switch {
 	case errors.Is(err, errNothingToSend):
@@ -171,29 +187,67 @@ func (r *relay) relayOne(m xc.Message) {
 				break
 			}
 			if r.ctx.Err() != nil {
-				return // stays in the outbox
+				return false // stays in the outbox
 			}
 			r.log.Warn("relay: publish failed, retrying", "id", m.ID, "channel", channel, "attempt", attempt+1, "err", err)
 			if !sleepCtx(r.ctx, backoff(attempt)) {
-				return
+				return false
 			}
 		}
 	}
-	r.markSent(m.ID)
+	return true
 }
 
-// markSent deletes the outbox row of a delivered message, retrying while the store is
-// unreachable: a row left behind would only be published again (and applied once).
-func (r *relay) markSent(id string) {
+// markLoop deletes the outbox rows of published messages, many per commit.
+func (r *relay) markLoop() {
+	defer r.wg.Done()
+	batch := make([]string, 0, markBatch)
+	for {
+		select {
+		case <-r.ctx.Done():
+			return
+		case id := <-r.sent:
+			batch = append(batch[:0], id)
+		}
+	more:
+		for len(batch) < markBatch {
+			select {
+			case id := <-r.sent:
+				batch = append(batch, id)
+			default:
+				break more
+			}
+		}
+		r.markSent(batch)
+		for _, id := range batch {
+			r.release(id)
+		}
+	}
+}
+
+// markSent deletes the outbox rows of delivered messages, retrying while the store is
+// unreachable: a row left behind would only be published again (and applied once). A row
+// already gone (another runtime relayed it too) fails a batch's commit as a duplicate: the
+// rows are then marked one by one.
+func (r *relay) markSent(ids []string) {
 	for attempt := 0; ; attempt++ {
-		err := r.store.Commit(r.ctx, &store.Commit{Consumed: []string{id}})
-		if err == nil || errors.Is(err, store.ErrDuplicate) { // ErrDuplicate: already marked
+		err := r.store.Commit(r.ctx, &store.Commit{Consumed: ids})
+		if err == nil {
+			return
+		}
+		if errors.Is(err, store.ErrDuplicate) {
+			if len(ids) == 1 {
+				return // already marked
+			}
+			for _, id := range ids {
+				r.markSent([]string{id})
+			}
 			return
 		}
 		if r.ctx.Err() != nil {
 			return
 		}
-		r.log.Warn("relay: marking a message sent failed, retrying", "id", id, "attempt", attempt+1, "err", err)
+		r.log.Warn("relay: marking messages sent failed, retrying", "messages", len(ids), "attempt", attempt+1, "err", err)
 		if !sleepCtx(r.ctx, backoff(attempt)) {
 			return
 		}
