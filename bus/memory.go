@@ -200,6 +200,9 @@ func (b *Memory) start(q *memQueue, private bool, h Handler) (*memSub, error) {
 		return nil, ErrClosed
 	}
 	b.subs[s] = struct{}{}
+	if q.single && q.active == nil { // the first registered consumer is the active one
+		q.active = s
+	}
 	s.wg.Add(1)
 	b.mu.Unlock()
 	go s.run()

@@ -36,6 +36,10 @@ func Run(t *testing.T, setup Setup) {
 		{"MetaRoundTrip", testMeta},
 		{"PublishContext", testPublishContext},
 		{"Close", testClose},
+		{"SingleActiveConsumer", testSingleActive},
+		{"OrderKey", testOrderKey},
+		{"DeadLetterReason", testDeadLetterReason},
+		{"QueueExists", testQueueExists},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, setup(t)) })
@@ -338,5 +342,128 @@ func testClose(t *testing.T, newBus func() bus.Bus) {
 	}
 	if err := b.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// Of the consumers of a single-active-consumer queue only one receives; when it goes, the next
+// one gets the rest, including what the first left unacknowledged.
+func testSingleActive(t *testing.T, newBus func() bus.Bus) {
+	ctx := ctxT(t)
+	q, cmd := Unique("xcomponent.test")+".commands", Unique("test:commands:do")
+	opts := bus.ConsumeOptions{Bindings: []string{cmd}, SingleActive: true}
+	first := make(chan bus.Message, 100)
+	held := make(chan struct{})
+	a, err := newBus().ConsumeWith(ctx, q, opts, func(ctx context.Context, m bus.Message) error {
+		first <- m
+		if m.MessageID == "s2" {
+			<-ctx.Done() // dies before acknowledging s2
+			close(held)
+			return ctx.Err()
+		}
+		return nil
+	})
+	keep(t)(a, err)
+	second := NewCollector(100)
+	keep(t)(newBus().ConsumeWith(ctx, q, opts, second.Handle))
+	pub := newBus()
+	for i := range 3 {
+		publish(t, pub, cmd, fmt.Sprint("s", i))
+	}
+	for i := range 3 {
+		select {
+		case m := <-first:
+			if want := fmt.Sprint("s", i); m.MessageID != want {
+				t.Fatalf("active consumer got %s, want %s", m.MessageID, want)
+			}
+		case <-time.After(Timeout):
+			t.Fatalf("active consumer got %d messages, want 3", i)
+		}
+	}
+	select {
+	case m := <-second.C:
+		t.Fatalf("standby consumer got %s while the active one lives", m.MessageID)
+	default:
+	}
+	_ = a.Close()
+	<-held
+	m := second.Next(t)
+	if m.MessageID != "s2" || !m.Redelivered {
+		t.Fatalf("standby got %s (redelivered %v), want a redelivered s2", m.MessageID, m.Redelivered)
+	}
+}
+
+// With an OrderKey, messages of one key are handled one at a time in order while other keys
+// go on; a blocked key does not hold the others.
+func testOrderKey(t *testing.T, newBus func() bus.Bus) {
+	ctx := ctxT(t)
+	q, cmd := Unique("xcomponent.test")+".commands", Unique("test:commands:do")
+	var mu sync.Mutex
+	got := map[string][]string{}
+	release := make(chan struct{})
+	done := make(chan string, 100)
+	opts := bus.ConsumeOptions{Bindings: []string{cmd}, Prefetch: 50, OrderKey: func(m bus.Message) string { return m.MessageID[:1] }}
+	keep(t)(newBus().ConsumeWith(ctx, q, opts, func(ctx context.Context, m bus.Message) error {
+		if m.MessageID == "a0" {
+			select { // blocks key "a" until the "b" messages are through (or forever, in memory)
+			case <-release:
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+		mu.Lock()
+		got[m.MessageID[:1]] = append(got[m.MessageID[:1]], m.MessageID)
+		mu.Unlock()
+		done <- m.MessageID
+		return nil
+	}))
+	pub := newBus()
+	for i := range 5 {
+		publish(t, pub, cmd, fmt.Sprint("a", i))
+		publish(t, pub, cmd, fmt.Sprint("b", i))
+	}
+	for range 10 {
+		select {
+		case id := <-done:
+			if id == "b4" {
+				close(release)
+			}
+		case <-time.After(Timeout):
+			t.Fatal("not every message handled")
+		}
+	}
+	for _, k := range []string{"a", "b"} {
+		for i, id := range got[k] {
+			if id != fmt.Sprint(k, i) {
+				t.Fatalf("key %s handled in the order %v", k, got[k])
+			}
+		}
+	}
+}
+
+// A handler's error is the dead letter's reason.
+func testDeadLetterReason(t *testing.T, newBus func() bus.Bus) {
+	ctx := ctxT(t)
+	q, cmd := Unique("xcomponent.test")+".commands", Unique("test:commands:do")
+	dlq := Unique("xcomponent.test") + ".commands.dlq"
+	keep(t)(newBus().ConsumeWith(ctx, q, bus.ConsumeOptions{Bindings: []string{cmd}, DeadLetterQueue: dlq},
+		func(context.Context, bus.Message) error { return errors.New("malformed: no instanceId") }))
+	dead := NewCollector(10)
+	keep(t)(newBus().Consume(ctx, dlq, nil, dead.Handle))
+	publish(t, newBus(), cmd, "poison")
+	m := dead.Next(t)
+	if m.MessageID != "poison" || m.Channel != cmd || m.Headers[bus.HeaderDeadLetterReason] != "malformed: no instanceId" {
+		t.Fatalf("dead letter %+v", m)
+	}
+}
+
+func testQueueExists(t *testing.T, newBus func() bus.Bus) {
+	ctx := ctxT(t)
+	b := newBus()
+	q := Unique("xcomponent.test") + ".commands"
+	if ok, err := b.QueueExists(ctx, q); err != nil || ok {
+		t.Fatalf("QueueExists before declaration: %v, %v", ok, err)
+	}
+	keep(t)(b.Consume(ctx, q, nil, func(context.Context, bus.Message) error { return nil }))
+	if ok, err := newBus().QueueExists(ctx, q); err != nil || !ok {
+		t.Fatalf("QueueExists after declaration: %v, %v", ok, err)
 	}
 }
