@@ -49,6 +49,15 @@ type Meta struct {
 	Headers map[string]string
 }
 
+// AsyncPublisher is implemented by buses that pipeline publications: PublishAsync sends the
+// message and returns without waiting for the broker's confirm, with a function that waits
+// for it (nil: confirmed). Calls made one after the other from one goroutine reach the broker
+// in that order. A publisher of an ordered stream (runtime events) keeps many messages in
+// flight this way instead of one confirm round trip per message.
+type AsyncPublisher interface {
+	PublishAsync(ctx context.Context, channel string, body []byte, meta Meta) (wait func(context.Context) error, err error)
+}
+
 // HeaderDeadLetterReason is the header of a dead letter that says why it was dead-lettered:
 // the handler's error, or the broker's reason ("expired", "maxlen", "rejected").
 const HeaderDeadLetterReason = "xc-dead-letter-reason"

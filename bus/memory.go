@@ -81,6 +81,14 @@ func (b *Memory) Publish(ctx context.Context, channel string, body []byte, meta 
 	return nil
 }
 
+// PublishAsync implements AsyncPublisher: Publish, confirmed at once.
+func (b *Memory) PublishAsync(ctx context.Context, channel string, body []byte, meta Meta) (func(context.Context) error, error) {
+	if err := b.Publish(ctx, channel, body, meta); err != nil {
+		return nil, err
+	}
+	return func(context.Context) error { return nil }, nil
+}
+
 // Subscribe implements Bus.
 func (b *Memory) Subscribe(ctx context.Context, channel string, h Handler) (Subscription, error) {
 	if err := ctx.Err(); err != nil {

@@ -14,8 +14,30 @@ import (
 )
 
 // publishEvents publishes the engine's runtime events on their fan-out channels, in order,
-// until events is closed or ctx ends.
+// until events is closed or ctx ends. With a bus that pipelines (bus.AsyncPublisher), up to
+// maxUnconfirmedEvents events are in flight, their confirms awaited in order by a second
+// goroutine, instead of one confirm round trip per event.
 func (r *runtime) publishEvents(ctx context.Context, events <-chan xc.RuntimeEvent) {
+	type inFlight struct {
+		wait              func(context.Context) error
+		channel, instance string
+	}
+	async, _ := r.bus.(bus.AsyncPublisher)
+	confirms := make(chan inFlight, maxUnconfirmedEvents)
+	confirmed := make(chan struct{})
+	go func() {
+		defer close(confirmed)
+		for p := range confirms {
+			if err := p.wait(ctx); err != nil {
+				r.publishFailed.Add(1)
+				r.log.Warn("runtime event not confirmed by the broker", "channel", p.channel, "instance", p.instance, "err", err)
+			}
+		}
+	}()
+	defer func() {
+		close(confirms)
+		<-confirmed
+	}()
 	origin := wiremap.Origin{RuntimeID: r.id, RuntimeName: r.cfg.RuntimeName, Component: r.comp.Name}
 	for ev := range events {
 		out, ok := wiremap.ToWire(ev, origin, wire.Now())
@@ -31,6 +53,16 @@ func (r *runtime) publishEvents(ctx context.Context, events <-chan xc.RuntimeEve
 		if out.CausationID != "" {
 			meta.Headers = map[string]string{"causationId": out.CausationID}
 		}
+		if async != nil {
+			wait, err := async.PublishAsync(ctx, out.Channel, body, meta)
+			if err == nil {
+				confirms <- inFlight{wait: wait, channel: out.Channel, instance: ev.InstanceID}
+				continue
+			}
+			r.publishFailed.Add(1)
+			r.log.Warn("runtime event not published", "channel", out.Channel, "instance", ev.InstanceID, "err", err)
+			continue
+		}
 		if err := r.bus.Publish(ctx, out.Channel, body, meta); err != nil {
 			// The store holds the transition; only the live notification is lost.
 			r.publishFailed.Add(1)
@@ -38,6 +70,9 @@ func (r *runtime) publishEvents(ctx context.Context, events <-chan xc.RuntimeEve
 		}
 	}
 }
+
+// maxUnconfirmedEvents bounds the runtime events published and not yet confirmed.
+const maxUnconfirmedEvents = 1024
 
 // logDropped logs the runtime events the publisher missed since the last call (its buffer
 // was full: the broker was too slow or unreachable for too long).

@@ -89,7 +89,10 @@ type Bus struct {
 	wg   sync.WaitGroup
 }
 
-var _ bus.Bus = (*Bus)(nil)
+var (
+	_ bus.Bus            = (*Bus)(nil)
+	_ bus.AsyncPublisher = (*Bus)(nil)
+)
 
 // New returns a Bus that connects to opts.URL in the background and stays connected until
 // Close. It fails only for an invalid URL; use WaitConnected to wait for the broker.
@@ -288,6 +291,47 @@ func declareTopology(ch *amqp.Channel) error {
 
 // Publish implements bus.Bus.
 func (b *Bus) Publish(ctx context.Context, channel string, body []byte, meta bus.Meta) error {
+	return b.publish(ctx, wire.Exchange, wire.RoutingKey(channel), publishing(body, meta))
+}
+
+// PublishAsync implements bus.AsyncPublisher. While disconnected it waits for the broker
+// like Publish (and then the message is confirmed when it returns). A message whose channel
+// closes before its confirm may or may not have reached the broker: wait says so with an
+// error.
+func (b *Bus) PublishAsync(ctx context.Context, channel string, body []byte, meta bus.Meta) (func(context.Context) error, error) {
+	msg := publishing(body, meta)
+	key := wire.RoutingKey(channel)
+	b.mu.Lock()
+	closed, pub := b.closed, b.pub
+	b.mu.Unlock()
+	if closed {
+		return nil, bus.ErrClosed
+	}
+	if pub != nil {
+		dc, err := pub.PublishWithDeferredConfirmWithContext(ctx, wire.Exchange, key, false, false, msg)
+		if err == nil {
+			return func(ctx context.Context) error {
+				ack, err := dc.WaitContext(ctx)
+				switch {
+				case err != nil:
+					return err
+				case !ack:
+					return ErrNacked
+				}
+				return nil
+			}, nil
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+	}
+	if err := b.publish(ctx, wire.Exchange, key, msg); err != nil {
+		return nil, err
+	}
+	return func(context.Context) error { return nil }, nil
+}
+
+func publishing(body []byte, meta bus.Meta) amqp.Publishing {
 	msg := amqp.Publishing{
 		ContentType:   "application/json",
 		DeliveryMode:  amqp.Persistent,
@@ -302,7 +346,7 @@ func (b *Bus) Publish(ctx context.Context, channel string, body []byte, meta bus
 			msg.Headers[k] = v
 		}
 	}
-	return b.publish(ctx, wire.Exchange, wire.RoutingKey(channel), msg)
+	return msg
 }
 
 // publish publishes msg on exchange with key and waits for the broker's confirm, waiting for
