@@ -110,7 +110,9 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 	// time re-publishes them to their partitions, in order per instance.
 	s, err = r.bus.ConsumeWith(ctx, bus.IngressQueue, bus.ConsumeOptions{
 		Bindings:     []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance},
-		SingleActive: true, MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength,
+		// Fixed bounds: the runtimes of every component declare this queue, and the broker
+		// refuses a declaration with other arguments.
+		SingleActive: true, MessageTTL: DefaultCommandTTL, MaxLength: DefaultCommandMaxLength,
 		Prefetch: r.cfg.Prefetch, OrderKey: ingressKey,
 	}, r.handleIngress)
 	if err != nil {

@@ -96,11 +96,13 @@ type Config struct {
 	// Partitions is the number of command partition queues of the component
 	// (bus.DefaultPartitions when 0); every runtime of a component must use the same.
 	Partitions int
-	// CommandTTL is how long a command waits in its queue for a runtime before it is
-	// dead-lettered (DefaultCommandTTL when 0).
+	// CommandTTL is how long a command waits in its partition queue for a runtime before it
+	// is dead-lettered (DefaultCommandTTL when 0). The same for every runtime of a component
+	// (the broker refuses to redeclare a queue with other arguments).
 	CommandTTL time.Duration
-	// CommandMaxLength bounds each command queue; beyond it the oldest commands are
-	// dead-lettered (DefaultCommandMaxLength when 0).
+	// CommandMaxLength bounds each partition queue; beyond it the oldest commands are
+	// dead-lettered (DefaultCommandMaxLength when 0). The same for every runtime of a
+	// component.
 	CommandMaxLength int
 	// MinBackoff and MaxBackoff bound the broker reconnection delay (bus defaults when 0).
 	MinBackoff, MaxBackoff time.Duration
