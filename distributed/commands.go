@@ -127,6 +127,16 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 		}
 		q.others = append(q.others, s)
 	}
+	// Ask the runtimes already running to announce themselves now rather than learning
+	// them from their next heartbeat: the partitions are shared (and commands for instances
+	// held elsewhere forwarded) from the start.
+	body, err := wire.Encode(wire.Discover{Type: wire.TypeDiscover, Timestamp: wire.Now()})
+	if err == nil {
+		err = r.bus.Publish(ctx, wire.ChannelDiscover, body, bus.Meta{MessageID: uuid.NewString()})
+	}
+	if err != nil && ctx.Err() == nil { // best effort: their heartbeats will tell
+		r.log.Warn("discover not published", "err", err)
+	}
 	return q, nil
 }
 
