@@ -109,7 +109,7 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 	// Commands published on the xcomponent-ai channels: one runtime (of any component) at a
 	// time re-publishes them to their partitions, in order per instance.
 	s, err = r.bus.ConsumeWith(ctx, bus.IngressQueue, bus.ConsumeOptions{
-		Bindings:     []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance},
+		Bindings: []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance},
 		// Fixed bounds: the runtimes of every component declare this queue, and the broker
 		// refuses a declaration with other arguments.
 		SingleActive: true, MessageTTL: DefaultCommandTTL, MaxLength: DefaultCommandMaxLength,
