@@ -28,17 +28,17 @@ type instEntry struct {
 
 // update is one piece of news about an instance, from an event or a query response.
 type update struct {
-	runtimeID, runtimeName, component string
-	foreign                           bool
-	ts                                int64
-	id, machine, state                string
-	status                            store.Status
-	context                           map[string]any
-	timeouts                          []xc.PendingTimeout
-	setTimeouts                       bool
-	version                           int64
-	parentID                          string
-	created                           bool
+	runtimeID, component string
+	foreign              bool
+	ts                   int64
+	id, machine, state   string
+	status               store.Status
+	context              map[string]any
+	timeouts             []xc.PendingTimeout
+	setTimeouts          bool
+	version              int64
+	parentID             string
+	created              bool
 }
 
 // apply merges u into the live view and reports whether it was newer than what the view held.
@@ -138,7 +138,7 @@ func (b *Backend) onEvent(_ context.Context, m bus.Message) error {
 	}
 	ts := ev.Timestamp
 	rname := b.runtimeName(in.RuntimeID, in.RuntimeName)
-	base := update{runtimeID: in.RuntimeID, runtimeName: rname, component: ev.Component, foreign: b.isForeign(in.RuntimeID), ts: ts}
+	base := update{runtimeID: in.RuntimeID, component: ev.Component, foreign: b.isForeign(in.RuntimeID), ts: ts}
 	switch d := ev.Data.(type) {
 	case xc.InstanceCreated:
 		u := base
