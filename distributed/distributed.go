@@ -431,6 +431,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	wg.Wait()  // the registry loop (ends with ctx)
 	stopHTTP() // in-flight requests finish before the engine closes
 	closeEngine()
+	rel.drain(sctx)
 	rel.close() // what it had not published stays in the outbox
 	unsubscribe()
 	select { // flush the runtime events the engine emitted

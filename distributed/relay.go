@@ -58,7 +58,8 @@ type relay struct {
 	// (one commit for many rows: marking is what a relay mostly waits for).
 	sent  chan string
 	mu    sync.Mutex
-	taken map[string]struct{} // ids queued or being published by this process
+	taken map[string]struct{} // ids queued, being published or being marked by this process
+	idle  []chan struct{}     // drain callers, released when taken is empty
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -147,7 +148,33 @@ func (r *relay) take(id string) bool {
 func (r *relay) release(id string) {
 	r.mu.Lock()
 	delete(r.taken, id)
+	if len(r.taken) == 0 {
+		for _, ch := range r.idle {
+			close(ch)
+		}
+		r.idle = nil
+	}
 	r.mu.Unlock()
+}
+
+// drain waits until every message handed to the relay is published and marked sent, or ctx
+// ends (what is left stays in the outbox): a runtime that stops gracefully hands over what its
+// last transitions sent instead of leaving it to the other runtimes' sweep.
+func (r *relay) drain(ctx context.Context) {
+	r.mu.Lock()
+	if len(r.taken) == 0 {
+		r.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	r.idle = append(r.idle, ch)
+	n := len(r.taken)
+	r.mu.Unlock()
+	select {
+	case <-ch:
+	case <-ctx.Done():
+		r.log.Warn("relay: messages left in the outbox at shutdown, for the other runtimes of the component", "about", n)
+	}
 }
 
 func (r *relay) work(q chan xc.Message) {

@@ -233,3 +233,42 @@ func TestRelaySweep(t *testing.T) {
 		t.Fatalf("left in the outbox: %v; want the recent row and the own row (settled by its delivery)", ids)
 	}
 }
+
+// TestRelayDrain: drain returns once what was handed over is published and marked sent.
+func TestRelayDrain(t *testing.T) {
+	ctx := context.Background()
+	b := bus.NewMemory()
+	defer func() { _ = b.Close() }()
+	st := store.NewMemory()
+	c := &captured{}
+	sub, err := b.Subscribe(ctx, wire.ChannelCreateInstance, c.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = sub.Close() }()
+	r := newRelay(slog.New(slog.NewTextHandler(io.Discard, nil)), b, st, "Shop", "rt-1", time.Hour)
+	defer r.close()
+	var rows []store.Message
+	var msgs []xc.Message
+	for range 50 {
+		m := xc.Message{ID: uuid.NewString(), Kind: xc.MessageCreate, Component: "Billing", Machine: "Payment", SourceInstanceID: uuid.NewString()}
+		msgs = append(msgs, m)
+		rows = append(rows, outboxRow(t, m, time.Now().UnixMilli()))
+	}
+	if err := st.Commit(ctx, &store.Commit{Outbox: rows}); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range msgs {
+		_ = r.Deliver(ctx, m)
+	}
+	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	r.drain(dctx)
+	if dctx.Err() != nil {
+		t.Fatal("drain timed out")
+	}
+	if left, _ := st.PendingOutbox(ctx, "Shop", 0); len(left) != 0 {
+		t.Fatalf("%d rows left after drain", len(left))
+	}
+	waitFor(t, "all published", func() bool { return len(c.all()) == 50 })
+}
