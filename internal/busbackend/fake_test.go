@@ -73,6 +73,8 @@ func (f *fakeRuntime) announce() {
 		Host: "fake-host", Port: 0, Timestamp: wire.Now()}
 	if !f.ts {
 		a.RuntimeName, a.Status = f.name, "running"
+	} else if f.name != "" {
+		a.Host = f.name // xcomponent-ai's runtimes announce their name as host
 	}
 	f.publish(wire.ChannelAnnounce, a, bus.Meta{})
 }
@@ -172,7 +174,7 @@ func (f *fakeRuntime) created(id string, ctxData map[string]any) {
 // xcomponent-ai's): the answers come from the instance_created / state_change it publishes.
 func TestTypeScriptRuntimeFallback(t *testing.T) {
 	_, url := rmqtest.NewVhost(t)
-	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), ts: true}
+	f := &fakeRuntime{t: t, b: newBus(t, url), id: uuid.NewString(), ts: true, name: "ts-runtime-1"}
 	f.onCreate = func(f *fakeRuntime, _ bus.Message, c wire.CreateInstance) {
 		data := map[string]any{"createdAt": wire.Now()} // a field of the runtime's own
 		for k, v := range c.Context {
@@ -189,6 +191,9 @@ func TestTypeScriptRuntimeFallback(t *testing.T) {
 	f.start()
 	d := startDashboard(t, url, "", busbackend.Config{CommandTimeout: 10 * time.Second})
 	eventually(t, "TS runtime up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+	if rts := d.runtimes(t); len(rts) != 1 || rts[0].RuntimeName != "ts-runtime-1" {
+		t.Errorf("a TS runtime is named by the host of its announce: %+v", rts)
+	}
 
 	// Another instance created meanwhile by someone else must not answer our create.
 	f.created(uuid.NewString(), map[string]any{"amount": 1})

@@ -180,7 +180,8 @@ func (b *Backend) onAnnounce(_ context.Context, m bus.Message) error {
 	if changed {
 		b.learnComponent(a)
 	}
-	b.seen(sighting{id: a.RuntimeID, name: a.RuntimeName, component: a.ComponentName, announce: true,
+	// xcomponent-ai runtimes send no runtimeName: their announce carries the runtime name in host.
+	b.seen(sighting{id: a.RuntimeID, name: firstOf(a.RuntimeName, a.Host), component: a.ComponentName, announce: true,
 		host: firstOf(a.Hostname, a.Host), port: a.Port, ours: a.RuntimeName != "" || a.Status != ""})
 	return nil
 }
