@@ -69,6 +69,7 @@ func TestKillMidStream(t *testing.T) {
 				tr.wait()
 				c.close()
 				tr.checkNoErrors(t)
+				b.awaitSessionsGone(t)
 				led.add(tr)
 				a, u, r := tr.counts()
 				t.Logf("round %d: SIGKILL during the stream: %d events acknowledged, %d requests without answer, %d rejected",

@@ -73,6 +73,28 @@ func (b backend) open(t testing.TB) *sql.DB {
 	return db
 }
 
+// awaitSessionsGone waits until no other session is connected to the PostgreSQL database. A
+// server killed with SIGKILL may have sent a COMMIT that its backend is still applying: reading
+// fsm_events and then fsm_snapshots meanwhile could see the commit in the second read only.
+// The backend exits once it has finished and noticed its client is gone. SQLite needs no wait:
+// a killed process cannot commit afterwards.
+func (b backend) awaitSessionsGone(t testing.TB) {
+	t.Helper()
+	if b.driver != "pgx" {
+		return
+	}
+	db := b.open(t)
+	defer db.Close()
+	err := poll(conditionTimeout, func() (bool, error) {
+		var n int
+		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n)
+		return n == 0, err
+	})
+	if err != nil {
+		t.Fatalf("sessions of the killed server still connected to %s: %v", b.name, err)
+	}
+}
+
 // readEvents returns every fsm_events row, by instance, in seq order.
 func (b backend) readEvents(t testing.TB) map[string][]eventRow {
 	t.Helper()
