@@ -163,14 +163,28 @@ func (m *Metrics) machineCounter(cache map[machineKey]prometheus.Counter, vec *p
 }
 
 // observeHTTP records one served request; route is the matched pattern ("" when none).
+// The method is the client's choice: only the standard methods are labels, others are
+// "OTHER", so that invented methods cannot grow the registry (route is a pattern of the
+// route table, never the path, and code a status this server wrote).
 func (m *Metrics) observeHTTP(method, route string, code int, d time.Duration, stream bool) {
 	if route == "" {
 		route = "unmatched"
 	}
+	method = metricMethod(method)
 	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
 	if !stream {
 		m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
 	}
+}
+
+// metricMethod maps a request method to a bounded label.
+func metricMethod(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 // setSource makes the scrape-time gauges come from stats.
