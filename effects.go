@@ -493,6 +493,9 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 		}
 	}
 	ev := req.Event
+	if err := cleanEvent(&ev); err != nil {
+		return BroadcastResult{}, err
+	}
 	e.fillIDs(&ev)
 	if ev.Source == "" {
 		ev.Source = "api"

@@ -59,9 +59,14 @@ var (
 	ErrBusy = errors.New("instance busy")
 )
 
-// ContextError lists the contextSchema violations of a create request.
+// ContextError lists the contextSchema violations of a create request or of the data an
+// event would leave, and the data refused because no store could keep it as sent (NUL
+// characters, integers beyond 2^53).
 type ContextError struct {
 	Machine string
+	// Subject, when set, names what is invalid ("event \"SUBMIT\"", "context"); the
+	// message then does not speak of the schema.
+	Subject string
 	Fields  []FieldError
 }
 
@@ -73,6 +78,9 @@ type FieldError struct {
 
 func (e *ContextError) Error() string {
 	msg := fmt.Sprintf("context does not match the schema of %s:", e.Machine)
+	if e.Subject != "" {
+		msg = e.Subject + " is invalid:"
+	}
 	for _, f := range e.Fields {
 		msg += fmt.Sprintf(" %s: %s;", f.Field, f.Message)
 	}

@@ -97,6 +97,14 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (Instance, error
 	if cr == nil {
 		return Instance{}, fmt.Errorf("component %s: %w", req.Component, ErrNotFound)
 	}
+	data, ferrs := cleanData(req.Data)
+	if len(ferrs) > 0 {
+		return Instance{}, &ContextError{Subject: "context", Fields: ferrs}
+	}
+	req.Data = data
+	if err := cleanEvent(&req.Event); err != nil {
+		return Instance{}, err
+	}
 	if e.manual {
 		if err := e.Settle(ctx); err != nil {
 			return Instance{}, err

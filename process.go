@@ -59,6 +59,9 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 	if e.closed.Load() {
 		return Result{}, ErrClosed
 	}
+	if err := cleanEvent(&ev); err != nil {
+		return Result{}, err
+	}
 	inst := e.lookupOrLoad(ctx, instanceID)
 	if inst == nil {
 		return Result{}, e.missingInstance(ctx, instanceID)

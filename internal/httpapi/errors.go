@@ -137,6 +137,7 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpt
 		}
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	dec.UseNumber() // the engine keeps numbers exact or refuses them (never rounds silently)
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) && allowEmpty {
 			return nil

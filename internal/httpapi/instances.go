@@ -60,7 +60,9 @@ func (e *eventRef) UnmarshalJSON(b []byte) error {
 		Event   string         `json:"event"`
 		Payload map[string]any `json:"payload"`
 	}
-	if err := json.Unmarshal(b, &obj); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&obj); err != nil {
 		return badRequest("event: want a string or an object {type, payload}")
 	}
 	e.Type, e.Payload = obj.Type, obj.Payload
