@@ -676,8 +676,10 @@ func (s *sub) serve(a attachment) {
 		mu     sync.Mutex
 		queued map[string][]amqp.Delivery // by order key: waiting behind a running handler
 	)
+	var ack *acker
 	if s.opts.OrderKey != nil {
 		queued = map[string][]amqp.Delivery{}
+		ack = newAcker(a.ch)
 	}
 	for {
 		select {
@@ -712,7 +714,7 @@ func (s *sub) serve(a attachment) {
 			go func() {
 				defer workers.Done()
 				for {
-					if !s.handle(ctx, d) {
+					if !s.handleAck(ctx, d, ack) {
 						cancel() // closing: stop taking messages; the rest is redelivered
 					}
 					mu.Lock()
@@ -733,8 +735,15 @@ func (s *sub) serve(a attachment) {
 // handle runs the handler on d and acknowledges, dead-letters or leaves it; false when the
 // subscription is closing and d was left unacknowledged.
 func (s *sub) handle(ctx context.Context, d amqp.Delivery) bool {
+	return s.handleAck(ctx, d, nil)
+}
+
+// handleAck is handle with acknowledgements through ack when not nil.
+func (s *sub) handleAck(ctx context.Context, d amqp.Delivery, ack *acker) bool {
 	err := s.h(ctx, toMessage(d))
 	switch {
+	case err == nil && ack != nil:
+		ack.ack(d.DeliveryTag)
 	case err == nil:
 		_ = d.Ack(false)
 	case ctx.Err() != nil && s.queue != "":
@@ -744,8 +753,68 @@ func (s *sub) handle(ctx context.Context, d amqp.Delivery) bool {
 	default:
 		s.b.log.Warn("handler failed, dead-lettering", "queue", s.queue, "messageId", d.MessageId, "err", err)
 		s.deadLetter(ctx, d, err)
+		if ack != nil {
+			ack.settled(d.DeliveryTag)
+		}
 	}
 	return true
+}
+
+// acker acknowledges the deliveries of one channel handled concurrently: one ack with
+// multiple=true for the longest run of settled delivery tags, so that a burst of completions
+// (a group commit returning many commands at once) costs the broker one acknowledgement
+// instead of one each. Completions beyond a tag still in progress wait for it, up to
+// maxAckAhead of them; then they are acknowledged one by one, so that a slow message does not
+// hold the others' acknowledgements (and the prefetch window) for long.
+type acker struct {
+	ch    *amqp.Channel
+	mu    sync.Mutex
+	next  uint64          // lowest delivery tag not settled yet
+	ahead map[uint64]bool // settled tags above next: true = still to be acknowledged
+}
+
+const maxAckAhead = 32
+
+func newAcker(ch *amqp.Channel) *acker { return &acker{ch: ch, next: 1, ahead: map[uint64]bool{}} }
+
+// ack records a successful delivery and acknowledges what can be.
+func (a *acker) ack(tag uint64) { a.settle(tag, true) }
+
+// settled records a delivery acknowledged or rejected by other means.
+func (a *acker) settled(tag uint64) { a.settle(tag, false) }
+
+func (a *acker) settle(tag uint64, needsAck bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if tag < a.next {
+		return
+	}
+	a.ahead[tag] = needsAck
+	// The broker refuses a multiple ack whose own tag is already settled: acknowledge up to
+	// the last tag of the run that still needs it (the others in between are settled).
+	var last uint64
+	for {
+		need, ok := a.ahead[a.next]
+		if !ok {
+			break
+		}
+		delete(a.ahead, a.next)
+		if need {
+			last = a.next
+		}
+		a.next++
+	}
+	if last > 0 {
+		_ = a.ch.Ack(last, true)
+	}
+	if len(a.ahead) > maxAckAhead {
+		for t, need := range a.ahead {
+			if need {
+				_ = a.ch.Ack(t, false)
+				a.ahead[t] = false
+			}
+		}
+	}
 }
 
 // deadLetter sends d to the queue's dead-letter queue with err as its reason, then
