@@ -68,6 +68,7 @@ type ContextError struct {
 	// message then does not speak of the schema.
 	Subject string
 	Fields  []FieldError
+	refused bool // an event was refused by the engine (see Unwrap)
 }
 
 // FieldError is one contextSchema violation.
@@ -87,8 +88,14 @@ func (e *ContextError) Error() string {
 	return msg[:len(msg)-1]
 }
 
-// Unwrap makes errors.Is(err, ErrInvalidContext) true.
-func (e *ContextError) Unwrap() error { return ErrInvalidContext }
+// Unwrap makes errors.Is(err, ErrInvalidContext) true, and errors.Is(err, ErrNotAccepted)
+// for an event refused because of its payload (the instance is unchanged).
+func (e *ContextError) Unwrap() []error {
+	if e.refused {
+		return []error{ErrInvalidContext, ErrNotAccepted}
+	}
+	return []error{ErrInvalidContext}
+}
 
 // Instance is a read-only view of one instance, in the JSON shape of the API.
 type Instance struct {

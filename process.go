@@ -324,6 +324,21 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		}
 		return Result{}, e.refuse(ctx, d, rec, reason)
 	}
+	// A payload merged into the data must keep it valid against the contextSchema: checked
+	// before any hook runs, so that a refused event has no effect at all.
+	var payload map[string]any
+	if len(t.MatchingRules) == 0 && len(d.ev.Payload) > 0 {
+		p, ferrs := m.ValidatePayload(d.ev.Payload)
+		if len(ferrs) > 0 {
+			ce := &ContextError{Machine: m.Name, Subject: fmt.Sprintf("payload of event %s for instance %s (state %s)", d.ev.Type, rec.ID, rec.State), refused: true}
+			for _, f := range ferrs {
+				ce.Fields = append(ce.Fields, FieldError{Field: "payload." + f.Field, Message: f.Message})
+			}
+			_ = e.refuse(ctx, d, rec, ce.Error())
+			return Result{}, ce
+		}
+		payload = p
+	}
 	source := m.State(rec.State)
 	target := m.State(t.To)
 	now := e.nowMs()
@@ -362,7 +377,7 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 			data = copyMap(data)
 			owned = true
 		}
-		for k, v := range d.ev.Payload {
+		for k, v := range payload {
 			data[k] = v
 		}
 	}

@@ -135,6 +135,43 @@ func (m *Machine) ValidateContext(data map[string]any) (map[string]any, []FieldE
 	return out, errs
 }
 
+// ValidatePayload checks the fields an event payload sets against the machine's
+// contextSchema, before the payload is merged into the instance data: each described field
+// present in payload must pass its type and constraints, and a required field cannot be set
+// to null or "". It returns a copy of payload with values coerced as ValidateContext does,
+// and the violations in schema order. Fields the payload does not set are not checked
+// (data already stored was checked when it entered).
+func (m *Machine) ValidatePayload(payload map[string]any) (map[string]any, []FieldError) {
+	if len(m.ContextSchema) == 0 {
+		return payload, nil
+	}
+	out := make(map[string]any, len(payload))
+	for k, v := range payload {
+		out[k] = v
+	}
+	var errs []FieldError
+	for _, name := range m.schemaOrder() {
+		f := m.ContextSchema[name]
+		v, present := payload[name]
+		if f == nil || !present {
+			continue
+		}
+		if v == nil || v == "" {
+			if f.Required {
+				errs = append(errs, FieldError{Field: name, Message: "is required and cannot be set to " + describe(v)})
+			}
+			continue
+		}
+		val, msg := f.check(v)
+		if msg != "" {
+			errs = append(errs, FieldError{Field: name, Message: msg})
+			continue
+		}
+		out[name] = val
+	}
+	return out, errs
+}
+
 // schemaOrder is SchemaOrder, or the sorted field names for a schema built in code.
 func (m *Machine) schemaOrder() []string {
 	if len(m.SchemaOrder) == len(m.ContextSchema) {

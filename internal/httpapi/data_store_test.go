@@ -171,3 +171,31 @@ func TestIntegersBeyond2p53RefusedNotRounded(t *testing.T) {
 		}
 	})
 }
+
+func TestEventPayloadCheckedAgainstContextSchema(t *testing.T) {
+	eachStore(t, func(t *testing.T, s storeServer) {
+		id := s.create(t, `{"employee":"x","amount":5}`)
+		code, _, raw := s.post(t, "/api/instances/"+id+"/trigger", `{"type":"SUBMIT","payload":{"amount":"abc","employee":null}}`)
+		if code != http.StatusUnprocessableEntity || !strings.Contains(raw, "payload.amount") || !strings.Contains(raw, "payload.employee") {
+			t.Fatalf("invalid payload: %d %s, want 422 naming payload.amount and payload.employee", code, raw)
+		}
+		got := s.get(t, "/api/instances/"+id)
+		if !strings.Contains(got, `"currentState":"Draft"`) || !strings.Contains(got, `"employee":"x"`) || !strings.Contains(got, `"amount":5`) || !strings.Contains(got, `"version":0`) {
+			t.Fatalf("instance changed by a refused event: %s", got)
+		}
+		if h := s.get(t, "/api/instances/"+id+"/history"); strings.Contains(h, "SUBMIT") {
+			t.Fatalf("refused event recorded in history: %s", h)
+		}
+		// A valid payload is coerced like a create context and applied.
+		code, _, raw = s.post(t, "/api/instances/"+id+"/trigger", `{"type":"SUBMIT","payload":{"amount":"12.5","extra":"kept"}}`)
+		if code != http.StatusOK {
+			t.Fatalf("valid payload: %d %s", code, raw)
+		}
+		got = s.get(t, "/api/instances/"+id)
+		for _, want := range []string{`"currentState":"Submitted"`, `"amount":12.5`, `"extra":"kept"`, `"employee":"x"`} {
+			if !strings.Contains(got, want) {
+				t.Fatalf("instance lacks %s: %s", want, got)
+			}
+		}
+	})
+}
