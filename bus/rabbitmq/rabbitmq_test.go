@@ -245,3 +245,69 @@ func TestMaskURL(t *testing.T) {
 		t.Fatal("New accepted a non-AMQP URL")
 	}
 }
+
+// Concurrent deliveries are acknowledged together (multiple=true), but a slow message does not
+// hold the others' acknowledgements: when its consumer goes, only the slow one is redelivered.
+func TestCoalescedAcksDoNotWaitForASlowMessage(t *testing.T) {
+	url := vhost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), bustest.Timeout)
+	defer cancel()
+	q, ch := bustest.Unique("xcomponent.test")+".commands", bustest.Unique("test:commands:do")
+	const n = 60 // more than the run of completions that may wait behind the slow one
+	handled := make(chan string, n)
+	slow := make(chan struct{})
+	opts := bus.ConsumeOptions{Bindings: []string{ch}, Prefetch: n + 1, OrderKey: func(m bus.Message) string { return m.MessageID }}
+	first, err := open(t, rabbitmq.Options{URL: url}).ConsumeWith(ctx, q, opts, func(ctx context.Context, m bus.Message) error {
+		if m.MessageID == "slow" {
+			close(slow)
+			<-ctx.Done() // never finishes: left unacknowledged
+			return ctx.Err()
+		}
+		handled <- m.MessageID
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := open(t, rabbitmq.Options{URL: url})
+	for i := -1; i < n; i++ {
+		id := fmt.Sprint("m", i)
+		if i < 0 {
+			id = "slow"
+		}
+		if err := pub.Publish(ctx, ch, []byte(`{}`), bus.Meta{MessageID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	<-slow
+	for range n {
+		select {
+		case <-handled:
+		case <-ctx.Done():
+			t.Fatal("not every message handled")
+		}
+	}
+	// The completions behind the slow message beyond the bound were acknowledged one by one;
+	// the few still waiting for it are redelivered with it.
+	_ = first.Close()
+	again := bustest.NewCollector(n + 1)
+	s, err := pub.ConsumeWith(ctx, q, opts, again.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if m := again.Next(t); m.MessageID != "slow" || !m.Redelivered {
+		t.Fatalf("first redelivery %s (redelivered %v), want slow", m.MessageID, m.Redelivered)
+	}
+	// Redelivered messages come before new ones: once a new message arrives, all are in.
+	if err := pub.Publish(ctx, ch, []byte(`{}`), bus.Meta{MessageID: "sentinel"}); err != nil {
+		t.Fatal(err)
+	}
+	redelivered := 0
+	for m := again.Next(t); m.MessageID != "sentinel"; m = again.Next(t) {
+		redelivered++
+	}
+	if redelivered > 32 {
+		t.Fatalf("%d handled messages redelivered: their acknowledgements waited for the slow one", redelivered)
+	}
+}
