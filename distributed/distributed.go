@@ -80,6 +80,8 @@ type Config struct {
 	Port int
 	// Bind is the address the HTTP API listens on (default 127.0.0.1).
 	Bind string
+	// HTTP are the connection settings of the HTTP API (allowed hosts, timeouts, cap).
+	HTTP server.Transport
 	// HeartbeatInterval between fsm:registry:heartbeat messages (default 10s).
 	HeartbeatInterval time.Duration
 	// ShutdownTimeout bounds the graceful stop (default 10s).
@@ -328,7 +330,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			defer close(httpDone)
 			httpErr <- server.Serve(httpCtx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics,
 				Name: cfg.RuntimeName, DatabaseType: storeType(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout,
-				BrokerURL: cfg.BrokerURL, BrokerConnected: b.Connected, Ready: r.readiness})
+				BrokerURL: cfg.BrokerURL, BrokerConnected: b.Connected, Ready: r.readiness, HTTP: cfg.HTTP})
 		}()
 		r.log.Info("serving the API", "addr", "http://"+ln.Addr().String())
 	}

@@ -36,6 +36,10 @@ type Tokens = httpapi.Tokens
 // ParseTokens reads "operator=T1,viewer=T2,operator=T3".
 func ParseTokens(s string) (Tokens, error) { return httpapi.ParseTokens(s) }
 
+// Transport are the connection settings of the HTTP server: allowed Host names, read and
+// idle timeouts, connection cap.
+type Transport = httpapi.Transport
+
 // Options configure the API.
 type Options struct {
 	// Tokens enables auth (see ParseTokens). Empty: the API is open.
@@ -48,6 +52,9 @@ type Options struct {
 	MaxBodyBytes int64
 	// CORSOrigins allowed ("*" for any); none: CORS off.
 	CORSOrigins []string
+	// HTTP are the connection settings. When HTTP.AllowedHosts is empty, Serve derives it
+	// from the listener's address (httpapi.HostsFor).
+	HTTP Transport
 	// Name of this process in /api/runtimes (default "embedded").
 	Name string
 	// DatabaseType shown in /health ("memory", "sqlite", "postgres").
@@ -83,7 +90,8 @@ func handler(eng *xc.Engine, port int, opts Options, closing <-chan struct{}) ht
 	}
 	backend := httpapi.NewLocal(eng, lopts...)
 	return httpapi.New(backend, httpapi.Options{Tokens: opts.Tokens, Logger: opts.Logger, Metrics: opts.Metrics,
-		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins, Closing: closing})
+		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins, AllowedHosts: opts.HTTP.AllowedHosts,
+		Closing: closing})
 }
 
 // ListenAndServe serves the API of eng on addr until ctx is done, then shuts the server down
@@ -102,17 +110,18 @@ func Serve(ctx context.Context, ln net.Listener, eng *xc.Engine, opts Options) e
 	if a, ok := ln.Addr().(*net.TCPAddr); ok {
 		port = a.Port
 	}
+	if len(opts.HTTP.AllowedHosts) == 0 {
+		host, _, _ := net.SplitHostPort(ln.Addr().String())
+		opts.HTTP.AllowedHosts = httpapi.HostsFor(host, nil)
+	}
 	closing := make(chan struct{})
 	h := handler(eng, port, opts, closing)
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
-	}
+	srv := opts.HTTP.Server(h, log)
+	ln = opts.HTTP.Listener(ln)
 	// At shutdown, live streams end (they never go idle); other requests finish.
 	srv.RegisterOnShutdown(func() { close(closing) })
 	served := make(chan error, 1)

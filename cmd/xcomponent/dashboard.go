@@ -45,6 +45,7 @@ func newDashboardCmd(g *globals) *cobra.Command {
 		maxBody                                 int64
 		lostAfter, commandTimeout               time.Duration
 	)
+	transport := &httpapi.Transport{}
 	cmd := &cobra.Command{
 		Use:   "dashboard",
 		Short: "Run the standalone dashboard of the distributed mode (RabbitMQ, optional PostgreSQL)",
@@ -98,7 +99,7 @@ func newDashboardCmd(g *globals) *cobra.Command {
 			err = node.Dashboard(ctx, node.DashboardConfig{
 				BrokerURL: brokerURL, DatabaseURL: databaseURL, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, LostAfter: lostAfter, CommandTimeout: commandTimeout,
-				Logger: g.logger(),
+				Logger: g.logger(), HTTP: *transport,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -107,6 +108,7 @@ func newDashboardCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	addHTTPFlags(f, transport)
 	f.StringVar(&brokerURL, "broker-url", "amqp://guest:guest@localhost:5672", "RabbitMQ URL (env BROKER_URL)")
 	f.StringVar(&databaseURL, "database-url", "", "postgres://… shared by the runtimes: history and audit trail (env DATABASE_URL; optional)")
 	f.IntVar(&port, "port", 3000, "HTTP port (env PORT)")

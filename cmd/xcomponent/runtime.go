@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -18,6 +19,7 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 		port                                                     int
 		heartbeat, shutdown                                      time.Duration
 	)
+	transport := &httpapi.Transport{}
 	cmd := &cobra.Command{
 		Use:   "runtime",
 		Short: "Run one distributed runtime of a component (RabbitMQ + shared database)",
@@ -78,6 +80,7 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 			if _, err := os.Stat(cfg.ComponentFile); err != nil {
 				return &usageError{err: errComponentFile(cfg.ComponentFile, err)}
 			}
+			cfg.HTTP = *transport
 			cfg.Logger = g.logger()
 			ctx, stop := signalContext()
 			defer stop()
@@ -88,6 +91,7 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	addHTTPFlags(f, transport)
 	f.StringVar(&brokerURL, "broker-url", distributed.DefaultBrokerURL, "RabbitMQ URL (env BROKER_URL)")
 	f.StringVar(&databaseURL, "database-url", "", "postgres://… shared by the runtimes, or sqlite:PATH, or memory (env DATABASE_URL; unset: "+storeurl.Default+")")
 	f.StringVar(&componentFile, "component-file", distributed.DefaultComponentFile, "component YAML file (env COMPONENT_FILE)")

@@ -30,6 +30,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		tokens, cors, hooksHeaders       []string
 		maxBody                          int64
 	)
+	transport := &httpapi.Transport{}
 	cmd := &cobra.Command{
 		Use:   "serve FILE.yaml [FILE.yaml...]",
 		Short: "Run components in one process: runtime, REST API and live stream",
@@ -93,7 +94,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			err = node.Serve(ctx, node.Config{
 				Files: files, Store: spec, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, Name: name, Logger: g.logger(),
-				HooksURL: hooksURL, HooksHeaders: hdrs,
+				HooksURL: hooksURL, HooksHeaders: hdrs, HTTP: *transport,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -102,6 +103,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
+	addHTTPFlags(f, transport)
 	f.IntVar(&port, "port", 3000, "HTTP port (env PORT)")
 	f.StringVar(&bind, "bind", envOr("BIND_ADDR", "127.0.0.1"), "address to listen on; 0.0.0.0 for every interface (env BIND_ADDR)")
 	f.StringVar(&storeSpec, "store", "", "memory | sqlite:PATH | postgres://… (default: DATABASE_URL, else sqlite:./xcomponent.db)")

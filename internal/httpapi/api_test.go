@@ -258,7 +258,8 @@ func TestBadBodies(t *testing.T) {
 		{"empty body", events, ``, nil, 400, "empty request body"},
 		{"control chars", events, `{"type": "E\u0001"}`, nil, 400, "control characters"},
 		{"huge", events, `{"type": "EDIT", "payload": {"x": "` + strings.Repeat("a", 10000) + `"}}`, nil, 413, "larger than 4096"},
-		{"form body", events, `type=EDIT`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 400, "JSON"},
+		{"form body", events, `type=EDIT`, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}, 415, "application/json"},
+		{"text body", events, `{"type": "EDIT"}`, map[string]string{"Content-Type": "text/plain"}, 415, "application/json"},
 		{"not json", events, `<e/>`, map[string]string{"Content-Type": "application/xml"}, 415, "application/json"},
 		{"bad id", "/api/components/ApprovalWorkflow/instances/not-a-uuid/events", `{"type": "EDIT"}`, nil, 400, "invalid id"},
 		{"context wrong type", create, `{"context": [1]}`, nil, 400, "context: want an object"},
@@ -275,9 +276,9 @@ func TestBadBodies(t *testing.T) {
 			}
 		})
 	}
-	// A missing Content-Type is accepted.
+	// A missing Content-Type is refused (a web page's fetch of a Blob sends none).
 	r := e.do(req{method: "POST", path: events, body: `{"type": "EDIT"}`, header: map[string]string{"Content-Type": ""}})
-	e.must(r, 200)
+	e.must(r, 415)
 	if r := e.do(req{method: "POST", path: events, body: `{"type":"EDIT"}`, header: map[string]string{"Content-Type": "application/json; charset=utf-8"}}); r.status != 200 {
 		t.Errorf("charset: %d %s", r.status, r.raw)
 	}

@@ -20,7 +20,9 @@ import (
 
 func doRecorder(h http.Handler, method, path string) *httptest.ResponseRecorder {
 	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, httptest.NewRequest(method, path, nil))
+	r := httptest.NewRequest(method, path, nil)
+	r.Host = "localhost:3000" // httptest's example.com is not an allowed host
+	h.ServeHTTP(rec, r)
 	return rec
 }
 

@@ -216,13 +216,17 @@ func (e *env) do(r req) response {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	if rd != nil {
+	if rd != nil || r.method == "POST" {
 		hr.Header.Set("Content-Type", "application/json")
 	}
 	if r.token != "" {
 		hr.Header.Set("Authorization", "Bearer "+r.token)
 	}
 	for k, v := range r.header {
+		if k == "Host" {
+			hr.Host = v
+			continue
+		}
 		if v == "" {
 			hr.Header.Del(k)
 		} else {

@@ -4,9 +4,13 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"mime"
+	"net"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/xcomponent/xcomponent/internal/dashboard"
@@ -21,6 +25,11 @@ type Options struct {
 	// CORSOrigins lists the origins allowed to call the API from a browser ("*" for any).
 	// Empty: no CORS headers.
 	CORSOrigins []string
+	// AllowedHosts lists the host names accepted in the Host header (port ignored, case
+	// insensitive), besides IP literals, localhost and *.localhost which are always accepted;
+	// "*" accepts any. Checking it defeats DNS rebinding (a page of the attacker's domain
+	// resolved to this address). See HostsFor.
+	AllowedHosts []string
 	// Logger receives one line per request; slog.Default() when nil.
 	Logger *slog.Logger
 	// Metrics is served at /metrics; pass the same value to the engine's Options.Observer.
@@ -188,6 +197,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			panic(v)
 		}
 	}()
+	if !s.hostAllowed(r.Host) {
+		_ = writeJSON(sw, http.StatusForbidden, errorBody{Error: "host " + strconv.Quote(truncate(r.Host, 128)) +
+			" not allowed: add it with --allowed-host (the API accepts IP addresses and localhost names)"})
+		return
+	}
 	if s.cors(sw, r) {
 		return
 	}
@@ -212,6 +226,12 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ri.route = pattern
+	if rt.method == http.MethodPost {
+		if err := s.checkWrite(r); err != nil {
+			s.writeError(sw, r, err)
+			return
+		}
+	}
 	if !rt.open {
 		who, err := s.authorize(r)
 		if err != nil {
@@ -293,6 +313,82 @@ func (s *server) cors(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// hostAllowed reports whether the Host header names this server (see Options.AllowedHosts).
+func (s *server) hostAllowed(host string) bool {
+	if slices.Contains(s.opts.AllowedHosts, "*") {
+		return true
+	}
+	name := hostName(host)
+	if name == "" {
+		return false
+	}
+	if net.ParseIP(name) != nil || name == "localhost" || strings.HasSuffix(name, ".localhost") {
+		return true
+	}
+	for _, a := range s.opts.AllowedHosts {
+		if hostName(a) == name {
+			return true
+		}
+	}
+	return false
+}
+
+// hostName is the lowercase host of a Host header or URL host, without port, brackets or
+// final dot.
+func hostName(host string) string {
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.Trim(host, "[]"), ".")
+	return strings.ToLower(host)
+}
+
+// HostsFor is the Options.AllowedHosts of a server listening on bind with the names given
+// by the operator: those names when any, else any host when bind is every interface (its
+// names are unknown; the Origin check still guards writes), else none beyond IP literals
+// and localhost names.
+func HostsFor(bind string, configured []string) []string {
+	if len(configured) > 0 {
+		return configured
+	}
+	if ip := net.ParseIP(strings.Trim(bind, "[]")); bind == "" || (ip != nil && ip.IsUnspecified()) {
+		return []string{"*"}
+	}
+	if net.ParseIP(strings.Trim(bind, "[]")) == nil && bind != "localhost" {
+		return []string{bind} // a host name to bind to names this server
+	}
+	return nil
+}
+
+// checkWrite refuses the writes a web page of another site could send without a CORS
+// preflight: bodies that are not application/json (text/plain, forms and typeless bodies
+// are "simple requests"), and an Origin that is neither this server nor an allowed CORS
+// origin.
+func (s *server) checkWrite(r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	mt, _, err := mime.ParseMediaType(ct)
+	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		got := "no Content-Type"
+		if ct != "" {
+			got = truncate(ct, 128)
+		}
+		return &apiError{status: http.StatusUnsupportedMediaType,
+			msg: "request body must be sent with Content-Type: application/json, not " + got}
+	}
+	origin := r.Header.Get("Origin")
+	if origin == "" {
+		return nil // not a browser, or a same-origin GET-like navigation
+	}
+	if slices.Contains(s.opts.CORSOrigins, "*") || slices.Contains(s.opts.CORSOrigins, origin) {
+		return nil
+	}
+	if u, err := url.Parse(origin); err == nil && u.Host != "" && strings.EqualFold(u.Host, r.Host) {
+		return nil
+	}
+	return &apiError{status: http.StatusForbidden,
+		msg: "cross-origin write from " + strconv.Quote(truncate(origin, 128)) + " refused: allow it with --cors-origin"}
 }
 
 // logRequest writes the request log line and the HTTP metrics. The query string is not

@@ -173,6 +173,9 @@ func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	rc := http.NewResponseController(w)
+	// The server's ReadTimeout is for reading requests: a stream outlives it, and a read
+	// deadline passing would cancel the request context, ending the stream.
+	_ = rc.SetReadDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")

@@ -33,6 +33,8 @@ type DashboardConfig struct {
 	MaxBodyBytes int64
 	// CORSOrigins allowed; none: CORS off.
 	CORSOrigins []string
+	// HTTP are the connection settings (allowed hosts, timeouts, connection cap).
+	HTTP httpapi.Transport
 	// ShutdownTimeout bounds the graceful stop (default 10s).
 	ShutdownTimeout time.Duration
 	// LostAfter: a runtime silent that long is shown as lost (default 60s).
@@ -97,9 +99,9 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	}
 	closing := make(chan struct{})
 	h := httpapi.New(be, httpapi.Options{Tokens: cfg.Tokens, Logger: log, MaxBodyBytes: cfg.MaxBodyBytes,
-		CORSOrigins: cfg.CORSOrigins, Closing: closing})
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelWarn)}
+		CORSOrigins: cfg.CORSOrigins, AllowedHosts: httpapi.HostsFor(cfg.Bind, cfg.HTTP.AllowedHosts), Closing: closing})
+	srv := cfg.HTTP.Server(h, log)
+	ln = cfg.HTTP.Listener(ln)
 	srv.RegisterOnShutdown(func() { close(closing) })
 	log.Info("dashboard serving", "url", "http://"+ln.Addr().String(), "auth", len(cfg.Tokens) > 0)
 	if cfg.Ready != nil {

@@ -33,6 +33,8 @@ type Config struct {
 	MaxBodyBytes int64
 	// CORSOrigins allowed; none: CORS off.
 	CORSOrigins []string
+	// HTTP are the connection settings (allowed hosts, timeouts, connection cap).
+	HTTP server.Transport
 	// ShutdownTimeout bounds the graceful stop (default 10s).
 	ShutdownTimeout time.Duration
 	// Name identifies this process in /api/runtimes.
@@ -126,7 +128,7 @@ func Serve(ctx context.Context, cfg Config) error {
 		cfg.Ready(ln.Addr())
 	}
 	err = server.Serve(ctx, ln, eng, server.Options{Tokens: cfg.Tokens, Logger: log, Metrics: metrics,
-		MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Name: name,
+		MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Name: name, HTTP: cfg.HTTP,
 		DatabaseType: storeType(cfg.Store), ShutdownTimeout: cfg.ShutdownTimeout})
 	log.Info("shutting down")
 	timeout := cfg.ShutdownTimeout
