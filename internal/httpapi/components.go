@@ -3,6 +3,7 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 
 	"github.com/xcomponent/xcomponent/component"
 )
@@ -135,7 +136,7 @@ func (s *server) handleDiagram(w http.ResponseWriter, r *http.Request) error {
 		return notFound("machine %s not found", truncate(name, 64))
 	}
 	current := q.Get("currentState")
-	if id := q.Get("instanceId"); id != "" {
+	if id := strings.ToLower(q.Get("instanceId")); id != "" {
 		if err := checkID(id); err != nil {
 			return err
 		}

@@ -223,3 +223,7 @@ func truncate(s string, n int) string {
 	}
 	return s[:n] + "…"
 }
+
+// pathID is the {id} of the path, lowercased: UUIDs are case-insensitive and stored in
+// lowercase, so an id written in uppercase names the same instance.
+func pathID(r *http.Request) string { return strings.ToLower(r.PathValue("id")) }

@@ -181,3 +181,69 @@ func TestMaxConns(t *testing.T) {
 		t.Fatal("second connection not served after the first closed")
 	}
 }
+
+// TestNoRedirects: paths the mux would clean (double slashes, dot segments) get a JSON 404,
+// never a 307 without Location nor an open redirect (issue 9, hole 6).
+func TestNoRedirects(t *testing.T) {
+	e := approvalEnv(t, Options{})
+	c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	for _, rq := range []struct{ method, path string }{
+		{"POST", "/api/instances//trigger"},
+		{"GET", "//evil.com/.."},
+		{"GET", "/api/components/../instances"},
+		{"GET", "/api//components"},
+	} {
+		hr, err := http.NewRequest(rq.method, e.srv.URL+rq.path, strings.NewReader(`{"event":"X"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		hr.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(hr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 404 || resp.Header.Get("Location") != "" ||
+			!strings.HasPrefix(resp.Header.Get("Content-Type"), "application/json") || !strings.Contains(string(body), `"error"`) {
+			t.Errorf("%s %s: %d Location=%q %s, want a JSON 404", rq.method, rq.path, resp.StatusCode, resp.Header.Get("Location"), body)
+		}
+	}
+}
+
+// TestHealthDetailsBehindAuth: with auth on, the open /health and /readyz do not print the
+// driver's errors (users, databases, hosts, ports); a token shows them (issue 9, hole 12).
+func TestHealthDetailsBehindAuth(t *testing.T) {
+	const tok = "viewer-token-0123456789abcdef0123"
+	toks, err := ParseTokens("viewer=" + tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := approvalEnv(t, Options{Tokens: toks})
+	e.store.down.Store(true)
+	for _, p := range []string{"/health", "/readyz"} {
+		r := e.get(p)
+		if strings.Contains(string(r.raw), errDown.Error()) || !strings.Contains(string(r.raw), "details in the log") {
+			t.Errorf("%s without a token: %s", p, r.raw)
+		}
+		if r := e.do(req{method: "GET", path: p, token: tok}); !strings.Contains(string(r.raw), errDown.Error()) {
+			t.Errorf("%s with a token lacks the details: %s", p, r.raw)
+		}
+	}
+	if !strings.Contains(e.logs.String(), errDown.Error()) {
+		t.Errorf("the details are not logged")
+	}
+}
+
+// TestUppercaseIDs: an id written in uppercase names the same instance (issue 9, hole 12).
+func TestUppercaseIDs(t *testing.T) {
+	e := approvalEnv(t, Options{})
+	id := e.create("ApprovalWorkflow", "", expense("EXP-1", 10))
+	up := strings.ToUpper(id)
+	e.must(e.get("/api/instances/"+up), 200)
+	e.must(e.get("/api/instances/"+up+"/history"), 200)
+	e.must(e.post("/api/instances/"+up+"/trigger", map[string]any{"event": "SUBMIT"}), 200)
+	if n := len(e.get("/api/components/ApprovalWorkflow/instances?instanceId=" + up).list("instances")); n != 1 {
+		t.Errorf("filter by uppercase instanceId: %d instances", n)
+	}
+}

@@ -111,7 +111,7 @@ func (s *server) instanceHistory(ctx context.Context, id string) (xc.Instance, [
 func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	_, evs, err := s.instanceHistory(ctx, r.PathValue("id"))
+	_, evs, err := s.instanceHistory(ctx, pathID(r))
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) error {
 func (s *server) handleHistoryEvents(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	in, evs, err := s.instanceHistory(ctx, r.PathValue("id"))
+	in, evs, err := s.instanceHistory(ctx, pathID(r))
 	if err != nil {
 		return err
 	}
@@ -174,7 +174,7 @@ func (s *server) handleHistoryInstances(w http.ResponseWriter, r *http.Request) 
 // handleCorrelated answers every event of a correlation. The id may also be an instance's:
 // then the events of every correlation the instance took part in (its causal neighbourhood).
 func (s *server) handleCorrelated(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := pathID(r)
 	if err := checkID(id); err != nil {
 		return err
 	}

@@ -153,7 +153,7 @@ func (s *server) handleTrigger(w http.ResponseWriter, r *http.Request) error {
 
 // send delivers the event of the body to instance {id}; comp, when set, must be its component.
 func (s *server) send(w http.ResponseWriter, r *http.Request, comp string) error {
-	id := r.PathValue("id")
+	id := pathID(r)
 	if err := checkID(id); err != nil {
 		return err
 	}
@@ -324,7 +324,7 @@ func ref(in xc.Instance) *instanceRef {
 
 // handleInstance answers one instance with its pending timeouts, parent and children.
 func (s *server) handleInstance(w http.ResponseWriter, r *http.Request) error {
-	id := r.PathValue("id")
+	id := pathID(r)
 	if err := checkID(id); err != nil {
 		return err
 	}

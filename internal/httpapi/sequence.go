@@ -184,13 +184,13 @@ func (s *server) handleSequence(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	in, hist, err := s.instanceHistory(ctx, r.PathValue("id"))
+	in, hist, err := s.instanceHistory(ctx, pathID(r))
 	if err != nil {
 		return err
 	}
 	var evs []store.Event
 	var ids []string
-	if c := r.URL.Query().Get("correlationId"); c != "" {
+	if c := strings.ToLower(r.URL.Query().Get("correlationId")); c != "" {
 		if err := checkID(c); err != nil {
 			return err
 		}

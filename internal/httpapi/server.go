@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path"
 	"slices"
 	"strconv"
 	"strings"
@@ -205,6 +206,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.cors(sw, r) {
 		return
 	}
+	if p := r.URL.Path; p != cleanPath(p) {
+		// The mux would redirect to the cleaned path (a 307 without Location for a POST,
+		// an open redirect for "//host/.."): such paths are simply not endpoints.
+		writeJSON(sw, http.StatusNotFound, errorBody{Error: "no such endpoint: " + r.Method + " " +
+			truncate(p, 256) + " (paths have no empty or dot segments)"})
+		return
+	}
 	// The dashboard's static files (GET / and /assets/...) are outside the route table and the
 	// OpenAPI document, and need no token: the page asks for one when the API answers 401.
 	if (r.Method == http.MethodGet || r.Method == http.MethodHead) && dashboard.IsPath(r.URL.Path) {
@@ -221,8 +229,8 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case pattern == "":
 		s.routeError(sw, r, h)
 		return
-	case !known: // the mux's redirect to a cleaned path
-		s.mux.ServeHTTP(sw, r)
+	case !known: // cannot happen for a clean path; never let the mux redirect
+		writeJSON(sw, http.StatusNotFound, errorBody{Error: "no such endpoint: " + r.Method + " " + truncate(r.URL.Path, 256)})
 		return
 	}
 	ri.route = pattern
@@ -313,6 +321,22 @@ func (s *server) cors(w http.ResponseWriter, r *http.Request) bool {
 		return true
 	}
 	return false
+}
+
+// cleanPath is p as the mux would clean it: rooted, no empty or dot segments, the final
+// slash kept.
+func cleanPath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	if p[0] != '/' {
+		p = "/" + p
+	}
+	np := path.Clean(p)
+	if p[len(p)-1] == '/' && np != "/" {
+		np += "/"
+	}
+	return np
 }
 
 // hostAllowed reports whether the Host header names this server (see Options.AllowedHosts).
@@ -467,7 +491,30 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 		h.Components = []string{}
 	}
 	h.Broker = maskURL(h.Broker)
+	if !s.details(r) {
+		// Open endpoint with auth on: the driver's errors name users, databases, hosts and
+		// ports; they go to the log, the answer says only what is wrong.
+		for i, p := range h.Problems {
+			if what, _, ok := strings.Cut(p, ": "); ok {
+				s.log.Warn("health problem", "problem", p)
+				h.Problems[i] = what + ": unavailable (details in the log, or with a token)"
+			}
+		}
+		if h.Broker != "none" && h.Broker != "" {
+			h.Broker = "configured"
+		}
+	}
 	return writeJSON(w, http.StatusOK, h)
+}
+
+// details reports whether an answer of an open endpoint may include infrastructure details:
+// when auth is off (everything is open), or the request carries a valid token.
+func (s *server) details(r *http.Request) bool {
+	if s.auth.open() {
+		return true
+	}
+	_, ok := s.auth.check(bearer(r.Header.Get("Authorization")))
+	return ok
 }
 
 func (s *server) handleHealthz(w http.ResponseWriter, _ *http.Request) error {
@@ -478,7 +525,12 @@ func (s *server) handleReadyz(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := context.WithTimeout(r.Context(), 5*time.Second)
 	defer cancel()
 	if err := s.b.Ready(ctx); err != nil {
-		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		msg := err.Error()
+		if !s.details(r) {
+			s.log.Warn("not ready", "err", err)
+			msg = "not ready (details in the log, or with a token)"
+		}
+		return writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": msg})
 	}
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }

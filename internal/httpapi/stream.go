@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -161,7 +162,7 @@ func sseMessage(event string, data any) []byte {
 
 // handleStream serves the live stream (see the comment at the top of this file).
 func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
-	comp, inst := r.URL.Query().Get("component"), r.URL.Query().Get("instance")
+	comp, inst := r.URL.Query().Get("component"), strings.ToLower(r.URL.Query().Get("instance"))
 	if comp != "" {
 		if _, err := s.component(comp); err != nil {
 			return err
