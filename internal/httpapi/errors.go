@@ -126,7 +126,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // ignored. An empty body leaves v as it is when allowEmpty. The content type was checked
 // before (checkWrite: application/json only).
 func (s *server) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var mbe *http.MaxBytesError
+		if errors.As(err, &mbe) {
+			return bodyError(err, s.opts.MaxBodyBytes)
+		}
+		return badRequest("reading the request body: %v", err)
+	}
+	if d := jsonDepth(data); d > MaxJSONDepth {
+		return badRequest("request body nested %d levels deep: at most %d levels of objects and arrays are accepted", d, MaxJSONDepth)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // the engine keeps numbers exact or refuses them (never rounds silently)
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) && allowEmpty {
@@ -142,6 +153,40 @@ func (s *server) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpt
 		return badRequest("malformed JSON: unexpected data after the object")
 	}
 	return nil
+}
+
+// MaxJSONDepth bounds the nesting of objects and arrays in request bodies: deeper data is no
+// business data, and it breaks consumers that recurse (the dashboard's JSON.stringify,
+// other languages' parsers).
+const MaxJSONDepth = 64
+
+// jsonDepth is the deepest nesting of objects and arrays in data (strings skipped); it does
+// not validate the JSON (the decoder does).
+func jsonDepth(data []byte) int {
+	depth, max, inString, escaped := 0, 0, false, false
+	for _, c := range data {
+		switch {
+		case inString:
+			switch {
+			case escaped:
+				escaped = false
+			case c == '\\':
+				escaped = true
+			case c == '"':
+				inString = false
+			}
+		case c == '"':
+			inString = true
+		case c == '{' || c == '[':
+			depth++
+			if depth > max {
+				max = depth
+			}
+		case c == '}' || c == ']':
+			depth--
+		}
+	}
+	return max
 }
 
 func bodyError(err error, limit int64) error {

@@ -247,3 +247,24 @@ func TestUppercaseIDs(t *testing.T) {
 		t.Errorf("filter by uppercase instanceId: %d instances", n)
 	}
 }
+
+// TestDeepJSONRefused: bodies nested deeper than MaxJSONDepth get a 400 naming the limit;
+// brackets inside strings do not count (issue 9, hole 10).
+func TestDeepJSONRefused(t *testing.T) {
+	e := approvalEnv(t, Options{})
+	nested := func(levels int) string { // the context is level 2: {"context":{...}}
+		return `{"context":{"requestId":"EXP-1","employeeName":"Ada","amount":1,"category":"travel","deep":` +
+			strings.Repeat(`[`, levels-2) + strings.Repeat(`]`, levels-2) + `}}`
+	}
+	r := e.post("/api/components/ApprovalWorkflow/instances", nested(MaxJSONDepth+1))
+	if r.status != 400 || !strings.Contains(r.str("error"), "at most 64 levels") {
+		t.Errorf("65 levels: %d %s, want 400 naming the limit", r.status, r.raw)
+	}
+	r = e.post("/api/components/ApprovalWorkflow/instances", nested(9000))
+	if r.status != 400 {
+		t.Errorf("9000 levels: %d %s", r.status, r.raw)
+	}
+	e.must(e.post("/api/components/ApprovalWorkflow/instances", nested(MaxJSONDepth)), 201)
+	e.must(e.post("/api/components/ApprovalWorkflow/instances",
+		`{"context":{"requestId":"EXP-2","employeeName":"Ada","amount":1,"category":"travel","note":"`+strings.Repeat(`[{\"`, 100)+`"}}`), 201)
+}

@@ -47,7 +47,21 @@ function fmtDuration(ms) {
   return `${ss}s`;
 }
 
-function json(v) { return JSON.stringify(v ?? null, null, 2); }
+// Data deeper than MAX_DEPTH (a runtime or an older server may not have refused it) is cut
+// with "…" for display, rather than throwing a RangeError out of JSON.stringify.
+const MAX_DEPTH = 64;
+function clip(v, d = 0) {
+  if (v === null || typeof v !== 'object') return v;
+  if (d >= MAX_DEPTH) return '…';
+  if (Array.isArray(v)) return v.map((x) => clip(x, d + 1));
+  const o = {};
+  for (const [k, x] of Object.entries(v)) o[k] = clip(x, d + 1);
+  return o;
+}
+function stringify(v, indent) {
+  try { return JSON.stringify(v, null, indent); } catch { return JSON.stringify(clip(v), null, indent); }
+}
+function json(v) { return stringify(v ?? null, 2); }
 
 // ---------- API ----------
 
@@ -323,7 +337,7 @@ function renderList() {
 
 function summary(ctx) {
   if (!ctx || typeof ctx !== 'object') return '';
-  return Object.entries(ctx).slice(0, 3).map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : v}`).join(' · ');
+  return Object.entries(ctx).slice(0, 3).map(([k, v]) => `${k}: ${typeof v === 'object' ? stringify(v) : v}`).join(' · ');
 }
 
 function renderMachines() {
@@ -346,7 +360,7 @@ function renderMachines() {
     }
     const warnings = def()?.warnings || [];
     if (warnings.length && box.firstElementChild) {
-      box.firstElementChild.append(h('div', { class: 'warnings' }, ...warnings.map((w) => h('div', {}, 'Warning: ', typeof w === 'string' ? w : JSON.stringify(w)))));
+      box.firstElementChild.append(h('div', { class: 'warnings' }, ...warnings.map((w) => h('div', {}, 'Warning: ', typeof w === 'string' ? w : stringify(w)))));
     }
   }
   for (const card of box.querySelectorAll('.machine-card')) {
@@ -474,7 +488,7 @@ function renderDetail() {
   // Context
   right.append(h('h3', {}, 'Data'));
   right.append(h('details', { class: 'json', open: true }, h('summary', {}, 'context'), h('pre', { class: 'json-box', id: 'detail-context' }, json(i.context))));
-  if (i.publicMember && JSON.stringify(i.publicMember) !== JSON.stringify(i.context)) {
+  if (i.publicMember && stringify(i.publicMember) !== stringify(i.context)) {
     right.append(h('details', { class: 'json' }, h('summary', {}, 'public member'), h('pre', { class: 'json-box' }, json(i.publicMember))));
   }
 }
@@ -570,7 +584,7 @@ async function renderAudit() {
 function toCSV(hist) {
   const q = (v) => '"' + String(v ?? '').replaceAll('"', '""') + '"';
   const rows = [['time', 'event', 'from', 'to', 'actor', 'sourceComponent', 'runtime', 'payload'].join(',')];
-  for (const e of hist) rows.push([new Date(e.event?.timestamp || e.persistedAt).toISOString(), e.event?.type, e.stateBefore, e.stateAfter, e.actor, e.sourceComponentName, e.runtime, JSON.stringify(e.event?.payload ?? {})].map(q).join(','));
+  for (const e of hist) rows.push([new Date(e.event?.timestamp || e.persistedAt).toISOString(), e.event?.type, e.stateBefore, e.stateAfter, e.actor, e.sourceComponentName, e.runtime, stringify(e.event?.payload ?? {})].map(q).join(','));
   return rows.join('\n');
 }
 
@@ -629,7 +643,7 @@ function buildFields() {
       input = h('input', { id, name, type: 'checkbox', checked: !!f.default });
     } else if (type === 'textarea' || type === 'object' || type === 'json' || type === 'array') {
       input = h('textarea', { id, name, rows: 3, placeholder: f.placeholder || (type === 'textarea' ? '' : 'JSON') });
-      if (f.default !== undefined) input.value = typeof f.default === 'string' ? f.default : JSON.stringify(f.default);
+      if (f.default !== undefined) input.value = typeof f.default === 'string' ? f.default : stringify(f.default);
     } else {
       const htmlType = { number: 'number', integer: 'number', email: 'email', date: 'date', datetime: 'datetime-local', url: 'url' }[type] || 'text';
       input = h('input', { id, name, type: htmlType, placeholder: f.placeholder || '', min: f.min, max: f.max, step: type === 'integer' ? '1' : (htmlType === 'number' ? 'any' : undefined) });
