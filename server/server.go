@@ -91,7 +91,8 @@ func handler(eng *xc.Engine, port int, opts Options, closing <-chan struct{}) ht
 	backend := httpapi.NewLocal(eng, lopts...)
 	return httpapi.New(backend, httpapi.Options{Tokens: opts.Tokens, Logger: opts.Logger, Metrics: opts.Metrics,
 		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins, AllowedHosts: opts.HTTP.AllowedHosts,
-		Closing: closing})
+		MaxStreams: opts.HTTP.MaxStreams, MaxStreamsPerClient: opts.HTTP.MaxStreamsPerClient,
+		StreamSnapshotBytes: opts.HTTP.StreamSnapshotBytes, Closing: closing})
 }
 
 // ListenAndServe serves the API of eng on addr until ctx is done, then shuts the server down

@@ -283,8 +283,14 @@ func TestHubDropsWithoutBlocking(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := newHub(NewLocal(eng), 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	c := h.join("", "")
-	reader := h.join("PaymentComponent", "")
+	c, err := h.join("", "", "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader, err := h.join("PaymentComponent", "", "b")
+	if err != nil {
+		t.Fatal(err)
+	}
 	done := make(chan struct{})
 	go func() { // a reader that keeps up
 		defer close(done)

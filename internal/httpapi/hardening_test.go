@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -267,4 +268,74 @@ func TestDeepJSONRefused(t *testing.T) {
 	e.must(e.post("/api/components/ApprovalWorkflow/instances", nested(MaxJSONDepth)), 201)
 	e.must(e.post("/api/components/ApprovalWorkflow/instances",
 		`{"context":{"requestId":"EXP-2","employeeName":"Ada","amount":1,"category":"travel","note":"`+strings.Repeat(`[{\"`, 100)+`"}}`), 201)
+}
+
+// TestStreamSnapshotBounded: the connect snapshot holds at most StreamSnapshotBytes of
+// instances for a client, says when it is truncated, and does not repeat publicMember
+// (equal to context) (issue 9, hole 2).
+func TestStreamSnapshotBounded(t *testing.T) {
+	const budget = 50 << 10
+	e := approvalEnv(t, Options{StreamSnapshotBytes: budget})
+	for i := range 20 {
+		ctx := expense(fmt.Sprintf("EXP-%d", i), 10)
+		ctx["note"] = strings.Repeat("x", 10<<10)
+		e.create("ApprovalWorkflow", "", ctx)
+	}
+	// The API shows publicMember (the machine declares publicMemberType).
+	if r := e.get("/api/instances"); r.list("instances")[0].(map[string]any)["publicMember"] == nil {
+		t.Fatalf("fixture: no publicMember in the API: %s", r.raw)
+	}
+	m := e.stream("", nil).next(t, "instances_update")
+	ins, _ := m.data["instances"].([]any)
+	raw, _ := json.Marshal(m.data)
+	if len(raw) > budget+1024 || len(ins) == 0 || len(ins) >= 20 || m.data["truncated"] != true {
+		t.Fatalf("snapshot: %d bytes, %d instances, truncated=%v; want at most %d bytes, truncated", len(raw), len(ins), m.data["truncated"], budget)
+	}
+	for _, in := range ins {
+		if _, dup := in.(map[string]any)["publicMember"]; dup {
+			t.Fatalf("publicMember repeated in the snapshot")
+		}
+	}
+}
+
+// TestStreamCaps: live streams are capped per client (429) and in total (503), with a clear
+// message; a closed stream frees its place (issue 9, hole 2).
+func TestStreamCaps(t *testing.T) {
+	e := approvalEnv(t, Options{MaxStreams: 3, MaxStreamsPerClient: 2})
+	first := e.stream("", nil)
+	first.next(t, "components_list")
+	e.stream("", nil).next(t, "components_list")
+	r := e.get("/api/stream")
+	if r.status != 429 || !strings.Contains(r.str("error"), "too many live streams for this client") {
+		t.Fatalf("third stream of one client: %d %s, want 429", r.status, r.raw)
+	}
+
+	toks, err := ParseTokens("viewer=viewer-token-aaaaaaaaaaaaaaaa,viewer=viewer-token-bbbbbbbbbbbbbbbb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e = approvalEnv(t, Options{Tokens: toks, MaxStreams: 3, MaxStreamsPerClient: 2})
+	a := map[string]string{"Authorization": "Bearer viewer-token-aaaaaaaaaaaaaaaa"}
+	b := map[string]string{"Authorization": "Bearer viewer-token-bbbbbbbbbbbbbbbb"}
+	e.stream("", a).next(t, "components_list")
+	e.stream("", a).next(t, "components_list")
+	if r := e.do(req{method: "GET", path: "/api/stream", header: a}); r.status != 429 {
+		t.Fatalf("third stream of one token: %d %s", r.status, r.raw)
+	}
+	s := e.stream("", b)
+	s.next(t, "components_list")
+	r = e.do(req{method: "GET", path: "/api/stream", header: b})
+	if r.status != 503 || !strings.Contains(r.str("error"), "too many live streams open") {
+		t.Fatalf("stream over the total: %d %s, want 503", r.status, r.raw)
+	}
+	// Closing one frees its place.
+	s.resp.Body.Close()
+	deadline := time.Now().Add(10 * time.Second)
+	for e.handler.hub.count() >= 3 {
+		if time.Now().After(deadline) {
+			t.Fatal("closed stream not released")
+		}
+		time.Sleep(10 * time.Millisecond) // polling a condition with a deadline
+	}
+	e.stream("", b).next(t, "components_list")
 }

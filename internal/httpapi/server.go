@@ -48,6 +48,14 @@ type Options struct {
 	// StreamWriteTimeout bounds one write to a stream client (default 10 s); a client that
 	// does not read is dropped.
 	StreamWriteTimeout time.Duration
+	// MaxStreams caps the live streams open at once (default 256); beyond, 503.
+	MaxStreams int
+	// MaxStreamsPerClient caps the live streams of one token, or of one client address when
+	// auth is off (default 16); beyond, 429.
+	MaxStreamsPerClient int
+	// StreamSnapshotBytes bounds the instances sent to one client on connect (default
+	// 4 MiB); a component whose instances do not fit is sent truncated ("truncated": true).
+	StreamSnapshotBytes int
 	// Closing, when closed, ends the live streams (at shutdown: they never go idle, while
 	// ordinary requests are left to finish).
 	Closing <-chan struct{}
@@ -72,6 +80,15 @@ func (o *Options) defaults() {
 	if o.StreamBuffer <= 0 {
 		o.StreamBuffer = 256
 	}
+	if o.MaxStreams <= 0 {
+		o.MaxStreams = 256
+	}
+	if o.MaxStreamsPerClient <= 0 {
+		o.MaxStreamsPerClient = 16
+	}
+	if o.StreamSnapshotBytes <= 0 {
+		o.StreamSnapshotBytes = 4 << 20
+	}
 	if o.StreamWriteTimeout <= 0 {
 		o.StreamWriteTimeout = 10 * time.Second
 	}
@@ -89,6 +106,8 @@ type server struct {
 	hub     *hub
 	promh   http.Handler
 	ui      http.Handler // the dashboard's static files
+	// snapshots bounds the stream snapshots built at once (each holds a page of instances).
+	snapshots chan struct{}
 }
 
 // route is one endpoint.
@@ -113,6 +132,8 @@ func New(b Backend, opts Options) http.Handler {
 		auth: newAuthenticator(opts.Tokens), mux: http.NewServeMux(), routes: map[string]route{},
 	}
 	s.hub = newHub(b, opts.StreamBuffer, s.log)
+	s.hub.maxTotal, s.hub.maxPerKey = opts.MaxStreams, opts.MaxStreamsPerClient
+	s.snapshots = make(chan struct{}, 4)
 	s.metrics.setSource(b.Stats, 5*time.Second)
 	s.promh = s.metrics.Handler()
 	s.ui = dashboard.Handler()

@@ -2,7 +2,10 @@ package httpapi
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -30,8 +33,12 @@ import (
 // hubBuffer is the backend subscription's buffer, shared by every stream client.
 const hubBuffer = 4096
 
-// maxSnapshot bounds the instances sent in instances_update on connect, per component.
-const maxSnapshot = 1000
+// maxSnapshot bounds the instances sent in instances_update on connect, per component;
+// snapshotPage is how many are read from the store at once.
+const (
+	maxSnapshot  = 1000
+	snapshotPage = 20
+)
 
 // hub fans the backend's runtime events out to stream clients. It subscribes to the backend
 // while it has clients, and its dispatch never blocks: a client whose buffer is full is
@@ -41,7 +48,11 @@ type hub struct {
 	buffer int
 	log    *slog.Logger
 
+	// maxTotal and maxPerKey cap the clients (see Options.MaxStreams).
+	maxTotal, maxPerKey int
+
 	mu      sync.Mutex
+	perKey  map[string]int
 	clients map[*client]struct{}
 	gen     int    // subscription generation
 	cancel  func() // ends the current subscription; nil when none
@@ -50,6 +61,7 @@ type hub struct {
 // client is one stream connection.
 type client struct {
 	component, instance string
+	key                 string        // the token's actor, or the client address
 	ch                  chan []byte   // SSE messages
 	gone                chan struct{} // closed when the client is dropped
 	once                sync.Once
@@ -62,14 +74,25 @@ func (c *client) wants(ev *xc.RuntimeEvent) bool {
 }
 
 func newHub(b Backend, buffer int, log *slog.Logger) *hub {
-	return &hub{b: b, buffer: buffer, log: log, clients: map[*client]struct{}{}}
+	return &hub{b: b, buffer: buffer, log: log, clients: map[*client]struct{}{}, perKey: map[string]int{},
+		maxTotal: 256, maxPerKey: 16}
 }
 
-// join registers a client, subscribing to the backend if it is the first.
-func (h *hub) join(component, instance string) *client {
-	c := &client{component: component, instance: instance, ch: make(chan []byte, h.buffer), gone: make(chan struct{})}
+// join registers a client, subscribing to the backend if it is the first. It refuses a
+// client beyond the caps: 503 over the total, 429 over the client's own.
+func (h *hub) join(component, instance, key string) (*client, error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
+	if len(h.clients) >= h.maxTotal {
+		return nil, &apiError{status: http.StatusServiceUnavailable,
+			msg: fmt.Sprintf("too many live streams open (%d): try again later", h.maxTotal)}
+	}
+	if h.perKey[key] >= h.maxPerKey {
+		return nil, &apiError{status: http.StatusTooManyRequests,
+			msg: fmt.Sprintf("too many live streams for this client (%d open): close one first", h.maxPerKey)}
+	}
+	c := &client{component: component, instance: instance, key: key, ch: make(chan []byte, h.buffer), gone: make(chan struct{})}
+	h.perKey[key]++
 	h.clients[c] = struct{}{}
 	if h.cancel == nil {
 		events, cancel := h.b.Subscribe(hubBuffer)
@@ -77,14 +100,25 @@ func (h *hub) join(component, instance string) *client {
 		h.cancel = cancel
 		go h.run(events, h.gen)
 	}
-	return c
+	return c, nil
+}
+
+// forget removes c from the clients and its key's count; h.mu is held.
+func (h *hub) forget(c *client) {
+	if _, ok := h.clients[c]; !ok {
+		return
+	}
+	delete(h.clients, c)
+	if h.perKey[c.key]--; h.perKey[c.key] <= 0 {
+		delete(h.perKey, c.key)
+	}
 }
 
 // leave unregisters a client, ending the subscription after the last one.
 func (h *hub) leave(c *client) {
 	c.drop()
 	h.mu.Lock()
-	delete(h.clients, c)
+	h.forget(c)
 	var cancel func()
 	if len(h.clients) == 0 && h.cancel != nil {
 		cancel, h.cancel = h.cancel, nil
@@ -109,7 +143,7 @@ func (h *hub) run(events <-chan xc.RuntimeEvent, gen int) {
 	h.cancel = nil
 	for c := range h.clients {
 		c.drop()
-		delete(h.clients, c)
+		h.forget(c)
 	}
 }
 
@@ -129,7 +163,7 @@ func (h *hub) dispatch(ev *xc.RuntimeEvent) {
 		default:
 			h.log.Warn("stream client too slow: dropped", "component", c.component, "instance", c.instance)
 			c.drop()
-			delete(h.clients, c)
+			h.forget(c)
 		}
 	}
 	if len(h.clients) == 0 && h.cancel != nil {
@@ -183,7 +217,10 @@ func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("Connection", "close") // a stream's connection is never reused
 	// Subscribe before the snapshot, so that nothing happening meanwhile is missed.
-	c := s.hub.join(comp, inst)
+	c, err := s.hub.join(comp, inst, streamKey(r))
+	if err != nil {
+		return err
+	}
 	defer s.hub.leave(c)
 	w.WriteHeader(http.StatusOK)
 	write := func(p []byte) error {
@@ -195,7 +232,7 @@ func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	}
 	// The server's last flush after the handler must not hang on a client that stopped reading.
 	defer func() { _ = rc.SetWriteDeadline(time.Now().Add(s.opts.StreamWriteTimeout)) }()
-	if err := write(s.snapshot(r, comp, inst)); err != nil {
+	if err := s.snapshot(r, comp, inst, write); err != nil {
 		return nil // the client is gone; nothing to answer
 	}
 	tick := time.NewTicker(s.opts.Heartbeat)
@@ -220,30 +257,118 @@ func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// snapshot is what a client gets on connect: retry delay, components_list and
-// instances_update per component.
-func (s *server) snapshot(r *http.Request, comp, inst string) []byte {
-	var buf bytes.Buffer
-	buf.WriteString("retry: 3000\n\n")
-	buf.Write(sseMessage("components_list", map[string]any{"components": s.summaries()}))
+// streamKey is who a stream counts against: the token's actor, else the client address.
+func streamKey(r *http.Request) string {
+	if ri := info(r); ri.authd {
+		return ri.who.actor
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// snapshot writes what a client gets on connect: retry delay, components_list and
+// instances_update per component. It is bounded in bytes (StreamSnapshotBytes for this
+// client, instances read from the store a page at a time, a few snapshots built at once) and
+// written a component at a time. publicMember, always equal to context, is left out.
+func (s *server) snapshot(r *http.Request, comp, inst string, write func([]byte) error) error {
+	select {
+	case s.snapshots <- struct{}{}:
+		defer func() { <-s.snapshots }()
+	case <-r.Context().Done():
+		return r.Context().Err()
+	}
+	var head bytes.Buffer
+	head.WriteString("retry: 3000\n\n")
+	head.Write(sseMessage("components_list", map[string]any{"components": s.summaries()}))
+	if err := write(head.Bytes()); err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
+	budget := s.opts.StreamSnapshotBytes
 	if inst != "" {
 		if in, err := s.b.Instance(ctx, inst); err == nil && (comp == "" || in.ComponentName == comp) {
-			buf.Write(sseMessage("instances_update", map[string]any{"componentName": in.ComponentName, "instances": items([]xc.Instance{in})}))
+			msg, _ := instancesUpdate(in.ComponentName, []xc.Instance{in}, &budget)
+			return write(msg)
 		}
-		return buf.Bytes()
+		return nil
 	}
 	for _, c := range s.b.Components() {
 		if comp != "" && c.Name != comp {
 			continue
 		}
-		ins, _, err := s.b.Search(ctx, store.Query{Component: c.Name, Status: store.StatusActive, Limit: maxSnapshot})
+		var ins []xc.Instance
+		cursor, sent := "", 0
+		for sent < maxSnapshot {
+			page, next, err := s.b.Search(ctx, store.Query{Component: c.Name, Status: store.StatusActive,
+				Limit: min(snapshotPage, maxSnapshot-sent), Cursor: cursor})
+			if err != nil {
+				s.log.Warn("stream snapshot: search failed", "component", c.Name, "err", err)
+				break
+			}
+			ins = append(ins, page...)
+			sent += len(page)
+			if next == "" || len(page) == 0 || snapshotSize(ins) > budget {
+				break
+			}
+			cursor = next
+		}
+		msg, truncated := instancesUpdate(c.Name, ins, &budget)
+		if truncated {
+			s.log.Warn("stream snapshot truncated", "component", c.Name, "limitBytes", s.opts.StreamSnapshotBytes)
+		}
+		if err := write(msg); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// snapshotSize is an estimate of the encoded size of ins (their contexts dominate).
+func snapshotSize(ins []xc.Instance) int {
+	n := 0
+	for i := range ins {
+		b, _ := json.Marshal(ins[i].Context)
+		n += len(b) + 256
+	}
+	return n
+}
+
+// instancesUpdate encodes the instances_update message of one component with as many of
+// ins as *budget bytes hold (at least none); it reports whether some were left out.
+func instancesUpdate(component string, ins []xc.Instance, budget *int) ([]byte, bool) {
+	var buf bytes.Buffer
+	name, _ := marshal(component)
+	buf.WriteString(`{"componentName":`)
+	buf.Write(bytes.TrimSpace(name))
+	buf.WriteString(`,"instances":[`)
+	truncated, n := false, 0
+	for i := range ins {
+		in := ins[i]
+		in.PublicMember = nil // equal to context
+		b, err := marshal(item(in))
 		if err != nil {
-			s.log.Warn("stream snapshot: search failed", "component", c.Name, "err", err)
 			continue
 		}
-		buf.Write(sseMessage("instances_update", map[string]any{"componentName": c.Name, "instances": items(ins)}))
+		b = bytes.TrimSpace(b)
+		if len(b) > *budget {
+			truncated = true
+			break
+		}
+		*budget -= len(b)
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		buf.Write(b)
+		n++
 	}
-	return buf.Bytes()
+	buf.WriteString("]")
+	if truncated {
+		buf.WriteString(`,"truncated":true`)
+	}
+	buf.WriteString("}")
+	return sseMessage("instances_update", json.RawMessage(buf.Bytes())), truncated
 }

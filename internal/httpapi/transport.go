@@ -20,6 +20,8 @@ type Transport struct {
 	IdleTimeout time.Duration
 	// MaxConns caps the connections served at once (default 1024); more wait to be accepted.
 	MaxConns int
+	// MaxStreams, MaxStreamsPerClient and StreamSnapshotBytes: see Options.
+	MaxStreams, MaxStreamsPerClient, StreamSnapshotBytes int
 }
 
 func (t *Transport) defaults() {

@@ -99,7 +99,9 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	}
 	closing := make(chan struct{})
 	h := httpapi.New(be, httpapi.Options{Tokens: cfg.Tokens, Logger: log, MaxBodyBytes: cfg.MaxBodyBytes,
-		CORSOrigins: cfg.CORSOrigins, AllowedHosts: httpapi.HostsFor(cfg.Bind, cfg.HTTP.AllowedHosts), Closing: closing})
+		CORSOrigins: cfg.CORSOrigins, AllowedHosts: httpapi.HostsFor(cfg.Bind, cfg.HTTP.AllowedHosts),
+		MaxStreams: cfg.HTTP.MaxStreams, MaxStreamsPerClient: cfg.HTTP.MaxStreamsPerClient,
+		StreamSnapshotBytes: cfg.HTTP.StreamSnapshotBytes, Closing: closing})
 	srv := cfg.HTTP.Server(h, log)
 	ln = cfg.HTTP.Listener(ln)
 	srv.RegisterOnShutdown(func() { close(closing) })
