@@ -78,6 +78,8 @@ type Config struct {
 	// its commands, while the broker is connected and the store answers; 503 otherwise, and
 	// from the start of a graceful stop) and /metrics (Prometheus).
 	Port int
+	// Tokens enable bearer-token auth on the HTTP API (see server.ParseTokens); none: open.
+	Tokens server.Tokens
 	// Bind is the address the HTTP API listens on (default 127.0.0.1).
 	Bind string
 	// HTTP are the connection settings of the HTTP API (allowed hosts, timeouts, cap).
@@ -328,7 +330,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		stopHTTP = func() { cancelHTTP(); <-httpDone }
 		go func() {
 			defer close(httpDone)
-			httpErr <- server.Serve(httpCtx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics,
+			httpErr <- server.Serve(httpCtx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics, Tokens: cfg.Tokens,
 				Name: cfg.RuntimeName, DatabaseType: storeType(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout,
 				BrokerURL: cfg.BrokerURL, BrokerConnected: b.Connected, Ready: r.readiness, HTTP: cfg.HTTP})
 		}()

@@ -34,6 +34,9 @@ func authTokens(flags []string, tokenFile string) (httpapi.Tokens, error) {
 		}
 		toks = toks.Merge(t)
 	}
+	if err := toks.CheckStrength(); err != nil {
+		return nil, fmt.Errorf("auth tokens: %w", err)
+	}
 	return toks, nil
 }
 

@@ -39,7 +39,9 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 			"  PORT                  HTTP API port; unset or 0: none\n" +
 			"  BIND_ADDR             address of PORT (default 127.0.0.1; 0.0.0.0 in a container)\n" +
 			"  HEARTBEAT_INTERVAL    default 10s\n" +
-			"  SHUTDOWN_TIMEOUT      bound of the graceful stop, default 10s",
+			"  SHUTDOWN_TIMEOUT      bound of the graceful stop, default 10s\n" +
+			"  XCOMPONENT_AUTH_TOKENS  role=token pairs for the HTTP API (operator=T1,viewer=T2;\n" +
+			"                        tokens of 16 characters or more); XCOMPONENT_AUTH_TOKEN_FILE a file of them",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The env is read here, not as the flags' defaults: --help would show credentials.
@@ -76,6 +78,10 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 			}
 			if f.Changed("shutdown-timeout") {
 				cfg.ShutdownTimeout = shutdown
+			}
+			// Same tokens as serve: XCOMPONENT_AUTH_TOKENS and XCOMPONENT_AUTH_TOKEN_FILE.
+			if cfg.Tokens, err = authTokens(nil, ""); err != nil {
+				return &usageError{err}
 			}
 			if _, err := os.Stat(cfg.ComponentFile); err != nil {
 				return &usageError{err: errComponentFile(cfg.ComponentFile, err)}

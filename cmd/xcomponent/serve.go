@@ -8,7 +8,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/internal/node"
 	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/store/storeurl"
@@ -51,23 +50,9 @@ func newServeCmd(g *globals) *cobra.Command {
 					}
 				}
 			}
-			toks := httpapi.Tokens{}
-			for _, src := range append([]string{os.Getenv("XCOMPONENT_AUTH_TOKENS")}, tokens...) {
-				if src == "" {
-					continue
-				}
-				t, err := httpapi.ParseTokens(src)
-				if err != nil {
-					return &usageError{fmt.Errorf("auth tokens: %w", err)}
-				}
-				toks = toks.Merge(t)
-			}
-			if tokenFile = envOr("XCOMPONENT_AUTH_TOKEN_FILE", tokenFile); tokenFile != "" {
-				t, err := httpapi.LoadTokensFile(tokenFile)
-				if err != nil {
-					return &usageError{err}
-				}
-				toks = toks.Merge(t)
+			toks, err := authTokens(tokens, tokenFile)
+			if err != nil {
+				return &usageError{err}
 			}
 			var hdrs http.Header
 			for _, line := range hooksHeaders {

@@ -27,8 +27,15 @@ type Tokens map[Role][]string
 
 // ParseTokens reads "role=token" pairs separated by commas, e.g.
 // "operator=T1,viewer=T2,operator=T3". Roles are viewer and operator.
+//
+// An empty string gives no tokens (auth off); a string that is not empty must hold at least
+// one pair: " , " is refused rather than silently leaving the API open.
 func ParseTokens(s string) (Tokens, error) {
 	t := Tokens{}
+	if s == "" {
+		return t, nil
+	}
+	n := 0
 	for _, part := range strings.Split(s, ",") {
 		part = strings.TrimSpace(part)
 		if part == "" {
@@ -37,8 +44,27 @@ func ParseTokens(s string) (Tokens, error) {
 		if err := t.add(part); err != nil {
 			return nil, err
 		}
+		n++
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("no role=token pair in a value of %d characters (blank or only commas): want e.g. operator=T1,viewer=T2, or nothing to leave auth off", len(s))
 	}
 	return t, nil
+}
+
+// MinTokenLength is the shortest token the command line accepts: a shorter one is guessable.
+const MinTokenLength = 16
+
+// CheckStrength refuses tokens shorter than MinTokenLength, naming the role, never the token.
+func (t Tokens) CheckStrength() error {
+	for _, r := range []Role{RoleOperator, RoleViewer} {
+		for i, tok := range t[r] {
+			if len(tok) < MinTokenLength {
+				return fmt.Errorf("%s token #%d is %d characters long: tokens need at least %d (e.g. openssl rand -hex 16)", r, i+1, len(tok), MinTokenLength)
+			}
+		}
+	}
+	return nil
 }
 
 // LoadTokensFile reads a token file: one "role=token" per line; blank lines and lines
