@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/internal/node"
 	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/store/storeurl"
