@@ -62,11 +62,31 @@ func Parse(data []byte, file string) (*Component, error) {
 	return c, nil
 }
 
-// LoadFile reads and parses the component file at path.
-func LoadFile(path string) (*Component, error) {
-	data, err := os.ReadFile(path)
+// MaxFileSize is the largest component file LoadFile reads (10 MiB): a component is
+// written by people, and the cap keeps a wrong path (/dev/zero, a log file) from exhausting
+// memory.
+const MaxFileSize = 10 << 20
+
+// LoadFile reads and parses the component file at path, of at most MaxFileSize bytes.
+func LoadFile(path string) (*Component, error) { return LoadFileMax(path, MaxFileSize) }
+
+// LoadFileMax is LoadFile with another size cap (bytes; <= 0: MaxFileSize). The file is read
+// through the cap, so an endless stream stops at max+1 bytes.
+func LoadFileMax(path string, max int64) (*Component, error) {
+	if max <= 0 {
+		max = MaxFileSize
+	}
+	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("load component: %w", err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, max+1))
+	if err != nil {
+		return nil, fmt.Errorf("load component %s: %w", path, err)
+	}
+	if int64(len(data)) > max {
+		return nil, fmt.Errorf("load component %s: the file is larger than %d bytes (the limit for a component file)", path, max)
 	}
 	return Parse(data, path)
 }

@@ -25,6 +25,7 @@ type fileReport struct {
 
 func newValidateCmd(g *globals) *cobra.Command {
 	var strict, asJSON bool
+	var maxSize int64
 	cmd := &cobra.Command{
 		Use:   "validate FILE...",
 		Short: "Check component files: errors and warnings with file:line:col",
@@ -36,7 +37,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 			var loaded []*component.Component
 			for _, f := range files {
 				r := fileReport{File: f, Errors: []component.Problem{}, Warnings: []component.Problem{}}
-				c, err := component.LoadFile(f)
+				c, err := component.LoadFileMax(f, maxSize)
 				var le *component.LoadError
 				switch {
 				case errors.As(err, &le):
@@ -100,6 +101,7 @@ func newValidateCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().BoolVar(&strict, "strict", false, "treat warnings as errors")
+	cmd.Flags().Int64Var(&maxSize, "max-size", component.MaxFileSize, "largest component file read, in bytes")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the result as JSON")
 	return cmd
 }
