@@ -134,3 +134,18 @@ func cleanEvent(ev *Event) error {
 	}
 	return nil
 }
+
+// CheckData applies the engine's checks on data from outside (see cleanData) for a process
+// that forwards it to another runtime (the distributed dashboard): it returns the data to
+// send, or a *ContextError naming the values no store could keep as sent.
+func CheckData(data map[string]any) (map[string]any, error) {
+	out, ferrs := cleanData(data)
+	if len(ferrs) > 0 {
+		return nil, &ContextError{Subject: "context", Fields: ferrs}
+	}
+	return out, nil
+}
+
+// CheckEvent is CheckData for an event: its payload and its strings. ev.Payload is replaced
+// by the checked copy.
+func CheckEvent(ev *Event) error { return cleanEvent(ev) }

@@ -368,3 +368,47 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 		t.Fatalf("APPROVE through the restarted dashboard: %d %+v", st, s)
 	}
 }
+
+// TestDashboardRefusesDataRuntimesWouldChange: the dashboard answers 422 naming the field,
+// as a single runtime does, for data a runtime would round (integers beyond 2^53, decoded as
+// float64 from the broker) or no store could keep (NUL); valid data still goes through.
+func TestDashboardRefusesDataRuntimesWouldChange(t *testing.T) {
+	_, url := rmqtest.NewVhost(t)
+	dsn := pgtest.NewDatabase(t)
+	startRuntime(t, distributed.Config{ComponentFile: "../../distributed/testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
+		RuntimeName: "runtime-a", HeartbeatInterval: 200 * time.Millisecond, MinBackoff: 50 * time.Millisecond,
+		MaxBackoff: time.Second, Logger: logger(t)})
+	d := startDashboard(t, url, dsn, busbackend.Config{CommandTimeout: 15 * time.Second})
+	eventually(t, "runtime up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+
+	post := func(path, body string) (int, string) {
+		resp, err := http.Post(d.srv.URL+path, "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(raw)
+	}
+	for body, field := range map[string]string{
+		`{"context":{"ref":9007199254740993}}`: `"ref"`,
+		`{"context":{"who":"a\u0000b"}}`:       `"who"`,
+	} {
+		if code, raw := post("/api/components/Approvals/instances", body); code != http.StatusUnprocessableEntity || !strings.Contains(raw, field) {
+			t.Fatalf("create %s: %d %s, want 422 naming %s", body, code, raw, field)
+		}
+	}
+	code, raw := post("/api/components/Approvals/instances", `{"context":{"ref":9007199254740992}}`)
+	if code != http.StatusCreated || !strings.Contains(raw, `"ref":9007199254740992`) {
+		t.Fatalf("valid create: %d %s", code, raw)
+	}
+	var created struct {
+		InstanceID string `json:"instanceId"`
+	}
+	if err := json.Unmarshal([]byte(raw), &created); err != nil {
+		t.Fatal(err)
+	}
+	if code, raw := post("/api/instances/"+created.InstanceID+"/trigger", `{"type":"SUBMIT","payload":{"n":-9007199254740993}}`); code != http.StatusUnprocessableEntity || !strings.Contains(raw, "payload.n") {
+		t.Fatalf("event: %d %s, want 422 naming payload.n", code, raw)
+	}
+}

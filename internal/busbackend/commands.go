@@ -48,6 +48,15 @@ func (w *waiter) finish(o outcome) { w.once.Do(func() { w.ch <- o }) }
 // Create implements httpapi.Backend: publishes fsm:commands:create_instance and waits for the
 // created instance.
 func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance, error) {
+	// The runtimes decode commands as float64: refuse here what they would change or could
+	// not store (integers beyond 2^53, NUL characters), as a single runtime does.
+	var err error
+	if req.Data, err = xc.CheckData(req.Data); err != nil {
+		return xc.Instance{}, err
+	}
+	if err := xc.CheckEvent(&req.Event); err != nil {
+		return xc.Instance{}, err
+	}
 	b.mu.Lock()
 	ce := b.components[req.Component]
 	b.mu.Unlock()
@@ -106,6 +115,9 @@ func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance
 // Send implements httpapi.Backend: publishes fsm:commands:trigger_event and waits for the
 // transition (or the refusal).
 func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Result, error) {
+	if err := xc.CheckEvent(&ev); err != nil {
+		return xc.Result{}, err
+	}
 	// The live view answers the checks below without a database read; only a refusal is
 	// confirmed against the database (the view may lag behind it), and an instance the view
 	// does not hold is read from it.
@@ -168,6 +180,9 @@ func (b *Backend) acceptable(comp string, in xc.Instance, typ string) error {
 // live instances of the machine (in State when given); Processed counts the transitions the
 // runtimes confirmed.
 func (b *Backend) Broadcast(ctx context.Context, req xc.BroadcastRequest) (xc.BroadcastResult, error) {
+	if err := xc.CheckEvent(&req.Event); err != nil {
+		return xc.BroadcastResult{}, err
+	}
 	b.mu.Lock()
 	ce := b.components[req.Component]
 	b.mu.Unlock()
