@@ -199,3 +199,20 @@ func TestEventPayloadCheckedAgainstContextSchema(t *testing.T) {
 		}
 	})
 }
+
+func TestNULInListQueryIsAClientError(t *testing.T) {
+	eachStore(t, func(t *testing.T, s storeServer) {
+		s.create(t, `{"employee":"x"}`)
+		for _, q := range []string{"q=a%00b", "cursor=a%00b", "q=%00"} {
+			resp, err := http.Get(s.url + "/api/instances?" + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusBadRequest {
+				t.Errorf("GET /api/instances?%s: %d %s, want 400", q, resp.StatusCode, raw)
+			}
+		}
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	xc "github.com/xcomponent/xcomponent"
@@ -227,6 +228,9 @@ func query(v url.Values) (store.Query, error) {
 	}
 	if len(q.Text) > maxQueryText {
 		return q, badRequest("q is longer than %d bytes", maxQueryText)
+	}
+	if strings.IndexByte(q.Text, 0) >= 0 { // PostgreSQL refuses NUL: a client error, not a 503
+		return q, badRequest("q must not contain a NUL character")
 	}
 	if len(q.Cursor) > maxCursor {
 		return q, badRequest("invalid cursor")
