@@ -398,6 +398,22 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 			notes = append(notes, hookErr.Error())
 		}
 	}
+	if runHooks {
+		// Hooks are not held to the contextSchema, but what they set must be storable on
+		// every store (a webhook may answer a NUL): refuse the transition rather than fail
+		// the commit as if the store were down.
+		clean, ferrs := cleanData(data)
+		if len(ferrs) > 0 {
+			if d.timer != nil {
+				e.spendTimer(ctx, inst, rec, d.timer)
+			}
+			ce := &ContextError{Machine: m.Name, Subject: fmt.Sprintf("data set by the hooks of %s --%s--> %s", t.From, d.ev.Type, t.To), Fields: ferrs, refused: true}
+			_ = e.refuse(ctx, d, rec, ce.Error())
+			return Result{}, ce
+		}
+		data = clean
+		next.Data = data
+	}
 	switch target.Type {
 	case component.StateFinal:
 		next.Status = store.StatusCompleted
