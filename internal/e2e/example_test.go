@@ -64,7 +64,8 @@ func TestDistributedExample(t *testing.T) {
 			outMu.Lock()
 			out.WriteString(sc.Text() + "\n")
 			outMu.Unlock()
-			if strings.HasPrefix(sc.Text(), "All services are up.") {
+			// The banner's last line: everything it prints before is in out.
+			if strings.HasPrefix(sc.Text(), "Press Ctrl-C to stop everything.") {
 				once.Do(func() { close(up) })
 			}
 		}
