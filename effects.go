@@ -183,7 +183,7 @@ func mapContext(mapping map[string]string, data map[string]any) map[string]any {
 	}
 	out := make(map[string]any, len(mapping))
 	for key, path := range mapping {
-		if v, ok := lookupPath(data, path); ok {
+		if v, ok := store.LookupPath(data, path); ok {
 			out[key] = v
 		}
 	}
@@ -214,7 +214,7 @@ func expandValue(v any, data map[string]any) (any, bool) {
 		if strings.HasPrefix(s, "{{") && strings.HasSuffix(s, "}}") && strings.Count(s, "{{") == 1 {
 			path := strings.TrimSpace(s[2 : len(s)-2])
 			path = strings.TrimPrefix(path, "context.")
-			return lookupPath(data, path)
+			return store.LookupPath(data, path)
 		}
 		return x, true
 	case map[string]any:

@@ -1,9 +1,7 @@
 package xcomponent
 
 import (
-	"reflect"
 	"sort"
-	"strings"
 	"sync"
 
 	"github.com/xcomponent/xcomponent/component"
@@ -179,7 +177,7 @@ func (mr *machineRuntime) update(inst *instance, old, cur *store.Instance, dataC
 func isLive(rec *store.Instance) bool { return rec.Status == store.StatusActive }
 
 func (mr *machineRuntime) indexOne(prop string, inst *instance, data map[string]any, add bool) {
-	v, ok := lookupPath(data, prop)
+	v, ok := store.LookupPath(data, prop)
 	if !ok {
 		return
 	}
@@ -299,145 +297,26 @@ func indexKey(v any) (any, bool) {
 	case nil:
 		return nil, false
 	}
-	if f, ok := toFloat(v); ok {
+	if f, ok := component.Number(v); ok {
 		return f, true
 	}
 	return nil, false
 }
 
-func toFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case float32:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case uint:
-		return float64(x), true
-	case uint32:
-		return float64(x), true
-	case int8:
-		return float64(x), true
-	case int16:
-		return float64(x), true
-	case uint8:
-		return float64(x), true
-	case uint16:
-		return float64(x), true
-	}
-	return 0, false
-}
-
-// lookupPath reads a dot path ("a.b.c") in nested maps.
-func lookupPath(data map[string]any, path string) (any, bool) {
-	cur := data
-	for {
-		i := strings.IndexByte(path, '.')
-		if i < 0 {
-			v, ok := cur[path]
-			return v, ok
-		}
-		next, ok := cur[path[:i]].(map[string]any)
-		if !ok {
-			return nil, false
-		}
-		cur, path = next, path[i+1:]
-	}
-}
-
-// compare evaluates instanceValue OP eventValue with the semantics of matching rules:
-// typed equality; ordering of two numbers or two strings, false for anything else.
+// compare evaluates instanceValue OP eventValue: the store's comparison, so that routing in
+// memory and routing in the database agree.
 func compare(instanceValue any, op component.Operator, eventValue any) bool {
-	switch op {
-	case component.OpEq, "", "==":
-		return equalValues(instanceValue, eventValue)
-	case component.OpNe, "!=":
-		return !equalValues(instanceValue, eventValue)
-	}
-	if a, ok := toFloat(instanceValue); ok {
-		b, ok := toFloat(eventValue)
-		return ok && ordered(a, op, b)
-	}
-	a, ok := instanceValue.(string)
-	if !ok {
-		return false
-	}
-	b, ok := eventValue.(string)
-	return ok && ordered(a, op, b)
-}
-
-func ordered[T float64 | string](a T, op component.Operator, b T) bool {
-	switch op {
-	case component.OpGt:
-		return a > b
-	case component.OpLt:
-		return a < b
-	case component.OpGte:
-		return a >= b
-	case component.OpLte:
-		return a <= b
-	}
-	return false
-}
-
-// equalValues is typed equality: numbers by value whatever their Go type, strings, booleans,
-// and objects/arrays deeply.
-func equalValues(a, b any) bool {
-	if fa, ok := toFloat(a); ok {
-		fb, ok := toFloat(b)
-		return ok && fa == fb
-	}
-	switch x := a.(type) {
-	case string:
-		y, ok := b.(string)
-		return ok && x == y
-	case bool:
-		y, ok := b.(bool)
-		return ok && x == y
-	case nil:
-		return b == nil
-	case map[string]any:
-		y, ok := b.(map[string]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for k, v := range x {
-			w, ok := y[k]
-			if !ok || !equalValues(v, w) {
-				return false
-			}
-		}
-		return true
-	case []any:
-		y, ok := b.([]any)
-		if !ok || len(x) != len(y) {
-			return false
-		}
-		for i := range x {
-			if !equalValues(x[i], y[i]) {
-				return false
-			}
-		}
-		return true
-	}
-	return reflect.DeepEqual(a, b)
+	return store.CompareValues(instanceValue, string(op), eventValue)
 }
 
 // rulesPass reports whether every rule holds between an event payload and instance data.
 func rulesPass(rules []*component.MatchingRule, payload, data map[string]any) bool {
 	for _, r := range rules {
-		ev, ok := lookupPath(payload, r.EventProperty)
+		ev, ok := store.LookupPath(payload, r.EventProperty)
 		if !ok {
 			return false
 		}
-		iv, ok := lookupPath(data, r.InstanceProperty)
+		iv, ok := store.LookupPath(data, r.InstanceProperty)
 		if !ok {
 			return false
 		}
@@ -462,7 +341,7 @@ type Rule struct {
 func resolveRules(rules []*component.MatchingRule, payload map[string]any) []Rule {
 	out := make([]Rule, len(rules))
 	for i, r := range rules {
-		v, ok := lookupPath(payload, r.EventProperty)
+		v, ok := store.LookupPath(payload, r.EventProperty)
 		out[i] = Rule{EventProperty: r.EventProperty, InstanceProperty: r.InstanceProperty, Operator: r.Operator, Value: v, Missing: !ok}
 	}
 	return out
@@ -473,7 +352,7 @@ func resolvedPass(rules []Rule, data map[string]any) bool {
 		if r.Missing {
 			return false
 		}
-		iv, ok := lookupPath(data, r.InstanceProperty)
+		iv, ok := store.LookupPath(data, r.InstanceProperty)
 		if !ok || !compare(iv, r.Operator, r.Value) {
 			return false
 		}

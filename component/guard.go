@@ -274,8 +274,8 @@ func compareValues(a, b any) (int, bool) {
 			return cmpOrdered(ai, bi), true
 		}
 	}
-	if af, ok := toFloat(a); ok {
-		if bf, ok := toFloat(b); ok {
+	if af, ok := Number(a); ok {
+		if bf, ok := Number(b); ok {
 			if math.IsNaN(af) || math.IsNaN(bf) {
 				return 0, false
 			}
@@ -341,8 +341,9 @@ func toInt64(v any) (int64, bool) {
 	return 0, false
 }
 
-// toFloat returns any Go number (and json.Number) as float64.
-func toFloat(v any) (float64, bool) {
+// Number returns any Go number (and json.Number) as float64. It is the one number coercion of
+// the product: guards, contextSchema checks, matching rules in the engine and in the stores.
+func Number(v any) (float64, bool) {
 	switch x := v.(type) {
 	case float64:
 		return x, true
@@ -375,7 +376,7 @@ func truthy(v any) bool {
 	case string:
 		return x != ""
 	}
-	if f, ok := toFloat(v); ok {
+	if f, ok := Number(v); ok {
 		return f != 0 && !math.IsNaN(f)
 	}
 	return true
@@ -395,7 +396,7 @@ func describe(v any) string {
 	case []any:
 		return "a list"
 	}
-	if _, ok := toFloat(v); ok {
+	if _, ok := Number(v); ok {
 		return "a number"
 	}
 	return fmt.Sprintf("%T", v)

@@ -290,7 +290,7 @@ func toNumber(v any) (float64, bool) {
 		}
 		return f, true
 	}
-	f, ok := toFloat(v)
+	f, ok := Number(v)
 	if !ok || math.IsNaN(f) || math.IsInf(f, 0) {
 		return 0, false
 	}
@@ -300,7 +300,7 @@ func toNumber(v any) (float64, bool) {
 // sameValue compares a select option with a given value: numbers by value whatever their Go
 // type, and a string against the option's text (forms send strings).
 func sameValue(opt, v any) bool {
-	if a, ok := toFloat(opt); ok {
+	if a, ok := Number(opt); ok {
 		if b, ok := toNumber(v); ok {
 			return a == b
 		}

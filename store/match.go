@@ -6,6 +6,8 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+
+	"github.com/xcomponent/xcomponent/component"
 )
 
 // Matcher finds live instances by their data in the store itself. Engines that share the store
@@ -74,7 +76,7 @@ func NormalOp(op string) (string, bool) {
 func MatchData(conds []Cond, data map[string]any) bool {
 	for _, c := range conds {
 		v, ok := LookupPath(data, c.Path)
-		if !ok || !compareValues(v, c.Op, c.Value) {
+		if !ok || !CompareValues(v, c.Op, c.Value) {
 			return false
 		}
 	}
@@ -98,7 +100,11 @@ func LookupPath(data map[string]any, path string) (any, bool) {
 	}
 }
 
-func compareValues(a any, op string, b any) bool {
+// CompareValues evaluates a OP b with the semantics of matching rules: typed equality
+// (numbers by value whatever their Go type, strings, booleans, objects and arrays deeply);
+// ordering of two numbers or two strings, false for anything else. The engine's in-memory
+// routing uses it too, so the store and the engine can never disagree.
+func CompareValues(a any, op string, b any) bool {
 	op, _ = NormalOp(op)
 	switch op {
 	case OpEq:
@@ -106,8 +112,8 @@ func compareValues(a any, op string, b any) bool {
 	case OpNe:
 		return !equalValues(a, b)
 	}
-	if x, ok := asFloat(a); ok {
-		y, ok := asFloat(b)
+	if x, ok := component.Number(a); ok {
+		y, ok := component.Number(b)
 		return ok && orderedValues(x, op, y)
 	}
 	x, ok := a.(string)
@@ -133,8 +139,8 @@ func orderedValues[T float64 | string](a T, op string, b T) bool {
 }
 
 func equalValues(a, b any) bool {
-	if x, ok := asFloat(a); ok {
-		y, ok := asFloat(b)
+	if x, ok := component.Number(a); ok {
+		y, ok := component.Number(b)
 		return ok && x == y
 	}
 	switch x := a.(type) {
@@ -171,36 +177,6 @@ func equalValues(a, b any) bool {
 		return true
 	}
 	return reflect.DeepEqual(a, b)
-}
-
-func asFloat(v any) (float64, bool) {
-	switch x := v.(type) {
-	case float64:
-		return x, true
-	case int:
-		return float64(x), true
-	case int64:
-		return float64(x), true
-	case float32:
-		return float64(x), true
-	case int32:
-		return float64(x), true
-	case uint64:
-		return float64(x), true
-	case uint:
-		return float64(x), true
-	case uint32:
-		return float64(x), true
-	case int8:
-		return float64(x), true
-	case int16:
-		return float64(x), true
-	case uint8:
-		return float64(x), true
-	case uint16:
-		return float64(x), true
-	}
-	return 0, false
 }
 
 // Match implements Matcher by scanning the live records (the memory store has no index of
