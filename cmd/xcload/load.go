@@ -33,6 +33,7 @@ type Config struct {
 	Concurrency int            // workers; each owns instances i with i % Concurrency == worker
 	Duration    time.Duration  // stop after Warmup + Duration (0: no time limit)
 	Requests    int64          // stop after this many event requests (0: no count limit)
+	Rate        float64        // events/s in all, scheduled open-loop (0: flat out)
 	Warmup      time.Duration  // requests during the first Warmup are not counted
 	Timeout     time.Duration  // per request
 	Token       string         // bearer token (operator role)
@@ -57,13 +58,14 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "workers (default and maximum: --instances); each drives its own instances, one request at a time")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send events after the warmup (default 10s when --requests is not set)")
 	fs.Int64Var(&cfg.Requests, "requests", 0, "how many event requests to send in all")
+	fs.Float64Var(&cfg.Rate, "rate", 0, "target events/s in all, sent on a fixed schedule whatever the answers (0: flat out, each worker sends when answered)")
 	fs.DurationVar(&cfg.Warmup, "warmup", 0, "initial period, before --duration, whose requests are not counted")
 	fs.DurationVar(&cfg.Timeout, "timeout", 30*time.Second, "timeout of one request")
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (operator role) when the API has auth on")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a URL that is not a loopback address")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: xcload --component C --event E [--machine M] [--instances N] [--duration D | --requests N] [flags]")
+		fmt.Fprintln(stderr, "usage: xcload --component C --event E [--machine M] [--instances N] [--duration D | --requests N] [--rate R] [flags]")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -109,6 +111,8 @@ func (c *Config) check() error {
 		return errors.New("--concurrency must be positive")
 	case c.Duration < 0 || c.Requests < 0 || c.Warmup < 0 || c.Timeout < 0:
 		return errors.New("--duration, --requests, --warmup and --timeout must not be negative")
+	case c.Rate < 0 || math.IsNaN(c.Rate) || math.IsInf(c.Rate, 0):
+		return fmt.Errorf("--rate %v: want events per second, 0 for flat out", c.Rate)
 	case c.Duration == 0 && c.Requests == 0:
 		return errors.New("give --duration or --requests: the run must stop by itself")
 	}
@@ -148,8 +152,24 @@ type Report struct {
 	Failed      int64            `json:"failed"`
 	Errors      map[string]int64 `json:"errors"` // "HTTP 409", "transport", …
 	EventsPerS  float64          `json:"eventsPerSecond"`
-	Latency     Latency          `json:"latencyMs"` // of the 200 answers
+	Latency     Latency          `json:"latencyMs"`      // of the 200 answers, from the actual send
+	Rate        *RateReport      `json:"rate,omitempty"` // --rate runs only
 	FirstErrors []string         `json:"firstErrors,omitempty"`
+}
+
+// RateReport is what an open-loop (--rate) run adds to the report.
+type RateReport struct {
+	Target   float64 `json:"target"`   // events/s asked for
+	Achieved float64 `json:"achieved"` // requests sent in the measured period / its sending window
+	// Late counts the requests that found every instance (or every worker) busy at their
+	// scheduled time and were sent only when one was answered.
+	Late int64 `json:"late"`
+	// Unsent counts the requests scheduled in the measured period but not sent by the end of
+	// --duration (the server could not keep up).
+	Unsent int64 `json:"unsent"`
+	// FromSchedule is the latency of the 200 answers measured from the scheduled send time,
+	// so that waiting for a busy instance counts (no coordinated omission).
+	FromSchedule Latency `json:"latencyFromScheduleMs"`
 }
 
 // Latency percentiles in milliseconds.
@@ -181,7 +201,15 @@ func (r *Report) WriteText(w io.Writer) error {
 	fmt.Fprintf(&b, "requests     %d in %v  ok %d  failed %d\n", r.Requests, r.Elapsed.Round(time.Millisecond), r.OK, r.Failed)
 	fmt.Fprintf(&b, "throughput   %.0f events/s\n", r.EventsPerS)
 	l := r.Latency
-	fmt.Fprintf(&b, "latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  mean %.2f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	if r.Rate != nil {
+		x := r.Rate
+		fmt.Fprintf(&b, "rate         target %.0f/s  achieved %.0f/s  late %d  unsent %d\n", x.Target, x.Achieved, x.Late, x.Unsent)
+		s := x.FromSchedule
+		fmt.Fprintf(&b, "latency ms   from schedule  p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  mean %.2f\n", s.P50, s.P90, s.P99, s.Max, s.Mean)
+		fmt.Fprintf(&b, "latency ms   from send      p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  mean %.2f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	} else {
+		fmt.Fprintf(&b, "latency ms   p50 %.2f  p90 %.2f  p99 %.2f  max %.2f  mean %.2f\n", l.P50, l.P90, l.P99, l.Max, l.Mean)
+	}
 	if len(r.Errors) > 0 {
 		keys := make([]string, 0, len(r.Errors))
 		for k := range r.Errors {
@@ -245,6 +273,66 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		}
 	}
 
+	var (
+		results []workerResult
+		mstart  int64 // unix ns of the start of the measured period (0: never started)
+		rr      *RateReport
+	)
+	if cfg.Rate > 0 {
+		results, mstart, rr = openLoop(ctx, &cfg, cl, ids, bodies, workers)
+	} else {
+		results, mstart = closedLoop(ctx, &cfg, cl, ids, bodies, workers)
+	}
+	end := time.Now()
+	if mstart > 0 {
+		rep.Elapsed = end.Sub(time.Unix(0, mstart))
+	}
+	var lats, slats []time.Duration
+	var lastSend time.Time
+	for i := range results {
+		r := &results[i]
+		rep.Requests += r.requests
+		rep.OK += int64(len(r.lat))
+		for k, v := range r.errors {
+			rep.Errors[k] += v
+			rep.Failed += v
+		}
+		for _, e := range r.first {
+			if len(rep.FirstErrors) < 5 {
+				rep.FirstErrors = append(rep.FirstErrors, e)
+			}
+		}
+		lats = append(lats, r.lat...)
+		slats = append(slats, r.slat...)
+		if rr != nil {
+			rr.Late += r.late
+		}
+		if r.lastSend.After(lastSend) {
+			lastSend = r.lastSend
+		}
+	}
+	if rep.Elapsed > 0 {
+		rep.EventsPerS = float64(rep.OK) / rep.Elapsed.Seconds()
+	}
+	rep.Latency = percentiles(lats)
+	if rr != nil {
+		rr.FromSchedule = percentiles(slats)
+		// N requests sent on time span (N-1)/rate: the window adds one interval so that an
+		// on-time run reports exactly its target.
+		if window := lastSend.Sub(time.Unix(0, mstart)) + time.Duration(float64(time.Second)/cfg.Rate); mstart > 0 && rep.Requests > 0 && window > 0 {
+			rr.Achieved = float64(rep.Requests) / window.Seconds()
+		}
+		rep.Rate = rr
+	}
+	if err := ctx.Err(); err != nil && rep.Requests == 0 {
+		return nil, err
+	}
+	return rep, nil
+}
+
+// closedLoop is the flat-out mode: each worker drives its own instances, sending the next
+// request as soon as the previous one is answered.
+func closedLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies [][]byte, workers int) ([]workerResult, int64) {
 	var deadline time.Time // zero: no time limit
 	var (
 		budget   atomic.Int64 // requests left when --requests is set
@@ -296,54 +384,143 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				if !measured.Load() {
 					continue
 				}
-				res.requests++
-				switch {
-				case err != nil:
-					res.fail("transport", fmt.Sprintf("%s: %v", mine[k], err))
-				case status != http.StatusOK:
-					res.fail(fmt.Sprintf("HTTP %d", status), fmt.Sprintf("%s: HTTP %d %s", mine[k], status, msg))
-				default:
-					res.lat = append(res.lat, lat)
-				}
+				res.record(mine[k], status, msg, err, lat, lat)
 			}
 		})
 	}
 	wg.Wait()
-	end := time.Now()
-	if ms := mstart.Load(); ms > 0 {
-		rep.Elapsed = end.Sub(time.Unix(0, ms))
+	return results, mstart.Load()
+}
+
+// openLoop is the --rate mode: request i is due at begin + i/rate whatever the answers. Each
+// due request goes to an idle instance (so an instance still has at most one request in
+// flight and its events keep their order) through one of the workers; when none is idle it
+// waits, is counted late, and its latency from the schedule includes the wait.
+func openLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies [][]byte, workers int) ([]workerResult, int64, *RateReport) {
+	type job struct {
+		inst  int
+		sched time.Time
+		late  bool
 	}
-	var lats []time.Duration
-	for i := range results {
-		r := &results[i]
-		rep.Requests += r.requests
-		rep.OK += int64(len(r.lat))
-		for k, v := range r.errors {
-			rep.Errors[k] += v
-			rep.Failed += v
+	var (
+		idle    = make(chan int, len(ids)) // instances with no request in flight, FIFO: round robin
+		jobs    = make(chan job)
+		sent    = make([]int, len(ids)) // events sent to each instance; owned by the instance's holder
+		wg      sync.WaitGroup
+		results = make([]workerResult, workers)
+		rr      = &RateReport{Target: cfg.Rate}
+	)
+	for i := range ids {
+		idle <- i
+	}
+	begin := time.Now()
+	mstart := begin.Add(cfg.Warmup)
+	var deadline time.Time // zero: no time limit
+	if cfg.Duration > 0 {
+		deadline = mstart.Add(cfg.Duration)
+	}
+	for w := range workers {
+		wg.Go(func() {
+			res := &results[w]
+			res.errors = map[string]int64{}
+			for j := range jobs {
+				id := ids[j.inst]
+				body := bodies[sent[j.inst]%len(bodies)]
+				sent[j.inst]++
+				t0 := time.Now()
+				status, msg, err := cl.send(ctx, id, body)
+				done := time.Now()
+				idle <- j.inst
+				if (err != nil && ctx.Err() != nil) || j.sched.Before(mstart) {
+					continue // interrupted, or in the warmup: not counted
+				}
+				if j.late {
+					res.late++
+				}
+				res.lastSend = t0
+				res.record(id, status, msg, err, done.Sub(t0), done.Sub(j.sched))
+			}
+		})
+	}
+	interval := float64(time.Second) / cfg.Rate
+	var timer *time.Timer
+dispatch:
+	for i := int64(0); ; i++ {
+		sched := begin.Add(time.Duration(float64(i) * interval))
+		if cfg.Requests > 0 && i >= cfg.Requests || !deadline.IsZero() && !sched.Before(deadline) {
+			break
 		}
-		for _, e := range r.first {
-			if len(rep.FirstErrors) < 5 {
-				rep.FirstErrors = append(rep.FirstErrors, e)
+		if d := time.Until(sched); d > 0 {
+			if timer == nil {
+				timer = time.NewTimer(d)
+			} else {
+				timer.Reset(d)
+			}
+			select {
+			case <-ctx.Done():
+				break dispatch
+			case <-timer.C:
 			}
 		}
-		lats = append(lats, r.lat...)
+		// Past the deadline the server could not keep up: what is still due is not sent.
+		if !deadline.IsZero() && time.Now().After(deadline) {
+			if !sched.Before(mstart) {
+				rr.Unsent += int64(math.Ceil(float64(deadline.Sub(sched)) / interval))
+			}
+			break
+		}
+		j := job{sched: sched}
+		select {
+		case j.inst = <-idle:
+		default:
+			j.late = true
+			select {
+			case j.inst = <-idle:
+			case <-ctx.Done():
+				break dispatch
+			}
+		}
+		select {
+		case jobs <- j:
+		default:
+			j.late = true
+			select {
+			case jobs <- j:
+			case <-ctx.Done():
+				break dispatch
+			}
+		}
 	}
-	if rep.Elapsed > 0 {
-		rep.EventsPerS = float64(rep.OK) / rep.Elapsed.Seconds()
+	close(jobs)
+	wg.Wait()
+	if time.Now().Before(mstart) { // ended within the warmup
+		return results, 0, rr
 	}
-	rep.Latency = percentiles(lats)
-	if err := ctx.Err(); err != nil && rep.Requests == 0 {
-		return nil, err
-	}
-	return rep, nil
+	return results, mstart.UnixNano(), rr
 }
 
 type workerResult struct {
 	requests int64
-	lat      []time.Duration
+	lat      []time.Duration // 200 answers, from the actual send
+	slat     []time.Duration // 200 answers, from the scheduled send (--rate)
 	errors   map[string]int64
 	first    []string
+	late     int64
+	lastSend time.Time
+}
+
+// record counts one answered (or failed) request of the measured period.
+func (r *workerResult) record(id string, status int, msg string, err error, lat, fromSched time.Duration) {
+	r.requests++
+	switch {
+	case err != nil:
+		r.fail("transport", fmt.Sprintf("%s: %v", id, err))
+	case status != http.StatusOK:
+		r.fail(fmt.Sprintf("HTTP %d", status), fmt.Sprintf("%s: HTTP %d %s", id, status, msg))
+	default:
+		r.lat = append(r.lat, lat)
+		r.slat = append(r.slat, fromSched)
+	}
 }
 
 func (r *workerResult) fail(kind, detail string) {
@@ -463,14 +640,20 @@ func (c *client) create(ctx context.Context, body []byte) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("create instance: %w", err)
 	}
-	if resp.StatusCode != http.StatusCreated {
+	// 201 is this API's answer; xcomponent-ai's server answers 200 (and may name the id "id"),
+	// and the tool must drive both for a side-by-side comparison.
+	if resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
 		return "", fmt.Errorf("create instance: HTTP %d %s", resp.StatusCode, strings.TrimSpace(string(raw)))
 	}
 	var out struct {
 		InstanceID string `json:"instanceId"`
+		ID         string `json:"id"`
 	}
-	if err := json.Unmarshal(raw, &out); err != nil || out.InstanceID == "" {
-		return "", fmt.Errorf("create instance: unexpected answer %s", raw)
+	if err := json.Unmarshal(raw, &out); err != nil || out.InstanceID == "" && out.ID == "" {
+		return "", fmt.Errorf("create instance: HTTP %d with no instanceId or id: %s", resp.StatusCode, raw)
 	}
-	return out.InstanceID, nil
+	if out.InstanceID != "" {
+		return out.InstanceID, nil
+	}
+	return out.ID, nil
 }

@@ -7,8 +7,18 @@
 // --requests, and prints the throughput (acknowledged events per second), the latency
 // percentiles of the event requests and the errors, as text or JSON (--json).
 //
+// With --rate N it is open-loop instead: N requests per second in all are due on a fixed
+// schedule, whatever the answers; each due request goes to an idle instance (still one request
+// in flight per instance), waits when all are busy (counted "late"), and its latency is
+// reported both from the actual send and from the scheduled time (no coordinated omission).
+// The report adds the target and achieved rates.
+//
+// The create call may answer 201 (this API) or 200 (xcomponent-ai's server), with the id in
+// "instanceId" or "id", so the same tool drives both.
+//
 //	xcload --url http://127.0.0.1:3000 --component Bench --machine Toggle --event FLIP \
 //	  --instances 256 --duration 15s
+//	xcload --component Bench --event FLIP --instances 64 --rate 5000 --duration 15s
 //
 // It only talks to --url, which must be a loopback address unless --allow-remote is given.
 package main

@@ -4,10 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -145,6 +149,7 @@ func TestUsage(t *testing.T) {
 		{"--component", "Bench", "--event", "E", "--instances", "0"},
 		{"--component", "Bench", "--event", "E", "--duration", "-1s"},
 		{"--component", "Bench", "--event", "E", "--payload", "[1]"},
+		{"--component", "Bench", "--event", "E", "--rate", "-5"},
 	} {
 		if code, _, errOut := runLoad(t, args...); code != 2 || errOut == "" {
 			t.Errorf("%v: exit %d (%q), want 2", args, code, errOut)
@@ -168,5 +173,139 @@ func TestPercentiles(t *testing.T) {
 	}
 	if l := percentiles(nil); l != (Latency{}) {
 		t.Fatalf("empty: %+v", l)
+	}
+}
+
+// front serves base through a reverse proxy whose answers pass through change (may be nil) and
+// whose event requests are held for delay first: a server that behaves differently or slower.
+func front(t *testing.T, base string, delay time.Duration, change func(*http.Response) error) string {
+	t.Helper()
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ModifyResponse = change
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if delay > 0 && strings.HasSuffix(r.URL.Path, "/events") {
+			time.Sleep(delay) // the slow server under test, not a synchronisation
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func decode(t *testing.T, out string) Report {
+	t.Helper()
+	var rep Report
+	if err := json.Unmarshal([]byte(out), &rep); err != nil {
+		t.Fatalf("%v: %s", err, out)
+	}
+	return rep
+}
+
+// dominated checks that the latencies from the schedule are not below those from the send:
+// each request's is at least its send latency, so each percentile is too.
+func dominated(t *testing.T, send, sched Latency) {
+	t.Helper()
+	if sched.P50 < send.P50 || sched.P90 < send.P90 || sched.P99 < send.P99 || sched.Max < send.Max || send.P50 <= 0 {
+		t.Fatalf("from send %+v, from schedule %+v", send, sched)
+	}
+}
+
+func TestRateSchedulesRequests(t *testing.T) {
+	base := serve(t)
+	code, out, errOut := runLoad(t, "--url", base, "--component", "Bench", "--event", "FLIP",
+		"--instances", "4", "--rate", "200", "--duration", "1s", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	rep := decode(t, out)
+	r := rep.Rate
+	if r == nil || r.Target != 200 {
+		t.Fatalf("no rate report: %s", out)
+	}
+	// 200/s for 1 s schedules exactly 200 requests; on a loaded machine some may be left unsent
+	// at the deadline, but never more are sent, and the achieved rate cannot exceed the target.
+	if rep.Requests+r.Unsent != 200 || rep.Requests < 100 || rep.OK != rep.Requests || rep.Failed != 0 {
+		t.Fatalf("requests %d, unsent %d, ok %d: %s", rep.Requests, r.Unsent, rep.OK, out)
+	}
+	if r.Achieved <= 0 || r.Achieved > 200.001 || r.Late < 0 || r.Late > rep.Requests {
+		t.Fatalf("rate figures: %+v", r)
+	}
+	dominated(t, rep.Latency, r.FromSchedule)
+	if sum, n := versions(t, base); sum != rep.OK || n != 4 {
+		t.Fatalf("server: %d instances, versions sum %d; want 4 and %d", n, sum, rep.OK)
+	}
+}
+
+func TestRateBusyInstancesAreLate(t *testing.T) {
+	// One instance answered in ≥ 20 ms cannot take a request every 5 ms: after the first, each
+	// request waits for the previous answer, is late, and its wait counts from the schedule.
+	base := front(t, serve(t), 20*time.Millisecond, nil)
+	code, out, errOut := runLoad(t, "--url", base, "--component", "Bench", "--event", "FLIP",
+		"--instances", "1", "--rate", "200", "--requests", "20", "--json")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	rep := decode(t, out)
+	r := rep.Rate
+	if r == nil || rep.Requests != 20 || rep.OK != 20 || r.Unsent != 0 {
+		t.Fatalf("report: %s", out)
+	}
+	if r.Late < 15 || r.Achieved >= 100 {
+		t.Fatalf("late %d, achieved %.1f/s: want ≥ 15 late and under 100/s (at most 50/s possible)", r.Late, r.Achieved)
+	}
+	dominated(t, rep.Latency, r.FromSchedule)
+	if r.FromSchedule.Max <= rep.Latency.Max {
+		t.Fatalf("waiting for the instance not counted: from schedule %+v, from send %+v", r.FromSchedule, rep.Latency)
+	}
+}
+
+func TestCreateAnswered200(t *testing.T) {
+	// xcomponent-ai's server answers a create with 200; this one names the id "id".
+	base := serve(t)
+	fb := front(t, base, 0, func(resp *http.Response) error {
+		if resp.Request.Method != http.MethodPost || !strings.HasSuffix(resp.Request.URL.Path, "/instances") {
+			return nil
+		}
+		var in struct {
+			InstanceID string `json:"instanceId"`
+		}
+		if err := json.NewDecoder(resp.Body).Decode(&in); err != nil {
+			return err
+		}
+		resp.Body.Close()
+		b, _ := json.Marshal(map[string]string{"id": in.InstanceID})
+		resp.StatusCode, resp.Status = http.StatusOK, "200 OK"
+		resp.Body, resp.ContentLength = io.NopCloser(bytes.NewReader(b)), int64(len(b))
+		resp.Header.Set("Content-Length", fmt.Sprint(len(b)))
+		return nil
+	})
+	code, out, errOut := runLoad(t, "--url", fb, "--component", "Bench", "--event", "FLIP",
+		"--instances", "2", "--requests", "20", "--rate", "1000")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	for _, want := range []string{"ok 20 ", "target 1000/s", "achieved", "late", "from schedule", "from send"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("text report lacks %q:\n%s", want, out)
+		}
+	}
+	if sum, n := versions(t, base); sum != 20 || n != 2 {
+		t.Fatalf("server: %d instances, versions sum %d; want 2 and 20", n, sum)
+	}
+	// An answer with neither instanceId nor id is refused with what came back.
+	bad := front(t, base, 0, func(resp *http.Response) error {
+		if resp.Request.Method == http.MethodPost && strings.HasSuffix(resp.Request.URL.Path, "/instances") {
+			resp.Body.Close()
+			resp.StatusCode, resp.Body, resp.ContentLength = http.StatusOK, io.NopCloser(strings.NewReader(`{}`)), 2
+			resp.Header.Set("Content-Length", "2")
+		}
+		return nil
+	})
+	if code, _, errOut := runLoad(t, "--url", bad, "--component", "Bench", "--event", "FLIP", "--requests", "1"); code != 1 || !strings.Contains(errOut, "no instanceId or id") {
+		t.Fatalf("answer without id: exit %d: %s", code, errOut)
 	}
 }
