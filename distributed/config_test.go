@@ -19,6 +19,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
 
@@ -130,7 +131,7 @@ func TestRuntimeWithGoHooks(t *testing.T) {
 	}
 
 	var checked, notified atomic.Int32
-	rt := startRuntime(t, distributed.Config{
+	rt := distributedtest.Start(t, distributed.Config{
 		ComponentFile: filepath.Join("testdata", "hooks.yaml"), BrokerURL: url,
 		StoreSpec: "sqlite:" + filepath.Join(t.TempDir(), "x.db"), RuntimeName: "hooks-1",
 		Port: freePort(t), Logger: logger(t),
@@ -144,7 +145,7 @@ func TestRuntimeWithGoHooks(t *testing.T) {
 			"notifyPassed": func(context.Context, *xc.Hook) error { notified.Add(1); return nil },
 		},
 	})
-	base := "http://" + rt.info.Addr.String()
+	base := "http://" + rt.Info.Addr.String()
 	if code, body := get(t, base+"/readyz"); code != 200 {
 		t.Fatalf("/readyz of a started runtime: %d %s", code, body)
 	}
@@ -186,7 +187,7 @@ func TestRuntimeWithGoHooks(t *testing.T) {
 		}
 	}
 
-	rt.stop(t)
+	rt.Stop(t)
 	eventually(t, "the shutdown announced", func() bool { return len(rec.get(wire.ChannelShutdown)) == 1 })
 }
 

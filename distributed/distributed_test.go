@@ -17,6 +17,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -106,51 +107,6 @@ func (o *outcomes) count(channel string, outcomes ...string) int {
 	return total
 }
 
-type started struct {
-	info   distributed.Info
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func startRuntime(t *testing.T, cfg distributed.Config) *started {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan distributed.Info, 1)
-	cfg.Ready = func(i distributed.Info) { ready <- i }
-	s := &started{cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- distributed.Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(timeout):
-			t.Errorf("runtime %s did not stop", cfg.RuntimeName)
-		}
-	})
-	select {
-	case s.info = <-ready:
-	case err := <-s.done:
-		t.Fatalf("runtime %s: %v", cfg.RuntimeName, err)
-	case <-time.After(timeout):
-		t.Fatalf("runtime %s not ready", cfg.RuntimeName)
-	}
-	return s
-}
-
-func (s *started) stop(t *testing.T) {
-	t.Helper()
-	s.cancel()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("runtime %s: %v", s.info.RuntimeName, err)
-		}
-		s.done <- nil // for the cleanup
-	case <-time.After(timeout):
-		t.Fatalf("runtime %s did not stop", s.info.RuntimeName)
-	}
-}
-
 func publish(t *testing.T, b bus.Bus, channel string, v any, id string) {
 	t.Helper()
 	body, err := json.Marshal(v)
@@ -202,13 +158,13 @@ func TestTwoRuntimesOneComponent(t *testing.T) {
 			RuntimeName: name, HeartbeatInterval: 200 * time.Millisecond, Prefetch: 4,
 			MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Logger: logger(t), OnCommand: oc.add}
 	}
-	a := startRuntime(t, cfg("runtime-a"))
-	b := startRuntime(t, cfg("runtime-b"))
-	ids := map[string]bool{a.info.RuntimeID: true, b.info.RuntimeID: true}
+	a := distributedtest.Start(t, cfg("runtime-a"))
+	b := distributedtest.Start(t, cfg("runtime-b"))
+	ids := map[string]bool{a.Info.RuntimeID: true, b.Info.RuntimeID: true}
 	if len(ids) != 2 {
 		t.Fatalf("runtime ids not distinct: %v", ids)
 	}
-	for _, id := range []string{a.info.RuntimeID, b.info.RuntimeID} {
+	for _, id := range []string{a.Info.RuntimeID, b.Info.RuntimeID} {
 		if _, err := uuid.Parse(id); err != nil {
 			t.Fatalf("runtimeId %q is not a UUID", id)
 		}
@@ -382,8 +338,8 @@ func TestTwoRuntimesOneComponent(t *testing.T) {
 	}
 
 	// Graceful stop ⇒ shutdown messages.
-	a.stop(t)
-	b.stop(t)
+	a.Stop(t)
+	b.Stop(t)
 	eventually(t, "shutdown messages", func() bool { return fromBoth(t, rec.get(wire.ChannelShutdown), ids) })
 }
 

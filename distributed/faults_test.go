@@ -14,6 +14,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/internal/tcpproxy"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
@@ -85,13 +86,11 @@ func checkReplies(t *testing.T, rep *replies) {
 	}
 }
 
-func stillRunning(t *testing.T, rs ...*started) {
+func stillRunning(t *testing.T, rs ...*distributedtest.Runtime) {
 	t.Helper()
 	for _, r := range rs {
-		select {
-		case err := <-r.done:
-			t.Fatalf("runtime %s exited: %v", r.info.RuntimeName, err)
-		default:
+		if exited, err := r.Exited(); exited {
+			t.Fatalf("runtime %s exited: %v", r.Info.RuntimeName, err)
 		}
 	}
 }
@@ -115,8 +114,8 @@ func TestBrokerConnectionCut(t *testing.T) {
 	}
 	defer func() { _ = sub.Close() }()
 
-	a := startRuntime(t, counterConfig(viaProxy, dsn, "runtime-a", t))
-	b := startRuntime(t, counterConfig(viaProxy, dsn, "runtime-b", t))
+	a := distributedtest.Start(t, counterConfig(viaProxy, dsn, "runtime-a", t))
+	b := distributedtest.Start(t, counterConfig(viaProxy, dsn, "runtime-b", t))
 	announces := func(id string) int {
 		n := 0
 		for _, m := range rec.get(wire.ChannelAnnounce) {
@@ -126,8 +125,8 @@ func TestBrokerConnectionCut(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, "first announces", func() bool { return announces(a.info.RuntimeID) >= 1 && announces(b.info.RuntimeID) >= 1 })
-	before := map[string]int{a.info.RuntimeID: announces(a.info.RuntimeID), b.info.RuntimeID: announces(b.info.RuntimeID)}
+	eventually(t, "first announces", func() bool { return announces(a.Info.RuntimeID) >= 1 && announces(b.Info.RuntimeID) >= 1 })
+	before := map[string]int{a.Info.RuntimeID: announces(a.Info.RuntimeID), b.Info.RuntimeID: announces(b.Info.RuntimeID)}
 
 	const m, k = 16, 40
 	ids, published := traffic(t, client, m, k)
@@ -139,9 +138,9 @@ func TestBrokerConnectionCut(t *testing.T) {
 		eventually(t, "reconnection attempts", func() bool { return proxy.Refused() >= 2 })
 		proxy.Restore()
 		eventually(t, fmt.Sprintf("round %d: re-announces", round), func() bool {
-			return announces(a.info.RuntimeID) > before[a.info.RuntimeID] && announces(b.info.RuntimeID) > before[b.info.RuntimeID]
+			return announces(a.Info.RuntimeID) > before[a.Info.RuntimeID] && announces(b.Info.RuntimeID) > before[b.Info.RuntimeID]
 		})
-		before[a.info.RuntimeID], before[b.info.RuntimeID] = announces(a.info.RuntimeID), announces(b.info.RuntimeID)
+		before[a.Info.RuntimeID], before[b.Info.RuntimeID] = announces(a.Info.RuntimeID), announces(b.Info.RuntimeID)
 	}
 	<-published
 	waitReplies(t, rep, ids, k)
@@ -177,8 +176,8 @@ func TestDatabaseUnreachable(t *testing.T) {
 		c.OnCommand = oc.add
 		return c
 	}
-	a := startRuntime(t, cfg("runtime-a"))
-	b := startRuntime(t, cfg("runtime-b"))
+	a := distributedtest.Start(t, cfg("runtime-a"))
+	b := distributedtest.Start(t, cfg("runtime-b"))
 
 	const m, k = 16, 40
 	ids, published := traffic(t, client, m, k)
@@ -228,8 +227,8 @@ func TestBrokerRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer func() { _ = sub.Close() }()
-	a := startRuntime(t, counterConfig(url, dsn, "runtime-a", t))
-	b := startRuntime(t, counterConfig(url, dsn, "runtime-b", t))
+	a := distributedtest.Start(t, counterConfig(url, dsn, "runtime-a", t))
+	b := distributedtest.Start(t, counterConfig(url, dsn, "runtime-b", t))
 	announces := func(id string) int {
 		n := 0
 		for _, m := range rec.get(wire.ChannelAnnounce) {
@@ -239,7 +238,7 @@ func TestBrokerRestart(t *testing.T) {
 		}
 		return n
 	}
-	eventually(t, "first announces", func() bool { return announces(a.info.RuntimeID) >= 1 && announces(b.info.RuntimeID) >= 1 })
+	eventually(t, "first announces", func() bool { return announces(a.Info.RuntimeID) >= 1 && announces(b.Info.RuntimeID) >= 1 })
 
 	const m, k = 16, 40
 	ids, published := traffic(t, client, m, k)
@@ -250,7 +249,7 @@ func TestBrokerRestart(t *testing.T) {
 	eventually(t, "the client disconnected", func() bool { return !client.Connected() })
 	rmqtest.Ctl(t, "start_app")
 	rmqtest.Ctl(t, "await_startup")
-	eventually(t, "re-announces", func() bool { return announces(a.info.RuntimeID) >= 2 && announces(b.info.RuntimeID) >= 2 })
+	eventually(t, "re-announces", func() bool { return announces(a.Info.RuntimeID) >= 2 && announces(b.Info.RuntimeID) >= 2 })
 	<-published
 	waitReplies(t, rep, ids, k)
 	stillRunning(t, a, b)

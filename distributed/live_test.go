@@ -14,6 +14,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -42,7 +43,7 @@ func TestLiveEventsWireDetails(t *testing.T) {
 		t.Cleanup(func() { _ = sub.Close() })
 	}
 	port := freePort(t)
-	a := startRuntime(t, distributed.Config{ComponentFile: "testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
+	a := distributedtest.Start(t, distributed.Config{ComponentFile: "testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
 		RuntimeName: "replica-a", HeartbeatInterval: 200 * time.Millisecond, Port: port,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Logger: logger(t)})
 
@@ -110,7 +111,7 @@ func TestLiveEventsWireDetails(t *testing.T) {
 			t.Fatalf("/metrics (%d) lacks %s", code, want)
 		}
 	}
-	a.stop(t)
+	a.Stop(t)
 }
 
 // dataOf returns the data object of an fsm:events:* body.
@@ -146,7 +147,7 @@ func TestLiveEventsDroppedAreCounted(t *testing.T) {
 	t.Cleanup(func() { _ = sub.Close() })
 	port := freePort(t)
 	oc := &outcomes{n: map[string]int{}}
-	a := startRuntime(t, distributed.Config{ComponentFile: "testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
+	a := distributedtest.Start(t, distributed.Config{ComponentFile: "testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
 		RuntimeName: "tiny-buffer", EventBuffer: 1, Prefetch: 64, Port: port, OnCommand: oc.add,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Logger: logger(t)})
 
@@ -173,5 +174,5 @@ func TestLiveEventsDroppedAreCounted(t *testing.T) {
 		return len(rec.get(wire.ChannelInstanceCreated))+metric("buffer_full")+metric("publish_failed") == n
 	})
 	t.Logf("%d published, %d dropped (buffer full)", len(rec.get(wire.ChannelInstanceCreated)), metric("buffer_full"))
-	a.stop(t)
+	a.Stop(t)
 }

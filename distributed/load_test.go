@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -87,7 +88,7 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 		cfg.Partitions = 8
 		cfg.Prefetch = 0 // the default
 		cfg.HeartbeatInterval = time.Second
-		startRuntime(t, cfg)
+		distributedtest.Start(t, cfg)
 	}
 	client := newClient(t, url)
 	var (

@@ -12,6 +12,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
 
@@ -37,7 +38,7 @@ func TestEmbeddedStoresCommandsReachTheOwner(t *testing.T) {
 		publish(t, client, wire.ChannelCreateInstance, wire.CreateInstance{ComponentName: component, Timestamp: wire.Now()}, id)
 		return bus.CreateInstanceID(id)
 	}
-	a := startRuntime(t, cfg("owner-a", ocA))
+	a := distributedtest.Start(t, cfg("owner-a", ocA))
 	const n = 20
 	var ofA []string
 	for range n {
@@ -48,7 +49,7 @@ func TestEmbeddedStoresCommandsReachTheOwner(t *testing.T) {
 	})
 
 	// B joins and takes over some partitions: it creates instances of its own.
-	b := startRuntime(t, cfg("owner-b", ocB))
+	b := distributedtest.Start(t, cfg("owner-b", ocB))
 	for i := 0; ocB.count(wire.ChannelCreateInstance, distributed.OutcomeApplied) == 0; i++ {
 		if i == 200 {
 			t.Fatal("B never became active on a partition")
@@ -71,7 +72,7 @@ func TestEmbeddedStoresCommandsReachTheOwner(t *testing.T) {
 	if got := ocB.count(wire.ChannelTriggerEvent, distributed.OutcomeApplied, distributed.OutcomeRefused); got != 0 {
 		t.Errorf("B applied or refused %d SUBMITs of A's instances", got)
 	}
-	baseA, baseB := "http://"+a.info.Addr.String(), "http://"+b.info.Addr.String()
+	baseA, baseB := "http://"+a.Info.Addr.String(), "http://"+b.Info.Addr.String()
 	for _, id := range ofA {
 		code, body := get(t, baseA+"/api/instances/"+id+"/history")
 		if code != 200 || strings.Count(body, `"type":"SUBMIT"`) != 1 {
@@ -99,7 +100,7 @@ func TestEmbeddedStoreAloneRefusesUnknownInstances(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = client.Close() })
 	oc := &outcomes{n: map[string]int{}}
-	startRuntime(t, distributed.Config{ComponentFile: filepath.Join("testdata", "approval.yaml"), BrokerURL: url,
+	distributedtest.Start(t, distributed.Config{ComponentFile: filepath.Join("testdata", "approval.yaml"), BrokerURL: url,
 		StoreSpec: "sqlite:" + filepath.Join(t.TempDir(), "alone.db"), RuntimeName: "alone", Logger: logger(t), OnCommand: oc.add})
 	publish(t, client, wire.ChannelTriggerEvent, wire.TriggerEvent{ComponentName: component, InstanceID: uuid.NewString(),
 		Event: wire.Event{Type: "SUBMIT"}}, uuid.NewString())

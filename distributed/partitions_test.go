@@ -15,6 +15,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -166,8 +167,8 @@ func TestPartitionsOrderRepliesAndSharing(t *testing.T) {
 	client := newClient(t, url)
 	rep := subscribeReplies(t, client)
 
-	a := startRuntime(t, counterConfig(url, dsn, "runtime-a", t))
-	b := startRuntime(t, counterConfig(url, dsn, "runtime-b", t))
+	a := distributedtest.Start(t, counterConfig(url, dsn, "runtime-a", t))
+	b := distributedtest.Start(t, counterConfig(url, dsn, "runtime-b", t))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
 	defer cancel()
@@ -258,8 +259,8 @@ func TestPartitionsOrderRepliesAndSharing(t *testing.T) {
 			}
 		}
 	}
-	if len(by) != 2 || by[a.info.RuntimeID] == 0 || by[b.info.RuntimeID] == 0 {
-		t.Fatalf("commands applied per runtime: %v (runtimes %s, %s): the partitions are not shared", by, a.info.RuntimeID, b.info.RuntimeID)
+	if len(by) != 2 || by[a.Info.RuntimeID] == 0 || by[b.Info.RuntimeID] == 0 {
+		t.Fatalf("commands applied per runtime: %v (runtimes %s, %s): the partitions are not shared", by, a.Info.RuntimeID, b.Info.RuntimeID)
 	}
 
 	// A command published again with its id is a duplicate; refusals and dead letters are
@@ -336,7 +337,7 @@ func TestPartitionsOrderRepliesAndSharing(t *testing.T) {
 func TestPartitionCountMismatch(t *testing.T) {
 	url := vhost(t)
 	dsn := pgtest.NewDatabase(t)
-	startRuntime(t, counterConfig(url, dsn, "runtime-a", t))
+	distributedtest.Start(t, counterConfig(url, dsn, "runtime-a", t))
 	cfg := counterConfig(url, dsn, "runtime-b", t)
 	cfg.Partitions = 8
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
@@ -354,7 +355,7 @@ func TestCommandsExpireWithoutRuntime(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	cfg := counterConfig(url, dsn, "runtime-a", t)
 	cfg.CommandTTL = 300 * time.Millisecond
-	startRuntime(t, cfg).stop(t)
+	distributedtest.Start(t, cfg).Stop(t)
 
 	client := newClient(t, url)
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)

@@ -20,6 +20,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	componentpkg "github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/postgres"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
@@ -91,8 +92,8 @@ func newShopTest(t *testing.T) *shopTest {
 	return &shopTest{t: t, vhost: vh, url: url, dsn: dsn, db: db, client: client, oc: &outcomes{n: map[string]int{}}}
 }
 
-func (s *shopTest) runtime(file, name string) *started {
-	return startRuntime(s.t, distributed.Config{ComponentFile: file, BrokerURL: s.url, StoreSpec: s.dsn,
+func (s *shopTest) runtime(file, name string) *distributedtest.Runtime {
+	return distributedtest.Start(s.t, distributed.Config{ComponentFile: file, BrokerURL: s.url, StoreSpec: s.dsn,
 		RuntimeName: name, HeartbeatInterval: time.Second, Prefetch: 8, OutboxSweep: 500 * time.Millisecond,
 		MinBackoff: 50 * time.Millisecond, MaxBackoff: time.Second, Logger: logger(s.t), OnCommand: s.oc.add})
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/internal/busbackend"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/store/postgres"
@@ -176,51 +177,6 @@ type sendAnswer struct {
 	Error         string         `json:"error"`
 }
 
-type started struct {
-	info   distributed.Info
-	cancel context.CancelFunc
-	done   chan error
-}
-
-func startRuntime(t *testing.T, cfg distributed.Config) *started {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan distributed.Info, 1)
-	cfg.Ready = func(i distributed.Info) { ready <- i }
-	s := &started{cancel: cancel, done: make(chan error, 1)}
-	go func() { s.done <- distributed.Run(ctx, cfg) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case <-s.done:
-		case <-time.After(timeout):
-			t.Errorf("runtime %s did not stop", cfg.RuntimeName)
-		}
-	})
-	select {
-	case s.info = <-ready:
-	case err := <-s.done:
-		t.Fatalf("runtime %s: %v", cfg.RuntimeName, err)
-	case <-time.After(timeout):
-		t.Fatalf("runtime %s not ready", cfg.RuntimeName)
-	}
-	return s
-}
-
-func (s *started) stop(t *testing.T) {
-	t.Helper()
-	s.cancel()
-	select {
-	case err := <-s.done:
-		if err != nil {
-			t.Fatalf("runtime %s: %v", s.info.RuntimeName, err)
-		}
-		s.done <- nil // for the cleanup
-	case <-time.After(timeout):
-		t.Fatalf("runtime %s did not stop", s.info.RuntimeName)
-	}
-}
-
 // TestDashboardDrivesTwoRuntimes runs two runtimes of one component on one PostgreSQL database
 // and drives them through the dashboard's HTTP API: create → 201 with the state, trigger → 200,
 // refused → 409, unknown component → 404, no runtime up → 503; the runtimes panel lists both,
@@ -233,8 +189,8 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 			RuntimeName: name, HeartbeatInterval: 200 * time.Millisecond, MinBackoff: 50 * time.Millisecond,
 			MaxBackoff: time.Second, Logger: logger(t)}
 	}
-	a := startRuntime(t, cfg("runtime-a"))
-	b := startRuntime(t, cfg("runtime-b"))
+	a := distributedtest.Start(t, cfg("runtime-a"))
+	b := distributedtest.Start(t, cfg("runtime-b"))
 	d := startDashboard(t, url, dsn, busbackend.Config{CommandTimeout: 15 * time.Second})
 
 	eventually(t, "two runtimes up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 2 })
@@ -344,8 +300,8 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 	}
 
 	// No runtime up: 503, for create and trigger.
-	a.stop(t)
-	b.stop(t)
+	a.Stop(t)
+	b.Stop(t)
 	eventually(t, "both runtimes stopped", func() bool {
 		return countStatus(d.runtimes(t), "Approvals", busbackend.StatusStopped) == 2
 	})
@@ -357,7 +313,7 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 	}
 
 	// A dashboard started now rebuilds its view from the database.
-	c := startRuntime(t, cfg("runtime-c"))
+	c := distributedtest.Start(t, cfg("runtime-c"))
 	_ = c
 	d2 := startDashboard(t, url, dsn, busbackend.Config{})
 	eventually(t, "restarted dashboard sees runtime-c", func() bool { return countStatus(d2.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
@@ -375,7 +331,7 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 func TestDashboardRefusesDataRuntimesWouldChange(t *testing.T) {
 	_, url := rmqtest.NewVhost(t)
 	dsn := pgtest.NewDatabase(t)
-	startRuntime(t, distributed.Config{ComponentFile: "../../distributed/testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
+	distributedtest.Start(t, distributed.Config{ComponentFile: "../../distributed/testdata/approval.yaml", BrokerURL: url, StoreSpec: dsn,
 		RuntimeName: "runtime-a", HeartbeatInterval: 200 * time.Millisecond, MinBackoff: 50 * time.Millisecond,
 		MaxBackoff: time.Second, Logger: logger(t)})
 	d := startDashboard(t, url, dsn, busbackend.Config{CommandTimeout: 15 * time.Second})
