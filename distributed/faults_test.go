@@ -95,6 +95,29 @@ func stillRunning(t *testing.T, rs ...*distributedtest.Runtime) {
 	}
 }
 
+// countAnnounces records the announces published from now on, and returns how many named a
+// runtime id.
+func countAnnounces(t *testing.T, client bus.Bus) func(runtimeID string) int {
+	t.Helper()
+	rec := &recorder{msgs: map[string][]bus.Message{}}
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	sub, err := client.Subscribe(ctx, wire.ChannelAnnounce, rec.handler)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = sub.Close() })
+	return func(id string) int {
+		n := 0
+		for _, m := range rec.get(wire.ChannelAnnounce) {
+			if strings.Contains(string(m.Body), id) {
+				n++
+			}
+		}
+		return n
+	}
+}
+
 // TestBrokerConnectionCut cuts the runtimes' broker connections twice under load: they keep
 // running, reconnect, re-announce, and every command is applied exactly once, in order per
 // instance.
@@ -105,26 +128,10 @@ func TestBrokerConnectionCut(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	client := newClient(t, url) // the publisher's connection is not cut
 	rep := subscribeReplies(t, client)
-	rec := &recorder{msgs: map[string][]bus.Message{}}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	sub, err := client.Subscribe(ctx, wire.ChannelAnnounce, rec.handler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Close() }()
+	announces := countAnnounces(t, client)
 
 	a := distributedtest.Start(t, counterConfig(viaProxy, dsn, "runtime-a", t))
 	b := distributedtest.Start(t, counterConfig(viaProxy, dsn, "runtime-b", t))
-	announces := func(id string) int {
-		n := 0
-		for _, m := range rec.get(wire.ChannelAnnounce) {
-			if strings.Contains(string(m.Body), id) {
-				n++
-			}
-		}
-		return n
-	}
 	eventually(t, "first announces", func() bool { return announces(a.Info.RuntimeID) >= 1 && announces(b.Info.RuntimeID) >= 1 })
 	before := map[string]int{a.Info.RuntimeID: announces(a.Info.RuntimeID), b.Info.RuntimeID: announces(b.Info.RuntimeID)}
 
@@ -219,25 +226,9 @@ func TestBrokerRestart(t *testing.T) {
 	dsn := pgtest.NewDatabase(t)
 	client := newClient(t, url)
 	rep := subscribeReplies(t, client)
-	rec := &recorder{msgs: map[string][]bus.Message{}}
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	sub, err := client.Subscribe(ctx, wire.ChannelAnnounce, rec.handler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer func() { _ = sub.Close() }()
+	announces := countAnnounces(t, client)
 	a := distributedtest.Start(t, counterConfig(url, dsn, "runtime-a", t))
 	b := distributedtest.Start(t, counterConfig(url, dsn, "runtime-b", t))
-	announces := func(id string) int {
-		n := 0
-		for _, m := range rec.get(wire.ChannelAnnounce) {
-			if strings.Contains(string(m.Body), id) {
-				n++
-			}
-		}
-		return n
-	}
 	eventually(t, "first announces", func() bool { return announces(a.Info.RuntimeID) >= 1 && announces(b.Info.RuntimeID) >= 1 })
 
 	const m, k = 16, 40
