@@ -273,11 +273,13 @@ func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	}
 }
 
-// freeOffset returns an offset o such that every port+o is free on loopback.
+// freeOffset returns an offset o such that every port+o is free on loopback. The ports stay
+// below the kernel's ephemeral range (32768 and up here), where the connections and ":0"
+// listeners of the tests running in parallel could take one between this check and the bind.
 func freeOffset(t *testing.T, ports ...int) int {
 	t.Helper()
 	for range 50 {
-		o := 20000 + rand.IntN(20000)
+		o := 10000 + rand.IntN(14000) // 3000..8084 + o stays within 13000..32083
 		free := true
 		for _, p := range ports {
 			ln, err := net.Listen("tcp", "127.0.0.1:"+strconv.Itoa(p+o))
