@@ -1,6 +1,6 @@
 // Package distributed runs one runtime of the distributed mode (`xcomponent runtime`): one
 // component, its instances in a shared store (PostgreSQL in real deployments), and RabbitMQ
-// for everything else, speaking the protocol of spec/wire.md.
+// for everything else, speaking the protocol of docs/wire.md.
 //
 // A runtime
 //

@@ -1,5 +1,5 @@
 // Package wire holds the JSON messages of the distributed mode's RabbitMQ protocol
-// (spec/wire.md), shared with xcomponent-ai so that a TS dashboard can watch our runtimes and
+// (docs/wire.md), shared with xcomponent-ai so that a TS dashboard can watch our runtimes and
 // our dashboard can watch TS runtimes.
 //
 // Every channel of the protocol has a Go type here with the exact camelCase JSON names of the

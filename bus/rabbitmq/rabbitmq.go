@@ -1,5 +1,5 @@
 // Package rabbitmq is the RabbitMQ implementation of bus.Bus (amqp091-go), with the topology
-// of spec/wire.md:
+// of docs/wire.md:
 //
 //   - every channel is published on the topic exchange "xcomponent.events" (durable, not
 //     auto-delete, no arguments) with routing key wire.RoutingKey(channel), publisher
