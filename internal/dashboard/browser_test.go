@@ -295,7 +295,10 @@ func newBrowser(t *testing.T) *browser {
 		defer cancel()
 		if err := chromedp.Do(sctx, actions...); err != nil {
 			b.shot("failed")
-			t.Fatalf("%s: %v (screenshots in %s)", what, err, artifacts)
+			b.mu.Lock()
+			errs := strings.Join(b.errors, "\n")
+			b.mu.Unlock()
+			t.Fatalf("%s: %v (screenshots in %s)\npage errors:\n%s", what, err, artifacts, errs)
 		}
 	}
 	b.until = func(what, js string) {
