@@ -1,20 +1,3 @@
-// Package xcomponent is a runtime for business state machines written in YAML.
-//
-// A component (one YAML file, see package component) holds state machines; an Engine runs
-// their instances: it enforces that only declared transitions happen, runs hooks, fires
-// timers, routes events by business properties, lets machines and components talk to each
-// other and records every transition in a store.
-//
-//	comp, _ := component.LoadFile("order.yaml")
-//	eng := xcomponent.New(xcomponent.Options{})
-//	eng.Handle("reserveStock", func(ctx context.Context, h *xcomponent.Hook) error { … })
-//	_ = eng.Load(ctx, comp)
-//	inst, _ := eng.Create(ctx, xcomponent.CreateRequest{Component: "Orders", Machine: "Order"})
-//	res, err := eng.Send(ctx, inst.ID, xcomponent.Event{Type: "VALIDATE"})
-//
-// Events to one instance are processed one at a time in arrival order; different instances
-// run concurrently. A transition runs to completion: whatever it sends is dispatched after it
-// is committed.
 package xcomponent
 
 import (
@@ -90,16 +73,6 @@ type Observer interface {
 	EventIgnored(component, machine string)
 	HookError(component, machine string)
 	StoreError()
-}
-
-// Remote delivers what a local engine cannot: messages for components it does not host.
-type Remote interface {
-	// Deliver delivers m to another process. nil means delivered: the engine marks the outbox
-	// message sent. ErrRelayed means the Remote took m over and marks it sent itself
-	// (store.Commit.Consumed) once the other side has it; until then it stays in the outbox,
-	// so a crash loses nothing. Any other error leaves m in the outbox, delivered again at the
-	// next Load of its component.
-	Deliver(ctx context.Context, m Message) error
 }
 
 // Engine runs the instances of the components loaded into it.
@@ -297,24 +270,6 @@ func (e *Engine) loadEntryPoint(ctx context.Context, cr *compRuntime) error {
 	return nil
 }
 
-// redeliverOutbox dispatches messages committed before a restart but not yet delivered.
-func (e *Engine) redeliverOutbox(ctx context.Context, comp string) error {
-	msgs, err := e.store.PendingOutbox(ctx, comp, 0)
-	if err != nil {
-		return fmt.Errorf("load component %s: outbox: %w", comp, err)
-	}
-	for _, sm := range msgs {
-		m, err := decodeMessage(sm)
-		if err != nil {
-			e.log.Error("outbox: undecodable message dropped", "id", sm.ID, "body", string(sm.Body), "err", err)
-			e.consume(ctx, sm.ID)
-			continue
-		}
-		e.dispatch(m)
-	}
-	return nil
-}
-
 // Close stops timers and background processing and waits for in-flight work, or for ctx.
 // The store is not closed.
 func (e *Engine) Close(ctx context.Context) error {
@@ -412,3 +367,6 @@ func (e *Engine) componentRuntime(name string) *compRuntime {
 	defer e.mu.RUnlock()
 	return e.components[name]
 }
+
+// Hosts says whether a component is loaded in this engine.
+func (e *Engine) Hosts(component string) bool { return e.componentRuntime(component) != nil }

@@ -1,6 +1,13 @@
 package xcomponent
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/store"
+)
 
 // HookKind says when a hook runs.
 type HookKind string
@@ -86,4 +93,44 @@ func (q *sendQueue) CreateInstance(machine string, data map[string]any) {
 
 func (q *sendQueue) CreateInstanceInComponent(component, machine string, data map[string]any) {
 	q.msgs = append(q.msgs, Message{Kind: msgCreate, Component: component, Machine: machine, Data: copyMap(data)})
+}
+
+func (e *Engine) runHook(ctx context.Context, kind HookKind, method string, rec *store.Instance, t *component.Transition, d *delivery, data map[string]any, sends *sendQueue, state string) error {
+	h := &Hook{
+		Kind: kind, Method: method, Component: rec.Component, Machine: rec.Machine,
+		InstanceID: rec.ID, State: state, From: t.From, To: t.To, Event: d.ev, Data: data, Send: sends,
+	}
+	fn := e.hook(method)
+	if fn == nil {
+		fn = e.fallback
+	}
+	if fn == nil {
+		if e.missing != nil {
+			e.missing(h)
+		}
+		return errNoHandler
+	}
+	return safeHook(ctx, fn, h)
+}
+
+// errNoHandler: a hook method has no handler. It does nothing, and the audit trail says so.
+var errNoHandler = errors.New("no handler")
+
+// safeHook runs a hook, turning a panic into an error.
+func safeHook(ctx context.Context, fn HookFunc, h *Hook) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v", r)
+		}
+	}()
+	return fn(ctx, h)
+}
+
+func (e *Engine) reportHookError(rec *store.Instance, err error) {
+	e.log.Warn("hook error", "component", rec.Component, "machine", rec.Machine, "instance", rec.ID, "err", err)
+	if e.observer != nil {
+		e.observer.HookError(rec.Component, rec.Machine)
+	}
+	e.emit(RuntimeEvent{Component: rec.Component, InstanceID: rec.ID,
+		Data: HookError{InstanceID: rec.ID, MachineName: rec.Machine, State: rec.State, Error: err.Error()}})
 }

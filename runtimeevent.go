@@ -203,23 +203,3 @@ func (CascadeCompleted) Kind() RuntimeEventKind { return EvCascadeCompleted }
 
 // Kind implements RuntimeEventData.
 func (CrossComponentSent) Kind() RuntimeEventKind { return EvCrossComponentSent }
-
-// pendingTimeouts lists the unspent timers of a record as of now (the PendingTimeouts of its
-// View, without building the view).
-func pendingTimeouts(rec *store.Instance, now int64) []PendingTimeout {
-	out := make([]PendingTimeout, 0, len(rec.Timers))
-	for _, t := range rec.Timers {
-		if t.Spent {
-			continue
-		}
-		rem := t.DueAt - now
-		if rem < 0 {
-			rem = 0
-		}
-		out = append(out, PendingTimeout{
-			Event: t.Event, TargetState: t.TargetState, DueAt: t.DueAt,
-			RemainingMs: rem, TotalMs: t.TotalMs, Kind: t.Kind,
-		})
-	}
-	return out
-}

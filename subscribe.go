@@ -1,7 +1,6 @@
 package xcomponent
 
 import (
-	"sort"
 	"sync"
 	"sync/atomic"
 
@@ -129,19 +128,4 @@ func (e *Engine) emitFanOut(comp string, m Message, matched, processed int) {
 			SourceComponent: m.SourceComponent, Event: m.Event, Matched: matched, Processed: processed}
 	}
 	e.emit(RuntimeEvent{Component: comp, InstanceID: m.SourceInstanceID, Data: data})
-}
-
-// sortTargets orders routed targets by instance id (UUIDv7: creation order) so that fan-outs
-// are deterministic.
-func sortTargets(ts []*instance) {
-	sort.Slice(ts, func(i, j int) bool { return ts[i].ID() < ts[j].ID() })
-}
-
-func sortInstances(is []Instance) {
-	sort.Slice(is, func(i, j int) bool {
-		if is[i].CreatedAt != is[j].CreatedAt {
-			return is[i].CreatedAt < is[j].CreatedAt
-		}
-		return is[i].ID < is[j].ID
-	})
 }

@@ -1,0 +1,339 @@
+package xcomponent
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/xcomponent/xcomponent/clock"
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// timerQueue holds every armed timer of the engine in a min-heap by deadline, with one clock
+// timer set for the earliest: idle timers cost no CPU. Each instance's entries are known, so
+// that a transition replaces them exactly: the heap holds only pending armings.
+type timerQueue struct {
+	e     *Engine
+	batch int
+
+	mu      sync.Mutex
+	h       timerHeap
+	byInst  map[*instance][]*timerEntry
+	next    clock.Timer
+	nextDue int64 // deadline next is set for; 0 when none
+	stopped bool
+	seq     uint64
+}
+
+type timerEntry struct {
+	due   int64
+	seq   uint64 // arming order: timers due at the same time fire in the order they were armed
+	index int    // position in the heap
+	inst  *instance
+	timer store.Timer
+}
+
+type timerHeap []*timerEntry
+
+func (h timerHeap) Len() int { return len(h) }
+
+func (h timerHeap) Less(i, j int) bool {
+	if h[i].due != h[j].due {
+		return h[i].due < h[j].due
+	}
+	return h[i].seq < h[j].seq
+}
+
+func (h timerHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+
+func (h *timerHeap) Push(x any) {
+	te := x.(*timerEntry)
+	te.index = len(*h)
+	*h = append(*h, te)
+}
+
+func (h *timerHeap) Pop() any {
+	old := *h
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = nil
+	*h = old[:n-1]
+	return x
+}
+
+func (q *timerQueue) init(e *Engine, batch int) {
+	q.e = e
+	q.batch = batch
+	if q.batch <= 0 {
+		q.batch = 1000
+	}
+	q.byInst = make(map[*instance][]*timerEntry)
+}
+
+// set makes the queue hold exactly the pending timers ts of inst: armings it already holds
+// stay (keeping their order), others are removed, new ones are added. Cheap when the
+// instance has no timer before or after.
+func (q *timerQueue) set(inst *instance, ts []store.Timer) {
+	if len(ts) == 0 && !inst.timersArmed.Load() {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return
+	}
+	old := q.byInst[inst]
+	var kept []*timerEntry
+	for _, te := range old {
+		if hasTimer(ts, &te.timer) {
+			kept = append(kept, te)
+		} else {
+			heap.Remove(&q.h, te.index)
+		}
+	}
+	for _, t := range ts {
+		if t.Spent || armed(kept, &t) {
+			continue
+		}
+		q.seq++
+		te := &timerEntry{due: t.DueAt, seq: q.seq, inst: inst, timer: t}
+		heap.Push(&q.h, te)
+		kept = append(kept, te)
+	}
+	if len(kept) == 0 {
+		delete(q.byInst, inst)
+		inst.timersArmed.Store(false)
+	} else {
+		q.byInst[inst] = kept
+		inst.timersArmed.Store(true)
+	}
+	q.scheduleLocked()
+}
+
+func armed(es []*timerEntry, t *store.Timer) bool {
+	for _, te := range es {
+		if te.timer.Transition == t.Transition && te.timer.DueAt == t.DueAt {
+			return true
+		}
+	}
+	return false
+}
+
+// popLocked takes the earliest entry out of the heap and out of its instance's list.
+func (q *timerQueue) popLocked() *timerEntry {
+	te := heap.Pop(&q.h).(*timerEntry)
+	es := q.byInst[te.inst]
+	for i, x := range es {
+		if x == te {
+			es = append(es[:i], es[i+1:]...)
+			break
+		}
+	}
+	if len(es) == 0 {
+		delete(q.byInst, te.inst)
+		te.inst.timersArmed.Store(false)
+	} else {
+		q.byInst[te.inst] = es
+	}
+	return te
+}
+
+// timerRetryMs is how long a timer whose firing could not be committed waits before the next
+// attempt.
+const timerRetryMs = 1000
+
+// retry puts back an arming whose firing failed, due again at `at` (its own deadline stays).
+func (q *timerQueue) retry(inst *instance, t store.Timer, at int64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped || armed(q.byInst[inst], &t) {
+		return
+	}
+	q.seq++
+	te := &timerEntry{due: at, seq: q.seq, inst: inst, timer: t}
+	heap.Push(&q.h, te)
+	q.byInst[inst] = append(q.byInst[inst], te)
+	inst.timersArmed.Store(true)
+	q.scheduleLocked()
+}
+
+// scheduleLocked sets the clock timer for the earliest deadline (normal mode only).
+func (q *timerQueue) scheduleLocked() {
+	if q.e.manual || q.stopped || len(q.h) == 0 {
+		return
+	}
+	due := q.h[0].due
+	if q.next != nil && q.nextDue <= due {
+		return
+	}
+	if q.next != nil {
+		q.next.Stop()
+	}
+	d := time.Duration(due-q.e.nowMs()) * time.Millisecond
+	q.nextDue = due
+	q.next = q.e.clock.AfterFunc(d, q.onClock)
+}
+
+// onClock runs when the earliest deadline is reached: it fires due timers in bounded batches,
+// waiting for each batch before the next, then sets the clock for what is left.
+func (q *timerQueue) onClock() {
+	q.mu.Lock()
+	if q.stopped {
+		q.mu.Unlock()
+		return
+	}
+	q.next = nil
+	q.nextDue = 0
+	q.e.wg.Add(1)
+	q.mu.Unlock()
+	defer q.e.wg.Done()
+	for q.fireDue() > 0 {
+	}
+	q.mu.Lock()
+	q.scheduleLocked()
+	q.mu.Unlock()
+}
+
+// fireDue fires up to one batch of due timers and returns how many it popped. In normal mode
+// it waits until the batch is processed.
+func (q *timerQueue) fireDue() int {
+	now := q.e.nowMs()
+	q.mu.Lock()
+	var due []*timerEntry
+	for len(q.h) > 0 && q.h[0].due <= now && len(due) < q.batch {
+		due = append(due, q.popLocked())
+	}
+	q.mu.Unlock()
+	if len(due) == 0 {
+		return 0
+	}
+	var wg sync.WaitGroup
+	for _, te := range due {
+		rec := te.inst.record()
+		if !isLive(rec) || !hasTimer(rec.Timers, &te.timer) {
+			continue
+		}
+		q.fire(te.inst, te.timer, now, nil, &wg)
+	}
+	if !q.e.manual {
+		wg.Wait()
+	}
+	return len(due)
+}
+
+// fire queues the firing of arming t of inst; wg is done once it is processed. fresh, when
+// set, is the instance's record as a claim read it from the store (see timerPoller).
+func (q *timerQueue) fire(inst *instance, timer store.Timer, now int64, fresh *store.Instance, wg *sync.WaitGroup) {
+	ev := timerEvent(inst.ID(), &timer)
+	lag := now - timer.DueAt
+	wg.Add(1)
+	q.e.enqueue(&delivery{inst: inst, ev: ev, timer: &timer, fresh: fresh, done: func(res Result, err error) {
+		defer wg.Done()
+		if errors.Is(err, errTimerGone) {
+			return // fired or cancelled meanwhile (by this process or another): not a firing
+		}
+		if q.e.observer != nil {
+			if o, ok := q.e.observer.(TimerObserver); ok {
+				o.TimerFired(float64(lag) / 1000)
+			}
+		}
+		if errors.Is(err, ErrStore) {
+			// Nothing was applied: the arming is still pending. Try again in a while
+			// rather than hammering a store that is down.
+			q.retry(inst, timer, q.e.nowMs()+timerRetryMs)
+			return
+		}
+		if err != nil {
+			return
+		}
+		q.e.emit(RuntimeEvent{Component: res.Instance.ComponentName, InstanceID: res.Instance.ID,
+			Data: TimeoutFired{InstanceID: res.Instance.ID, MachineName: res.Instance.MachineName,
+				Event: ev, FromState: res.PreviousState, ToState: res.NewState, Version: res.Instance.Version}})
+	}})
+}
+
+func (q *timerQueue) stop() {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.stopped = true
+	if q.next != nil {
+		q.next.Stop()
+		q.next = nil
+	}
+}
+
+// nextDeadline returns the earliest armed deadline that is still valid.
+func (q *timerQueue) nextDeadline() (int64, bool) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	for len(q.h) > 0 {
+		te := q.h[0]
+		rec := te.inst.record()
+		if isLive(rec) && hasTimer(rec.Timers, &te.timer) {
+			return te.due, true
+		}
+		q.popLocked()
+	}
+	return 0, false
+}
+
+// TimerObserver is an optional Observer extension told how late each timer fired.
+type TimerObserver interface {
+	TimerFired(lagSeconds float64)
+}
+
+// NextDeadline returns the earliest pending timer deadline, for driving a virtual clock.
+func (e *Engine) NextDeadline() (time.Time, bool) {
+	ms, ok := e.timers.nextDeadline()
+	if !ok {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(ms), true
+}
+
+// PendingTimers counts the armed timers of live instances.
+func (e *Engine) PendingTimers() int {
+	e.mu.RLock()
+	insts := make([]*instance, 0, len(e.instances))
+	for _, inst := range e.instances {
+		insts = append(insts, inst)
+	}
+	e.mu.RUnlock()
+	n := 0
+	for _, inst := range insts {
+		rec := inst.record()
+		if isLive(rec) {
+			for _, t := range rec.Timers {
+				if !t.Spent {
+					n++
+				}
+			}
+		}
+	}
+	return n
+}
+
+// AdvanceTo drives a manual engine on a fake clock to t: each due timer fires at its own
+// deadline, in order, and what it causes settles before the next one.
+func (e *Engine) AdvanceTo(ctx context.Context, fake *clock.Fake, t time.Time) error {
+	for {
+		if err := e.Settle(ctx); err != nil {
+			return err
+		}
+		next, ok := e.NextDeadline()
+		if !ok || next.After(t) {
+			break
+		}
+		if next.After(fake.Now()) {
+			fake.Set(next)
+		}
+		e.timers.fireDue()
+	}
+	fake.Set(t)
+	return e.Settle(ctx)
+}
