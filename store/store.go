@@ -13,6 +13,7 @@ package store
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Errors the engine reacts to. Implementations wrap them; test with errors.Is.
@@ -191,6 +192,15 @@ type TimerClaimer interface {
 	// whose lease, if any, ended at or before c.Now, earliest deadline first, each now leased
 	// until c.LeaseUntil.
 	ClaimDueTimers(ctx context.Context, c TimerClaim) ([]Instance, error)
+}
+
+// InboxPruner is implemented by stores whose inbox (the ids of applied commits, see
+// Commit.InboxID) is kept until pruned: the SQL stores. The memory store bounds its inbox by
+// count instead. Package store/maintenance calls it periodically.
+type InboxPruner interface {
+	// PruneInbox forgets the inbox ids applied more than olderThan ago and returns how many.
+	// A forgotten id no longer makes a redelivered commit a duplicate.
+	PruneInbox(ctx context.Context, olderThan time.Duration) (int64, error)
 }
 
 // NextDue returns the deadline a TimerClaimer indexes an instance record under: the earliest

@@ -30,7 +30,7 @@ func (s *Store) ClaimDueTimers(ctx context.Context, c store.TimerClaim) ([]store
 	if c.Limit <= 0 {
 		return nil, nil
 	}
-	out, err := s.instances(ctx, sqlClaim, c.Component, c.DueBy, c.Now, c.LeaseUntil, c.Limit)
+	out, err := s.Instances(ctx, sqlClaim, c.Component, c.DueBy, c.Now, c.LeaseUntil, c.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim due timers of %s: %w", c.Component, err)
 	}

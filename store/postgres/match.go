@@ -27,7 +27,7 @@ func (s *Store) Match(ctx context.Context, q store.MatchQuery) ([]store.Instance
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.instances(ctx, query, args...)
+	out, err := s.Instances(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("match %s/%s: %w", q.Component, q.Machine, err)
 	}
@@ -159,7 +159,7 @@ func (s *Store) EnsureRouteIndexes(ctx context.Context, paths []string) error {
 		if _, err := pg.Exec(ctx, ddl).ReadAll(); err != nil {
 			return fmt.Errorf("route index on %s: %w", path, err)
 		}
-		s.opts.logger.Info("route index created", "store", "postgres", "property", path, "index", name)
+		s.opts.Logger.Info("route index created", "store", "postgres", "property", path, "index", name)
 	}
 	return nil
 }

@@ -21,10 +21,7 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -36,6 +33,7 @@ import (
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/internal/dsn"
 	"github.com/xcomponent/xcomponent/store/internal/groupcommit"
+	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -45,37 +43,40 @@ var migrationFS embed.FS
 // processes) may share one database: optimistic concurrency on fsm_snapshots.version makes
 // sure no two writers win the same version of an instance.
 type Store struct {
+	sqlstore.Reads // Instance, LoadLive, Search, History, Correlated, PendingOutbox, PruneInbox
+
 	pool   *pgxpool.Pool
 	queue  *groupcommit.Queue
 	opts   options
 	closed sync.Once
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.InboxPruner = (*Store)(nil)
+)
 
 type options struct {
-	logger        *slog.Logger
-	maxBatch      int
-	committers    int
-	commitTimeout time.Duration
-	maxBackoff    time.Duration
+	sqlstore.Options
+	committers int
+	maxBackoff time.Duration
 }
 
 // Option configures Open.
 type Option func(*options)
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.Logger = l } }
 
 // WithMaxBatch sets the most commits applied in one transaction (default 512).
-func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+func WithMaxBatch(n int) Option { return func(o *options) { o.MaxBatch = n } }
+
+// WithCommitTimeout bounds one group-commit transaction (default 30s).
+func WithCommitTimeout(d time.Duration) Option { return func(o *options) { o.CommitTimeout = d } }
 
 // WithCommitters sets how many batches may be in flight at once, each on its own connection
 // (default 2).
 func WithCommitters(n int) Option { return func(o *options) { o.committers = n } }
-
-// WithCommitTimeout bounds one group-commit transaction (default 30s).
-func WithCommitTimeout(d time.Duration) Option { return func(o *options) { o.commitTimeout = d } }
 
 // WithMaxBackoff caps the wait between two connection attempts of Open (default 5s).
 func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }
@@ -88,7 +89,7 @@ func Redact(s string) string { return dsn.Redact(s) }
 // and migrates it. While the database is unreachable it retries with exponential backoff,
 // logging each failure, until ctx is done.
 func Open(ctx context.Context, connString string, opts ...Option) (*Store, error) {
-	o := options{logger: slog.Default(), maxBatch: 512, committers: 2, commitTimeout: 30 * time.Second, maxBackoff: 5 * time.Second}
+	o := options{Options: sqlstore.DefaultOptions(), committers: 2, maxBackoff: 5 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -123,7 +124,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("postgres open %s: database unreachable: %w", redacted, err)
 		}
-		o.logger.Warn("database unreachable, retrying in "+backoff.String(), "store", "postgres", "dsn", redacted, "error", err)
+		o.Logger.Warn("database unreachable, retrying in "+backoff.String(), "store", "postgres", "dsn", redacted, "error", err)
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
@@ -133,7 +134,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 		}
 		backoff = min(backoff*2, o.maxBackoff)
 	}
-	s.queue = groupcommit.New(o.maxBatch, o.committers, s.runBatch)
+	s.queue = groupcommit.New(o.MaxBatch, o.committers, s.runBatch)
 	return s, nil
 }
 
@@ -155,6 +156,7 @@ func (s *Store) connect(ctx context.Context, cfg *pgxpool.Config) error {
 		return err
 	}
 	s.pool = pool
+	s.Reads = sqlstore.NewReads(newDialect(), pgDB{pool})
 	return nil
 }
 
@@ -175,41 +177,9 @@ func isPermanent(err error) bool {
 	return errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "28")
 }
 
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-// Migrations returns the embedded migrations in version order (file name and SQL).
-func migrations() ([]migration, error) {
-	entries, err := fs.ReadDir(migrationFS, "migrations")
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var out []migration
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
-			continue
-		}
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: the name must start with a positive version and '_'", e.Name())
-		}
-		b, err := fs.ReadFile(migrationFS, "migrations/"+e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for i := 1; i < len(out); i++ {
-		if out[i].version == out[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", out[i-1].name, out[i].name)
-		}
-	}
-	return out, nil
+// migrations returns the embedded migrations in version order.
+func migrations() ([]sqlstore.Migration, error) {
+	return sqlstore.SubMigrations(migrationFS, "migrations")
 }
 
 // InitSQL is the whole schema as one SQL script: the embedded migrations concatenated, for
@@ -225,9 +195,9 @@ func InitSQL() (string, error) {
 	b.WriteString("-- Generated from store/postgres/migrations by `go generate ./store/postgres`. DO NOT EDIT.\n")
 	b.WriteString("-- The xcomponent runtime applies the same migrations itself at start.\n")
 	for _, m := range ms {
-		fmt.Fprintf(&b, "\n-- migration %s\n", m.name)
-		b.WriteString(m.sql)
-		if !strings.HasSuffix(m.sql, "\n") {
+		fmt.Fprintf(&b, "\n-- migration %s\n", m.Name)
+		b.WriteString(m.SQL)
+		if !strings.HasSuffix(m.SQL, "\n") {
 			b.WriteString("\n")
 		}
 	}
@@ -259,43 +229,22 @@ func (s *Store) migrate(ctx context.Context, cfg *pgx.ConnConfig) error {
 		applied_at TIMESTAMPTZ NOT NULL DEFAULT NOW())`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	rows, err := conn.Query(ctx, "SELECT version FROM schema_migrations")
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	applied, err := pgx.CollectRows(rows, pgx.RowTo[int32])
-	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	for _, m := range ms {
-		if containsVersion(applied, m.version) {
-			continue
-		}
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
-			if _, err := tx.Exec(ctx, m.sql); err != nil {
+	err = sqlstore.Migrate(ctx, pgDB{conn}, ms, func(ctx context.Context, m sqlstore.Migration) error {
+		return pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, m.SQL); err != nil {
 				return err
 			}
-			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.version, m.name)
+			_, err := tx.Exec(ctx, "INSERT INTO schema_migrations (version, name) VALUES ($1, $2)", m.Version, m.Name)
 			return err
 		})
-		if err != nil {
-			return fmt.Errorf("migrate %s: %w", m.name, err)
-		}
-		s.opts.logger.Info("database migrated", "store", "postgres", "migration", m.name)
+	}, s.opts.Logger, "postgres")
+	if err != nil {
+		return err
 	}
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_unlock($1)", migrationLock); err != nil {
 		return fmt.Errorf("migrate: unlock: %w", err)
 	}
 	return nil
-}
-
-func containsVersion(vs []int32, v int) bool {
-	for _, x := range vs {
-		if int(x) == v {
-			return true
-		}
-	}
-	return false
 }
 
 // Close stops the committers (queued commits fail with store.ErrClosed) and closes the pool.
@@ -314,15 +263,6 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("postgres ping: %w", err)
 	}
 	return nil
-}
-
-// PruneInbox deletes inbox ids applied more than olderThan ago and returns how many.
-func (s *Store) PruneInbox(ctx context.Context, olderThan time.Duration) (int64, error) {
-	tag, err := s.pool.Exec(ctx, "DELETE FROM inbox WHERE applied_at < $1", time.Now().Add(-olderThan))
-	if err != nil {
-		return 0, fmt.Errorf("prune inbox: %w", err)
-	}
-	return tag.RowsAffected(), nil
 }
 
 // Pool returns the connection pool (for tools and tests).

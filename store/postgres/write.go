@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
 
 // Commit implements store.Store: c is queued for a committer, and Commit returns once the
@@ -104,14 +104,6 @@ func canonicalUUID(what, id string, optional bool) (string, error) {
 	return u.String(), nil
 }
 
-func encodeMap(m map[string]any) (string, error) {
-	if m == nil {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
-}
-
 func encode(c *store.Commit) (*encoded, error) {
 	e := &encoded{c: c}
 	if c.InboxID != "" {
@@ -133,17 +125,13 @@ func encode(c *store.Commit) (*encoded, error) {
 		if err != nil {
 			return nil, err
 		}
-		data, err := encodeMap(in.Data)
+		data, err := sqlstore.EncodeMap(in.Data)
 		if err != nil {
 			return nil, fmt.Errorf("commit: instance %s data: %w", id, err)
 		}
-		timers := "[]"
-		if len(in.Timers) > 0 {
-			b, err := json.Marshal(in.Timers)
-			if err != nil {
-				return nil, fmt.Errorf("commit: instance %s timers: %w", id, err)
-			}
-			timers = string(b)
+		timers, err := sqlstore.EncodeTimers(in.Timers)
+		if err != nil {
+			return nil, fmt.Errorf("commit: instance %s timers: %w", id, err)
 		}
 		row := instanceRow{
 			id: id, machine: in.Machine, state: in.State, data: data, timers: timers, component: in.Component,
@@ -179,11 +167,11 @@ func encode(c *store.Commit) (*encoded, error) {
 		if err != nil {
 			return nil, err
 		}
-		payload, err := encodeMap(ev.Payload)
+		payload, err := sqlstore.EncodeMap(ev.Payload)
 		if err != nil {
 			return nil, fmt.Errorf("commit: event %s payload: %w", id, err)
 		}
-		data, err := encodeMap(ev.Data)
+		data, err := sqlstore.EncodeMap(ev.Data)
 		if err != nil {
 			return nil, fmt.Errorf("commit: event %s data: %w", id, err)
 		}
@@ -385,7 +373,7 @@ var errRetry = errors.New("a commit of the batch failed")
 // runBatch applies a batch: the fast path first, the savepoint path if a commit failed.
 func (s *Store) runBatch(batch []*store.Commit) []error {
 	errs := make([]error, len(batch))
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.commitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
 	var enc []*encoded
 	var idx []int // batch index of each enc

@@ -39,7 +39,7 @@ func (s *Store) ClaimDueTimers(ctx context.Context, c store.TimerClaim) ([]store
 		var cl claimed
 		in, err := scanInstance(scannerFunc(func(dest ...any) error {
 			return rows.Scan(append(dest, &cl.due)...)
-		}), nil)
+		}))
 		if err != nil {
 			return nil, fmt.Errorf("claim due timers of %s: %w", c.Component, err)
 		}

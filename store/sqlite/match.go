@@ -32,23 +32,15 @@ func (s *Store) Match(ctx context.Context, q store.MatchQuery) ([]store.Instance
 		where = append(where, "json_type(context, ?) = 'text' AND json_extract(context, ?) = ?")
 		args = append(args, path, path, str)
 	}
-	rows, err := s.db.QueryContext(ctx, selectSnapshot+" WHERE "+strings.Join(where, " AND "), args...)
+	all, err := s.Instances(ctx, selectSnapshot+" WHERE "+strings.Join(where, " AND "), args...)
 	if err != nil {
 		return nil, fmt.Errorf("match %s/%s: %w", q.Component, q.Machine, err)
 	}
-	defer rows.Close()
 	var out []store.Instance
-	for rows.Next() {
-		in, err := scanInstance(rows, nil)
-		if err != nil {
-			return nil, fmt.Errorf("match %s/%s: %w", q.Component, q.Machine, err)
-		}
+	for _, in := range all {
 		if store.MatchData(q.Conds, in.Data) {
 			out = append(out, in)
 		}
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("match %s/%s: %w", q.Component, q.Machine, err)
 	}
 	return out, nil
 }

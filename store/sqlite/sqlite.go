@@ -17,18 +17,14 @@ import (
 	"embed"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite" // the "sqlite" database/sql driver
-
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/internal/groupcommit"
+	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
 
 //go:embed migrations/*.sql
@@ -37,6 +33,8 @@ var migrationFS embed.FS
 // Store is a store.Store on one SQLite file. Safe for concurrent use; several processes may
 // share the file (writers wait for each other up to the busy timeout).
 type Store struct {
+	sqlstore.Reads // Instance, LoadLive, Search, History, Correlated, PendingOutbox, PruneInbox
+
 	db     *sql.DB
 	wconn  *sql.Conn // the committer's connection
 	stmts  writeStmts
@@ -46,24 +44,28 @@ type Store struct {
 	cerr   error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.InboxPruner = (*Store)(nil)
+)
 
 type options struct {
-	logger        *slog.Logger
-	maxBatch      int
-	synchronous   string
-	busyTimeout   time.Duration
-	commitTimeout time.Duration
+	sqlstore.Options
+	synchronous string
+	busyTimeout time.Duration
 }
 
 // Option configures Open.
 type Option func(*options)
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.Logger = l } }
 
 // WithMaxBatch sets the most commits applied in one transaction (default 512).
-func WithMaxBatch(n int) Option { return func(o *options) { o.maxBatch = n } }
+func WithMaxBatch(n int) Option { return func(o *options) { o.MaxBatch = n } }
+
+// WithCommitTimeout bounds one group-commit transaction (default 30s).
+func WithCommitTimeout(d time.Duration) Option { return func(o *options) { o.CommitTimeout = d } }
 
 // WithSynchronous sets PRAGMA synchronous: "FULL" (default: durable against power loss) or
 // "NORMAL" (durable against a process crash, not against power loss).
@@ -72,12 +74,9 @@ func WithSynchronous(mode string) Option { return func(o *options) { o.synchrono
 // WithBusyTimeout sets how long a writer waits for another process's write lock (default 10s).
 func WithBusyTimeout(d time.Duration) Option { return func(o *options) { o.busyTimeout = d } }
 
-// WithCommitTimeout bounds one group-commit transaction (default 30s).
-func WithCommitTimeout(d time.Duration) Option { return func(o *options) { o.commitTimeout = d } }
-
 // Open opens (creating if needed) the database file at path and migrates it.
 func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
-	o := options{logger: slog.Default(), maxBatch: 512, synchronous: "FULL", busyTimeout: 10 * time.Second, commitTimeout: 30 * time.Second}
+	o := options{Options: sqlstore.DefaultOptions(), synchronous: "FULL", busyTimeout: 10 * time.Second}
 	for _, opt := range opts {
 		opt(&o)
 	}
@@ -94,19 +93,17 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 	}
 	dsn := fmt.Sprintf("%s?_busy_timeout=%d&_journal_mode=WAL&_synchronous=%s&_txlock=immediate",
 		path, o.busyTimeout.Milliseconds(), strings.ToUpper(o.synchronous))
-	db, err := sql.Open("sqlite", dsn)
-	if err != nil {
-		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
-	}
+	db := sql.OpenDB(newConnector(dsn))
 	db.SetMaxOpenConns(8)
 	db.SetMaxIdleConns(8)
 	db.SetConnMaxIdleTime(0)
 	db.SetConnMaxLifetime(0)
-	s := &Store{db: db, opts: o}
+	s := &Store{Reads: sqlstore.NewReads(newDialect(), sqlstore.StdDB(db)), db: db, opts: o}
 	if err := s.migrate(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
 	}
+	var err error
 	if s.wconn, err = db.Conn(ctx); err != nil {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
@@ -117,55 +114,14 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 		_ = db.Close()
 		return nil, fmt.Errorf("sqlite open %s: %w", path, err)
 	}
-	s.queue = groupcommit.New(o.maxBatch, 1, s.runBatch)
+	s.queue = groupcommit.New(o.MaxBatch, 1, s.runBatch)
 	return s, nil
-}
-
-// migrations returns the embedded migrations in version order.
-func migrations() ([]migration, error) {
-	return readMigrations(migrationFS, "migrations")
-}
-
-type migration struct {
-	version int
-	name    string
-	sql     string
-}
-
-func readMigrations(fsys fs.FS, dir string) ([]migration, error) {
-	entries, err := fs.ReadDir(fsys, dir)
-	if err != nil {
-		return nil, fmt.Errorf("read migrations: %w", err)
-	}
-	var out []migration
-	for _, e := range entries {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".sql") {
-			continue
-		}
-		num, _, ok := strings.Cut(e.Name(), "_")
-		v, err := strconv.Atoi(num)
-		if !ok || err != nil || v <= 0 {
-			return nil, fmt.Errorf("migration %s: the name must start with a positive version and '_'", e.Name())
-		}
-		b, err := fs.ReadFile(fsys, dir+"/"+e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("read migration %s: %w", e.Name(), err)
-		}
-		out = append(out, migration{version: v, name: e.Name(), sql: string(b)})
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].version < out[j].version })
-	for i := 1; i < len(out); i++ {
-		if out[i].version == out[i-1].version {
-			return nil, fmt.Errorf("migrations %s and %s share a version", out[i-1].name, out[i].name)
-		}
-	}
-	return out, nil
 }
 
 // migrate applies the missing migrations inside one BEGIN IMMEDIATE transaction, which holds
 // the database's write lock: processes opening the file at once apply each migration once.
 func (s *Store) migrate(ctx context.Context) (err error) {
-	ms, err := migrations()
+	ms, err := sqlstore.SubMigrations(migrationFS, "migrations")
 	if err != nil {
 		return err
 	}
@@ -188,34 +144,16 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 		applied_at INTEGER NOT NULL)`); err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	applied := map[int]bool{}
-	rows, err := conn.QueryContext(ctx, "SELECT version FROM schema_migrations")
+	err = sqlstore.Migrate(ctx, sqlstore.StdDB(conn), ms, func(ctx context.Context, m sqlstore.Migration) error {
+		if _, err := conn.ExecContext(ctx, m.SQL); err != nil {
+			return err
+		}
+		_, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
+			m.Version, m.Name, time.Now().UnixMilli())
+		return err
+	}, s.opts.Logger, "sqlite")
 	if err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("migrate: %w", err)
-		}
-		applied[v] = true
-	}
-	if err := rows.Close(); err != nil {
-		return fmt.Errorf("migrate: %w", err)
-	}
-	for _, m := range ms {
-		if applied[m.version] {
-			continue
-		}
-		if _, err := conn.ExecContext(ctx, m.sql); err != nil {
-			return fmt.Errorf("migrate %s: %w", m.name, err)
-		}
-		if _, err := conn.ExecContext(ctx, "INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-			m.version, m.name, time.Now().UnixMilli()); err != nil {
-			return fmt.Errorf("migrate %s: %w", m.name, err)
-		}
-		s.opts.logger.Info("database migrated", "store", "sqlite", "migration", m.name)
+		return err
 	}
 	if _, err := conn.ExecContext(ctx, "COMMIT"); err != nil {
 		return fmt.Errorf("migrate: commit: %w", err)
@@ -244,14 +182,4 @@ func (s *Store) Ping(ctx context.Context) error {
 		return fmt.Errorf("sqlite ping: %w", err)
 	}
 	return nil
-}
-
-// PruneInbox deletes inbox ids applied more than olderThan ago and returns how many.
-func (s *Store) PruneInbox(ctx context.Context, olderThan time.Duration) (int64, error) {
-	res, err := s.db.ExecContext(ctx, "DELETE FROM inbox WHERE applied_at < ?", time.Now().Add(-olderThan).UnixMilli())
-	if err != nil {
-		return 0, fmt.Errorf("prune inbox: %w", err)
-	}
-	n, _ := res.RowsAffected()
-	return n, nil
 }

@@ -3,13 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
 
 // writeStmts are the committer's prepared statements, bound to its connection.
@@ -67,7 +67,7 @@ func (s *Store) Commit(ctx context.Context, c *store.Commit) error {
 // other without savepoints; if one fails, it rolls back and replays the batch with one
 // savepoint per commit, so that only the failing commits fail.
 func (s *Store) runBatch(batch []*store.Commit) []error {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.commitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
 	if err := s.fast(ctx, batch); err == nil {
 		return make([]error, len(batch))
@@ -141,7 +141,7 @@ func (s *Store) slow(ctx context.Context, batch []*store.Commit) []error {
 }
 
 func (s *Store) rollback() {
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.commitTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), s.opts.CommitTimeout)
 	defer cancel()
 	_, _ = s.wconn.ExecContext(ctx, "ROLLBACK")
 }
@@ -157,22 +157,6 @@ func nullable(s string) any {
 		return nil
 	}
 	return s
-}
-
-func encodeMap(m map[string]any) (string, error) {
-	if m == nil {
-		return "{}", nil
-	}
-	b, err := json.Marshal(m)
-	return string(b), err
-}
-
-func encodeTimers(ts []store.Timer) (string, error) {
-	if len(ts) == 0 {
-		return "[]", nil
-	}
-	b, err := json.Marshal(ts)
-	return string(b), err
 }
 
 func boolInt(b bool) int {
@@ -197,11 +181,11 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 	for i := range c.Instances {
 		w := &c.Instances[i]
 		in := w.Instance
-		data, err := encodeMap(in.Data)
+		data, err := sqlstore.EncodeMap(in.Data)
 		if err != nil {
 			return fmt.Errorf("commit: instance %s data: %w", in.ID, err)
 		}
-		timers, err := encodeTimers(in.Timers)
+		timers, err := sqlstore.EncodeTimers(in.Timers)
 		if err != nil {
 			return fmt.Errorf("commit: instance %s timers: %w", in.ID, err)
 		}
@@ -243,11 +227,11 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 	}
 	for i := range c.Events {
 		e := &c.Events[i]
-		payload, err := encodeMap(e.Payload)
+		payload, err := sqlstore.EncodeMap(e.Payload)
 		if err != nil {
 			return fmt.Errorf("commit: event %s payload: %w", e.ID, err)
 		}
-		data, err := encodeMap(e.Data)
+		data, err := sqlstore.EncodeMap(e.Data)
 		if err != nil {
 			return fmt.Errorf("commit: event %s data: %w", e.ID, err)
 		}

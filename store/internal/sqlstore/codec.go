@@ -1,0 +1,87 @@
+package sqlstore
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// EncodeMap is the JSON text of a data or payload map; a nil map is "{}".
+func EncodeMap(m map[string]any) (string, error) {
+	if m == nil {
+		return "{}", nil
+	}
+	b, err := json.Marshal(m)
+	return string(b), err
+}
+
+// EncodeTimers is the JSON text of the pending_timeouts column; no timer is "[]".
+func EncodeTimers(ts []store.Timer) (string, error) {
+	if len(ts) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(ts)
+	return string(b), err
+}
+
+// DecodeMap decodes a data or payload column; NULL, "null" and "{}" are an empty map.
+func DecodeMap(b []byte) (map[string]any, error) {
+	m := map[string]any{}
+	if len(b) == 0 || string(b) == "null" || string(b) == "{}" {
+		return m, nil
+	}
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// DecodeInstanceJSON sets in.Data and in.Timers from the context and pending_timeouts columns.
+func DecodeInstanceJSON(in *store.Instance, data, timers []byte) error {
+	var err error
+	if in.Data, err = DecodeMap(data); err != nil {
+		return fmt.Errorf("instance %s context: %w", in.ID, err)
+	}
+	if len(timers) > 0 && string(timers) != "[]" && string(timers) != "null" {
+		if err := json.Unmarshal(timers, &in.Timers); err != nil {
+			return fmt.Errorf("instance %s pending_timeouts: %w", in.ID, err)
+		}
+	}
+	return nil
+}
+
+// Deref returns *s, or "" for NULL.
+func Deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+// ScanEvent reads one row of Dialect.SelectEvents.
+func ScanEvent(r Scanner) (store.Event, error) {
+	var (
+		e                                                     store.Event
+		comp, from, to, src, corr, cause, actor, source, note *string
+		seq                                                   *int64
+		payload, data                                         []byte
+	)
+	if err := r.Scan(&e.ID, &e.InstanceID, &comp, &e.Machine, &e.Type, &payload, &from, &to, &data, &src,
+		&corr, &cause, &actor, &source, &seq, &e.PersistedAt, &note); err != nil {
+		return e, err
+	}
+	e.Component, e.FromState, e.ToState, e.SourceComponent = Deref(comp), Deref(from), Deref(to), Deref(src)
+	e.CorrelationID, e.CausationID, e.Actor, e.Source, e.Note = Deref(corr), Deref(cause), Deref(actor), Deref(source), Deref(note)
+	if seq != nil {
+		e.Seq = *seq
+	}
+	var err error
+	if e.Payload, err = DecodeMap(payload); err != nil {
+		return e, fmt.Errorf("event %s payload: %w", e.ID, err)
+	}
+	if e.Data, err = DecodeMap(data); err != nil {
+		return e, fmt.Errorf("event %s context: %w", e.ID, err)
+	}
+	return e, nil
+}

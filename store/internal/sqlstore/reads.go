@@ -1,0 +1,212 @@
+package sqlstore
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// DefaultSearchLimit is the page size of a Search without a Limit.
+const DefaultSearchLimit = 100
+
+// Reads implements the store.Store reads that are the same SQL in every dialect, and
+// PruneInbox. A driver's Store embeds it.
+type Reads struct {
+	d  *Dialect
+	db DB
+}
+
+// NewReads returns the reads of d on db.
+func NewReads(d *Dialect, db DB) Reads { return Reads{d: d, db: db} }
+
+// Dialect returns the dialect of the reads.
+func (r Reads) Dialect() *Dialect { return r.d }
+
+// Instances runs a query of d.SelectInstances rows and scans them.
+func (r Reads) Instances(ctx context.Context, query string, args ...any) ([]store.Instance, error) {
+	rows, err := r.db.Query(ctx, query, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []store.Instance
+	for rows.Next() {
+		in, err := r.d.ScanInstance(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, in)
+	}
+	return out, rows.Err()
+}
+
+// Instance implements store.Store.
+func (r Reads) Instance(ctx context.Context, id string) (store.Instance, error) {
+	var out []store.Instance
+	var err error
+	if r.d.ValidID(id) {
+		b := r.d.NewBuilder()
+		b.Where("instance_id = " + b.ID(id))
+		out, err = r.Instances(ctx, b.SQL(r.d.SelectInstances, ""), b.Args()...)
+	}
+	if err != nil {
+		return store.Instance{}, fmt.Errorf("instance %s: %w", id, err)
+	}
+	if len(out) == 0 {
+		return store.Instance{}, fmt.Errorf("instance %s: %w", id, store.ErrNotFound)
+	}
+	return out[0], nil
+}
+
+// LoadLive implements store.Store.
+func (r Reads) LoadLive(ctx context.Context, component string) ([]store.Instance, error) {
+	b := r.d.NewBuilder()
+	b.Where("component_name = " + b.Arg(component))
+	b.Where("(status = 'active' OR is_entry_point = TRUE)")
+	out, err := r.Instances(ctx, b.SQL(r.d.SelectInstances, "ORDER BY created_at, instance_id"), b.Args()...)
+	if err != nil {
+		return nil, fmt.Errorf("load live %s: %w", component, err)
+	}
+	return out, nil
+}
+
+// Search implements store.Store: every filter in SQL, the text one with the dialect's
+// TextMatch, pages by cursor (EncodeCursor).
+func (r Reads) Search(ctx context.Context, q store.Query) ([]store.Instance, string, error) {
+	limit := q.Limit
+	if limit <= 0 {
+		limit = DefaultSearchLimit
+	}
+	b := r.d.NewBuilder()
+	eq := func(col, v string) {
+		if v != "" {
+			b.Where(col + " = " + b.Arg(v))
+		}
+	}
+	eq("component_name", q.Component)
+	eq("machine_name", q.Machine)
+	eq("current_state", q.State)
+	eq("status", string(q.Status))
+	if q.ParentID != "" {
+		if !r.d.ValidID(q.ParentID) {
+			return nil, "", nil // no instance has that parent
+		}
+		b.Where("parent_instance_id = " + b.ID(q.ParentID))
+	}
+	if q.From > 0 {
+		b.Where("updated_at >= " + b.Arg(r.d.Millis(q.From)))
+	}
+	if q.To > 0 {
+		b.Where("updated_at <= " + b.Arg(r.d.Millis(q.To)))
+	}
+	if q.Text != "" {
+		b.Where(r.d.TextMatch(b, strings.ToLower(q.Text)))
+	}
+	if q.Cursor != "" {
+		ms, id, err := r.d.DecodeCursor(q.Cursor)
+		if err != nil {
+			return nil, "", err
+		}
+		t := r.d.Millis(ms)
+		b.Where("(updated_at < " + b.Arg(t) + " OR (updated_at = " + b.Arg(t) + " AND instance_id > " + b.ID(id) + "))")
+	}
+	query := b.SQL(r.d.SelectInstances, "ORDER BY updated_at DESC, instance_id ASC LIMIT "+b.Arg(limit+1))
+	out, err := r.Instances(ctx, query, b.Args()...)
+	if err != nil {
+		return nil, "", fmt.Errorf("search: %w", err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		last := out[limit-1]
+		next = EncodeCursor(last.UpdatedAt, last.ID)
+	}
+	return out, next, nil
+}
+
+// events returns the events of the rows whose column col is id, in the order given.
+func (r Reads) events(ctx context.Context, col, id, order string) ([]store.Event, error) {
+	out := []store.Event{}
+	if !r.d.ValidID(id) {
+		return out, nil // no such id can be stored
+	}
+	b := r.d.NewBuilder()
+	b.Where(col + " = " + b.ID(id))
+	rows, err := r.db.Query(ctx, b.SQL(r.d.SelectEvents, "ORDER BY "+order), b.Args()...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		e, err := ScanEvent(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
+// History implements store.Store: by instance version, then time and insertion order (rows
+// written by other tools, such as xcomponent-ai, have no version and come first).
+func (r Reads) History(ctx context.Context, instanceID string) ([]store.Event, error) {
+	out, err := r.events(ctx, "instance_id", instanceID, "seq NULLS FIRST, persisted_at, "+r.d.InsertionOrder)
+	if err != nil {
+		return nil, fmt.Errorf("history %s: %w", instanceID, err)
+	}
+	return out, nil
+}
+
+// Correlated implements store.Store.
+func (r Reads) Correlated(ctx context.Context, correlationID string) ([]store.Event, error) {
+	out, err := r.events(ctx, "correlation_id", correlationID, "persisted_at, id")
+	if err != nil {
+		return nil, fmt.Errorf("correlated %s: %w", correlationID, err)
+	}
+	return out, nil
+}
+
+// PendingOutbox implements store.Store.
+func (r Reads) PendingOutbox(ctx context.Context, component string, limit int) ([]store.Message, error) {
+	b := r.d.NewBuilder()
+	if component != "" {
+		b.Where("component = " + b.Arg(component))
+	}
+	tail := "ORDER BY seq"
+	if limit > 0 {
+		tail += " LIMIT " + b.Arg(limit)
+	}
+	rows, err := r.db.Query(ctx, b.SQL("SELECT id, component, kind, body, created_at FROM outbox", tail), b.Args()...)
+	if err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	defer rows.Close()
+	var out []store.Message
+	for rows.Next() {
+		var m store.Message
+		if err := rows.Scan(&m.ID, &m.Component, &m.Kind, &m.Body, &m.CreatedAt); err != nil {
+			return nil, fmt.Errorf("pending outbox: %w", err)
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("pending outbox: %w", err)
+	}
+	return out, nil
+}
+
+// PruneInbox deletes the inbox ids applied more than olderThan ago and returns how many. A
+// pruned id is forgotten: a message redelivered with it later is applied again, so olderThan
+// must exceed the longest time a duplicate can still arrive (see store.InboxPruner).
+func (r Reads) PruneInbox(ctx context.Context, olderThan time.Duration) (int64, error) {
+	b := r.d.NewBuilder()
+	b.Where("applied_at < " + b.Arg(r.d.Millis(time.Now().Add(-olderThan).UnixMilli())))
+	n, err := r.db.Exec(ctx, b.SQL("DELETE FROM inbox", ""), b.Args()...)
+	if err != nil {
+		return 0, fmt.Errorf("prune inbox: %w", err)
+	}
+	return n, nil
+}
