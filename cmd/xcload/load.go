@@ -12,9 +12,11 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -39,13 +41,52 @@ type Config struct {
 	Token       string         // bearer token (operator role)
 	AllowRemote bool           // allow a non-loopback URL
 	JSON        bool           // JSON report
+	JSONOut     string         // also write the JSON report to this file
+	// Endpoint is where events go: "events" (POST /api/components/:c/instances/:id/events
+	// {"type"}), "instance-events" (POST /api/instances/:id/events {"type"}) or "trigger"
+	// (POST /api/instances/:id/trigger {"event"}).
+	Endpoint   string
+	ServerPIDs []int         // local server processes to watch (none: the one listening on URL's port, if any)
+	NoWatch    bool          // watch no process
+	Sample     time.Duration // sample the watched processes this often and report flatness (0: only RSS and CPU, every second)
+	SampleOut  io.Writer     // the samples as JSON lines, as they are taken (optional)
+	Progress   io.Writer     // a progress line every second (optional)
+	Proc       procFS        // root of /proc ("": /proc)
+}
+
+// endpoints maps --endpoint to the event request's path (after the base URL) and the name of
+// the event type's field in its body.
+var endpoints = map[string]struct {
+	path  func(component, id string) string
+	field string
+}{
+	"events": {func(c, id string) string {
+		return "/api/components/" + url.PathEscape(c) + "/instances/" + url.PathEscape(id) + "/events"
+	}, "type"},
+	"instance-events": {func(_, id string) string { return "/api/instances/" + url.PathEscape(id) + "/events" }, "type"},
+	"trigger":         {func(_, id string) string { return "/api/instances/" + url.PathEscape(id) + "/trigger" }, "event"},
+}
+
+// pidList is a repeatable flag of process ids, each a number or a comma-separated list.
+type pidList []int
+
+func (p *pidList) String() string { return fmt.Sprint([]int(*p)) }
+func (p *pidList) Set(v string) error {
+	for f := range strings.SplitSeq(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n <= 0 {
+			return fmt.Errorf("want a process id, got %q", f)
+		}
+		*p = append(*p, n)
+	}
+	return nil
 }
 
 var errHelp = errors.New("help")
 
 func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	var cfg Config
-	var events, payload, ctxJSON string
+	var events, payload, ctxJSON, sampleOut, progressMode string
 	fs := flag.NewFlagSet("xcload", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.URL, "url", "http://127.0.0.1:3000", "base URL of the xcomponent API")
@@ -64,6 +105,13 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&cfg.Token, "token", "", "bearer token (operator role) when the API has auth on")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a URL that is not a loopback address")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
+	fs.StringVar(&cfg.JSONOut, "json-out", "", "also write the JSON report to this file (the text report still goes to stdout)")
+	fs.StringVar(&cfg.Endpoint, "endpoint", "events", "where events are sent: events (POST /api/components/C/instances/ID/events {type}), instance-events (POST /api/instances/ID/events {type}) or trigger (POST /api/instances/ID/trigger {event})")
+	fs.Var((*pidList)(&cfg.ServerPIDs), "server-pid", "a local server process to watch (RSS, CPU, descriptors, TCP connections, goroutines from its /metrics); repeatable or comma-separated (default: the process listening on --url's port, when it can be found in /proc)")
+	fs.BoolVar(&cfg.NoWatch, "no-watch", false, "watch no server process")
+	fs.DurationVar(&cfg.Sample, "sample", 0, "soak mode: sample the watched processes this often, report min/first-third/last-third/max and slope of each figure (default: RSS and CPU only, every second)")
+	fs.StringVar(&sampleOut, "sample-out", "", "append every sample to this file as a JSON line, as it is taken")
+	fs.StringVar(&progressMode, "progress", "auto", "a progress line every second on stderr: auto (when stderr is a terminal), on, off")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: xcload --component C --event E [--machine M] [--instances N] [--duration D | --requests N] [--rate R] [flags]")
 		fs.PrintDefaults()
@@ -96,7 +144,28 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	if cfg.Duration == 0 && cfg.Requests == 0 {
 		cfg.Duration = 10 * time.Second
 	}
-	return cfg, cfg.check()
+	switch progressMode {
+	case "on":
+		cfg.Progress = stderr
+	case "auto":
+		if isTerminal(stderr) {
+			cfg.Progress = stderr
+		}
+	case "off":
+	default:
+		return cfg, fmt.Errorf("--progress %q: want auto, on or off", progressMode)
+	}
+	if err := cfg.check(); err != nil {
+		return cfg, err
+	}
+	if sampleOut != "" {
+		f, err := os.OpenFile(sampleOut, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+		if err != nil {
+			return cfg, fmt.Errorf("--sample-out: %w", err)
+		}
+		cfg.SampleOut = f // closed by the process's exit
+	}
+	return cfg, nil
 }
 
 func (c *Config) check() error {
@@ -115,6 +184,14 @@ func (c *Config) check() error {
 		return fmt.Errorf("--rate %v: want events per second, 0 for flat out", c.Rate)
 	case c.Duration == 0 && c.Requests == 0:
 		return errors.New("give --duration or --requests: the run must stop by itself")
+	case c.Sample < 0:
+		return errors.New("--sample must not be negative")
+	}
+	if c.Endpoint == "" {
+		c.Endpoint = "events"
+	}
+	if _, ok := endpoints[c.Endpoint]; !ok {
+		return fmt.Errorf("--endpoint %q: want events, instance-events or trigger", c.Endpoint)
 	}
 	u, err := url.Parse(c.URL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
@@ -125,6 +202,16 @@ func (c *Config) check() error {
 	}
 	c.URL = strings.TrimRight(c.URL, "/")
 	return nil
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 func isLoopback(host string) bool {
@@ -141,6 +228,7 @@ type Report struct {
 	Component   string           `json:"component"`
 	Machine     string           `json:"machine,omitempty"`
 	Events      []string         `json:"events"`
+	Endpoint    string           `json:"endpoint"`
 	Instances   int              `json:"instances"`
 	Concurrency int              `json:"concurrency"`
 	Setup       time.Duration    `json:"-"`
@@ -155,6 +243,11 @@ type Report struct {
 	Latency     Latency          `json:"latencyMs"`      // of the 200 answers, from the actual send
 	Rate        *RateReport      `json:"rate,omitempty"` // --rate runs only
 	FirstErrors []string         `json:"firstErrors,omitempty"`
+	// Servers are the watched local server processes (RSS, CPU, and with --sample the
+	// flatness of RSS, goroutines, descriptors and connections); Samples their readings
+	// (--sample only).
+	Servers []ServerReport `json:"servers,omitempty"`
+	Samples []ProcSample   `json:"samples,omitempty"`
 }
 
 // RateReport is what an open-loop (--rate) run adds to the report.
@@ -225,6 +318,16 @@ func (r *Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s\n", e)
 		}
 	}
+	for _, s := range r.Servers {
+		fmt.Fprintf(&b, "server       pid %d (%s)  RSS start %.1f MiB  peak %.1f MiB  end %.1f MiB  CPU %.2f s  (%d samples)\n",
+			s.PID, s.Name, s.RSSStartMiB, s.RSSPeakMiB, s.RSSEndMiB, s.CPUSeconds, s.Samples)
+		for _, f := range s.Flatness {
+			fmt.Fprintf(&b, "  %s\n", f)
+		}
+		if s.Error != "" {
+			fmt.Fprintf(&b, "  read error: %s\n", s.Error)
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
@@ -253,18 +356,35 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	defer tr.CloseIdleConnections()
 	cl := &client{http: &http.Client{Transport: tr, Timeout: cfg.Timeout}, cfg: &cfg}
 	rep := &Report{URL: cfg.URL, Component: cfg.Component, Machine: cfg.Machine, Events: cfg.Events,
-		Instances: cfg.Instances, Concurrency: workers, Errors: map[string]int64{}}
+		Endpoint: cfg.Endpoint, Instances: cfg.Instances, Concurrency: workers, Errors: map[string]int64{}}
 
 	start := time.Now()
+	st := &runState{}
+	smp, err := watch(ctx, &cfg, start)
+	if err != nil {
+		return nil, err
+	}
+	bg, stopBG := context.WithCancel(ctx)
+	var bgWG sync.WaitGroup
+	defer func() { stopBG(); bgWG.Wait() }()
+	if smp != nil {
+		// Each read has its own timeout; the last sample is taken after ctx ends.
+		bgWG.Go(func() { smp.run(bg, context.WithoutCancel(ctx)) })
+	}
+	if cfg.Progress != nil {
+		bgWG.Go(func() { progress(bg, cfg.Progress, start, st.measureFrom, &st.live, smp) })
+	}
+
 	ids, err := cl.createAll(ctx, cfg.Instances, min(workers, 32))
 	if err != nil {
 		return nil, err
 	}
 	rep.Setup = time.Since(start)
 
+	field := endpoints[cfg.Endpoint].field
 	bodies := make([][]byte, len(cfg.Events))
 	for i, e := range cfg.Events {
-		ev := map[string]any{"type": e}
+		ev := map[string]any{field: e}
 		if cfg.Payload != nil {
 			ev["payload"] = cfg.Payload
 		}
@@ -279,11 +399,23 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		rr      *RateReport
 	)
 	if cfg.Rate > 0 {
-		results, mstart, rr = openLoop(ctx, &cfg, cl, ids, bodies, workers)
+		results, mstart, rr = openLoop(ctx, &cfg, cl, ids, bodies, workers, st)
 	} else {
-		results, mstart = closedLoop(ctx, &cfg, cl, ids, bodies, workers)
+		results, mstart = closedLoop(ctx, &cfg, cl, ids, bodies, workers, st)
 	}
 	end := time.Now()
+	stopBG()
+	bgWG.Wait()
+	if smp != nil {
+		from := math.Inf(1)
+		if mstart > 0 {
+			from = time.Unix(0, mstart).Sub(start).Seconds()
+		}
+		rep.Servers = smp.reports(from, cfg.Sample > 0)
+		if cfg.Sample > 0 {
+			rep.Samples = smp.samples
+		}
+	}
 	if mstart > 0 {
 		rep.Elapsed = end.Sub(time.Unix(0, mstart))
 	}
@@ -332,12 +464,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 
 // closedLoop is the flat-out mode: each worker drives its own instances, sending the next
 // request as soon as the previous one is answered.
-func closedLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies [][]byte, workers int) ([]workerResult, int64) {
+func closedLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies [][]byte, workers int, st *runState) ([]workerResult, int64) {
 	var deadline time.Time // zero: no time limit
 	var (
 		budget   atomic.Int64 // requests left when --requests is set
 		measured atomic.Bool  // warmup over
-		mstart   atomic.Int64 // unix ns of the start of the measured period
+		mstart   = &st.mstart // unix ns of the start of the measured period
 		wg       sync.WaitGroup
 		results  = make([]workerResult, workers)
 	)
@@ -381,6 +513,7 @@ func closedLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodi
 				if err != nil && ctx.Err() != nil {
 					return // interrupted: this request is not counted
 				}
+				st.live.observe(err == nil && status == http.StatusOK, lat, measured.Load())
 				if !measured.Load() {
 					continue
 				}
@@ -396,7 +529,7 @@ func closedLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodi
 // due request goes to an idle instance (so an instance still has at most one request in
 // flight and its events keep their order) through one of the workers; when none is idle it
 // waits, is counted late, and its latency from the schedule includes the wait.
-func openLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies [][]byte, workers int) ([]workerResult, int64, *RateReport) {
+func openLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies [][]byte, workers int, st *runState) ([]workerResult, int64, *RateReport) {
 	type job struct {
 		inst  int
 		sched time.Time
@@ -415,6 +548,7 @@ func openLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies
 	}
 	begin := time.Now()
 	mstart := begin.Add(cfg.Warmup)
+	st.mstart.Store(mstart.UnixNano())
 	var deadline time.Time // zero: no time limit
 	if cfg.Duration > 0 {
 		deadline = mstart.Add(cfg.Duration)
@@ -431,6 +565,9 @@ func openLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies
 				status, msg, err := cl.send(ctx, id, body)
 				done := time.Now()
 				idle <- j.inst
+				if err == nil || ctx.Err() == nil {
+					st.live.observe(err == nil && status == http.StatusOK, done.Sub(j.sched), !j.sched.Before(mstart))
+				}
 				if (err != nil && ctx.Err() != nil) || j.sched.Before(mstart) {
 					continue // interrupted, or in the warmup: not counted
 				}
@@ -497,6 +634,64 @@ dispatch:
 		return results, 0, rr
 	}
 	return results, mstart.UnixNano(), rr
+}
+
+// runState is what the loops share with the progress display.
+type runState struct {
+	live   liveStats
+	mstart atomic.Int64 // unix ns of the start of the measured period, once known
+}
+
+func (s *runState) measureFrom() time.Time {
+	if ns := s.mstart.Load(); ns > 0 {
+		return time.Unix(0, ns)
+	}
+	return time.Time{}
+}
+
+// watch finds the server processes to watch and starts nothing yet: nil when there are none.
+func watch(ctx context.Context, cfg *Config, begin time.Time) (*sampler, error) {
+	if cfg.NoWatch {
+		return nil, nil
+	}
+	proc := cfg.Proc
+	if proc == "" {
+		proc = "/proc"
+	}
+	pids := slices.Clone(cfg.ServerPIDs)
+	basePID := 0
+	if u, err := url.Parse(cfg.URL); err == nil && isLoopback(u.Hostname()) {
+		port, _ := strconv.Atoi(u.Port())
+		if port == 0 {
+			port = map[string]int{"http": 80, "https": 443}[u.Scheme]
+		}
+		// Not finding it is not an error: the server may run in this process, elsewhere, or
+		// in a container.
+		if pid, err := proc.listener(port); err == nil && pid > 0 {
+			basePID = pid
+			if len(pids) == 0 {
+				pids = append(pids, pid)
+			}
+		}
+	}
+	if len(pids) == 0 {
+		return nil, nil
+	}
+	var procs []watched
+	for _, pid := range pids {
+		if _, err := proc.sample(pid); err != nil {
+			return nil, fmt.Errorf("--server-pid: %w", err)
+		}
+		procs = append(procs, watched{pid: pid})
+	}
+	every := cfg.Sample
+	if every == 0 {
+		every = time.Second
+	}
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil, DisableCompression: true, MaxIdleConnsPerHost: 2}, Timeout: 5 * time.Second}
+	s := newSampler(proc, hc, cfg.Token, procs, every, begin, cfg.SampleOut)
+	s.discover(ctx, cfg.URL, basePID)
+	return s, nil
 }
 
 type workerResult struct {
@@ -567,7 +762,7 @@ func (c *client) request(ctx context.Context, path string, body []byte) (*http.R
 
 // send posts one event; msg is the body of a non-200 answer (truncated).
 func (c *client) send(ctx context.Context, id string, body []byte) (status int, msg string, err error) {
-	req, err := c.request(ctx, "/api/components/"+url.PathEscape(c.cfg.Component)+"/instances/"+url.PathEscape(id)+"/events", body)
+	req, err := c.request(ctx, endpoints[c.cfg.Endpoint].path(c.cfg.Component, id), body)
 	if err != nil {
 		return 0, "", err
 	}

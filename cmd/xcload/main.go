@@ -20,6 +20,18 @@
 //	  --instances 256 --duration 15s
 //	xcload --component Bench --event FLIP --instances 64 --rate 5000 --duration 15s
 //
+// --endpoint chooses where events go: events (above, the default), trigger
+// (POST /api/instances/:id/trigger {"event"}, also served by xcomponent-ai's dashboard server)
+// or instance-events (POST /api/instances/:id/events {"type"}, xcomponent-ai's serve only).
+//
+// Local servers are watched: the process listening on --url's port (found in /proc), or those
+// given with --server-pid. The report gives their RSS (start, peak, end) and CPU time; with
+// --sample D (soak mode) their RSS, goroutines (go_goroutines of their /metrics), open file
+// descriptors and TCP connections are read every D, written as JSON lines to --sample-out, and
+// the report compares each figure's first and last third of the measured period (and its slope)
+// so that a leak shows. With --progress (on a terminal by default) a line a second on stderr
+// gives the elapsed time, events/s, the p99 so far, errors and the watched processes' figures.
+//
 // It only talks to --url, which must be a loopback address unless --allow-remote is given.
 package main
 
@@ -55,6 +67,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "xcload:", err)
 		return 1
 	}
+	if cfg.JSONOut != "" {
+		if err := writeJSONFile(cfg.JSONOut, rep); err != nil {
+			fmt.Fprintln(stderr, "xcload:", err)
+			return 1
+		}
+	}
 	if cfg.JSON {
 		err = rep.WriteJSON(stdout)
 	} else {
@@ -68,4 +86,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
+}
+
+func writeJSONFile(path string, rep *Report) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("--json-out: %w", err)
+	}
+	if err := rep.WriteJSON(f); err != nil {
+		f.Close()
+		return fmt.Errorf("--json-out: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("--json-out: %w", err)
+	}
+	return nil
 }
