@@ -196,10 +196,10 @@ func (f *SchemaField) check(v any) (any, string) {
 		}
 		n := float64(utf8.RuneCountInString(s))
 		if f.Min != nil && n < *f.Min {
-			return nil, fmt.Sprintf("must be at least %v characters long", *f.Min)
+			return nil, "must be at least " + formatNumber(*f.Min) + " characters long"
 		}
 		if f.Max != nil && n > *f.Max {
-			return nil, fmt.Sprintf("must be at most %v characters long", *f.Max)
+			return nil, "must be at most " + formatNumber(*f.Max) + " characters long"
 		}
 		if msg := f.checkPattern(s); msg != "" {
 			return nil, msg
@@ -211,10 +211,10 @@ func (f *SchemaField) check(v any) (any, string) {
 			return nil, "must be a number, got " + describe(v)
 		}
 		if f.Min != nil && n < *f.Min {
-			return nil, fmt.Sprintf("must be at least %v", *f.Min)
+			return nil, "must be at least " + formatNumber(*f.Min)
 		}
 		if f.Max != nil && n > *f.Max {
-			return nil, fmt.Sprintf("must be at most %v", *f.Max)
+			return nil, "must be at most " + formatNumber(*f.Max)
 		}
 		if s, isString := v.(string); isString {
 			if msg := f.checkPattern(s); msg != "" {
@@ -330,4 +330,26 @@ func deepCopy(v any) any {
 		return s
 	}
 	return v
+}
+
+// formatNumber writes a bound for people: no exponent, thousands grouped (1000000 →
+// "1,000,000", 0.5 → "0.5").
+func formatNumber(n float64) string {
+	s := strconv.FormatFloat(n, 'f', -1, 64)
+	sign := ""
+	if strings.HasPrefix(s, "-") {
+		sign, s = "-", s[1:]
+	}
+	intPart, frac, hasFrac := strings.Cut(s, ".")
+	var b strings.Builder
+	for i, r := range intPart {
+		if i > 0 && (len(intPart)-i)%3 == 0 {
+			b.WriteByte(',')
+		}
+		b.WriteRune(r)
+	}
+	if hasFrac {
+		return sign + b.String() + "." + frac
+	}
+	return sign + b.String()
 }

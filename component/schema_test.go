@@ -55,7 +55,7 @@ func TestValidateContext(t *testing.T) {
 		{name: "number bounds", change: map[string]any{"amount": 0},
 			errs: []FieldError{{"amount", "must be at least 1"}}},
 		{name: "number bounds from a string", change: map[string]any{"amount": "100001"},
-			errs: []FieldError{{"amount", "must be at most 100000"}}},
+			errs: []FieldError{{"amount", "must be at most 100,000"}}},
 		{name: "array length", change: map[string]any{"attachments": []any{1, 2, 3, 4}},
 			errs: []FieldError{{"attachments", "must have at most 3 items"}}},
 		{name: "select option", change: map[string]any{"category": "food"},
@@ -187,5 +187,13 @@ func TestValidateContextSchemaBuiltInCode(t *testing.T) {
 func TestFieldErrorString(t *testing.T) {
 	if got := (FieldError{Field: "amount", Message: "is required"}).Error(); got != "amount is required" {
 		t.Errorf("Error() = %q", got)
+	}
+}
+
+func TestFormatNumber(t *testing.T) {
+	for n, want := range map[float64]string{1e6: "1,000,000", 100: "100", 0.5: "0.5", -12345.25: "-12,345.25", 1000: "1,000"} {
+		if got := formatNumber(n); got != want {
+			t.Errorf("formatNumber(%v) = %q, want %q", n, got, want)
+		}
 	}
 }

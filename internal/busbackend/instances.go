@@ -490,3 +490,42 @@ func storeErr(what string, err error) error {
 		return fmt.Errorf("%s: %w: %v", what, xc.ErrStore, err)
 	}
 }
+
+var _ httpapi.Counter = (*Backend)(nil)
+
+// Counts implements httpapi.Counter: the database's counts plus the instances known only
+// from the bus; without a database, the live view's (exact for what the bus reported).
+func (b *Backend) Counts(ctx context.Context, comp string) ([]store.StatusCount, bool, error) {
+	type key struct {
+		machine, state string
+		status         store.Status
+	}
+	counts := map[key]int{}
+	foreignOnly := false
+	exact := true
+	if c, ok := b.cfg.Store.(store.Counter); ok {
+		rows, err := c.CountStates(ctx, comp)
+		if err != nil {
+			return nil, false, storeErr("count", err)
+		}
+		for _, r := range rows {
+			counts[key{r.Machine, r.State, r.Status}] += r.Count
+		}
+		foreignOnly = true
+	} else if b.cfg.Store != nil {
+		exact = false
+	}
+	b.mu.Lock()
+	for _, e := range b.instances {
+		if e.in.ComponentName != comp || (foreignOnly && !e.foreign) {
+			continue
+		}
+		counts[key{e.in.MachineName, e.in.CurrentState, e.in.Status}]++
+	}
+	b.mu.Unlock()
+	out := make([]store.StatusCount, 0, len(counts))
+	for k, n := range counts {
+		out = append(out, store.StatusCount{Machine: k.machine, State: k.state, Status: k.status, Count: n})
+	}
+	return out, exact, nil
+}

@@ -291,9 +291,19 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, comp string) error
 	if comp != "" {
 		q.Component = comp
 	}
+	alts, err := whereConds(r.URL.Query())
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	ins, next, err := s.b.Search(ctx, q)
+	var ins []xc.Instance
+	var next string
+	if alts != nil {
+		ins, next, err = s.searchWhere(ctx, q, alts, whereValues(r.URL.Query()))
+	} else {
+		ins, next, err = s.b.Search(ctx, q)
+	}
 	if err != nil {
 		return err
 	}

@@ -168,6 +168,9 @@ func (s *server) routeTable() []route {
 		{method: "GET", path: "/api/history/instances/{id}/events", handle: s.handleHistoryEvents},
 		{method: "GET", path: "/api/history/correlated/{id}", handle: s.handleCorrelated},
 		{method: "GET", path: "/api/runtimes", handle: s.handleRuntimes},
+		{method: "GET", path: "/api/counts", handle: s.handleCounts},
+		{method: "GET", path: "/api/session", handle: s.handleSession},
+		{method: "POST", path: "/api/events", handle: s.handleBulkEvents},
 		{method: "GET", path: "/api/machines/{machine}/diagram", handle: s.handleDiagram},
 		{method: "GET", path: "/api/stream", handle: s.handleStream, stream: true},
 	}
