@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/google/uuid"
 
@@ -110,22 +109,6 @@ func TestCommitContextAndClose(t *testing.T) {
 	}
 	if err := s.Commit(context.Background(), c); !errors.Is(err, store.ErrClosed) {
 		t.Errorf("commit after Close: %v, want ErrClosed", err)
-	}
-}
-
-func TestPruneInbox(t *testing.T) {
-	s := open(t)
-	ctx := context.Background()
-	for range 3 {
-		if err := s.Commit(ctx, &store.Commit{InboxID: uuid.NewString()}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if n, err := s.PruneInbox(ctx, time.Hour); err != nil || n != 0 {
-		t.Errorf("prune 1h: %d, %v", n, err)
-	}
-	if n, err := s.PruneInbox(ctx, -time.Hour); err != nil || n != 3 {
-		t.Errorf("prune everything: %d, %v", n, err)
 	}
 }
 

@@ -2,13 +2,45 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"testing"
 
 	"github.com/xcomponent/xcomponent/store"
 )
+
+func testTimers(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	in := newInstance(unique("comp"), "M", "Waiting", nil, base)
+	in.Timers = []store.Timer{
+		{Event: "TIMEOUT", TargetState: "Expired", DueAt: base + 30_000, TotalMs: 30_000, Kind: store.TimerTimeout, Transition: 0, ArmedAt: base},
+		{Event: "TICK", TargetState: "Waiting", DueAt: base + 1_000, TotalMs: 1_000, Kind: store.TimerAuto, Transition: 4, ArmedAt: base},
+	}
+	mustCreate(t, s, in)
+	got, err := s.Instance(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkInstance(t, in, got)
+
+	c, next := step(in, "TICK", "Waiting", nil, base+1_000)
+	next.Timers = []store.Timer{in.Timers[0], {Event: "TICK", TargetState: "Waiting", DueAt: base + 2_000, TotalMs: 1_000, Kind: store.TimerAuto, Transition: 4, ArmedAt: base + 1_000}}
+	c.Instances[0].Instance = recPtr(next)
+	mustCommit(t, s, c)
+	got, _ = s.Instance(ctx, in.ID)
+	checkInstance(t, next, got)
+
+	c, last := step(next, "GO", "Done", nil, base+2_000)
+	last.Timers = nil
+	c.Instances[0].Instance = recPtr(last)
+	mustCommit(t, s, c)
+	got, _ = s.Instance(ctx, in.ID)
+	checkInstance(t, last, got)
+	live, _ := s.LoadLive(ctx, in.Component)
+	if len(live) != 1 || len(live[0].Timers) != 0 {
+		t.Errorf("LoadLive timers: %+v", live)
+	}
+}
 
 func timerAt(due int64) store.Timer {
 	return store.Timer{Event: "TIMEOUT", TargetState: "Done", DueAt: due, TotalMs: due - base, Kind: store.TimerTimeout, ArmedAt: base}
@@ -149,67 +181,5 @@ func testTimerClaimsConcurrent(t *testing.T, s store.Store) {
 		if k != 1 {
 			t.Errorf("instance %s claimed %d times under one lease", id, k)
 		}
-	}
-}
-
-// testEntryPointUnique: one entry-point instance per component and machine; a second one is
-// refused with ErrEntryPointExists and applies nothing, also when many are created at once.
-func testEntryPointUnique(t *testing.T, s store.Store) {
-	ctx := context.Background()
-	comp := unique("entry")
-	first := newInstance(comp, "Main", "Idle", nil, base)
-	first.IsEntryPoint = true
-	mustCreate(t, s, first)
-	second := newInstance(comp, "Main", "Idle", nil, base)
-	second.IsEntryPoint = true
-	err := s.Commit(ctx, create(second))
-	if !errors.Is(err, store.ErrEntryPointExists) {
-		t.Fatalf("second entry point: %v, want ErrEntryPointExists", err)
-	}
-	if _, err := s.Instance(ctx, second.ID); !errors.Is(err, store.ErrNotFound) {
-		t.Errorf("the refused entry point was stored: %v", err)
-	}
-	if h, _ := s.History(ctx, second.ID); len(h) != 0 {
-		t.Errorf("the refused entry point has %d events", len(h))
-	}
-	// Ordinary instances of the machine, entry points of other machines and components: fine.
-	mustCreate(t, s, newInstance(comp, "Main", "Idle", nil, base))
-	other := newInstance(comp, "Other", "Idle", nil, base)
-	other.IsEntryPoint = true
-	mustCreate(t, s, other)
-	// Writing the entry point again keeps it the entry point.
-	c, next := step(first, "GO", "Busy", nil, base+1)
-	mustCommit(t, s, c)
-	if got, _ := s.Instance(ctx, first.ID); !got.IsEntryPoint || got.Version != next.Version {
-		t.Errorf("entry point after a transition: %+v", got)
-	}
-
-	race := unique("entry-race")
-	const n = 8
-	var wg sync.WaitGroup
-	errs := make([]error, n)
-	for i := range n {
-		wg.Go(func() {
-			in := newInstance(race, "Main", "Idle", map[string]any{"i": i}, base)
-			in.IsEntryPoint = true
-			errs[i] = s.Commit(ctx, create(in))
-		})
-	}
-	wg.Wait()
-	won := 0
-	for i, err := range errs {
-		switch {
-		case err == nil:
-			won++
-		case !errors.Is(err, store.ErrEntryPointExists):
-			t.Errorf("creator %d: %v, want nil or ErrEntryPointExists", i, err)
-		}
-	}
-	live, err := s.LoadLive(ctx, race)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if won != 1 || len(live) != 1 {
-		t.Errorf("%d of %d concurrent entry-point creations succeeded, %d stored: want 1", won, n, len(live))
 	}
 }

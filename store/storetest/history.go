@@ -1,0 +1,100 @@
+package storetest
+
+import (
+	"context"
+	"slices"
+	"testing"
+
+	"github.com/xcomponent/xcomponent/store"
+)
+
+// History: the audit trail of an instance and of a correlation.
+
+func testHistoryRoundTrip(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	comp := unique("comp")
+	in := newInstance(comp, "Order", "Created", map[string]any{"amount": 12.75, "qty": 3}, base)
+	in.ParentID = newID()
+	in.ParentMachine = "Parent"
+	c := create(in)
+	c.Events[0].Payload = map[string]any{
+		"initialContext": in.Data, "triggerEvent": "create", "parentInstanceId": in.ParentID, "parentMachineName": "Parent",
+	}
+	mustCommit(t, s, c)
+	want := slices.Clone(c.Events)
+	c2, _ := step(in, "Pay", "Paid", map[string]any{
+		"amount": 12.75, "qty": 3, "big": int64(1) << 40, "neg": -7, "deep": map[string]any{"a": map[string]any{"b": []any{1.5, "x", nil, true}}},
+		"unicode": "日本語 \"quoted\" <tag> & \\ back",
+	}, base+1)
+	ev := &c2.Events[0]
+	ev.Payload = map[string]any{"method": "card", "lines": []any{map[string]any{"sku": "A", "n": 2}}}
+	ev.SourceComponent = unique("src")
+	ev.CorrelationID = c.Events[0].CorrelationID
+	ev.CausationID = c.Events[0].ID
+	ev.Actor = "token:ops"
+	ev.Source = "cross_component"
+	ev.Note = "onEntry hook notify: mail server down"
+	mustCommit(t, s, c2)
+	want = append(want, c2.Events...)
+	h, err := s.History(ctx, in.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, want, h)
+	// Event with empty maps and no optional fields.
+	c3, _ := step(*c2.Instances[0].Instance, "Noop", "Paid", nil, base+2)
+	c3.Events[0].Payload = nil
+	c3.Events[0].Actor, c3.Events[0].Source = "", ""
+	mustCommit(t, s, c3)
+	h, _ = s.History(ctx, in.ID)
+	checkEvents(t, append(want, c3.Events...), h)
+}
+
+func testCorrelated(t *testing.T, s store.Store) {
+	ctx := context.Background()
+	comp := unique("comp")
+	corr, otherCorr := newID(), newID()
+	a := newInstance(comp, "A", "S0", nil, base)
+	b := newInstance(comp, "B", "S0", nil, base)
+	ca := create(a)
+	ca.Events[0].CorrelationID = corr
+	mustCommit(t, s, ca)
+	cb := create(b)
+	cb.Events[0].CorrelationID = otherCorr
+	cb.Events[0].PersistedAt = base + 1
+	mustCommit(t, s, cb)
+	var want []store.Event
+	want = append(want, ca.Events...)
+	// Interleaved transitions of a and b, one of b's out of the correlation.
+	c1, a1 := step(a, "E1", "S1", nil, base+5)
+	c1.Events[0].CorrelationID, c1.Events[0].CausationID = corr, ca.Events[0].ID
+	c2, b1 := step(b, "E2", "S1", nil, base+3)
+	c2.Events[0].CorrelationID, c2.Events[0].CausationID = corr, ca.Events[0].ID
+	c3, _ := step(a1, "E3", "S2", nil, base+7)
+	c3.Events[0].CorrelationID, c3.Events[0].CausationID = corr, c1.Events[0].ID
+	c4, _ := step(b1, "E4", "S2", nil, base+9)
+	c4.Events[0].CorrelationID = otherCorr
+	for _, c := range []*store.Commit{c1, c2, c3, c4} {
+		mustCommit(t, s, c)
+	}
+	want = append(want, c2.Events[0], c1.Events[0], c3.Events[0])
+	// Events of the same millisecond come in id order.
+	c5, _ := step(*c3.Instances[0].Instance, "E5", "S3", nil, base+20)
+	c6, _ := step(*c4.Instances[0].Instance, "E6", "S3", nil, base+20)
+	c5.Events[0].CorrelationID, c6.Events[0].CorrelationID = corr, corr
+	mustCommit(t, s, c5)
+	mustCommit(t, s, c6)
+	if c5.Events[0].ID < c6.Events[0].ID {
+		want = append(want, c5.Events[0], c6.Events[0])
+	} else {
+		want = append(want, c6.Events[0], c5.Events[0])
+	}
+	got, err := s.Correlated(ctx, corr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkEvents(t, want, got)
+	if got, err := s.Correlated(ctx, newID()); err != nil || len(got) != 0 {
+		t.Errorf("Correlated(unknown) = %v, %v", got, err)
+	}
+}
