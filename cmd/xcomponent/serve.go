@@ -25,7 +25,7 @@ func envOr(name, def string) string {
 func newServeCmd(g *globals) *cobra.Command {
 	var (
 		storeSpec, bind, tokenFile, name string
-		hooksURL                         string
+		hooksURL, pprofAddr              string
 		port                             int
 		tokens, cors, hooksHeaders       []string
 		maxBody                          int64
@@ -77,6 +77,11 @@ func newServeCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			if pprofAddr != "" {
+				if err := startPprof(ctx, pprofAddr, g.logger()); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
 			err = node.Serve(ctx, node.Config{
 				Files: files, Store: spec, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, Name: name, Logger: g.logger(),
@@ -99,6 +104,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.Int64Var(&maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
 	f.StringVar(&name, "name", "serve", "name of this process in /api/runtimes")
 	f.StringVar(&hooksURL, "hooks-url", "", "HTTP endpoint serving hook methods without a handler; its failures veto (env XCOMPONENT_HOOKS_URL)")
+	f.StringVar(&pprofAddr, "pprof", "", "serve Go runtime profiles (net/http/pprof: CPU, heap, allocs, mutex, block) on this address, e.g. 127.0.0.1:6060; no auth, keep it on loopback (default: off)")
 	f.StringArrayVar(&hooksHeaders, "hooks-header", nil, "'Name: value' header sent to --hooks-url, e.g. 'Authorization: Bearer T'; repeatable")
 	return cmd
 }

@@ -126,30 +126,58 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 // ignored. An empty body leaves v as it is when allowEmpty. The content type was checked
 // before (checkWrite: application/json only).
 func (s *server) decode(w http.ResponseWriter, r *http.Request, v any, allowEmpty bool) error {
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	bp, err := s.readBody(w, r)
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return bodyError(err, s.opts.MaxBodyBytes)
+		return err
+	}
+	defer s.bufs.put(bp)
+	return decodeBody(*bp, v, allowEmpty, s.opts.MaxBodyBytes)
+}
+
+// readBody reads a request body of at most MaxBodyBytes, checked not to be nested deeper
+// than MaxJSONDepth, into a pooled buffer (give it back with s.bufs.put).
+func (s *server) readBody(w http.ResponseWriter, r *http.Request) (*[]byte, error) {
+	bp := s.bufs.get()
+	body := http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes)
+	b := *bp
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
 		}
-		return badRequest("reading the request body: %v", err)
+		n, err := body.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			*bp = b
+			s.bufs.put(bp)
+			var mbe *http.MaxBytesError
+			if errors.As(err, &mbe) {
+				return nil, bodyError(err, s.opts.MaxBodyBytes)
+			}
+			return nil, badRequest("reading the request body: %v", err)
+		}
 	}
-	if d := jsonDepth(data); d > MaxJSONDepth {
-		return badRequest("request body nested %d levels deep: at most %d levels of objects and arrays are accepted", d, MaxJSONDepth)
+	*bp = b
+	if d := jsonDepth(b); d > MaxJSONDepth {
+		s.bufs.put(bp)
+		return nil, badRequest("request body nested %d levels deep: at most %d levels of objects and arrays are accepted", d, MaxJSONDepth)
 	}
+	return bp, nil
+}
+
+// decodeBody decodes a JSON object body into v (see decode).
+func decodeBody(data []byte, v any, allowEmpty bool, limit int64) error {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber() // the engine keeps numbers exact or refuses them (never rounds silently)
 	if err := dec.Decode(v); err != nil {
 		if errors.Is(err, io.EOF) && allowEmpty {
 			return nil
 		}
-		return bodyError(err, s.opts.MaxBodyBytes)
+		return bodyError(err, limit)
 	}
 	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			return bodyError(err, s.opts.MaxBodyBytes)
-		}
 		return badRequest("malformed JSON: unexpected data after the object")
 	}
 	return nil

@@ -30,13 +30,6 @@ type instanceItem struct {
 
 func item(in xc.Instance) instanceItem { return instanceItem{Instance: in, InstanceID: in.ID} }
 
-func items(ins []xc.Instance) []instanceItem {
-	out := make([]instanceItem, len(ins))
-	for i, in := range ins {
-		out[i] = item(in)
-	}
-	return out
-}
 
 // ---- commands ----
 
@@ -108,12 +101,12 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	in, err := s.b.Create(ctx, xc.CreateRequest{
 		Component: c.Name, Machine: body.MachineName, Data: body.Context, Validate: true,
-		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(r), Source: "api"},
+		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: "api"},
 	})
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusCreated, map[string]any{"success": true, "instanceId": in.ID, "instance": item(in)})
+	return s.writeEncoded(w, http.StatusCreated, func(b []byte) ([]byte, error) { return appendCreateAnswer(b, &in) })
 }
 
 // eventBody is the body of the event endpoints: {type: "E"} or {event: "E"}, payload.
@@ -121,6 +114,43 @@ type eventBody struct {
 	Type    string         `json:"type"`
 	Event   eventRef       `json:"event"`
 	Payload map[string]any `json:"payload"`
+}
+
+// decodeEvent reads an event body. The common body ({"type": "E"}, maybe a payload) takes
+// json.Unmarshal, cheaper than a Decoder; anything it does not take as is (an error, an
+// event given as an object) goes through decode, whose answers it keeps.
+func (s *server) decodeEvent(w http.ResponseWriter, r *http.Request) (eventBody, error) {
+	var body eventBody
+	bp, err := s.readBody(w, r)
+	if err != nil {
+		return body, err
+	}
+	defer s.bufs.put(bp)
+	var fast struct {
+		Type    string          `json:"type"`
+		Event   json.RawMessage `json:"event"`
+		Payload json.RawMessage `json:"payload"`
+	}
+	if json.Unmarshal(*bp, &fast) == nil && fast.Event == nil && decodePayload(fast.Payload, &body.Payload) {
+		body.Type = fast.Type
+		return body, nil
+	}
+	body = eventBody{}
+	return body, decodeBody(*bp, &body, false, s.opts.MaxBodyBytes)
+}
+
+// decodePayload decodes a payload object with numbers kept exact (UseNumber); it reports
+// false for anything else than an object or null.
+func decodePayload(raw json.RawMessage, p *map[string]any) bool {
+	if raw == nil || string(raw) == "null" {
+		return true
+	}
+	if raw[0] != '{' {
+		return false
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	return dec.Decode(p) == nil
 }
 
 func (b *eventBody) event() (xc.Event, error) {
@@ -158,23 +188,22 @@ func (s *server) send(w http.ResponseWriter, r *http.Request, comp string) error
 	if err := checkID(id); err != nil {
 		return err
 	}
-	var body eventBody
-	if err := s.decode(w, r, &body, false); err != nil {
+	body, err := s.decodeEvent(w, r)
+	if err != nil {
 		return err
 	}
 	ev, err := body.event()
 	if err != nil {
 		return err
 	}
-	ev.Actor, ev.Source = actor(r), "api"
+	ev.Actor, ev.Source = actor(w), "api"
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	res, err := s.b.Send(ctx, comp, id, ev)
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"success": true, "instance": item(res.Instance),
-		"previousState": res.PreviousState, "newState": res.NewState, "eventId": res.EventID})
+	return s.writeEncoded(w, http.StatusOK, func(b []byte) ([]byte, error) { return appendEventAnswer(b, &res) })
 }
 
 type broadcastBody struct {
@@ -206,7 +235,7 @@ func (s *server) handleBroadcast(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	res, err := s.b.Broadcast(ctx, xc.BroadcastRequest{Component: c.Name, Machine: body.MachineName, State: body.CurrentState,
-		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(r), Source: "api"}})
+		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: "api"}})
 	if err != nil {
 		return err
 	}
@@ -307,7 +336,7 @@ func (s *server) list(w http.ResponseWriter, r *http.Request, comp string) error
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"instances": items(ins), "nextCursor": next})
+	return s.writeEncoded(w, http.StatusOK, func(b []byte) ([]byte, error) { return appendListAnswer(b, ins, next) })
 }
 
 func (s *server) handleInstances(w http.ResponseWriter, r *http.Request) error {

@@ -36,6 +36,7 @@ type Metrics struct {
 	durByKey    map[machineKey]prometheus.Observer
 	ignoredKey  map[machineKey]prometheus.Counter
 	hookErrsKey map[machineKey]prometheus.Counter
+	httpByKey   map[httpKey]httpSeries
 
 	// source computes the scrape-time gauges (set by New from its Backend).
 	source atomic.Pointer[statsSource]
@@ -48,6 +49,14 @@ type statsSource struct {
 
 type transitionKey struct{ component, machine, from, to, event string }
 type machineKey struct{ component, machine string }
+type httpKey struct {
+	method, route string
+	code          int
+}
+type httpSeries struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
+}
 
 var (
 	_ xc.Observer      = (*Metrics)(nil)
@@ -89,6 +98,7 @@ func NewMetrics() *Metrics {
 		durByKey:    map[machineKey]prometheus.Observer{},
 		ignoredKey:  map[machineKey]prometheus.Counter{},
 		hookErrsKey: map[machineKey]prometheus.Counter{},
+		httpByKey:   map[httpKey]httpSeries{},
 	}
 	m.reg.MustRegister(m.transitions, m.ignored, m.hookErrors, m.duration, m.timerLag, m.storeErrors,
 		m.httpRequests, m.httpDuration,
@@ -170,10 +180,22 @@ func (m *Metrics) observeHTTP(method, route string, code int, d time.Duration, s
 	if route == "" {
 		route = "unmatched"
 	}
-	method = metricMethod(method)
-	m.httpRequests.WithLabelValues(method, route, strconv.Itoa(code)).Inc()
+	k := httpKey{metricMethod(method), route, code}
+	m.mu.RLock()
+	series, ok := m.httpByKey[k]
+	m.mu.RUnlock()
+	if !ok {
+		m.mu.Lock()
+		if series, ok = m.httpByKey[k]; !ok {
+			series = httpSeries{requests: m.httpRequests.WithLabelValues(k.method, route, strconv.Itoa(code)),
+				duration: m.httpDuration.WithLabelValues(k.method, route)}
+			m.httpByKey[k] = series
+		}
+		m.mu.Unlock()
+	}
+	series.requests.Inc()
 	if !stream {
-		m.httpDuration.WithLabelValues(method, route).Observe(d.Seconds())
+		series.duration.Observe(d.Seconds())
 	}
 }
 

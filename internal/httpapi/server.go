@@ -101,13 +101,18 @@ type server struct {
 	log     *slog.Logger
 	metrics *Metrics
 	auth    *authenticator
-	mux     *http.ServeMux
-	routes  map[string]route // by pattern
+	// mux routes requests: every route of the table, then a catch-all for what matches none.
+	mux *http.ServeMux
+	// table holds the routes alone: it tells a 404 from a 405 (with its Allow header).
+	table  *http.ServeMux
+	routes map[string]route // by pattern
 	hub     *hub
 	promh   http.Handler
 	ui      http.Handler // the dashboard's static files
 	// snapshots bounds the stream snapshots built at once (each holds a page of instances).
 	snapshots chan struct{}
+	// bufs are the buffers answers are encoded into.
+	bufs bufPool
 }
 
 // route is one endpoint.
@@ -129,7 +134,7 @@ func New(b Backend, opts Options) http.Handler {
 	opts.defaults()
 	s := &server{
 		b: b, opts: opts, log: opts.Logger, metrics: opts.Metrics,
-		auth: newAuthenticator(opts.Tokens), mux: http.NewServeMux(), routes: map[string]route{},
+		auth: newAuthenticator(opts.Tokens), mux: http.NewServeMux(), table: http.NewServeMux(), routes: map[string]route{},
 	}
 	s.hub = newHub(b, opts.StreamBuffer, s.log)
 	s.hub.maxTotal, s.hub.maxPerKey = opts.MaxStreams, opts.MaxStreamsPerClient
@@ -139,8 +144,18 @@ func New(b Backend, opts Options) http.Handler {
 	s.ui = dashboard.Handler()
 	for _, rt := range s.routeTable() {
 		s.routes[rt.pattern()] = rt
-		s.mux.HandleFunc(rt.pattern(), s.adapt(rt.handle))
+		h := s.endpoint(rt)
+		s.mux.HandleFunc(rt.pattern(), h)
+		s.table.HandleFunc(rt.pattern(), h)
 	}
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := s.table.Handler(r)
+		if _, known := s.routes[pattern]; pattern != "" && known {
+			h.ServeHTTP(w, r) // cannot happen: the routes are registered on mux too
+			return
+		}
+		s.routeError(w, r, h)
+	})
 	return s
 }
 
@@ -176,11 +191,28 @@ func (s *server) routeTable() []route {
 	}
 }
 
-// adapt turns a handler returning an error into an http.HandlerFunc; errors are written by
-// writeError, the one place where they become statuses.
-func (s *server) adapt(h func(http.ResponseWriter, *http.Request) error) http.HandlerFunc {
+// endpoint is the handler of one route: checks of writes, auth, then the endpoint; errors
+// are written by writeError, the one place where they become statuses.
+func (s *server) endpoint(rt route) http.HandlerFunc {
+	pattern := rt.pattern()
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := h(w, r); err != nil {
+		ri := info(w)
+		ri.route = pattern
+		if rt.method == http.MethodPost {
+			if err := s.checkWrite(r); err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+		}
+		if !rt.open {
+			who, err := s.authorize(r)
+			if err != nil {
+				s.writeError(w, r, err)
+				return
+			}
+			ri.who, ri.authd = who, true
+		}
+		if err := rt.handle(w, r); err != nil {
 			s.writeError(w, r, err)
 		}
 	}
@@ -193,11 +225,10 @@ type reqInfo struct {
 	authd bool
 }
 
-type reqInfoKey struct{}
-
-func info(r *http.Request) *reqInfo {
-	if ri, ok := r.Context().Value(reqInfoKey{}).(*reqInfo); ok {
-		return ri
+// info is the reqInfo of the request w answers (ServeHTTP's statusWriter).
+func info(w http.ResponseWriter) *reqInfo {
+	if sw, ok := w.(*statusWriter); ok {
+		return &sw.ri
 	}
 	return &reqInfo{}
 }
@@ -206,9 +237,8 @@ func info(r *http.Request) *reqInfo {
 // JSON 404/405, auth, then the endpoint.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
-	ri := &reqInfo{}
-	r = r.WithContext(context.WithValue(r.Context(), reqInfoKey{}, ri))
 	sw := &statusWriter{ResponseWriter: w}
+	ri := &sw.ri
 	defer func() {
 		v := recover()
 		if v != nil && v != http.ErrAbortHandler {
@@ -247,35 +277,11 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.ui.ServeHTTP(sw, r)
 		return
 	}
-	h, pattern := s.mux.Handler(r)
-	rt, known := s.routes[pattern]
-	switch {
-	case pattern == "":
-		s.routeError(sw, r, h)
-		return
-	case !known: // cannot happen for a clean path; never let the mux redirect
-		writeJSON(sw, http.StatusNotFound, errorBody{Error: "no such endpoint: " + r.Method + " " + truncate(r.URL.Path, 256)})
-		return
-	}
-	ri.route = pattern
-	if rt.method == http.MethodPost {
-		if err := s.checkWrite(r); err != nil {
-			s.writeError(sw, r, err)
-			return
-		}
-	}
-	if !rt.open {
-		who, err := s.authorize(r)
-		if err != nil {
-			s.writeError(sw, r, err)
-			return
-		}
-		ri.who, ri.authd = who, true
-	}
 	s.mux.ServeHTTP(sw, r)
 }
 
-// routeError answers an unknown path (404) or method (405, with Allow) in JSON.
+// routeError answers an unknown path (404) or method (405, with Allow) in JSON; h is the
+// table's handler for r (its own 404 or 405).
 func (s *server) routeError(w http.ResponseWriter, r *http.Request, h http.Handler) {
 	c := &captureWriter{header: http.Header{}}
 	h.ServeHTTP(c, r)
@@ -316,9 +322,9 @@ func (s *server) authorize(r *http.Request) (principal, error) {
 	return who, nil
 }
 
-// actor is the name recorded with the commands of this request.
-func actor(r *http.Request) string {
-	if ri := info(r); ri.authd {
+// actor is the name recorded with the commands of the request w answers.
+func actor(w http.ResponseWriter) string {
+	if ri := info(w); ri.authd {
 		return ri.who.actor
 	}
 	return anonymous.actor
@@ -456,6 +462,9 @@ func (s *server) logRequest(r *http.Request, sw *statusWriter, ri *reqInfo, d ti
 	if status >= 500 {
 		level = slog.LevelError
 	}
+	if !s.log.Enabled(r.Context(), level) {
+		return
+	}
 	s.log.LogAttrs(r.Context(), level, "http request",
 		slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.String("route", ri.route),
 		slog.Int("status", status), slog.Duration("duration", d), slog.String("actor", who),
@@ -469,6 +478,7 @@ type statusWriter struct {
 	status int
 	bytes  int64
 	wrote  bool
+	ri     reqInfo
 }
 
 func (w *statusWriter) WriteHeader(code int) {

@@ -217,7 +217,7 @@ func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
 	h.Set("X-Accel-Buffering", "no")
 	h.Set("Connection", "close") // a stream's connection is never reused
 	// Subscribe before the snapshot, so that nothing happening meanwhile is missed.
-	c, err := s.hub.join(comp, inst, streamKey(r))
+	c, err := s.hub.join(comp, inst, streamKey(w, r))
 	if err != nil {
 		return err
 	}
@@ -258,8 +258,8 @@ func (s *server) handleStream(w http.ResponseWriter, r *http.Request) error {
 }
 
 // streamKey is who a stream counts against: the token's actor, else the client address.
-func streamKey(r *http.Request) string {
-	if ri := info(r); ri.authd {
+func streamKey(w http.ResponseWriter, r *http.Request) string {
+	if ri := info(w); ri.authd {
 		return ri.who.actor
 	}
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
