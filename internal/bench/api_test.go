@@ -189,4 +189,3 @@ func (w *benchWriter) Write(p []byte) (int, error) {
 	}
 	return w.body.Write(p)
 }
-

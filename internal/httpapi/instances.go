@@ -30,7 +30,6 @@ type instanceItem struct {
 
 func item(in xc.Instance) instanceItem { return instanceItem{Instance: in, InstanceID: in.ID} }
 
-
 // ---- commands ----
 
 // eventRef is an event given as a string ("E") or as an object ({type, payload}).

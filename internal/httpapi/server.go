@@ -106,9 +106,9 @@ type server struct {
 	// table holds the routes alone: it tells a 404 from a 405 (with its Allow header).
 	table  *http.ServeMux
 	routes map[string]route // by pattern
-	hub     *hub
-	promh   http.Handler
-	ui      http.Handler // the dashboard's static files
+	hub    *hub
+	promh  http.Handler
+	ui     http.Handler // the dashboard's static files
 	// snapshots bounds the stream snapshots built at once (each holds a page of instances).
 	snapshots chan struct{}
 	// bufs are the buffers answers are encoded into.
