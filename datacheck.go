@@ -43,7 +43,7 @@ func cleanValue(path string, v any, errs *[]FieldError) any {
 		if strings.IndexByte(x, 0) >= 0 {
 			*errs = append(*errs, FieldError{Field: fieldPath(path), Message: "must not contain a NUL character (\\u0000)"})
 		}
-		return x
+		return v // not x: boxing x again would allocate a copy of the string header
 	case json.Number:
 		f, msg := exactNumber(string(x))
 		if msg != "" {
@@ -54,7 +54,7 @@ func cleanValue(path string, v any, errs *[]FieldError) any {
 		if math.IsNaN(x) || math.IsInf(x, 0) {
 			*errs = append(*errs, FieldError{Field: fieldPath(path), Message: "must be a finite number"})
 		}
-		return x
+		return v
 	case map[string]any:
 		m := make(map[string]any, len(x))
 		for k, e := range x {

@@ -100,9 +100,13 @@ type Engine struct {
 	timers timerQueue
 	poller timerPoller
 
+	// pending counts the deliveries queued or being processed: an atomic, so that the hot
+	// path takes no lock; idleMu guards idle, the WaitIdle callers released when pending
+	// drops to 0, and waiters says whether there are any.
+	pending atomic.Int64
+	waiters atomic.Int32
 	idleMu  sync.Mutex
-	pending int64           // deliveries queued or being processed
-	idle    []chan struct{} // WaitIdle callers, released when pending drops to 0
+	idle    []chan struct{}
 
 	ids idGen
 
@@ -303,7 +307,11 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 	}
 	for {
 		e.idleMu.Lock()
-		if e.pending == 0 {
+		// waiters is raised before pending is read, and addPending lowers pending before it
+		// reads waiters: one of the two sees the other (sequentially consistent atomics).
+		e.waiters.Add(1)
+		if e.pending.Load() == 0 {
+			e.waiters.Add(-1)
 			e.idleMu.Unlock()
 			return nil
 		}
@@ -319,12 +327,16 @@ func (e *Engine) WaitIdle(ctx context.Context) error {
 }
 
 func (e *Engine) addPending(n int64) {
+	if e.pending.Add(n) != 0 || e.waiters.Load() == 0 {
+		return
+	}
 	e.idleMu.Lock()
-	e.pending += n
-	if e.pending == 0 {
+	if e.pending.Load() == 0 && len(e.idle) > 0 {
 		for _, ch := range e.idle {
 			close(ch)
 		}
+		e.waiters.Add(-int32(len(e.idle)))
+		clear(e.idle)
 		e.idle = e.idle[:0]
 	}
 	e.idleMu.Unlock()

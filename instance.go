@@ -19,9 +19,11 @@ type instance struct {
 	// The store may share the same pointer.
 	rec atomic.Pointer[store.Instance]
 
-	mu      sync.Mutex // guards queue and running
-	queue   []*delivery
-	running bool // a goroutine is processing this instance's queue
+	mu sync.Mutex // guards head, tail and running
+	// head and tail are the queued deliveries, in arrival order (linked by next): two
+	// pointers rather than a slice keep an idle instance small.
+	head, tail *delivery
+	running    bool // a goroutine is processing this instance's queue
 
 	isEntryPoint bool
 	timersArmed  atomic.Bool // the timer queue holds armings of this instance

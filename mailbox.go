@@ -26,6 +26,8 @@ type delivery struct {
 	fresh *store.Instance
 	// done, when set, receives the outcome.
 	done func(Result, error)
+	// next is the delivery queued after this one on the same instance.
+	next *delivery
 	// state arbitrates between a waiting caller that gives up and the goroutine that takes
 	// the delivery from the queue: exactly one of them wins (deliveryQueued → taken or
 	// cancelled), so an event whose caller was told it failed is never applied.
@@ -123,7 +125,7 @@ func (e *Engine) deliverWait(ctx context.Context, d *delivery) (Result, error) {
 // release ends a turn of processing on inst: a drainer takes over if events arrived meanwhile.
 func (e *Engine) release(inst *instance) {
 	inst.mu.Lock()
-	if len(inst.queue) == 0 {
+	if inst.head == nil {
 		inst.running = false
 		inst.mu.Unlock()
 		return
@@ -144,7 +146,12 @@ func (e *Engine) enqueue(d *delivery) {
 	}
 	inst := d.inst
 	inst.mu.Lock()
-	inst.queue = append(inst.queue, d)
+	if inst.tail == nil {
+		inst.head = d
+	} else {
+		inst.tail.next = d
+	}
+	inst.tail = d
 	if inst.running {
 		inst.mu.Unlock()
 		return
@@ -160,14 +167,16 @@ func (e *Engine) drain(inst *instance) {
 	defer e.wg.Done()
 	for {
 		inst.mu.Lock()
-		if len(inst.queue) == 0 {
+		d := inst.head
+		if d == nil {
 			inst.running = false
 			inst.mu.Unlock()
 			return
 		}
-		d := inst.queue[0]
-		inst.queue[0] = nil
-		inst.queue = inst.queue[1:]
+		inst.head, d.next = d.next, nil
+		if inst.head == nil {
+			inst.tail = nil
+		}
 		inst.mu.Unlock()
 		if !d.state.CompareAndSwap(deliveryQueued, deliveryTaken) {
 			e.addPending(-1) // its caller gave up

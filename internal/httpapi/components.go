@@ -55,12 +55,24 @@ func (s *server) summaries() []componentSummary {
 
 // component returns a known component, or a 404 error.
 func (s *server) component(name string) (*component.Component, error) {
+	if l, ok := s.b.(componentLookup); ok {
+		if c := l.Component(name); c != nil {
+			return c, nil
+		}
+		return nil, notFound("component %s not found", truncate(name, 64))
+	}
 	for _, c := range s.b.Components() {
 		if c.Name == name {
 			return c, nil
 		}
 	}
 	return nil, notFound("component %s not found", truncate(name, 64))
+}
+
+// componentLookup is implemented by backends that find a component by name without listing
+// them all (the local one: a map lookup instead of a sorted copy of the list per request).
+type componentLookup interface {
+	Component(name string) *component.Component
 }
 
 func (s *server) handleComponents(w http.ResponseWriter, _ *http.Request) error {

@@ -110,6 +110,9 @@ func (l *local) Ready(ctx context.Context) error {
 
 func (l *local) Components() []*component.Component { return l.eng.Components() }
 
+// Component returns a loaded component, or nil (componentLookup).
+func (l *local) Component(name string) *component.Component { return l.eng.Component(name) }
+
 // Runtimes returns one entry per loaded component: in one process, each component has its
 // runtime, always up.
 func (l *local) Runtimes(context.Context) ([]Runtime, error) {

@@ -422,8 +422,7 @@ func HostsFor(bind string, configured []string) []string {
 // origin.
 func (s *server) checkWrite(r *http.Request) error {
 	ct := r.Header.Get("Content-Type")
-	mt, _, err := mime.ParseMediaType(ct)
-	if ct == "" || err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	if !isJSONContentType(ct) {
 		got := "no Content-Type"
 		if ct != "" {
 			got = truncate(ct, 128)
@@ -443,6 +442,19 @@ func (s *server) checkWrite(r *http.Request) error {
 	}
 	return &apiError{status: http.StatusForbidden,
 		msg: "cross-origin write from " + strconv.Quote(truncate(origin, 128)) + " refused: allow it with --cors-origin"}
+}
+
+// isJSONContentType reports whether a Content-Type is application/json or a +json type,
+// parameters allowed; the usual spellings are recognised without parsing.
+func isJSONContentType(ct string) bool {
+	switch ct {
+	case "application/json", "application/json; charset=utf-8", "application/json;charset=utf-8", "application/json; charset=UTF-8":
+		return true
+	case "":
+		return false
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // logRequest writes the request log line and the HTTP metrics. The query string is not
