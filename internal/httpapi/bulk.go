@@ -44,7 +44,7 @@ func (s *server) handleBulkEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	ev.Actor, ev.Source = actor(r), "api"
+	ev.Actor, ev.Source = actor(w), "api"
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	var ids []string

@@ -219,7 +219,7 @@ func plainText(v string) bool {
 // cannot do.
 func (s *server) handleSession(w http.ResponseWriter, r *http.Request) error {
 	who := anonymous
-	if ri := info(r); ri.authd {
+	if ri := info(w); ri.authd {
 		who = ri.who
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"actor": who.actor, "role": who.role, "auth": !s.auth.open(),
