@@ -329,6 +329,13 @@ func (b *browser) checkPageErrors() {
 // startServer serves the API and the dashboard over an engine loaded with the examples.
 func startServer(t *testing.T, opts httpapi.Options, examples ...string) *httptest.Server {
 	t.Helper()
+	srv, _ := startEngineServer(t, opts, examples...)
+	return srv
+}
+
+// startEngineServer is startServer, also returning the engine.
+func startEngineServer(t *testing.T, opts httpapi.Options, examples ...string) (*httptest.Server, *xc.Engine) {
+	t.Helper()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	eng := xc.New(xc.Options{Store: store.NewMemory(), Logger: quiet})
 	for _, name := range examples {
@@ -349,7 +356,7 @@ func startServer(t *testing.T, opts httpapi.Options, examples ...string) *httpte
 		defer cancel()
 		_ = eng.Close(ctx)
 	})
-	return srv
+	return srv, eng
 }
 
 // trigger sends an event as another client would.

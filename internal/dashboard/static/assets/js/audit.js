@@ -58,7 +58,12 @@ export function toCSV(hist) {
 
 export function setTab(tab) {
   S.tab = tab;
-  for (const b of document.querySelectorAll('.tab')) b.classList.toggle('on', b.dataset.tab === tab);
+  for (const b of document.querySelectorAll('.tab')) {
+    const on = b.dataset.tab === tab;
+    b.classList.toggle('on', on);
+    b.setAttribute('aria-selected', String(on));
+    b.tabIndex = on ? 0 : -1;
+  }
   $('#instance-detail').hidden = tab !== 'detail';
   $('#audit').hidden = tab !== 'audit';
   if (tab === 'audit') renderAudit();

@@ -3,7 +3,7 @@
 import { api, enc } from './api.js';
 import { loadInstances, loadSelected, navigate, renderAll } from './main.js';
 import { S, hashFor, machineDef } from './state.js';
-import { $, clear, fmtDateTime, fmtDuration, h, json, shortId, stringify } from './util.js';
+import { $, clear, fmtDateTime, fmtDuration, fmtMs, h, icon, json, shortId, stringify } from './util.js';
 
 export function renderDetail() {
   const box = clear($('#instance-detail'));
@@ -27,6 +27,9 @@ export function renderDetail() {
   if (i.parent) meta.append(metaItem('Parent', instanceLink(i.parent)));
   if (i.children?.length) meta.append(metaItem('Children', h('span', {}, ...i.children.flatMap((c, n) => [n ? ', ' : '', instanceLink(c)]))));
   box.append(meta);
+  const related = h('div', { id: 'detail-related', class: 'related' });
+  box.append(related);
+  renderRelated(related, i);
 
   const left = h('div', {});
   const right = h('div', {});
@@ -48,23 +51,43 @@ export function renderDetail() {
     for (const r of t.matchingRules || []) chips.push(h('span', { class: 'badge warn', title: 'matching rule: the payload must carry this property' }, `match ${r.eventProperty} ${r.operator || '==='} ${r.instanceProperty}`));
     if (t.guards?.length) chips.push(h('span', { class: 'badge kind' }, 'guarded'));
     actions.append(h('button', {
-      type: 'button', class: 'action', dataset: { event: t.event }, disabled: i.status !== 'active',
+      type: 'button', class: 'action', dataset: { event: t.event }, disabled: i.status !== 'active' || !S.session.canWrite,
+      title: S.session.canWrite ? null : `Role ${S.session.role}: read only`,
       onclick: () => fire(i, t.event, payload.value),
     }, h('span', { class: 'ev' }, t.event), h('span', { class: 'to' }, '→ ' + [...new Set(targets)].join(' | ')), chips.length ? h('span', { class: 'chips' }, chips) : null));
   }
   if (!seen.size) left.append(h('p', { class: 'empty' }, i.status === 'active' ? `No triggerable transition from ${i.currentState}.` : `Instance is ${i.status}.`));
-  else left.append(actions, payload);
-  const res = S.lastResult && S.lastResult.instanceId === i.id ? S.lastResult : null;
-  left.append(h('div', { id: 'action-result', class: 'result ' + (res ? (res.ok ? 'ok' : 'bad') : ''), hidden: !res }, res?.text || ''));
-
-  // Timeouts
-  left.append(h('h3', {}, 'Pending timeouts'));
-  const tos = (i.pendingTimeouts || []).filter((t) => t.kind !== 'auto');
-  if (!tos.length) left.append(h('p', { class: 'empty' }, 'None.'));
   else {
-    left.append(h('ul', { class: 'timeouts' }, ...tos.map((t) => h('li', { dataset: { due: String(t.dueAt), total: String(t.totalMs || 0) } },
-      h('div', { class: 'row' }, h('span', {}, h('b', {}, t.event), ' → ', t.targetState || ''), h('span', { class: 'countdown mono' }, fmtDuration(t.dueAt - Date.now()))),
-      h('div', { class: 'progress' }, h('span', { style: 'width:0%' }))))));
+    left.append(actions, payload);
+    if (!S.session.canWrite) {
+      payload.disabled = true;
+      left.append(h('p', { class: 'muted role-note', id: 'role-note' }, `Your role (${S.session.role}) may read only: actions are disabled.`));
+    }
+  }
+  const res = S.lastResult && S.lastResult.instanceId === i.id ? S.lastResult : null;
+  // the instance may have moved on since (an auto transition, another client): say where it is
+  const moved = res?.ok && res.newState && i.currentState !== res.newState ? `; now in ${i.currentState}` : '';
+  left.append(h('div', { id: 'action-result', class: 'result ' + (res ? (res.ok ? 'ok' : 'bad') : ''), hidden: !res, role: 'status' }, (res?.text || '') + moved));
+
+  // Timers: timeouts and automatic transitions, armed (with their due time) or waiting on a guard
+  left.append(h('h3', {}, 'Timers and automatic transitions'));
+  const tos = i.status === 'active' ? (i.pendingTimeouts || []) : [];
+  const armed = new Set(tos.map((t) => t.event + '|' + t.targetState));
+  const waiting = i.status === 'active' ? (m?.transitions || []).filter((t) => t.from === i.currentState && (t.type === 'auto' || t.type === 'timeout') && !armed.has(t.event + '|' + t.to)) : [];
+  if (!tos.length && !waiting.length) left.append(h('p', { class: 'empty' }, 'None from ' + i.currentState + '.'));
+  else {
+    left.append(h('ul', { class: 'timeouts' },
+      ...tos.map((t) => h('li', { dataset: { due: String(t.dueAt), total: String(t.totalMs || 0), kind: t.kind || 'timeout' } },
+        h('div', { class: 'row' },
+          h('span', {}, icon(t.kind === 'auto' ? 'auto' : 'timer'), ' ', h('b', {}, t.event), ' → ', t.targetState || '', ' ',
+            h('span', { class: 'badge kind' }, t.kind === 'auto' ? 'automatic' : 'timeout ' + fmtMs(t.totalMs))),
+          h('span', {}, h('span', { class: 'countdown mono' }, fmtDuration(t.dueAt - Date.now())), h('span', { class: 'muted due' }, ' at ' + fmtDateTime(t.dueAt)))),
+        h('div', { class: 'progress' }, h('span', { style: 'width:0%' })))),
+      ...waiting.map((t) => h('li', { class: 'waiting', dataset: { kind: t.type } },
+        h('div', { class: 'row' },
+          h('span', {}, icon(t.type === 'auto' ? 'auto' : 'timer'), ' ', h('b', {}, t.event), ' → ', t.to, ' ',
+            h('span', { class: 'badge kind' }, t.type === 'auto' ? 'automatic' : 'timeout ' + fmtMs(t.timeoutMs))),
+          h('span', { class: 'muted' }, t.guards?.length ? 'guard not met: ' + t.guards.map((g) => g.expression).join(' && ') : 'not armed'))))));
     tickTimeouts();
   }
 
@@ -76,16 +99,68 @@ export function renderDetail() {
   }
 }
 
+// renderRelated lists the instances this one exchanged events with across machines and
+// components (the events of its correlations): the instance it was created by, those it
+// created, the others its events reached — each a link that opens it in its component.
+const relatedCache = new Map(); // instance id + version -> related list
+async function renderRelated(box, i) {
+  const key = i.id + '@' + i.version;
+  let rel = relatedCache.get(key);
+  if (!rel) {
+    try {
+      const evs = (await api('/api/history/correlated/' + enc(i.id))).events || [];
+      rel = relatedFrom(i, evs);
+    } catch { return; }
+    relatedCache.clear();
+    relatedCache.set(key, rel);
+  }
+  if (!box.isConnected) return;
+  const known = new Set([i.parent?.id, ...(i.children || []).map((c) => c.id)].filter(Boolean));
+  rel = rel.filter((r) => !known.has(r.id) || r.componentName !== i.componentName);
+  clear(box);
+  if (!rel.length) return;
+  const label = { parent: 'created by', child: 'created', related: 'exchanged events with' };
+  box.append(h('h3', {}, 'Flow across machines and components'),
+    h('ul', { class: 'related-list' }, ...rel.map((r) => h('li', { dataset: { rel: r.rel, id: r.id } },
+      icon(r.rel === 'parent' ? 'parent' : r.rel === 'child' ? 'child' : 'link'), ' ',
+      h('span', { class: 'muted' }, label[r.rel] + ' '),
+      instanceLink(r), ' ', h('span', { class: 'muted' }, [r.componentName !== i.componentName ? 'in ' + r.componentName : '', r.via ? 'via ' + r.via : ''].filter(Boolean).join(' · '))))));
+}
+
+export function relatedFrom(i, evs) {
+  const own = new Set(evs.filter((e) => e.instanceId === i.id).map((e) => e.id));
+  const ownCreated = evs.find((e) => e.instanceId === i.id && e.event?.type === 'INSTANCE_CREATED');
+  const byId = new Map();
+  for (const e of evs) {
+    if (e.instanceId === i.id) continue;
+    let r = byId.get(e.instanceId);
+    if (!r) { r = { id: e.instanceId, componentName: e.componentName, machineName: e.machineName, rel: 'related', via: '', ids: new Set() }; byId.set(e.instanceId, r); }
+    r.ids.add(e.id);
+    const cause = e.causedBy?.[0];
+    if (e.event?.type === 'INSTANCE_CREATED' && cause && own.has(cause)) {
+      r.rel = 'child';
+      r.via = evs.find((x) => x.id === cause)?.event?.type || '';
+    } else if (!r.via && cause && own.has(cause)) r.via = e.event?.type || '';
+  }
+  for (const r of byId.values()) {
+    const cause = ownCreated?.causedBy?.[0];
+    if (cause && r.ids.has(cause)) { r.rel = 'parent'; r.via = evs.find((x) => x.id === cause)?.event?.type || r.via; }
+    if (!r.via) r.via = evs.find((e) => e.instanceId === i.id && r.ids.has(e.causedBy?.[0]))?.event?.type || '';
+  }
+  const order = { parent: 0, child: 1, related: 2 };
+  return [...byId.values()].sort((a, b) => order[a.rel] - order[b.rel]).slice(0, 50);
+}
+
 export function metaItem(label, value) { return h('div', {}, h('dt', {}, label), h('dd', {}, value)); }
 
 export function instanceLink(ref) {
   const id = typeof ref === 'string' ? ref : ref.id || ref.instanceId;
   const m = typeof ref === 'object' ? ref.machineName : '';
   const comp = (typeof ref === 'object' && ref.componentName) || S.component;
-  return h('button', { type: 'button', class: 'link', title: id, onclick: () => {
+  return h('button', { type: 'button', class: 'link', title: 'Open ' + [comp, m].filter(Boolean).join(' / ') + ' ' + id, dataset: { id }, onclick: () => {
     if (comp !== S.component) location.hash = hashFor({ component: comp, machine: m, instance: id });
     else navigate({ machine: m || S.machine, instance: id });
-  } }, (m ? m + ' ' : '') + '…' + shortId(id));
+  } }, (comp !== S.component ? comp + ' / ' : '') + (m ? m + ' ' : '') + '…' + shortId(id));
 }
 
 export function tickTimeouts() {
@@ -109,7 +184,7 @@ export async function fire(inst, event, payloadText) {
   for (const b of document.querySelectorAll('#quick-actions button')) b.disabled = true;
   try {
     const r = await api('/api/instances/' + enc(inst.id) + '/trigger', { method: 'POST', body: payload === undefined ? { event } : { event, payload } });
-    S.lastResult = { instanceId: inst.id, ok: true, text: `Applied ${event}: ${r.previousState} → ${r.newState}` };
+    S.lastResult = { instanceId: inst.id, ok: true, text: `Applied ${event}: ${r.previousState} → ${r.newState}`, newState: r.newState };
     if (r.instance) S.instance = { ...S.instance, ...r.instance };
   } catch (e) {
     // 503/504: nothing was refused — no runtime could take it, or none answered in time (it

@@ -3,8 +3,8 @@
 
 import { api, enc } from './api.js';
 import { navigate } from './main.js';
-import { S, def, machineDef } from './state.js';
-import { $, clear, h, stringify } from './util.js';
+import { S, countOf, def, machineDef } from './state.js';
+import { $, clear, fmtNum, h, stringify } from './util.js';
 
 export function renderMachines() {
   const box = $('#machines');
@@ -17,12 +17,14 @@ export function renderMachines() {
     box.dataset.component = S.component;
     S.diagrams.clear();
     for (const m of machines) {
-      box.append(h('article', { class: 'panel machine-card', dataset: { machine: m.name }, onclick: () => { if (S.machine !== m.name) navigate({ machine: m.name, instance: '' }); } },
-        h('div', { class: 'panel-head' }, h('h2', {}, m.name),
+      const open = () => { if (S.machine !== m.name) navigate({ machine: m.name, instance: '' }); };
+      box.append(h('article', { class: 'panel machine-card', dataset: { machine: m.name }, 'aria-label': 'Machine ' + m.name },
+        h('div', { class: 'panel-head' },
+          h('h2', {}, h('button', { type: 'button', class: 'card-title', onclick: open, title: 'Show the instances of ' + m.name }, m.name)),
           m.name === def().entryMachine ? h('span', { class: 'badge entry' }, 'entry') : null,
           h('span', { class: 'badge kind' }, `${m.states?.length || 0} states`)),
-        h('div', { class: 'diagram' }, h('span', { class: 'muted' }, 'Loading diagram…')),
-        h('div', { class: 'counts' })));
+        h('div', { class: 'diagram', onclick: open }, h('span', { class: 'muted' }, 'Loading diagram…')),
+        h('div', { class: 'counts', role: 'list', 'aria-label': 'Instances per state of ' + m.name })));
     }
     const warnings = def()?.warnings || [];
     if (warnings.length && box.firstElementChild) {
@@ -32,21 +34,42 @@ export function renderMachines() {
   for (const card of box.querySelectorAll('.machine-card')) {
     const m = card.dataset.machine;
     card.classList.toggle('sel', m === S.machine);
-    const cur = S.instance && S.instance.machineName === m ? S.instance.currentState : '';
+    const title = card.querySelector('.card-title');
+    if (m === S.machine) title.setAttribute('aria-current', 'true'); else title.removeAttribute('aria-current');
+    const cur = currentOf(m);
     renderCounts(card.querySelector('.counts'), m, cur);
     renderDiagram(card.querySelector('.diagram'), m, cur);
   }
 }
 
-export function renderCounts(box, machine, cur) {
-  clear(box);
-  const next = new Set((machineDef(machine)?.transitions || []).filter((t) => cur && t.from === cur && t.to !== cur).map((t) => t.to));
-  const counts = new Map();
-  for (const i of S.all) if (i.machineName === machine) counts.set(i.currentState, (counts.get(i.currentState) || 0) + 1);
-  for (const s of machineDef(machine)?.states || []) {
-    const n = counts.get(s.name) || 0;
-    box.append(h('span', { class: `count ${s.type || ''} ${s.name === cur ? 'cur' : ''} ${next.has(s.name) ? 'next' : ''}`, title: `${n} instance(s) in ${s.name}` + (next.has(s.name) ? ' · reachable next' : ''), dataset: { state: s.name } }, next.has(s.name) ? '→ ' : '', s.name, h('b', {}, String(n))));
+function currentOf(machine) { return S.instance && S.instance.machineName === machine ? S.instance.currentState : ''; }
+
+// renderCountsOnly redraws the count chips (at most once a frame while events arrive).
+export function renderCountsOnly() {
+  for (const card of document.querySelectorAll('#machines .machine-card')) {
+    renderCounts(card.querySelector('.counts'), card.dataset.machine, currentOf(card.dataset.machine));
   }
+}
+
+// renderCounts writes one chip per state with its exact count (all statuses: final and error
+// states hold the completed instances), from the server's counts moved by each live event.
+export function renderCounts(box, machine, cur) {
+  const next = new Set((machineDef(machine)?.transitions || []).filter((t) => cur && t.from === cur && t.to !== cur).map((t) => t.to));
+  const states = machineDef(machine)?.states || [];
+  if (box.children.length !== states.length) {
+    clear(box);
+    for (const s of states) box.append(h('span', { role: 'listitem', dataset: { state: s.name } }, h('span', { class: 'arrow', 'aria-hidden': 'true' }), h('span', { class: 'name' }, s.name), h('b', {})));
+  }
+  states.forEach((s, i) => {
+    const chip = box.children[i];
+    const n = countOf(machine, s.name, 'all');
+    chip.className = `count ${s.type || ''} ${s.name === cur ? 'cur' : ''} ${next.has(s.name) ? 'next' : ''}`;
+    chip.title = `${fmtNum(n)} instance(s) in ${s.name}` + (next.has(s.name) ? ' · reachable next' : '') + (S.countsExact ? '' : ' (live instances only)');
+    chip.querySelector('.arrow').textContent = next.has(s.name) ? '→ ' : '';
+    const b = chip.querySelector('b');
+    const txt = fmtNum(n);
+    if (b.textContent !== txt) b.textContent = txt;
+  });
 }
 
 export let diagramSeq = 0;

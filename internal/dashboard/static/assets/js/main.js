@@ -6,14 +6,26 @@ import { renderAudit, setTab } from './audit.js';
 import { buildFields, openCreate, submitCreate } from './create.js';
 import { renderDetail, tickTimeouts } from './detail.js';
 import { renderMachines } from './diagram.js';
-import { S, def, hashFor, machineDef, parseHash, stateType } from './state.js';
+import { S, STATUSES, countOf, def, hashFor, machineDef, parseHash, stateType } from './state.js';
 import { connect, filterLogItem, setConn } from './stream.js';
-import { $, clear, fmtDateTime, h, shortId, stringify } from './util.js';
+import { $, clear, fmtDateTime, fmtNum, h, icon, shortId, stringify } from './util.js';
+
+export const PAGE = 100;
 
 export function navigate(to, replace = false) {
   const target = hashFor({ component: S.component, machine: S.machine, instance: S.instanceId, ...to });
   if (target === location.hash) { applyRoute(); return; }
   if (replace) { history.replaceState(null, '', target); applyRoute(); } else location.hash = target;
+}
+
+// openInstance shows an instance whatever its component: the page asks the API where it lives.
+export async function openInstance(id) {
+  try {
+    const i = await api('/api/instances/' + enc(id));
+    location.hash = hashFor({ component: i.componentName || S.component, machine: i.machineName, instance: id });
+  } catch (e) {
+    showBanner('Cannot open instance ' + id + ': ' + e.message);
+  }
 }
 
 export let routing = Promise.resolve();
@@ -36,8 +48,14 @@ export async function doRoute() {
     if (!S.defs.has(comp)) {
       try { S.defs.set(comp, await api('/api/components/' + enc(comp))); } catch (e) { showBanner(e.message); return; }
     }
-    fillStateFilter();
   }
+  const filtersChanged = r.status !== S.status || r.state !== S.stateFilter || r.q !== S.q;
+  S.status = r.status;
+  S.stateFilter = r.state;
+  S.q = r.q;
+  if (compChanged) fillStateFilter();
+  syncFilterControls();
+  if (compChanged || filtersChanged) S.pageSize = PAGE;
   const d = def();
   S.machine = machineDef(r.machine) ? r.machine : (d.entryMachine || d.stateMachines?.[0]?.name || '');
   if (r.instance !== S.instanceId || compChanged) {
@@ -45,8 +63,13 @@ export async function doRoute() {
     S.instance = null;
     S.lastResult = null;
   }
-  await Promise.all([loadInstances(), loadSelected()]);
+  await Promise.all([loadInstances(), loadSelected(), compChanged || !S.counts.size ? loadCounts() : null]);
   renderAll();
+}
+
+// setFilters changes the list filters through the URL (they survive a reload).
+export function setFilters(f) {
+  navigate({ status: S.status, state: S.stateFilter, q: S.q, ...f }, true);
 }
 
 // ---------- loading ----------
@@ -59,18 +82,74 @@ export async function loadComponents() {
   renderStats();
 }
 
+// parseSearch splits the search box into business keys (key:value, sent as where) and text.
+export function parseSearch(s) {
+  const where = [], text = [];
+  for (const tok of (s || '').split(/\s+/).filter(Boolean)) {
+    if (/^[^:\s]+:.+/.test(tok)) where.push(tok); else text.push(tok);
+  }
+  return { where, q: text.join(' ') };
+}
+
+function listURL(limit, cursor) {
+  let url = '/api/instances?component=' + enc(S.component) + '&status=' + enc(S.status) + '&limit=' + limit;
+  const { q, where } = parseSearch(S.q);
+  if (q) url += '&q=' + enc(q);
+  for (const w of where) url += '&where=' + enc(w);
+  if (S.stateFilter) url += '&state=' + enc(S.stateFilter);
+  if (cursor) url += '&cursor=' + enc(cursor);
+  return url;
+}
+
+// loadInstances loads the first S.pageSize instances of the filtered list (newest first).
 export async function loadInstances() {
   if (!S.component) return;
-  const base = '/api/instances?component=' + enc(S.component);
-  let url = base + '&status=' + enc(S.status) + '&limit=500';
-  if (S.q) url += '&q=' + enc(S.q);
-  if (S.stateFilter) url += '&state=' + enc(S.stateFilter);
+  const comp = S.component;
   try {
-    const [list, all] = await Promise.all([api(url), api(base + '&status=all&limit=1000')]);
-    S.list = list.instances || [];
-    S.all = all.instances || [];
+    const page = await api(listURL(Math.min(1000, S.pageSize)));
+    if (comp !== S.component) return;
+    S.list = page.instances || [];
+    S.nextCursor = page.nextCursor || '';
     hideBanner();
   } catch (e) { showBanner('Loading instances: ' + e.message); }
+}
+
+// loadMore appends the next page.
+export async function loadMore() {
+  if (!S.nextCursor) return;
+  const btn = $('#list-more-btn');
+  if (btn) btn.disabled = true;
+  try {
+    const page = await api(listURL(PAGE, S.nextCursor));
+    const seen = new Set(S.list.map((i) => i.id));
+    S.list.push(...(page.instances || []).filter((i) => !seen.has(i.id)));
+    S.nextCursor = page.nextCursor || '';
+    S.pageSize = S.list.length;
+  } catch (e) { showBanner('Loading instances: ' + e.message); }
+  renderList();
+  $('#list-more-btn')?.focus();
+}
+
+// loadCounts reads the exact counts of every component (GET /api/counts).
+export async function loadCounts() {
+  try {
+    const data = await api('/api/counts');
+    S.countsExact = data.exact !== false;
+    S.totals = new Map(Object.entries(data.components || {}));
+    S.counts = new Map();
+    for (const c of data.counts || []) {
+      if (c.componentName !== S.component) continue;
+      const k = c.machineName + '|' + c.state;
+      const v = S.counts.get(k) || { active: 0, completed: 0, error: 0 };
+      v[c.status] = (v[c.status] || 0) + c.count;
+      S.counts.set(k, v);
+    }
+  } catch { /* the banner of the other loads tells */ }
+}
+
+export async function loadSession() {
+  try { S.session = await api('/api/session'); } catch { /* older server: assume operator */ }
+  renderSession();
 }
 
 export async function loadSelected() {
@@ -102,10 +181,20 @@ export function renderAll() {
   if (S.tab === 'audit') renderAudit();
 }
 
+function globalTotal(status) {
+  let n = 0;
+  for (const t of S.totals.values()) n += t[status] || 0;
+  return n;
+}
+
 export function renderStats() {
-  $('#stat-components').textContent = String(S.components.length);
-  $('#stat-machines').textContent = String(S.components.reduce((n, c) => n + (c.stateMachines?.length || 0), 0));
-  $('#stat-active').textContent = String(S.active.size);
+  $('#stat-components').textContent = fmtNum(S.components.length);
+  $('#stat-machines').textContent = fmtNum(S.components.reduce((n, c) => n + (c.stateMachines?.length || 0), 0));
+  $('#stat-active').textContent = S.totals.size ? fmtNum(globalTotal('active')) : '–';
+  const errs = globalTotal('error');
+  const errEl = $('#stat-errors');
+  errEl.textContent = S.totals.size ? fmtNum(errs) : '–';
+  errEl.closest('.stat').classList.toggle('bad', errs > 0);
   const n = (st) => S.runtimes.filter((r) => r.status === st).length;
   const parts = [`${n('up')} up`];
   if (n('lost')) parts.push(`${n('lost')} lost`);
@@ -113,7 +202,29 @@ export function renderStats() {
   const el = $('#stat-runtimes');
   el.textContent = parts.join(' · ');
   el.classList.toggle('warn', n('lost') > 0);
+  renderStatusCounts();
   renderRuntimes();
+}
+
+// renderStatusCounts writes the count of each status on its filter button.
+function renderStatusCounts() {
+  const t = S.totals.get(S.component);
+  for (const b of document.querySelectorAll('#status-filter button')) {
+    const n = b.querySelector('.n');
+    if (n) n.textContent = t ? fmtNum(b.dataset.status === 'all' ? t.all : t[b.dataset.status] || 0) : '';
+  }
+}
+
+export function renderSession() {
+  const s = S.session;
+  const el = $('#session');
+  el.textContent = '';
+  el.append(icon(s.role === 'operator' ? 'key' : 'eye'), ' ', s.role, s.auth ? h('span', { class: 'muted' }, ' · ' + s.actor) : null);
+  el.title = s.canWrite ? 'Your role may create instances and send events' : 'Your role may read only: write controls are disabled';
+  el.className = 'role role-' + s.role;
+  const btn = $('#new-instance-btn');
+  btn.disabled = !s.canWrite;
+  btn.title = s.canWrite ? '' : `Role ${s.role}: read only`;
 }
 
 // fmtAgo says how long ago ms was, coarsely ("4 s ago", "3 min ago").
@@ -178,16 +289,38 @@ export function fillStateFilter() {
   sel.value = S.stateFilter;
 }
 
+function syncFilterControls() {
+  for (const b of document.querySelectorAll('#status-filter button')) {
+    const on = b.dataset.status === S.status;
+    b.classList.toggle('on', on);
+    b.setAttribute('aria-pressed', String(on));
+  }
+  $('#filter-state').value = S.stateFilter;
+  if (document.activeElement !== $('#filter-q')) $('#filter-q').value = S.q;
+}
+
 export function stateBadge(machine, state, extra = '') {
   const t = stateType(machine, state);
   const cls = t === 'final' ? 'final' : t === 'error' ? 'error' : t === 'entry' ? 'entry' : '';
   return h('span', { class: `badge ${cls} ${extra}`.trim() }, state || '—');
 }
 
+// listTotal is how many instances the list filters select, from the exact counts (null when a
+// text or key search makes it unknown).
+function listTotal(machine) {
+  if (S.q) return null;
+  return countOf(machine, S.stateFilter, S.status);
+}
+
 export function renderList() {
-  const box = clear($('#instance-list'));
+  const box = $('#instance-list');
+  const focusedId = box.contains(document.activeElement) ? document.activeElement.dataset.id : '';
+  clear(box);
+  const total = listTotal('');
+  const foot = $('#list-foot');
+  clear(foot);
   if (!S.list.length) {
-    box.append(h('p', { class: 'empty' }, S.status === 'active' ? 'No active instances.' : 'No instances match.'));
+    box.append(h('p', { class: 'empty' }, S.q ? 'No instances match.' : S.status === 'active' ? 'No active instances.' : S.status === 'error' ? 'No instances in error.' : 'No instances match.'));
     return;
   }
   const groups = new Map();
@@ -197,22 +330,47 @@ export function renderList() {
   }
   const entry = def()?.entryMachine;
   for (const [m, items] of groups) {
-    box.append(h('div', { class: 'group-head' }, m, ` (${items.length})`, m === entry ? h('span', { class: 'badge entry' }, 'entry point') : null));
+    const mt = listTotal(m);
+    box.append(h('div', { class: 'group-head' }, h('span', { class: 'group-name' }, m),
+      h('span', { class: 'muted group-count' }, mt !== null && mt !== items.length ? ` ${fmtNum(items.length)} of ${fmtNum(mt)}` : ` ${fmtNum(items.length)}`),
+      m === entry ? h('span', { class: 'badge entry' }, 'entry point') : null));
+    const ul = h('ul', { class: 'inst-group', 'aria-label': m + ' instances' });
     for (const i of items) {
       const sub = summary(i.context);
-      box.append(h('button', {
+      ul.append(h('li', {}, h('button', {
         type: 'button', class: 'inst' + (i.id === S.instanceId ? ' sel' : ''), dataset: { id: i.id },
+        'aria-current': i.id === S.instanceId ? 'true' : null,
         title: i.id, onclick: () => navigate({ machine: i.machineName, instance: i.id }),
       },
-      h('span', { class: 'inst-main' }, h('div', { class: 'inst-id' }, '…' + shortId(i.id)), h('div', { class: 'inst-sub' }, sub || fmtDateTime(i.updatedAt))),
-      stateBadge(i.machineName, i.currentState)));
+      h('span', { class: 'inst-main' }, h('span', { class: 'inst-id' }, '…' + shortId(i.id)), h('span', { class: 'inst-sub' }, sub || fmtDateTime(i.updatedAt))),
+      stateBadge(i.machineName, i.currentState))));
     }
+    box.append(ul);
   }
+  foot.append(h('span', { id: 'list-count', class: 'muted' },
+    total !== null ? `${fmtNum(S.list.length)} of ${fmtNum(total)}` : `${fmtNum(S.list.length)} shown` + (S.nextCursor ? ', more match' : '')));
+  if (S.nextCursor) foot.append(h('button', { type: 'button', class: 'btn small', id: 'list-more-btn', onclick: loadMore }, 'Load more'));
+  if (focusedId) box.querySelector(`.inst[data-id="${CSS.escape(focusedId)}"]`)?.focus();
 }
 
 export function summary(ctx) {
   if (!ctx || typeof ctx !== 'object') return '';
   return Object.entries(ctx).slice(0, 3).map(([k, v]) => `${k}: ${typeof v === 'object' ? stringify(v) : v}`).join(' · ');
+}
+
+// ---------- keyboard: arrow keys move within tab lists and button groups ----------
+
+function arrowKeys(group, itemSel, activate) {
+  group.addEventListener('keydown', (e) => {
+    if (!['ArrowLeft', 'ArrowRight', 'Home', 'End'].includes(e.key)) return;
+    const items = [...group.querySelectorAll(itemSel)];
+    let i = items.indexOf(document.activeElement);
+    if (i < 0) return;
+    i = e.key === 'Home' ? 0 : e.key === 'End' ? items.length - 1 : (i + (e.key === 'ArrowRight' ? 1 : -1) + items.length) % items.length;
+    e.preventDefault();
+    items[i].focus();
+    if (activate) items[i].click();
+  });
 }
 
 // ---------- boot ----------
@@ -221,7 +379,7 @@ export async function boot() {
   if (window.mermaid) {
     window.mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: 'default', flowchart: { htmlLabels: false }, state: { useMaxWidth: true } });
   }
-  $('#component-select').addEventListener('change', (e) => { location.hash = hashFor({ component: e.target.value }); });
+  $('#component-select').addEventListener('change', (e) => { location.hash = hashFor({ component: e.target.value, status: 'active', state: '', q: '' }); });
   $('#new-instance-btn').addEventListener('click', openCreate);
   $('#create-machine').addEventListener('change', buildFields);
   $('#create-form').addEventListener('submit', submitCreate);
@@ -237,16 +395,15 @@ export async function boot() {
     start();
   });
   $('#token-clear').addEventListener('click', () => { sessionStorage.removeItem(TOKEN_KEY); $('#token-input').value = ''; });
-  for (const b of document.querySelectorAll('.seg button')) {
-    b.addEventListener('click', () => {
-      S.status = b.dataset.status;
-      for (const x of document.querySelectorAll('.seg button')) x.classList.toggle('on', x === b);
-      loadInstances().then(renderList);
-    });
+  for (const b of document.querySelectorAll('#status-filter button')) {
+    b.addEventListener('click', () => setFilters({ status: b.dataset.status }));
   }
+  arrowKeys($('#status-filter'), 'button', true);
+  arrowKeys($('.tabs'), '.tab', true);
+  $('#stat-errors-btn').addEventListener('click', () => setFilters({ status: 'error' }));
   let qTimer;
-  $('#filter-q').addEventListener('input', (e) => { clearTimeout(qTimer); qTimer = setTimeout(() => { S.q = e.target.value.trim(); loadInstances().then(renderList); }, 250); });
-  $('#filter-state').addEventListener('change', (e) => { S.stateFilter = e.target.value; loadInstances().then(renderList); });
+  $('#filter-q').addEventListener('input', (e) => { clearTimeout(qTimer); qTimer = setTimeout(() => setFilters({ q: e.target.value.trim() }), 300); });
+  $('#filter-state').addEventListener('change', (e) => setFilters({ state: e.target.value }));
   for (const b of document.querySelectorAll('.tab')) b.addEventListener('click', () => setTab(b.dataset.tab));
   $('#log-filter').addEventListener('input', () => { for (const li of $('#event-log').children) if (li.dataset.text) filterLogItem(li); });
   $('#log-clear').addEventListener('click', () => clear($('#event-log')));
@@ -268,8 +425,10 @@ export async function start() {
   hideBanner();
   connect();
   loadRuntimes();
+  loadSession();
   // distributed dashboard: the runtimes panel matters, show it open
   api('/health').then((hl) => { if (hl?.mode === 'distributed') $('.runtimes-panel details').open = true; }).catch(() => {});
   S.component = '';
+  S.counts = new Map();
   await applyRoute();
 }
