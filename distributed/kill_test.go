@@ -18,6 +18,7 @@ import (
 
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -190,22 +191,36 @@ func TestKillRuntimeUnderLoad(t *testing.T) {
 	<-published
 	waitReplies(t, rep, ids, k)
 
-	// Takeover: the first command applied by B, after the kill, for an instance A served.
+	// Takeover: for each instance A served last before the kill (its partition was A's then),
+	// the first command B applied for it after the kill.
 	mu.Lock()
-	servedByA := map[string]bool{}
+	lastBy, lastAt := map[string]string{}, map[string]time.Time{}
 	for cmd, r := range by {
-		if r == a.id {
-			servedByA[instanceOf(cmd)] = true
+		inst, at := instanceOf(cmd), arrived[cmd]
+		if at.Before(killed) && at.After(lastAt[inst]) {
+			lastBy[inst], lastAt[inst] = r, at
 		}
 	}
-	var first time.Duration = -1
+	takenOver := map[string]time.Duration{}
 	for cmd, r := range by {
-		if at := arrived[cmd]; r == b.id && servedByA[instanceOf(cmd)] && at.After(killed) && (first < 0 || at.Sub(killed) < first) {
-			first = at.Sub(killed)
+		inst, at := instanceOf(cmd), arrived[cmd]
+		if lastBy[inst] != a.id || r != b.id || !at.After(killed) {
+			continue
+		}
+		if d, ok := takenOver[inst]; !ok || at.Sub(killed) < d {
+			takenOver[inst] = at.Sub(killed)
 		}
 	}
 	mu.Unlock()
-	t.Logf("SIGKILL of runtime A: first command of its instances applied by B %s later", first.Round(time.Millisecond))
+	var first, last time.Duration = -1, 0
+	for _, d := range takenOver {
+		if first < 0 || d < first {
+			first = d
+		}
+		last = max(last, d)
+	}
+	t.Logf("SIGKILL of runtime A: %d of its instances served again by B, the first %s, the last %s after the kill",
+		len(takenOver), first.Round(time.Millisecond), last.Round(time.Millisecond))
 	if first < 0 {
 		t.Fatal("no instance of the killed runtime was served by the survivor")
 	}
@@ -228,6 +243,9 @@ func TestKillRuntimeUnderLoad(t *testing.T) {
 	if n := queryInt(t, db, "SELECT count(*) FROM fsm_events WHERE event_type = 'INSTANCE_CREATED'"); n != m {
 		t.Fatalf("%d creation events, want %d", n, m)
 	}
+	judgeTraffic(t, dsn, ids, k, rep, faults.ScenarioKillRuntime, "2 runtime processes, PostgreSQL", last,
+		"kill → every instance it served applied again by the survivor", fmt.Sprintf(
+			"24 instances × 61 commands; its partitions and unacknowledged commands taken over (%d instances, the first after %v)", len(takenOver), first.Round(time.Millisecond)))
 }
 
 // instanceOf is the instance id in a test command id ("create-<id>", "tick-<id>-<n>").
