@@ -42,7 +42,7 @@ func TestKillMidStream(t *testing.T) {
 				counters = append(counters, c.create(t, "Counter", map[string]any{"owner": "e2e"}).ID)
 			}
 			var led ledger
-			var pending, all []armed // waiters armed before the last kill; before any kill
+			var pending, all []armed   // waiters armed before the last kill; before any kill
 			var recovery time.Duration // worst restart → first event acknowledged
 			for round := 1; round <= killRounds; round++ {
 				restarted := time.Now()
