@@ -1,7 +1,9 @@
 package store
 
 import (
+	"container/heap"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -13,15 +15,28 @@ import (
 
 // Memory is an in-memory Store: the default for tests, `simulate` and `--store memory`.
 // No other process can share it, so it is no store.TimerClaimer: its engine fires every timer.
-// It keeps nothing across restarts. It is built to be lean, since it holds every instance
-// and its whole history: one entry per instance, events without the fields the entry has.
+// It keeps nothing across restarts. It is built to be lean: one entry per instance, events
+// without the fields the entry has.
+//
+// Its memory is bounded (see MemoryOption): it keeps the latest events of each instance (its
+// creation event always) and the latest completed instances, so that a process under a
+// steady load does not grow. History and Correlated return what is kept.
 type Memory struct {
-	mu        sync.RWMutex
-	entries   map[string]*memEntry
-	outbox    map[string]Message
-	outboxSeq []string // insertion order of outbox ids
-	inbox     map[string]struct{}
-	inboxFIFO []string // inbox ids in arrival order; the oldest are forgotten past memoryInboxSize
+	mu      sync.RWMutex
+	entries map[string]*memEntry
+	// history bounds the events kept per instance besides its creation (0: all).
+	history int
+	// completedMax bounds the completed (or failed) instances kept (0: all); completed lists
+	// their ids in completion order, oldest first (ids that were forgotten meanwhile or are
+	// entry points are skipped when their turn comes).
+	completedMax  int
+	completed     []string
+	completedHead int // completed[:completedHead] were handled
+	nCompleted    int
+	outbox        map[string]Message
+	outboxSeq     []string // insertion order of outbox ids
+	inbox         map[string]struct{}
+	inboxFIFO     []string // inbox ids in arrival order; the oldest are forgotten past memoryInboxSize
 	// entry is the entry-point instance of each component and machine.
 	entry map[string]string
 }
@@ -30,12 +45,16 @@ type memEntry struct {
 	rec *Instance // shared with the writer: records are immutable
 	// first is the creation event, kept inline; hist holds the later events in chunks of
 	// growing size (2, 4 … 256) that are never copied: a long history costs no reallocation.
+	// The first skip events of hist[0] were dropped (retention).
 	first memEvent
 	hist  [][]memEvent
-	n     int
+	skip  int
+	n     int // events held, first included
 }
 
-func (en *memEntry) append(e memEvent) {
+// append adds an event; limit > 0 keeps at most limit events besides the creation event,
+// dropping the oldest.
+func (en *memEntry) append(e memEvent, limit int) {
 	if en.n == 0 {
 		en.first = e
 		en.n++
@@ -47,20 +66,36 @@ func (en *memEntry) append(e memEvent) {
 		if k < 7 {
 			size = 2 << k
 		}
+		if limit > 0 && size > limit {
+			size = max(limit, 2)
+		}
 		en.hist = append(en.hist, make([]memEvent, 0, size))
 		k++
 	}
 	en.hist[k-1] = append(en.hist[k-1], e)
 	en.n++
+	if limit > 0 && en.n-1 > limit {
+		en.hist[0][en.skip] = memEvent{} // its maps and strings can go
+		en.skip++
+		en.n--
+		if en.skip == len(en.hist[0]) {
+			en.hist[0] = nil
+			en.hist = en.hist[1:]
+			en.skip = 0
+		}
+	}
 }
 
-// each calls f with every event, in order.
+// each calls f with every event kept, in order.
 func (en *memEntry) each(f func(m *memEvent)) {
 	if en.n == 0 {
 		return
 	}
 	f(&en.first)
-	for _, c := range en.hist {
+	for j, c := range en.hist {
+		if j == 0 {
+			c = c[en.skip:]
+		}
 		for i := range c {
 			f(&c[i])
 		}
@@ -84,14 +119,41 @@ type memEvent struct {
 // memoryInboxSize is how many applied command ids the memory store remembers.
 const memoryInboxSize = 100_000
 
+// Retention defaults of the memory store.
+const (
+	// DefaultMemoryHistory is how many events of each instance the memory store keeps
+	// besides its creation event.
+	DefaultMemoryHistory = 1000
+	// DefaultMemoryCompleted is how many completed (or failed) instances it keeps.
+	DefaultMemoryCompleted = 10_000
+)
+
+// MemoryOption configures NewMemory.
+type MemoryOption func(*Memory)
+
+// WithHistoryLimit keeps at most n events per instance besides its creation event (the
+// oldest are dropped); n <= 0 keeps every event. Default DefaultMemoryHistory.
+func WithHistoryLimit(n int) MemoryOption { return func(m *Memory) { m.history = max(n, 0) } }
+
+// WithCompletedLimit keeps at most n completed or failed instances, with their history (the
+// ones that completed first are forgotten; entry points are kept); n <= 0 keeps them all.
+// Default DefaultMemoryCompleted.
+func WithCompletedLimit(n int) MemoryOption { return func(m *Memory) { m.completedMax = max(n, 0) } }
+
 // NewMemory returns an empty in-memory store.
-func NewMemory() *Memory {
-	return &Memory{
-		entries: make(map[string]*memEntry),
-		outbox:  make(map[string]Message),
-		inbox:   make(map[string]struct{}),
-		entry:   make(map[string]string),
+func NewMemory(opts ...MemoryOption) *Memory {
+	m := &Memory{
+		entries:      make(map[string]*memEntry),
+		outbox:       make(map[string]Message),
+		inbox:        make(map[string]struct{}),
+		entry:        make(map[string]string),
+		history:      DefaultMemoryHistory,
+		completedMax: DefaultMemoryCompleted,
 	}
+	for _, o := range opts {
+		o(m)
+	}
+	return m
 }
 
 func entryKey(in *Instance) string { return in.Component + "\x00" + in.Machine }
@@ -211,7 +273,9 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	}
 	for i := range c.Instances {
 		w := &c.Instances[i]
+		done := w.Instance.Status != StatusActive
 		if cur, ok := m.entries[w.Instance.ID]; ok {
+			done = done && cur.rec.Status == StatusActive
 			cur.rec = w.Instance
 		} else {
 			m.entries[w.Instance.ID] = &memEntry{rec: w.Instance}
@@ -219,12 +283,17 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 		if w.Instance.IsEntryPoint {
 			m.entry[entryKey(w.Instance)] = w.Instance.ID
 		}
+		if done && !w.Instance.IsEntryPoint {
+			m.completed = append(m.completed, w.Instance.ID)
+			m.nCompleted++
+		}
 	}
 	for i := range c.Events {
 		e := &c.Events[i]
 		en := m.entries[e.InstanceID]
-		en.append(toMemEvent(e, en.rec))
+		en.append(toMemEvent(e, en.rec), m.history)
 	}
+	m.forgetCompleted()
 	for _, msg := range c.Outbox {
 		if _, again := m.outbox[msg.ID]; !again {
 			m.outboxSeq = append(m.outboxSeq, msg.ID)
@@ -236,6 +305,29 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	}
 	m.compactOutbox()
 	return nil
+}
+
+// forgetCompleted forgets the instances that completed first while more than completedMax
+// are kept.
+func (m *Memory) forgetCompleted() {
+	if m.completedMax <= 0 {
+		return
+	}
+	for m.nCompleted > m.completedMax && m.completedHead < len(m.completed) {
+		id := m.completed[m.completedHead]
+		m.completed[m.completedHead] = ""
+		m.completedHead++
+		if en, ok := m.entries[id]; ok && en.rec.Status != StatusActive && !en.rec.IsEntryPoint {
+			delete(m.entries, id)
+			m.nCompleted--
+		}
+	}
+	if m.completedHead >= 1024 && m.completedHead*2 >= len(m.completed) {
+		n := copy(m.completed, m.completed[m.completedHead:])
+		clear(m.completed[n:])
+		m.completed = m.completed[:n]
+		m.completedHead = 0
+	}
 }
 
 // compactOutbox drops delivered ids from outboxSeq once they are the majority, so that an
@@ -299,44 +391,96 @@ func (m *Memory) Instance(_ context.Context, id string) (Instance, error) {
 	return *en.rec, nil
 }
 
-// Search implements Store. The cursor is the offset of the next page.
+// Search implements Store. It holds at most a page of instances at a time: the matching
+// instances are ranked through a heap bounded by the page size, and only the page is copied.
+// The cursor is the position (updatedAt, id) of the last instance of the previous page, as
+// the SQL stores do, so that pages do not shift when instances are created meanwhile.
 func (m *Memory) Search(_ context.Context, q Query) ([]Instance, string, error) {
-	offset := 0
+	var after *Instance
 	if q.Cursor != "" {
-		n, err := strconv.Atoi(q.Cursor)
-		if err != nil || n < 0 {
-			return nil, "", fmt.Errorf("search: cursor %q: %w", q.Cursor, ErrBadCursor)
+		ms, id, err := decodeMemCursor(q.Cursor)
+		if err != nil {
+			return nil, "", err
 		}
-		offset = n
+		after = &Instance{UpdatedAt: ms, ID: id}
 	}
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 100
 	}
+	// top holds the limit+1 first instances in the order (updatedAt desc, id asc), as a heap
+	// whose root is the last of them; one more than the page tells whether a next page exists.
+	top := make(pageHeap, 0, min(limit+1, 1024))
 	m.mu.RLock()
-	var all []Instance
 	for _, en := range m.entries {
-		if Matches(en.rec, q) {
-			all = append(all, *en.rec)
+		in := en.rec
+		if after != nil && !searchBefore(after, in) {
+			continue
+		}
+		if len(top) == limit+1 && !searchBefore(in, top[0]) {
+			continue
+		}
+		if !Matches(in, q) {
+			continue
+		}
+		if len(top) < limit+1 {
+			heap.Push(&top, in)
+		} else {
+			top[0] = in
+			heap.Fix(&top, 0)
 		}
 	}
 	m.mu.RUnlock()
-	sort.Slice(all, func(i, j int) bool {
-		if all[i].UpdatedAt != all[j].UpdatedAt {
-			return all[i].UpdatedAt > all[j].UpdatedAt
-		}
-		return all[i].ID < all[j].ID
-	})
-	if offset >= len(all) {
-		return nil, "", nil
-	}
-	all = all[offset:]
+	sort.Slice(top, func(i, j int) bool { return searchBefore(top[i], top[j]) })
 	next := ""
-	if len(all) > limit {
-		all = all[:limit]
-		next = strconv.Itoa(offset + limit)
+	if len(top) > limit {
+		top = top[:limit]
+		last := top[limit-1]
+		next = encodeMemCursor(last.UpdatedAt, last.ID)
 	}
-	return all, next, nil
+	out := make([]Instance, len(top))
+	for i, in := range top {
+		out[i] = *in
+	}
+	return out, next, nil
+}
+
+// searchBefore reports whether a comes before b in Search's order: latest update first, then
+// by id.
+func searchBefore(a, b *Instance) bool {
+	if a.UpdatedAt != b.UpdatedAt {
+		return a.UpdatedAt > b.UpdatedAt
+	}
+	return a.ID < b.ID
+}
+
+// pageHeap is a max-heap in Search's order: its root is the instance that comes last.
+type pageHeap []*Instance
+
+func (h pageHeap) Len() int           { return len(h) }
+func (h pageHeap) Less(i, j int) bool { return searchBefore(h[j], h[i]) }
+func (h pageHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *pageHeap) Push(x any)        { *h = append(*h, x.(*Instance)) }
+func (h *pageHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}
+
+// encodeMemCursor is the cursor of a page ending with (updated, id): the SQL stores' format.
+func encodeMemCursor(updated int64, id string) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(updated, 10) + "|" + id))
+}
+
+func decodeMemCursor(c string) (int64, string, error) {
+	if b, err := base64.RawURLEncoding.DecodeString(c); err == nil {
+		ms, id, ok := strings.Cut(string(b), "|")
+		if n, err := strconv.ParseInt(ms, 10, 64); ok && err == nil && id != "" {
+			return n, id, nil
+		}
+	}
+	return 0, "", fmt.Errorf("search: cursor %q: %w", c, ErrBadCursor)
 }
 
 // Matches reports whether an instance satisfies the filters of q (not Limit and Cursor).

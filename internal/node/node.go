@@ -154,7 +154,7 @@ func isLoopback(bind string) bool {
 
 func storeType(spec string) string {
 	switch {
-	case spec == "memory":
+	case storeurl.IsMemory(spec):
 		return "memory"
 	case len(spec) > 7 && spec[:7] == "sqlite:":
 		return "sqlite"

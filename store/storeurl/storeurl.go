@@ -1,6 +1,8 @@
 // Package storeurl opens a store.Store from a one-line spec:
 //
 //	memory                          the in-memory store (nothing kept across restarts)
+//	memory?history=N&completed=N    … keeping N events per instance (default 1000) and N
+//	                                completed instances (default 10000); 0 keeps them all
 //	sqlite:PATH                     a SQLite file (sqlite://PATH is accepted too)
 //	postgres://… or postgresql://…  a PostgreSQL database (libpq URL, options such as sslmode)
 package storeurl
@@ -8,6 +10,8 @@ package storeurl
 import (
 	"context"
 	"fmt"
+	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/xcomponent/xcomponent/store"
@@ -23,8 +27,12 @@ const Default = "sqlite:./xcomponent.db"
 // until ctx is done.
 func Open(ctx context.Context, spec string) (store.Store, error) {
 	switch {
-	case spec == "memory":
-		return store.NewMemory(), nil
+	case IsMemory(spec):
+		opts, err := memoryOptions(strings.TrimPrefix(spec, "memory"))
+		if err != nil {
+			return nil, err
+		}
+		return store.NewMemory(opts...), nil
 	case strings.HasPrefix(spec, "sqlite:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(spec, "sqlite:"), "//")
 		if path == "" {
@@ -44,6 +52,36 @@ func Open(ctx context.Context, spec string) (store.Store, error) {
 	}
 	return nil, fmt.Errorf("unknown store %q: want memory, sqlite:PATH, postgres://… or postgresql://…", Redact(spec))
 }
+
+// memoryOptions reads the retention of the memory store from "?history=N&completed=N".
+func memoryOptions(query string) ([]store.MemoryOption, error) {
+	var opts []store.MemoryOption
+	if query == "" {
+		return nil, nil
+	}
+	v, err := url.ParseQuery(strings.TrimPrefix(query, "?"))
+	if err != nil {
+		return nil, fmt.Errorf("store memory%s: %w", query, err)
+	}
+	for key, vals := range v {
+		n, err := strconv.Atoi(vals[len(vals)-1])
+		if err != nil || n < 0 {
+			return nil, fmt.Errorf("store memory%s: %s: want a number >= 0 (0: keep all)", query, key)
+		}
+		switch key {
+		case "history":
+			opts = append(opts, store.WithHistoryLimit(n))
+		case "completed":
+			opts = append(opts, store.WithCompletedLimit(n))
+		default:
+			return nil, fmt.Errorf("store memory%s: unknown option %q (want history, completed)", query, key)
+		}
+	}
+	return opts, nil
+}
+
+// IsMemory reports whether spec names the in-memory store.
+func IsMemory(spec string) bool { return spec == "memory" || strings.HasPrefix(spec, "memory?") }
 
 func isPostgres(spec string) bool {
 	return strings.HasPrefix(spec, "postgres://") || strings.HasPrefix(spec, "postgresql://")

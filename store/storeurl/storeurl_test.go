@@ -97,3 +97,20 @@ func TestRedact(t *testing.T) {
 		t.Errorf("Redact: %s", got)
 	}
 }
+
+func TestOpenMemoryRetention(t *testing.T) {
+	for _, spec := range []string{"memory", "memory?history=5", "memory?history=0&completed=3"} {
+		s, err := storeurl.Open(context.Background(), spec)
+		if err != nil {
+			t.Fatalf("%s: %v", spec, err)
+		}
+		if _, ok := s.(*store.Memory); !ok {
+			t.Errorf("%s: %T, want *store.Memory", spec, s)
+		}
+	}
+	for _, spec := range []string{"memory?history=-1", "memory?history=x", "memory?keep=3", "memory?%zz"} {
+		if _, err := storeurl.Open(context.Background(), spec); err == nil {
+			t.Errorf("%s: opened, want an error", spec)
+		}
+	}
+}
