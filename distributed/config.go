@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/store/maintenance"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -36,6 +37,7 @@ const (
 	EnvBind               = "BIND_ADDR"
 	EnvHeartbeatInterval  = "HEARTBEAT_INTERVAL"
 	EnvShutdownTimeout    = "SHUTDOWN_TIMEOUT"
+	EnvInboxRetention     = maintenance.EnvInboxRetention
 )
 
 // Hooks maps the hook method names used in the YAML (onEntry, onExit, triggeredMethod) to
@@ -57,6 +59,7 @@ type Hooks map[string]xc.HookFunc
 //	BIND_ADDR             address of that port (default 127.0.0.1; 0.0.0.0 in containers)
 //	HEARTBEAT_INTERVAL    e.g. 10s
 //	SHUTDOWN_TIMEOUT      bound of the graceful stop, e.g. 10s
+//	INBOX_RETENTION       how long applied command ids are kept (default 24h; 0: for ever)
 //
 // A value that does not parse is an error naming the variable.
 func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.Getenv) }
@@ -109,6 +112,11 @@ func ConfigFromLookup(getenv func(string) string) (Config, error) {
 				return cfg, fmt.Errorf("%s: %q is not a positive duration (e.g. 10s)", d.name, v)
 			}
 			*d.dst = x
+		}
+	}
+	if v := get(EnvInboxRetention); v != "" {
+		if cfg.InboxRetention, err = maintenance.ParseRetention(v); err != nil {
+			return cfg, fmt.Errorf("%s: %w", EnvInboxRetention, err)
 		}
 	}
 	return cfg, nil

@@ -42,6 +42,7 @@ import (
 	"github.com/xcomponent/xcomponent/internal/node"
 	"github.com/xcomponent/xcomponent/server"
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/maintenance"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -93,6 +94,11 @@ type Config struct {
 	// Prefetch is the number of unacknowledged commands per partition queue consumed by this
 	// runtime (DefaultPrefetch when 0); commands of different instances run concurrently.
 	Prefetch int
+	// InboxRetention is how long the SQL stores keep the ids of applied commands and messages
+	// before the periodic pruning forgets them (maintenance.DefaultInboxRetention, 24h, when
+	// 0; never pruned when negative); see package store/maintenance. It must exceed the
+	// longest time a duplicate can still arrive (CommandTTL, an outage of a runtime).
+	InboxRetention time.Duration
 	// OutboxSweep is how often the relay looks for messages for other components left in the
 	// outbox (by a crash between commit and publish, a broker outage …) and publishes them
 	// (default 5s; only rows older than one period are taken).
@@ -249,6 +255,10 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer func() { _ = st.Close() }()
 	r.store = st
 	r.log.Info("store open", "store", storeurl.Redact(cfg.StoreSpec))
+	// Stopped (and waited for) before the store closes: defers run last-in first-out.
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	maintained := maintenance.Start(mctx, st, maintenance.Options{InboxRetention: cfg.InboxRetention, Logger: r.log})
+	defer func() { stopMaintenance(); <-maintained }()
 
 	b, err := rabbitmq.New(rabbitmq.Options{
 		URL: cfg.BrokerURL, Name: "xcomponent-runtime " + cfg.RuntimeName, Logger: r.log,

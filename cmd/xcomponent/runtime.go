@@ -9,6 +9,7 @@ import (
 
 	"github.com/xcomponent/xcomponent/distributed"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/store/maintenance"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -17,7 +18,7 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 		brokerURL, databaseURL, componentFile, runtimeName, bind string
 		demo                                                     bool
 		port                                                     int
-		heartbeat, shutdown                                      time.Duration
+		heartbeat, shutdown, retention                           time.Duration
 	)
 	transport := &httpapi.Transport{}
 	cmd := &cobra.Command{
@@ -40,6 +41,7 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 			"  BIND_ADDR             address of PORT (default 127.0.0.1; 0.0.0.0 in a container)\n" +
 			"  HEARTBEAT_INTERVAL    default 10s\n" +
 			"  SHUTDOWN_TIMEOUT      bound of the graceful stop, default 10s\n" +
+			"  INBOX_RETENTION       how long applied command ids are kept, default 24h; 0: for ever\n" +
 			"  XCOMPONENT_AUTH_TOKENS  role=token pairs for the HTTP API (operator=T1,viewer=T2;\n" +
 			"                        tokens of 16 characters or more); XCOMPONENT_AUTH_TOKEN_FILE a file of them",
 		Args: cobra.NoArgs,
@@ -79,6 +81,9 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 			if f.Changed("shutdown-timeout") {
 				cfg.ShutdownTimeout = shutdown
 			}
+			if f.Changed("inbox-retention") {
+				cfg.InboxRetention = maintenance.FlagRetention(retention)
+			}
 			// Same tokens as serve: XCOMPONENT_AUTH_TOKENS and XCOMPONENT_AUTH_TOKEN_FILE.
 			if cfg.Tokens, err = authTokens(nil, ""); err != nil {
 				return &usageError{err}
@@ -107,6 +112,7 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 	f.StringVar(&bind, "bind", distributed.DefaultBind, "address the HTTP API listens on (env BIND_ADDR)")
 	f.DurationVar(&heartbeat, "heartbeat-interval", distributed.DefaultHeartbeatInterval, "interval between registry heartbeats (env HEARTBEAT_INTERVAL)")
 	f.DurationVar(&shutdown, "shutdown-timeout", distributed.DefaultShutdownTimeout, "bound of the graceful stop (env SHUTDOWN_TIMEOUT)")
+	f.DurationVar(&retention, "inbox-retention", maintenance.DefaultInboxRetention, "how long the ids of applied commands are kept to refuse duplicates; 0: for ever (env INBOX_RETENTION)")
 	return cmd
 }
 

@@ -5,12 +5,14 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/internal/node"
 	"github.com/xcomponent/xcomponent/internal/webhook"
+	"github.com/xcomponent/xcomponent/store/maintenance"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -29,6 +31,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		port                             int
 		tokens, cors, hooksHeaders       []string
 		maxBody                          int64
+		retention                        time.Duration
 	)
 	transport := &httpapi.Transport{}
 	cmd := &cobra.Command{
@@ -49,6 +52,12 @@ func newServeCmd(g *globals) *cobra.Command {
 					if port, err = strconv.Atoi(p); err != nil {
 						return &usageError{fmt.Errorf("PORT: %q is not a number", p)}
 					}
+				}
+			}
+			inboxRetention := maintenance.FlagRetention(retention)
+			if v := os.Getenv(maintenance.EnvInboxRetention); v != "" && !cmd.Flags().Changed("inbox-retention") {
+				if inboxRetention, err = maintenance.ParseRetention(v); err != nil {
+					return &usageError{fmt.Errorf("%s: %w", maintenance.EnvInboxRetention, err)}
 				}
 			}
 			toks, err := authTokens(tokens, tokenFile)
@@ -85,7 +94,7 @@ func newServeCmd(g *globals) *cobra.Command {
 			err = node.Serve(ctx, node.Config{
 				Files: files, Store: spec, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, Name: name, Logger: g.logger(),
-				HooksURL: hooksURL, HooksHeaders: hdrs, HTTP: *transport,
+				HooksURL: hooksURL, HooksHeaders: hdrs, HTTP: *transport, InboxRetention: inboxRetention,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}
@@ -102,6 +111,7 @@ func newServeCmd(g *globals) *cobra.Command {
 	f.StringVar(&tokenFile, "auth-token-file", "", "file of role=token lines (env XCOMPONENT_AUTH_TOKEN_FILE)")
 	f.StringArrayVar(&cors, "cors-origin", nil, "allowed CORS origin; repeatable (default: CORS off)")
 	f.Int64Var(&maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
+	f.DurationVar(&retention, "inbox-retention", maintenance.DefaultInboxRetention, "how long the ids of applied commands are kept to refuse duplicates; 0: for ever (env INBOX_RETENTION)")
 	f.StringVar(&name, "name", "serve", "name of this process in /api/runtimes")
 	f.StringVar(&hooksURL, "hooks-url", "", "HTTP endpoint serving hook methods without a handler; its failures veto (env XCOMPONENT_HOOKS_URL)")
 	f.StringVar(&pprofAddr, "pprof", "", "serve Go runtime profiles (net/http/pprof: CPU, heap, allocs, mutex, block) on this address, e.g. 127.0.0.1:6060; no auth, keep it on loopback (default: off)")

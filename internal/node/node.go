@@ -15,6 +15,7 @@ import (
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/server"
+	"github.com/xcomponent/xcomponent/store/maintenance"
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
@@ -46,6 +47,10 @@ type Config struct {
 	// webhook); HooksHeaders are sent with each call (e.g. Authorization).
 	HooksURL     string
 	HooksHeaders http.Header
+	// InboxRetention is how long the SQL stores keep the ids of applied commands before the
+	// periodic pruning forgets them (maintenance.DefaultInboxRetention when 0, never pruned
+	// when negative); see package store/maintenance.
+	InboxRetention time.Duration
 }
 
 // LoadComponents loads component files and checks them together; warnings are logged.
@@ -92,6 +97,10 @@ func Serve(ctx context.Context, cfg Config) error {
 	}
 	defer st.Close()
 	log.Info("store open", "store", storeurl.Redact(cfg.Store))
+	// Stopped (and waited for) before the store closes: defers run last-in first-out.
+	mctx, stopMaintenance := context.WithCancel(ctx)
+	maintained := maintenance.Start(mctx, st, maintenance.Options{InboxRetention: cfg.InboxRetention, Logger: log})
+	defer func() { stopMaintenance(); <-maintained }()
 
 	metrics := server.NewMetrics()
 	opts := xc.Options{Store: st, Logger: log, Observer: metrics, MissingHook: func(h *xc.Hook) {

@@ -15,6 +15,7 @@ package maintenance
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"sync"
 	"time"
@@ -44,6 +45,30 @@ type Options struct {
 	// Clock schedules the prunes (clock.Real when nil; a clock.Fake in tests).
 	Clock  clock.Clock
 	Logger *slog.Logger
+}
+
+// EnvInboxRetention is the environment variable of the retention (flag --inbox-retention) of
+// `xcomponent serve` and `xcomponent runtime`.
+const EnvInboxRetention = "INBOX_RETENTION"
+
+// ParseRetention reads a retention as the flag and environment variable give it: a Go
+// duration (24h, 90m), 0 meaning never prune. It returns the Options.InboxRetention value
+// (negative for never).
+func ParseRetention(s string) (time.Duration, error) {
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("%q is not a duration such as 24h (0: never prune)", s)
+	}
+	return FlagRetention(d), nil
+}
+
+// FlagRetention maps a retention given on the command line (0: never prune) to its
+// Options.InboxRetention value.
+func FlagRetention(d time.Duration) time.Duration {
+	if d == 0 {
+		return -1
+	}
+	return d
 }
 
 // interval returns the interval between two prunes.
