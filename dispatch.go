@@ -56,7 +56,7 @@ func (e *Engine) dispatch(m Message) {
 			e.forward(ctx, m)
 			return
 		}
-		e.fanOut(ctx, cr, m, nil)
+		e.dispatchRouted(ctx, cr, m)
 	default:
 		e.log.Error("outbox: unknown message kind dropped", "id", m.ID, "kind", m.Kind)
 		e.consume(ctx, m.ID)

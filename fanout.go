@@ -11,59 +11,6 @@ import (
 	"github.com/xcomponent/xcomponent/store"
 )
 
-// fanOut delivers a routed message to each of its targets once, waits for all of them, then
-// settles the message. report (optional) receives the counts.
-func (e *Engine) fanOut(ctx context.Context, cr *compRuntime, m Message, report func(matched, processed int)) {
-	targets, fresh, err := e.targets(ctx, cr, m)
-	if err != nil {
-		// The message stays in the outbox; it is redelivered at the next start.
-		e.log.Error("routing failed", "component", cr.def.Name, "machine", m.Machine, "event", m.Event.Type, "id", m.ID, "err", err)
-		return
-	}
-	matched := len(targets)
-	if matched == 0 {
-		e.finishFanOut(ctx, cr, m, 0, 0, report)
-		return
-	}
-	ns, err := uuid.Parse(m.ID)
-	if err != nil {
-		ns = uuid.New()
-	}
-	var (
-		mu              sync.Mutex
-		processed, left = 0, matched
-	)
-	for _, inst := range targets {
-		ev := m.Event
-		ev.ID = uuid.NewSHA1(ns, []byte(inst.ID())).String()
-		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID, fresh: fresh[inst]}
-		d.done = func(_ Result, err error) {
-			mu.Lock()
-			if err == nil {
-				processed++
-			}
-			left--
-			last := left == 0
-			p := processed
-			mu.Unlock()
-			if last {
-				e.finishFanOut(ctx, cr, m, matched, p, report)
-			}
-		}
-		e.enqueue(d)
-	}
-}
-
-func (e *Engine) finishFanOut(ctx context.Context, cr *compRuntime, m Message, matched, processed int, report func(matched, processed int)) {
-	if m.ID != "" && m.Origin != "api" {
-		e.consume(ctx, m.ID)
-	}
-	e.emitFanOut(cr.def.Name, m, matched, processed)
-	if report != nil {
-		report(matched, processed)
-	}
-}
-
 // BroadcastRequest asks to deliver an event to the instances of a machine.
 type BroadcastRequest struct {
 	Component string
@@ -109,23 +56,11 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 	if err != nil {
 		return BroadcastResult{}, err
 	}
-	res := BroadcastResult{Matched: len(targets)}
-	for _, inst := range targets {
-		tev := ev
-		if len(targets) > 1 {
-			tev.ID = e.newID()
-		}
-		var err error
-		if e.manual {
-			_, err = e.process(ctx, &delivery{inst: inst, ev: tev, routed: true})
-		} else {
-			_, err = e.deliver(ctx, inst, tev, true, "")
-		}
-		if err == nil {
-			res.Processed++
-		} else if ctx.Err() != nil {
-			return res, ctx.Err()
-		}
+	fo := fanOut{targets: targets, ev: ev}
+	n := e.fanOut(ctx, &fo, nil)
+	res := BroadcastResult{Matched: n.matched, Processed: n.processed}
+	if err := ctx.Err(); err != nil {
+		return res, err
 	}
 	if e.hasSubscribers() {
 		e.emit(RuntimeEvent{Component: req.Component,
@@ -180,40 +115,140 @@ func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) 
 			return BroadcastResult{}, err
 		}
 	}
-	targets, fresh, err := e.targets(ctx, cr, m)
+	fo, err := e.routedFanOut(ctx, cr, m)
 	if err != nil {
 		return BroadcastResult{}, err
 	}
-	ns := messageSpace(m.ID)
-	res := BroadcastResult{Matched: len(targets)}
+	n := e.fanOut(ctx, fo, nil)
+	res := BroadcastResult{Matched: n.matched, Processed: n.processed}
+	if n.failure != nil {
+		return res, fmt.Errorf("deliver %s to %s/%s: %w", m.Event.Type, m.Component, m.Machine, n.failure)
+	}
+	e.emitFanOut(cr.def.Name, m, res.Matched, res.Processed)
+	return res, nil
+}
+
+// dispatchRouted delivers a routed message committed by a transition here (broadcast, cascade,
+// cross-component event) without waiting: the deliveries are queued behind each target's
+// events, and the message is settled once the last one is processed.
+func (e *Engine) dispatchRouted(ctx context.Context, cr *compRuntime, m Message) {
+	fo, err := e.routedFanOut(ctx, cr, m)
+	if err != nil {
+		// The message stays in the outbox; it is redelivered at the next start.
+		e.log.Error("routing failed", "component", cr.def.Name, "machine", m.Machine, "event", m.Event.Type, "id", m.ID, "err", err)
+		return
+	}
+	e.fanOut(ctx, fo, func(n fanOutCount) {
+		if m.ID != "" {
+			e.consume(ctx, m.ID)
+		}
+		e.emitFanOut(cr.def.Name, m, n.matched, n.processed)
+	})
+}
+
+// routeConcurrency bounds the deliveries of one routed message in flight at a time.
+const routeConcurrency = 32
+
+// fanOut is an event on its way to the targets of a routed message.
+type fanOut struct {
+	targets []*instance
+	// fresh holds the records read from a shared store (see targets).
+	fresh map[*instance]*store.Instance
+	// ev is the event each target gets, with an id of its own (see event).
+	ev Event
+	// idempotent: each target's event id is derived from ns (the message's id) and the
+	// target's id, and goes through the store's inbox, so that a message delivered again
+	// reaches no instance twice (routed messages). Else (an API broadcast, which sent again
+	// is a new broadcast) a single target gets ev.ID, several get a new id each.
+	idempotent bool
+	ns         uuid.UUID
+}
+
+// event returns the event a target gets, and the inbox id of its delivery ("" for none).
+func (e *Engine) event(fo *fanOut, inst *instance) (Event, string) {
+	ev := fo.ev
+	switch {
+	case fo.idempotent:
+		ev.ID = uuid.NewSHA1(fo.ns, []byte(inst.ID())).String()
+		return ev, ev.ID
+	case len(fo.targets) > 1:
+		ev.ID = e.newID()
+	}
+	return ev, ""
+}
+
+// fanOutCount is what a fan-out did: its targets, the transitions that fired, and the first
+// failure worth delivering the message again for (refusals are not).
+type fanOutCount struct {
+	matched, processed int
+	failure            error
+}
+
+func (n *fanOutCount) add(err error) {
+	switch {
+	case err == nil:
+		n.processed++
+	case errors.Is(err, ErrNotAccepted), errors.Is(err, ErrNotFound):
+		// Refused by the target (or already applied to it): nothing to retry.
+	case n.failure == nil:
+		n.failure = err
+	}
+}
+
+// routedFanOut fixes the targets of a routed message of this or another process; each gets
+// an event id derived from the message id and its own id, checked through the store's inbox,
+// so that a message delivered again reaches no instance twice.
+func (e *Engine) routedFanOut(ctx context.Context, cr *compRuntime, m Message) (*fanOut, error) {
+	targets, fresh, err := e.targets(ctx, cr, m)
+	if err != nil {
+		return nil, err
+	}
+	return &fanOut{targets: targets, fresh: fresh, ev: m.Event, idempotent: true, ns: messageSpace(m.ID)}, nil
+}
+
+// fanOut delivers an event to each target once: the one delivery path of Broadcast, Route
+// and the routed messages of dispatch. When done is nil it returns the count once every
+// delivery is processed: in the calling goroutine for a single target or in manual mode,
+// else concurrently, routeConcurrency at a time. Otherwise (dispatch: the goroutine that
+// committed a transition must not wait for other instances) the deliveries are queued
+// behind each target's events, the last one processed calls done with the count, and fanOut
+// returns at once (an empty count).
+func (e *Engine) fanOut(ctx context.Context, fo *fanOut, done func(fanOutCount)) fanOutCount {
+	n := fanOutCount{matched: len(fo.targets)}
+	if done != nil {
+		e.fanOutQueued(fo, n, done)
+		return fanOutCount{}
+	}
+	switch {
+	case e.manual:
+		for _, inst := range fo.targets {
+			ev, inbox := e.event(fo, inst)
+			_, err := e.process(ctx, &delivery{inst: inst, ev: ev, routed: true, inbox: inbox, fresh: fo.fresh[inst]})
+			n.add(err)
+		}
+	case len(fo.targets) == 1:
+		inst := fo.targets[0]
+		ev, inbox := e.event(fo, inst)
+		_, err := e.deliver(ctx, inst, ev, true, inbox, fo.fresh[inst])
+		n.add(err)
+	default:
+		n = e.fanOutConcurrent(ctx, fo)
+	}
+	return n
+}
+
+// fanOutConcurrent delivers to every target of fo concurrently, routeConcurrency at a time,
+// and waits for them.
+func (e *Engine) fanOutConcurrent(ctx context.Context, fo *fanOut) fanOutCount {
 	var (
-		mu      sync.Mutex
-		wg      sync.WaitGroup
-		failure error
-		// Deliveries run concurrently (different instances), a bounded number at a time.
+		n     = fanOutCount{matched: len(fo.targets)}
+		mu    sync.Mutex
+		wg    sync.WaitGroup
 		slots = make(chan struct{}, routeConcurrency)
 	)
-	outcome := func(err error) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case err == nil:
-			res.Processed++
-		case errors.Is(err, ErrNotAccepted), errors.Is(err, ErrNotFound):
-			// Refused by the target (or already applied to it): nothing to retry.
-		case failure == nil:
-			failure = err
-		}
-	}
-	for _, inst := range targets {
-		ev := m.Event
-		ev.ID = uuid.NewSHA1(ns, []byte(inst.ID())).String()
-		d := &delivery{inst: inst, ev: ev, routed: true, inbox: ev.ID, fresh: fresh[inst]}
-		if e.manual {
-			_, err := e.process(ctx, d)
-			outcome(err)
-			continue
-		}
+	for _, inst := range fo.targets {
+		ev, inbox := e.event(fo, inst)
+		d := &delivery{inst: inst, ev: ev, routed: true, inbox: inbox, fresh: fo.fresh[inst]}
 		slots <- struct{}{}
 		wg.Add(1)
 		go func() {
@@ -222,19 +257,41 @@ func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) 
 				wg.Done()
 			}()
 			_, err := e.deliverWait(ctx, d)
-			outcome(err)
+			mu.Lock()
+			n.add(err)
+			mu.Unlock()
 		}()
 	}
 	wg.Wait()
-	if failure != nil {
-		return res, fmt.Errorf("deliver %s to %s/%s: %w", m.Event.Type, m.Component, m.Machine, failure)
-	}
-	e.emitFanOut(cr.def.Name, m, res.Matched, res.Processed)
-	return res, nil
+	return n
 }
 
-// routeConcurrency bounds the deliveries of one routed message in flight at a time.
-const routeConcurrency = 32
+// fanOutQueued queues the deliveries of fo; the last one processed calls done.
+func (e *Engine) fanOutQueued(fo *fanOut, n fanOutCount, done func(fanOutCount)) {
+	if len(fo.targets) == 0 {
+		done(n)
+		return
+	}
+	var (
+		mu   sync.Mutex
+		left = len(fo.targets)
+	)
+	for _, inst := range fo.targets {
+		ev, inbox := e.event(fo, inst)
+		d := &delivery{inst: inst, ev: ev, routed: true, inbox: inbox, fresh: fo.fresh[inst]}
+		d.done = func(_ Result, err error) {
+			mu.Lock()
+			n.add(err)
+			left--
+			last, total := left == 0, n
+			mu.Unlock()
+			if last {
+				done(total)
+			}
+		}
+		e.enqueue(d)
+	}
+}
 
 // messageSpace is the UUID namespace of the per-target event ids of a routed message.
 func messageSpace(id string) uuid.UUID {

@@ -67,17 +67,17 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 		}
 		return e.process(ctx, &delivery{inst: inst, ev: ev, inbox: inbox})
 	}
-	return e.deliver(ctx, inst, ev, false, inbox)
+	return e.deliver(ctx, inst, ev, false, inbox, nil)
 }
 
 // deliver processes an event in the calling goroutine when the instance is idle (the
 // delivery then stays on this goroutine's stack), else queues it and waits.
-func (e *Engine) deliver(ctx context.Context, inst *instance, ev Event, routed bool, inbox string) (Result, error) {
+func (e *Engine) deliver(ctx context.Context, inst *instance, ev Event, routed bool, inbox string, fresh *store.Instance) (Result, error) {
 	inst.mu.Lock()
 	if !inst.running {
 		inst.running = true
 		inst.mu.Unlock()
-		d := delivery{inst: inst, ev: ev, routed: routed, inbox: inbox}
+		d := delivery{inst: inst, ev: ev, routed: routed, inbox: inbox, fresh: fresh}
 		e.addPending(1)
 		res, err := e.process(ctx, &d)
 		e.release(inst)
@@ -85,7 +85,7 @@ func (e *Engine) deliver(ctx context.Context, inst *instance, ev Event, routed b
 		return res, err
 	}
 	inst.mu.Unlock()
-	return e.deliverWait(ctx, &delivery{inst: inst, ev: ev, routed: routed, inbox: inbox})
+	return e.deliverWait(ctx, &delivery{inst: inst, ev: ev, routed: routed, inbox: inbox, fresh: fresh})
 }
 
 // deliverWait processes d in the calling goroutine when its instance is idle, else queues it

@@ -71,137 +71,55 @@ type transitionScratch struct {
 	consumed  [1]string
 }
 
-// apply is one attempt at processing a delivery: select, hooks, merge, commit, effects.
+// step is a transition in the making: what the steps of apply share.
+//
+// The delivery is not part of it: passed apart, it stays on the stack of the caller that
+// processes its own event.
+type step struct {
+	inst           *instance
+	mr             *machineRuntime
+	rec            *store.Instance // the committed record the transition starts from
+	next           *store.Instance // the record it commits
+	t              *component.Transition
+	source, target *component.State
+	now            int64
+	hooks          bool           // a hook runs (onExit, triggeredMethod or onEntry)
+	data           map[string]any // the data being built: rec.Data until a hook or the payload changes it
+	owned          bool           // data is the transition's own copy
+	sends          *sendQueue     // what the hooks send; nil when no hook runs
+	notes          []string       // for the audit trail: what went wrong without undoing the transition
+	hookErr        error          // the onEntry hook's failure, reported after the commit
+}
+
+// apply is one attempt at processing a delivery: the current record, the transition to fire,
+// the payload check, the hooks, the next record, the commit with its effects, then what the
+// commit makes visible.
 func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 	start := time.Now()
-	inst := d.inst
-	rec := inst.record()
-	if d.fresh != nil && d.fresh.Version > rec.Version {
-		e.refresh(inst, d.fresh)
-		rec = inst.record()
+	rec, err := e.current(ctx, d)
+	if err != nil {
+		return Result{}, err
 	}
-	mr := inst.mr
-	m := mr.def
-	comp := mr.comp.def.Name
-	if d.timer != nil && (rec.Status != store.StatusActive || !hasTimer(rec.Timers, d.timer)) {
-		// The arming was cancelled or already fired (here or by another process): nothing
-		// to do.
-		return Result{}, fmt.Errorf("timer %s of instance %s: %w", d.timer.Event, rec.ID, errTimerGone)
+	t, err := e.choose(ctx, d, rec)
+	if err != nil {
+		return Result{}, err
 	}
-	if rec.Status != store.StatusActive {
-		return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("instance %s is %s", rec.ID, rec.Status))
+	payload, err := e.checkPayload(ctx, d, rec, t)
+	if err != nil {
+		return Result{}, err
 	}
-	t, reason := e.selectTransition(m, rec, d)
-	if t == nil && d.timer == nil && e.storeMoved(ctx, rec) {
-		// Refused on a copy another process has changed since: try the stored one.
-		return Result{}, fmt.Errorf("instance %s changed by another process: %w", rec.ID, store.ErrConflict)
+	m := d.inst.mr.def
+	s := step{inst: d.inst, mr: d.inst.mr, rec: rec, t: t, source: m.State(rec.State), target: m.State(t.To),
+		now: e.nowMs(), data: rec.Data}
+	s.hooks = s.source.OnExit != "" || t.TriggeredMethod != "" || s.target.OnEntry != ""
+	if err := e.runLeavingHooks(ctx, &s, d); err != nil {
+		return Result{}, err
 	}
-	if t == nil {
-		if d.timer != nil {
-			e.spendTimer(ctx, inst, rec, d.timer)
-		}
-		return Result{}, e.refuse(ctx, d, rec, reason)
-	}
-	// A payload merged into the data must keep it valid against the contextSchema: checked
-	// before any hook runs, so that a refused event has no effect at all.
-	var payload map[string]any
-	if len(t.MatchingRules) == 0 && len(d.ev.Payload) > 0 {
-		p, ferrs := m.ValidatePayload(d.ev.Payload)
-		if len(ferrs) > 0 {
-			ce := &ContextError{Machine: m.Name, Subject: fmt.Sprintf("payload of event %s for instance %s (state %s)", d.ev.Type, rec.ID, rec.State), refused: true}
-			for _, f := range ferrs {
-				ce.Fields = append(ce.Fields, FieldError{Field: "payload." + f.Field, Message: f.Message})
-			}
-			_ = e.refuse(ctx, d, rec, ce.Error())
-			return Result{}, ce
-		}
-		payload = p
-	}
-	source := m.State(rec.State)
-	target := m.State(t.To)
-	now := e.nowMs()
-
-	data := rec.Data
-	owned := false
-	var sends *sendQueue
-	var notes []string // for the audit trail: what went wrong without undoing the transition
-	runHooks := source.OnExit != "" || t.TriggeredMethod != "" || target.OnEntry != ""
-	if runHooks {
-		data = copyMap(data)
-		owned = true
-		sends = &sendQueue{self: rec.ID, component: comp}
-		for _, h := range [...]struct {
-			kind   HookKind
-			method string
-		}{{HookOnExit, source.OnExit}, {HookTriggered, t.TriggeredMethod}} {
-			if h.method == "" {
-				continue
-			}
-			err := e.runHook(ctx, h.kind, h.method, rec, t, d, data, sends, rec.State)
-			if errors.Is(err, errNoHandler) {
-				notes = append(notes, fmt.Sprintf("%s %s: no handler", h.kind, h.method))
-				continue
-			}
-			if err != nil {
-				if d.timer != nil {
-					e.spendTimer(ctx, inst, rec, d.timer)
-				}
-				return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("%s hook %s vetoed the transition: %v", h.kind, h.method, err))
-			}
-		}
-	}
-	if len(t.MatchingRules) == 0 && len(d.ev.Payload) > 0 {
-		if !owned {
-			data = copyMap(data)
-			owned = true
-		}
-		for k, v := range payload {
-			data[k] = v
-		}
-	}
-	next := new(store.Instance)
-	*next = *rec
-	next.State = t.To
-	next.Version++
-	next.UpdatedAt = now
-	next.Data = data
-	var hookErr error
-	if target.OnEntry != "" {
-		err := e.runHook(ctx, HookOnEntry, target.OnEntry, next, t, d, data, sends, t.To)
-		switch {
-		case errors.Is(err, errNoHandler):
-			notes = append(notes, fmt.Sprintf("%s %s: no handler", HookOnEntry, target.OnEntry))
-		case err != nil:
-			hookErr = fmt.Errorf("onEntry hook %s: %w", target.OnEntry, err)
-			notes = append(notes, hookErr.Error())
-		}
-	}
-	if runHooks {
-		// Hooks are not held to the contextSchema, but what they set must be storable on
-		// every store (a webhook may answer a NUL): refuse the transition rather than fail
-		// the commit as if the store were down.
-		clean, ferrs := cleanData(data)
-		if len(ferrs) > 0 {
-			if d.timer != nil {
-				e.spendTimer(ctx, inst, rec, d.timer)
-			}
-			ce := &ContextError{Machine: m.Name, Subject: fmt.Sprintf("data set by the hooks of %s --%s--> %s", t.From, d.ev.Type, t.To), Fields: ferrs, refused: true}
-			_ = e.refuse(ctx, d, rec, ce.Error())
-			return Result{}, ce
-		}
-		data = clean
-		next.Data = data
-	}
-	switch target.Type {
-	case component.StateFinal:
-		next.Status = store.StatusCompleted
-	case component.StateError:
-		next.Status = store.StatusError
-	}
-	if next.Status == store.StatusActive {
-		next.Timers = nextTimers(target, rec, t, d.timer, &d.ev, now)
-	} else {
-		next.Timers = nil
+	s.mergePayload(d, payload)
+	s.nextRecord(d)
+	e.runEntryHook(ctx, &s, d)
+	if err := e.checkHookData(ctx, &s, d); err != nil {
+		return Result{}, err
 	}
 
 	sc := e.scratch.Get().(*transitionScratch)
@@ -209,16 +127,188 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		*sc = transitionScratch{}
 		e.scratch.Put(sc)
 	}()
+	fx, err := e.commitStep(ctx, &s, d, s.fillCommit(sc, d))
+	if err != nil {
+		return Result{}, err
+	}
+	e.publish(&s, d, fx, start)
+	return Result{
+		Instance:      View(s.next, s.mr.publicMember, s.now),
+		PreviousState: rec.State, NewState: t.To, EventID: d.ev.ID,
+	}, nil
+}
+
+// current returns the record a delivery applies to: the engine's, or the newer one a timer
+// claim read. A timer whose arming is gone does nothing; an instance no longer active refuses.
+func (e *Engine) current(ctx context.Context, d *delivery) (*store.Instance, error) {
+	inst := d.inst
+	rec := inst.record()
+	if d.fresh != nil && d.fresh.Version > rec.Version {
+		e.refresh(inst, d.fresh)
+		rec = inst.record()
+	}
+	if d.timer != nil && (rec.Status != store.StatusActive || !hasTimer(rec.Timers, d.timer)) {
+		// The arming was cancelled or already fired (here or by another process): nothing
+		// to do.
+		return nil, fmt.Errorf("timer %s of instance %s: %w", d.timer.Event, rec.ID, errTimerGone)
+	}
+	if rec.Status != store.StatusActive {
+		return nil, e.refuse(ctx, d, rec, fmt.Sprintf("instance %s is %s", rec.ID, rec.Status))
+	}
+	return rec, nil
+}
+
+// choose returns the transition the delivery fires, or the refusal.
+func (e *Engine) choose(ctx context.Context, d *delivery, rec *store.Instance) (*component.Transition, error) {
+	t, reason := e.selectTransition(d.inst.mr.def, rec, d)
+	if t != nil {
+		return t, nil
+	}
+	if d.timer == nil && e.storeMoved(ctx, rec) {
+		// Refused on a copy another process has changed since: try the stored one.
+		return nil, fmt.Errorf("instance %s changed by another process: %w", rec.ID, store.ErrConflict)
+	}
+	return nil, e.refuseSpent(ctx, d, rec, reason)
+}
+
+// mergesPayload says whether transition t merges the event's payload into the data (it does
+// unless its matching rules use the payload to route).
+func mergesPayload(t *component.Transition, d *delivery) bool {
+	return len(t.MatchingRules) == 0 && len(d.ev.Payload) > 0
+}
+
+// checkPayload checks a payload merged into the data against the contextSchema, before any
+// hook runs, so that a refused event has no effect at all. It returns the payload to merge.
+func (e *Engine) checkPayload(ctx context.Context, d *delivery, rec *store.Instance, t *component.Transition) (map[string]any, error) {
+	if !mergesPayload(t, d) {
+		return nil, nil
+	}
+	m := d.inst.mr.def
+	p, ferrs := m.ValidatePayload(d.ev.Payload)
+	if len(ferrs) > 0 {
+		ce := &ContextError{Machine: m.Name, Subject: fmt.Sprintf("payload of event %s for instance %s (state %s)", d.ev.Type, rec.ID, rec.State), refused: true}
+		for _, f := range ferrs {
+			ce.Fields = append(ce.Fields, FieldError{Field: "payload." + f.Field, Message: f.Message})
+		}
+		_ = e.refuse(ctx, d, rec, ce.Error())
+		return nil, ce
+	}
+	return p, nil
+}
+
+// runLeavingHooks gives the hooks their copy of the data and their send queue, then runs the
+// hooks of leaving the source state (onExit, then triggeredMethod): an error from either
+// vetoes the transition.
+func (e *Engine) runLeavingHooks(ctx context.Context, s *step, d *delivery) error {
+	if !s.hooks {
+		return nil
+	}
+	s.data = copyMap(s.data)
+	s.owned = true
+	s.sends = &sendQueue{self: s.rec.ID, component: s.mr.comp.def.Name}
+	for _, h := range [...]struct {
+		kind   HookKind
+		method string
+	}{{HookOnExit, s.source.OnExit}, {HookTriggered, s.t.TriggeredMethod}} {
+		if h.method == "" {
+			continue
+		}
+		err := e.runHook(ctx, h.kind, h.method, s.rec, s.t, d, s.data, s.sends, s.rec.State)
+		if errors.Is(err, errNoHandler) {
+			s.notes = append(s.notes, fmt.Sprintf("%s %s: no handler", h.kind, h.method))
+			continue
+		}
+		if err != nil {
+			return e.refuseSpent(ctx, d, s.rec, fmt.Sprintf("%s hook %s vetoed the transition: %v", h.kind, h.method, err))
+		}
+	}
+	return nil
+}
+
+// mergePayload merges the checked payload into the data.
+func (s *step) mergePayload(d *delivery, payload map[string]any) {
+	if !mergesPayload(s.t, d) {
+		return
+	}
+	if !s.owned {
+		s.data = copyMap(s.data)
+		s.owned = true
+	}
+	for k, v := range payload {
+		s.data[k] = v
+	}
+}
+
+// nextRecord builds the record the transition commits: target state, next version, status
+// of the target, its timers.
+func (s *step) nextRecord(d *delivery) {
+	next := new(store.Instance)
+	*next = *s.rec
+	next.State = s.t.To
+	next.Version++
+	next.UpdatedAt = s.now
+	next.Data = s.data
+	switch s.target.Type {
+	case component.StateFinal:
+		next.Status = store.StatusCompleted
+	case component.StateError:
+		next.Status = store.StatusError
+	}
+	if next.Status == store.StatusActive {
+		next.Timers = nextTimers(s.target, s.rec, s.t, d.timer, &d.ev, s.now)
+	} else {
+		next.Timers = nil
+	}
+	s.next = next
+}
+
+// runEntryHook runs the target state's onEntry hook: its error does not undo the transition,
+// it is noted in the audit trail and reported after the commit.
+func (e *Engine) runEntryHook(ctx context.Context, s *step, d *delivery) {
+	if s.target.OnEntry == "" {
+		return
+	}
+	err := e.runHook(ctx, HookOnEntry, s.target.OnEntry, s.next, s.t, d, s.data, s.sends, s.t.To)
+	switch {
+	case errors.Is(err, errNoHandler):
+		s.notes = append(s.notes, fmt.Sprintf("%s %s: no handler", HookOnEntry, s.target.OnEntry))
+	case err != nil:
+		s.hookErr = fmt.Errorf("onEntry hook %s: %w", s.target.OnEntry, err)
+		s.notes = append(s.notes, s.hookErr.Error())
+	}
+}
+
+// checkHookData checks what the hooks set. Hooks are not held to the contextSchema, but what
+// they set must be storable on every store (a webhook may answer a NUL): the transition is
+// refused rather than the commit failing as if the store were down.
+func (e *Engine) checkHookData(ctx context.Context, s *step, d *delivery) error {
+	if !s.hooks {
+		return nil
+	}
+	clean, ferrs := cleanData(s.data)
+	if len(ferrs) > 0 {
+		ce := &ContextError{Machine: s.mr.def.Name, Subject: fmt.Sprintf("data set by the hooks of %s --%s--> %s", s.t.From, d.ev.Type, s.t.To), Fields: ferrs, refused: true}
+		_ = e.refuseSpent(ctx, d, s.rec, ce.Error())
+		return ce
+	}
+	s.data = clean
+	s.next.Data = clean
+	return nil
+}
+
+// fillCommit writes the transition's own record and history entry into the scratch commit.
+func (s *step) fillCommit(sc *transitionScratch, d *delivery) *store.Commit {
+	rec, next := s.rec, s.next
 	c := &sc.commit
 	sc.events[0] = store.Event{
-		ID: d.ev.ID, InstanceID: rec.ID, Component: comp, Machine: m.Name, Type: d.ev.Type,
-		Payload: d.ev.Payload, FromState: rec.State, ToState: t.To, Data: data,
+		ID: d.ev.ID, InstanceID: rec.ID, Component: s.mr.comp.def.Name, Machine: s.mr.def.Name, Type: d.ev.Type,
+		Payload: d.ev.Payload, FromState: rec.State, ToState: s.t.To, Data: s.data,
 		SourceComponent: d.ev.SourceComponent, CorrelationID: d.ev.CorrelationID,
 		CausationID: d.ev.CausationID, Actor: d.ev.Actor, Source: d.ev.Source,
-		Seq: next.Version, PersistedAt: now,
+		Seq: next.Version, PersistedAt: s.now,
 	}
-	if len(notes) > 0 {
-		sc.events[0].Note = strings.Join(notes, "; ")
+	if len(s.notes) > 0 {
+		sc.events[0].Note = strings.Join(s.notes, "; ")
 	}
 	c.Events = sc.events[:1]
 	sc.instances[0] = store.InstanceWrite{Instance: next, ExpectVersion: rec.Version}
@@ -228,41 +318,53 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		c.Consumed = sc.consumed[:1]
 	}
 	c.InboxID = d.inbox
+	return c
+}
 
-	// A child of a singleton entry machine is created only if it is the first one.
-	singletonChild := t.Type == component.InterMachine && t.TargetMachine == mr.comp.def.EntryMachine &&
-		mr.comp.def.EntryMachineMode == component.EntrySingleton
+// commitStep adds the transition's effects to c and commits it. A child of a singleton entry
+// machine is created only if it is the first one.
+func (e *Engine) commitStep(ctx context.Context, s *step, d *delivery, c *store.Commit) (effects, error) {
+	cr, t, rec := s.mr.comp, s.t, s.rec
+	singletonChild := t.Type == component.InterMachine && t.TargetMachine == cr.def.EntryMachine &&
+		cr.def.EntryMachineMode == component.EntrySingleton
+	taken := func() error {
+		return e.refuse(ctx, d, rec, fmt.Sprintf("machine %s of component %s is a singleton entry point and already has an instance", t.TargetMachine, cr.def.Name))
+	}
 	if singletonChild {
 		// Held until the commit is done, not during the effects: they may create instances.
-		mr.comp.createMu.Lock()
-		if mr.comp.entryExists {
-			mr.comp.createMu.Unlock()
-			return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("machine %s of component %s is a singleton entry point and already has an instance", t.TargetMachine, mr.comp.def.Name))
+		cr.createMu.Lock()
+		if cr.entryExists {
+			cr.createMu.Unlock()
+			return effects{}, taken()
 		}
 	}
-	fx := effects{}
-	if needsEffects(t, target, rec, m) || sends != nil {
-		fx = e.buildEffects(mr, rec, next, t, target, d, sends, now, c)
+	var fx effects
+	if needsEffects(t, s.target, rec, s.mr.def) || s.sends != nil {
+		fx = e.buildEffects(s.mr, rec, s.next, t, s.target, d, s.sends, s.now, c)
 	}
 	err := e.commit(ctx, c)
 	entryTaken := errors.Is(err, store.ErrEntryPointExists) // by another process sharing the store
 	if singletonChild {
-		mr.comp.entryExists = mr.comp.entryExists || err == nil || entryTaken
-		mr.comp.createMu.Unlock()
+		cr.entryExists = cr.entryExists || err == nil || entryTaken
+		cr.createMu.Unlock()
 	}
-	if err != nil {
-		if entryTaken {
-			return Result{}, e.refuse(ctx, d, rec, fmt.Sprintf("machine %s of component %s is a singleton entry point and already has an instance", t.TargetMachine, mr.comp.def.Name))
-		}
-		if errors.Is(err, store.ErrDuplicate) {
-			return Result{}, fmt.Errorf("event %s already applied to instance %s: %w (%w)", d.ev.ID, rec.ID, ErrNotAccepted, ErrDuplicate)
-		}
-		return Result{}, err
+	switch {
+	case err == nil:
+		return fx, nil
+	case entryTaken:
+		return effects{}, taken()
+	case errors.Is(err, store.ErrDuplicate):
+		return effects{}, fmt.Errorf("event %s already applied to instance %s: %w (%w)", d.ev.ID, rec.ID, ErrNotAccepted, ErrDuplicate)
 	}
+	return effects{}, err
+}
 
-	// Committed: make it visible, then run the effects.
+// publish makes a committed transition visible (the live record, the machine's state sets
+// and indexes, the timer queue, the children), reports it, then dispatches its messages.
+func (e *Engine) publish(s *step, d *delivery, fx effects, start time.Time) {
+	inst, rec, next := s.inst, s.rec, s.next
 	inst.setRecord(next)
-	mr.update(inst, rec, next, owned)
+	s.mr.update(inst, rec, next, s.owned)
 	if next.Status != store.StatusActive {
 		e.retire(inst)
 	}
@@ -275,19 +377,15 @@ func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
 		e.emitCreated(ch)
 	}
 	if e.observer != nil {
-		e.observer.Transition(comp, m.Name, rec.State, t.To, d.ev.Type, time.Since(start).Seconds())
+		e.observer.Transition(s.mr.comp.def.Name, s.mr.def.Name, rec.State, s.t.To, d.ev.Type, time.Since(start).Seconds())
 	}
-	e.emitTransition(rec, next, t, target, d)
-	if hookErr != nil {
-		e.reportHookError(next, hookErr)
+	e.emitTransition(rec, next, s.t, s.target, d)
+	if s.hookErr != nil {
+		e.reportHookError(next, s.hookErr)
 	}
 	for _, msg := range fx.messages {
 		e.dispatch(msg)
 	}
-	return Result{
-		Instance:      View(next, mr.publicMember, now),
-		PreviousState: rec.State, NewState: t.To, EventID: d.ev.ID,
-	}, nil
 }
 
 // selectTransition picks the transition for an event (semantics.md, "Select the transition").
@@ -377,6 +475,14 @@ func (e *Engine) refuse(ctx context.Context, d *delivery, rec *store.Instance, r
 				CurrentState: rec.State, Reason: reason}})
 	}
 	return fmt.Errorf("%s: %w", reason, ErrNotAccepted)
+}
+
+// refuseSpent is refuse for a refusal that spends the timer that fired, if one did.
+func (e *Engine) refuseSpent(ctx context.Context, d *delivery, rec *store.Instance, reason string) error {
+	if d.timer != nil {
+		e.spendTimer(ctx, d.inst, rec, d.timer)
+	}
+	return e.refuse(ctx, d, rec, reason)
 }
 
 // consume settles an outbox message that had no effect to commit.
