@@ -193,10 +193,59 @@ func TestDeliveryFaults(t *testing.T) {
 			},
 			good: func(k int) func() bool { return goodTick(k, 1, viaPartition) }},
 	}
+	// Decodable but hostile commands: data no store can keep as sent (NUL), unknown machine or
+	// operator, a rule comparing an object: refused or dead-lettered, never applied, and no
+	// head-of-line blocking either.
+	hostile := func(k int, channel string, body func(tok string) []byte, toPartition bool) poison {
+		return poison{channel: channel, send: func(mid string) {
+			b := body(fmt.Sprintf("hostile-%d", k))
+			switch {
+			case strings.Contains(channel, "cross_component_event"):
+				publish(t, client, wire.ChannelCrossComponentEvent, b, mid)
+			case toPartition:
+				publishCommand(t, client, wire.ChannelTriggerEvent, poisonIDs[2], b, mid)
+			default:
+				publish(t, client, wire.ChannelTriggerEvent, b, mid)
+			}
+		}, good: func(k int) func() bool {
+			if !toPartition && !strings.Contains(channel, "cross_component_event") {
+				return goodTick(k, 2, viaIngress) // behind it on the ingress queue
+			}
+			return goodTick(k, 2, viaPartition)
+		}}
+	}
+	nulTick := func(tok string) []byte {
+		return []byte(`{"componentName":"Counters","instanceId":"` + poisonIDs[2] + `","event":{"type":"TICK","payload":{"tok":"` + tok + `","s":"a\u0000b"}}}`)
+	}
+	hostiles := []poison{
+		hostile(100, "partition queue, trigger_event (NUL in the payload)", nulTick, true),
+		hostile(101, "fsm:commands:trigger_event (NUL in the payload)", nulTick, false),
+		hostile(102, "fsm:commands:trigger_event (NUL in the event type)", func(tok string) []byte {
+			return []byte(`{"componentName":"Counters","instanceId":"` + poisonIDs[2] + `","event":{"type":"TI\u0000CK","payload":{"tok":"` + tok + `"}}}`)
+		}, false),
+		hostile(103, "fsm:commands:cross_component_event (unknown operator)", func(tok string) []byte {
+			return mustJSON(t, wire.CrossComponentEvent{TargetComponent: comp, TargetMachine: "Counter",
+				Event:         wire.Event{Type: "TICK", Payload: map[string]any{"tok": tok, "key": "poison-2"}},
+				MatchingRules: []wire.MatchingRule{{EventProperty: "key", InstanceProperty: "key", Operator: "~~"}}, SourceComponent: "X", Timestamp: wire.Now()})
+		}, true),
+		hostile(104, "fsm:commands:cross_component_event (object compared)", func(tok string) []byte {
+			return mustJSON(t, wire.CrossComponentEvent{TargetComponent: comp, TargetMachine: "Counter",
+				Event:         wire.Event{Type: "TICK", Payload: map[string]any{"tok": tok}},
+				MatchingRules: []wire.MatchingRule{{EventProperty: "key", InstanceProperty: "key", Operator: ">", Value: map[string]any{"a": 1}}}, SourceComponent: "X", Timestamp: wire.Now()})
+		}, true),
+		hostile(105, "fsm:commands:cross_component_event (unknown machine)", func(tok string) []byte {
+			return mustJSON(t, wire.CrossComponentEvent{TargetComponent: comp, TargetMachine: "Nope",
+				Event: wire.Event{Type: "TICK", Payload: map[string]any{"tok": tok}}, SourceComponent: "X", Timestamp: wire.Now()})
+		}, true),
+	}
+	for i, h := range hostiles { // each hostile message is followed by a good command: recovery k
+		h.channel = "hostile: " + h.channel
+		hostiles[i] = h
+	}
 	var recoveries []time.Duration
 	var poisonMids []string
 	channels := map[string]bool{}
-	for k, p := range poisons {
+	for k, p := range append(poisons, hostiles...) {
 		mid := uuid.NewString()
 		poisonMids = append(poisonMids, mid)
 		at := time.Now()
@@ -204,6 +253,10 @@ func TestDeliveryFaults(t *testing.T) {
 		done := p.good(k)
 		waitUntil("the good command behind the poison on "+p.channel, done)
 		recoveries = append(recoveries, time.Since(at))
+		if p.dlq == "" { // hostile: refused or dead-lettered, checked in the store below
+			t.Logf("%s: the next command applied %v after it", p.channel, recoveries[k].Round(time.Millisecond))
+			continue
+		}
 		waitUntil("poison on "+p.channel+" dead-lettered", func() bool { _, _, ok := dl.get(mid); return ok })
 		q, reason, _ := dl.get(mid)
 		if q != bus.DeadLetterQueue(p.dlq) || strings.TrimSpace(reason) == "" {
@@ -298,13 +351,17 @@ func TestDeliveryFaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range poisonMids {
-		for id := range st.Events {
-			for _, e := range st.Events[id] {
-				if e.ID == p {
-					t.Errorf("poison message %s applied: %+v", p, e)
-				}
+	poisoned := setOf(poisonMids)
+	for id := range st.Events {
+		for _, e := range st.Events[id] {
+			if poisoned[e.ID] || strings.HasPrefix(e.Token(), "hostile-") {
+				t.Errorf("poison or hostile message applied: %+v", e)
 			}
+		}
+	}
+	for _, p := range []*faults.Proc{a, b} {
+		if strings.Contains(p.Tail(100000), "panic") {
+			t.Errorf("%s panicked", p.Name)
 		}
 	}
 	for _, id := range reIDs {
@@ -338,7 +395,8 @@ func TestDeliveryFaults(t *testing.T) {
 	v, sub := judge(poisonLed, "poison-", allPoison)
 	row := faults.RowOf(faults.ScenarioPoison, "2 runtimes, PostgreSQL", v, sub)
 	row.Recovery, row.RecoveryFrom = maxRec, "poison published → the next command on its queue applied, worst channel"
-	row.Notes = fmt.Sprintf("%d poison messages on %d channels (xcomponent-ai trigger/create, cross-component, partition queues): all dead-lettered with a reason, none applied", len(poisons), len(channels))
+	row.Notes = fmt.Sprintf("%d undecodable messages on %d channels (xcomponent-ai trigger/create, cross-component, partition queues): all dead-lettered with a reason; %d decodable hostile ones (NUL in data, unknown operator/machine, object compared): refused; none applied, the next command on the queue applied each time",
+		len(poisons), len(channels), len(hostiles))
 	faults.Record(t, row)
 	v, sub = judge(dupLed, "dup-", dupIDs)
 	row = faults.RowOf(faults.ScenarioDuplicate, "2 runtimes, PostgreSQL", v, sub)
