@@ -75,6 +75,7 @@ func TestKillMidStream(t *testing.T) {
 				}
 				all = append(all, pending...)
 				tr.stopping.Store(true)
+				killedAt := time.Now().UnixMilli()
 				srv.kill()
 				tr.wait()
 				c.close()
@@ -86,7 +87,7 @@ func TestKillMidStream(t *testing.T) {
 					round, a, u, r)
 				v := led.verify(t, b, counters, false)
 				t.Logf("after round %d: %d events in all were committed but the kill came before their answer", round, v.appliedUnanswered)
-				checkArmed(t, b, pending)
+				checkArmed(t, b, pending, killedAt)
 				if t.Failed() {
 					return
 				}
@@ -141,15 +142,21 @@ type armed struct {
 }
 
 // checkArmed checks from the store that the waiters are still waiting, their timer stored.
-func checkArmed(t *testing.T, b backend, ws []armed) {
+// A waiter whose deadline passed before the kill (a slow, loaded machine: arming four took
+// longer than their timeout) may have fired already: checkFired judges it at the end.
+func checkArmed(t *testing.T, b backend, ws []armed, killedAt int64) {
 	t.Helper()
 	snaps := b.readSnapshots(t)
 	evs := b.readEvents(t)
 	for _, w := range ws {
+		if w.dueAt <= killedAt {
+			t.Logf("waiter %s: its deadline passed %v before the kill", w.id, time.Duration(killedAt-w.dueAt)*time.Millisecond)
+			continue
+		}
 		s := snaps[w.id]
 		if s.State != "Waiting" || len(s.Timers) != 1 || s.Timers[0].DueAt != w.dueAt || len(evs[w.id]) != 1 {
-			t.Errorf("waiter %s after the kill: state %q, timers %+v, %d events; want Waiting with its timer due at %d (was the kill %v late?)",
-				w.id, s.State, s.Timers, len(evs[w.id]), w.dueAt, time.Since(time.UnixMilli(w.dueAt-waiterTimeoutMs)))
+			t.Errorf("waiter %s after the kill: state %q, timers %+v, %d events; want Waiting with its timer due at %d",
+				w.id, s.State, s.Timers, len(evs[w.id]), w.dueAt)
 		}
 	}
 }
