@@ -58,6 +58,27 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (Instance, error
 }
 
 func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool) (*instance, error) {
+	if e.tracer == nil {
+		return e.createInstance(ctx, cr, req, entryPoint, nil)
+	}
+	parent := req.Event.TraceParent
+	if parent == "" {
+		parent = e.tracer.TraceParent(ctx)
+	}
+	ctx, span := e.tracer.Start(ctx, SpanCreate, parent)
+	inst, err := e.createInstance(ctx, cr, req, entryPoint, span)
+	info := SpanInfo{Component: cr.def.Name, Machine: req.Machine, Event: req.Event.Type, EventID: req.Event.ID,
+		Outcome: outcomeOf(err), Err: err}
+	if inst != nil {
+		rec := inst.record()
+		info.Machine, info.InstanceID, info.To = rec.Machine, rec.ID, rec.State
+	}
+	span.End(&info)
+	return inst, err
+}
+
+// createInstance is create; span, when not nil, is its creation span.
+func (e *Engine) createInstance(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool, span Span) (*instance, error) {
 	def := cr.def
 	machine := req.Machine
 	if machine == "" {
@@ -105,6 +126,7 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 	if req.InstanceID != "" {
 		rec.ID, created.InstanceID = req.InstanceID, req.InstanceID
 	}
+	created.TraceID = spanTraceID(span)
 	c := &store.Commit{
 		Events:    []store.Event{created},
 		Instances: []store.InstanceWrite{{Instance: rec, ExpectVersion: -1}},

@@ -89,24 +89,40 @@ func (e *Engine) forward(ctx context.Context, m Message) {
 // createFromMessage creates the instance a message asks for, settling the message in the same
 // commit so that a redelivery cannot create it twice.
 func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Message) {
+	if e.tracer == nil {
+		_, _ = e.createMessage(ctx, cr, m, nil)
+		return
+	}
+	ctx, span := e.tracer.Start(ctx, SpanCreate, m.Event.TraceParent)
+	info := SpanInfo{Component: cr.def.Name, Machine: m.Machine, Event: m.Event.Type, EventID: m.ID}
+	rec, err := e.createMessage(ctx, cr, m, span)
+	if rec != nil {
+		info.Machine, info.InstanceID, info.To = rec.Machine, rec.ID, rec.State
+	}
+	info.Outcome, info.Err = outcomeOf(err), err
+	span.End(&info)
+}
+
+// createMessage is createFromMessage; span, when not nil, is its creation span.
+func (e *Engine) createMessage(ctx context.Context, cr *compRuntime, m Message, span Span) (*store.Instance, error) {
 	machine := m.Machine
 	if machine == "" {
 		machine = cr.def.EntryMachine
 	}
 	mr := cr.machines[machine]
 	if mr == nil {
-		e.log.Warn("create for unknown machine dropped", "component", cr.def.Name, "machine", machine)
+		e.log.WarnContext(ctx, "create for unknown machine dropped", "component", cr.def.Name, "machine", machine)
 		e.consume(ctx, m.ID)
-		return
+		return nil, fmt.Errorf("create for unknown machine %s: %w", machine, ErrNotFound)
 	}
 	singleton := machine == cr.def.EntryMachine && cr.def.EntryMachineMode == component.EntrySingleton
 	if singleton {
 		cr.createMu.Lock()
 		defer cr.createMu.Unlock()
 		if cr.entryExists {
-			e.log.Warn("create refused: singleton exists", "component", cr.def.Name, "machine", machine)
+			e.log.WarnContext(ctx, "create refused: singleton exists", "component", cr.def.Name, "machine", machine)
 			e.consume(ctx, m.ID)
-			return
+			return nil, ErrSingleton
 		}
 	}
 	// The message id becomes the creation event's id: a redelivered message cannot create a
@@ -116,6 +132,7 @@ func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Messa
 		trigger: m.Event.Type, actor: m.Event.Actor, source: m.Origin, sourceComponent: m.SourceComponent,
 		parentID: m.ParentID, parentMachine: m.ParentMachine, entryPoint: singleton,
 	})
+	created.TraceID = spanTraceID(span)
 	c := &store.Commit{
 		Events:    []store.Event{created},
 		Instances: []store.InstanceWrite{{Instance: rec, ExpectVersion: -1}},
@@ -123,17 +140,17 @@ func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Messa
 	}
 	if err := e.commit(ctx, c); err != nil {
 		if errors.Is(err, store.ErrEntryPointExists) { // another process created it first
-			e.log.Warn("create refused: singleton exists", "component", cr.def.Name, "machine", machine)
+			e.log.WarnContext(ctx, "create refused: singleton exists", "component", cr.def.Name, "machine", machine)
 			cr.entryExists = true // createMu is held
 			e.consume(ctx, m.ID)
-			return
+			return rec, ErrSingleton
 		}
-		e.log.Error("create from message", "component", cr.def.Name, "machine", machine, "err", err)
-		return
+		e.log.ErrorContext(ctx, "create from message", "component", cr.def.Name, "machine", machine, "err", err)
+		return rec, err
 	}
 	if _, err := e.register(cr, rec); err != nil {
-		e.log.Error("register created instance", "instance", rec.ID, "err", err)
-		return
+		e.log.ErrorContext(ctx, "register created instance", "instance", rec.ID, "err", err)
+		return rec, err
 	}
 	if singleton {
 		cr.entryExists = true // createMu is held
@@ -144,6 +161,7 @@ func (e *Engine) createFromMessage(ctx context.Context, cr *compRuntime, m Messa
 			Delivery: CrossCreated, TargetComponent: cr.def.Name, TargetMachine: machine, SourceComponent: m.SourceComponent,
 			Event: m.Event, CreatedInstanceID: rec.ID}})
 	}
+	return rec, nil
 }
 
 // redeliverOutbox dispatches messages committed before a restart but not yet delivered.

@@ -27,12 +27,13 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 	var fx effects
 	comp := mr.comp.def.Name
 	// cause is the template of every event this transition produces.
-	cause := Event{CorrelationID: d.ev.CorrelationID, CausationID: d.ev.ID, SourceComponent: comp}
+	cause := Event{CorrelationID: d.ev.CorrelationID, CausationID: d.ev.ID, SourceComponent: comp, TraceParent: spanTraceParent(d.span)}
 	add := func(m Message) {
 		m.ID = e.newID()
 		m.Event.ID = m.ID
 		m.Event.CorrelationID = cause.CorrelationID
 		m.Event.CausationID = cause.CausationID
+		m.Event.TraceParent = cause.TraceParent
 		if m.Event.Source == "" {
 			m.Event.Source = m.Origin
 		}
@@ -77,6 +78,7 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 				actor: comp, source: "inter_machine", parentID: rec.ID, parentMachine: rec.Machine,
 				entryPoint: cm.def.Name == mr.comp.def.EntryMachine && mr.comp.def.EntryMachineMode == component.EntrySingleton,
 			})
+			created.TraceID = spanTraceID(d.span)
 			c.Instances = append(c.Instances, store.InstanceWrite{Instance: child, ExpectVersion: -1})
 			c.Events = append(c.Events, created)
 			fx.children = append(fx.children, child)

@@ -38,6 +38,9 @@ type Options struct {
 	SharedStore bool
 	// Observer is told about transitions and errors (metrics); optional.
 	Observer Observer
+	// Tracer, when set, traces transitions, creations, hook calls and store commits (see
+	// Tracer); nil: no tracing, at no cost.
+	Tracer Tracer
 	// Listener, when set, is called synchronously with every runtime event, in the goroutine
 	// that produced it. It must be quick and must not call the engine. Subscribe is the
 	// non-blocking alternative; Listener is for tools that must see everything (simulate).
@@ -85,6 +88,7 @@ type Engine struct {
 	matcher  store.Matcher // set when the store is shared with other processes
 	shared   bool
 	observer Observer
+	tracer   Tracer
 	missing  func(h *Hook)
 	fallback HookFunc
 	listener func(RuntimeEvent)
@@ -130,6 +134,7 @@ func New(opts Options) *Engine {
 		manual:     opts.Manual,
 		remote:     opts.Remote,
 		observer:   opts.Observer,
+		tracer:     opts.Tracer,
 		missing:    opts.MissingHook,
 		fallback:   opts.DefaultHook,
 		listener:   opts.Listener,

@@ -19,6 +19,9 @@ type Event struct {
 	Source string `json:"source,omitempty"`
 	// SourceComponent is set when the event came from another component.
 	SourceComponent string `json:"sourceComponent,omitempty"`
+	// TraceParent is the W3C trace context (traceparent) of the operation that sent the
+	// event, when tracing is on (Options.Tracer): the event's transition joins that trace.
+	TraceParent string `json:"traceParent,omitempty"`
 }
 
 // Result is what processing one event did to its instance.

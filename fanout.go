@@ -51,6 +51,9 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 	if ev.Source == "" {
 		ev.Source = "api"
 	}
+	if e.tracer != nil && ev.TraceParent == "" {
+		ev.TraceParent = e.tracer.TraceParent(ctx)
+	}
 	m := Message{ID: ev.ID, Kind: msgBroadcast, Component: req.Component, Machine: req.Machine, State: req.State, Event: ev, Origin: "api"}
 	targets, _, err := e.targets(ctx, cr, m)
 	if err != nil {
@@ -101,6 +104,9 @@ func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) 
 	m.Machine = machine
 	if m.Kind == "" {
 		m.Kind = msgBroadcast
+	}
+	if e.tracer != nil && m.Event.TraceParent == "" {
+		m.Event.TraceParent = e.tracer.TraceParent(ctx)
 	}
 	for _, r := range m.Rules {
 		if _, ok := store.NormalOp(string(r.Operator)); !ok {

@@ -110,7 +110,18 @@ func (e *Engine) runHook(ctx context.Context, kind HookKind, method string, rec 
 		}
 		return errNoHandler
 	}
-	return safeHook(ctx, fn, h)
+	if e.tracer == nil {
+		return safeHook(ctx, fn, h)
+	}
+	ctx, span := e.tracer.Start(ctx, SpanHook, "")
+	err := safeHook(ctx, fn, h)
+	info := SpanInfo{Component: rec.Component, Machine: rec.Machine, InstanceID: rec.ID, Event: d.ev.Type,
+		EventID: d.ev.ID, From: t.From, To: t.To, HookKind: kind, Method: method, Outcome: OutcomeApplied, Err: err}
+	if err != nil {
+		info.Outcome = OutcomeError
+	}
+	span.End(&info)
+	return err
 }
 
 // errNoHandler: a hook method has no handler. It does nothing, and the audit trail says so.

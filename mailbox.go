@@ -28,6 +28,8 @@ type delivery struct {
 	done func(Result, error)
 	// next is the delivery queued after this one on the same instance.
 	next *delivery
+	// span is the delivery's transition span while it is processed (tracing on), else nil.
+	span Span
 	// state arbitrates between a waiting caller that gives up and the goroutine that takes
 	// the delivery from the queue: exactly one of them wins (deliveryQueued → taken or
 	// cancelled), so an event whose caller was told it failed is never applied.
@@ -60,6 +62,9 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 	e.fillIDs(&ev)
 	if ev.Source == "" {
 		ev.Source = "api"
+	}
+	if e.tracer != nil && ev.TraceParent == "" {
+		ev.TraceParent = e.tracer.TraceParent(ctx) // kept if the event waits in a queue
 	}
 	if e.manual {
 		if err := e.Settle(ctx); err != nil {

@@ -23,6 +23,31 @@ const (
 
 // process applies one delivery, retrying when another writer changed the instance first.
 func (e *Engine) process(ctx context.Context, d *delivery) (Result, error) {
+	if e.tracer != nil {
+		return e.processTraced(ctx, d)
+	}
+	return e.attempt(ctx, d)
+}
+
+// processTraced is process within a transition span.
+func (e *Engine) processTraced(ctx context.Context, d *delivery) (Result, error) {
+	ctx, d.span = e.tracer.Start(ctx, SpanTransition, d.ev.TraceParent)
+	res, err := e.attempt(ctx, d)
+	mr := d.inst.mr
+	info := SpanInfo{Component: mr.comp.def.Name, Machine: mr.def.Name, InstanceID: d.inst.ID(),
+		Event: d.ev.Type, EventID: d.ev.ID, Outcome: outcomeOf(err), Err: err}
+	if err == nil {
+		info.From, info.To, info.Version = res.PreviousState, res.NewState, res.Instance.Version
+	} else {
+		info.From = d.inst.record().State
+	}
+	d.span.End(&info)
+	d.span = nil
+	return res, err
+}
+
+// attempt applies one delivery, retrying when another writer changed the instance first.
+func (e *Engine) attempt(ctx context.Context, d *delivery) (Result, error) {
 	for attempt := 0; ; attempt++ {
 		res, err := e.apply(ctx, d)
 		if err == nil || !errors.Is(err, store.ErrConflict) {
@@ -305,7 +330,7 @@ func (s *step) fillCommit(sc *transitionScratch, d *delivery) *store.Commit {
 		Payload: d.ev.Payload, FromState: rec.State, ToState: s.t.To, Data: s.data,
 		SourceComponent: d.ev.SourceComponent, CorrelationID: d.ev.CorrelationID,
 		CausationID: d.ev.CausationID, Actor: d.ev.Actor, Source: d.ev.Source,
-		Seq: next.Version, PersistedAt: s.now,
+		Seq: next.Version, PersistedAt: s.now, TraceID: spanTraceID(d.span),
 	}
 	if len(s.notes) > 0 {
 		sc.events[0].Note = strings.Join(s.notes, "; ")
@@ -517,6 +542,26 @@ func (e *Engine) spendTimer(ctx context.Context, inst *instance, rec *store.Inst
 // commit writes to the store, turning store failures into ErrStore (conflicts and duplicates
 // keep their own identity).
 func (e *Engine) commit(ctx context.Context, c *store.Commit) error {
+	if e.tracer == nil {
+		return e.storeCommit(ctx, c)
+	}
+	ctx, span := e.tracer.Start(ctx, SpanCommit, "")
+	err := e.storeCommit(ctx, c)
+	info := SpanInfo{Events: len(c.Events), Instances: len(c.Instances), Outbox: len(c.Outbox), Consumed: len(c.Consumed),
+		Outcome: OutcomeApplied, Err: err}
+	switch {
+	case errors.Is(err, store.ErrDuplicate):
+		info.Outcome = OutcomeDuplicate
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrEntryPointExists):
+		info.Outcome = OutcomeRefused
+	case err != nil:
+		info.Outcome = OutcomeError
+	}
+	span.End(&info)
+	return err
+}
+
+func (e *Engine) storeCommit(ctx context.Context, c *store.Commit) error {
 	err := e.store.Commit(ctx, c)
 	if err == nil {
 		return nil

@@ -14,6 +14,7 @@ import (
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
@@ -114,7 +115,7 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 		// refuses a declaration with other arguments.
 		SingleActive: true, MessageTTL: DefaultCommandTTL, MaxLength: DefaultCommandMaxLength,
 		Prefetch: r.cfg.Prefetch, OrderKey: ingressKey,
-	}, r.handleIngress)
+	}, r.traced("ingress", r.handleIngress))
 	if err != nil {
 		return fail(fmt.Errorf("consume %s: %w", bus.IngressQueue, err))
 	}
@@ -147,7 +148,7 @@ func (q *commandQueues) consumePartition(ctx context.Context, i int) (bus.Subscr
 		Bindings:     bus.PartitionBindings(r.comp.Name, q.n, i),
 		SingleActive: true, MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength,
 		DeadLetterQueue: q.dlq, Prefetch: r.cfg.Prefetch, OrderKey: partitionKey,
-	}, r.handleCommand)
+	}, r.traced("partition", r.handleCommand))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", name, err)
 	}
@@ -385,7 +386,13 @@ func (r *runtime) handleIngress(ctx context.Context, m bus.Message) error {
 		}
 		return err
 	}
-	meta := bus.Meta{MessageID: id, CorrelationID: m.CorrelationID, Headers: m.Headers}
+	headers := make(map[string]string, len(m.Headers)+2)
+	for k, v := range m.Headers {
+		headers[k] = v
+	}
+	// The partition's consumer continues this trace (a new one when the command came from
+	// xcomponent-ai, without trace context).
+	meta := bus.Meta{MessageID: id, CorrelationID: m.CorrelationID, Headers: telemetry.Inject(ctx, headers)}
 	if err := bus.PublishCommand(ctx, r.bus, comp, instanceID, m.Channel, body, meta); err != nil {
 		return err // stopping or disconnected: the ingress message is redelivered
 	}
@@ -813,4 +820,26 @@ func firstOf(vals ...string) string {
 		}
 	}
 	return ""
+}
+
+// traced wraps a consumer's handler in a span per message (tracing on): a child of the trace
+// context of its headers, a new trace when it has none (xcomponent-ai's messages).
+// queue says which of the runtime's consumers it is (partition, ingress, cross_component).
+func (r *runtime) traced(queue string, h bus.Handler) bus.Handler {
+	tp := r.cfg.TracerProvider
+	if tp == nil {
+		return h
+	}
+	return func(ctx context.Context, m bus.Message) error {
+		name := m.Channel
+		if c := m.Headers[bus.HeaderCommand]; c != "" {
+			name = c // a partition's command: its protocol channel
+		}
+		ctx, span := telemetry.StartConsume(ctx, tp, name, m.MessageID, m.Headers)
+		span.SetAttributes(telemetry.AttrComponent.String(r.comp.Name), telemetry.AttrRuntime.String(r.cfg.RuntimeName),
+			telemetry.AttrQueue.String(queue))
+		err := h(ctx, m)
+		telemetry.End(span, err)
+		return err
+	}
 }

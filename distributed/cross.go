@@ -179,7 +179,7 @@ func (r *runtime) startCrossComponent(ctx context.Context) (bus.Subscription, er
 		Bindings:   []string{wire.ChannelCrossComponentEvent},
 		MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength, Prefetch: r.cfg.Prefetch,
 		OrderKey: crossOrderKey,
-	}, r.handleCrossComponentEvent)
+	}, r.traced("cross_component", r.handleCrossComponentEvent))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", queue, err)
 	}

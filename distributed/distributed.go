@@ -34,12 +34,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/server"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/maintenance"
@@ -123,6 +125,11 @@ type Config struct {
 	// OnCommand, when set, is called after each command was handled (acknowledged or
 	// dead-lettered), with its outcome (Outcome* constants). Tests and metrics use it.
 	OnCommand func(channel, commandID, outcome string)
+	// TracerProvider, when set, traces the runtime (OpenTelemetry): a span per consumed
+	// command and cross-component event, per transition, hook call and store commit, per
+	// outbox message published and per HTTP request, with the W3C trace context in the
+	// AMQP headers. nil: no tracing.
+	TracerProvider trace.TracerProvider
 }
 
 // Info describes a started runtime.
@@ -273,10 +280,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	// Messages for other components go through the relay (outbox → broker, with confirms).
 	rel := newRelay(r.log, b, st, r.comp.Name, cfg.RuntimeName, cfg.OutboxSweep)
+	rel.tp = cfg.TracerProvider
 	defer rel.close()
 
 	metrics := server.NewMetrics()
-	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeType(cfg.StoreSpec) != "memory", MissingHook: func(h *xc.Hook) {
+	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeType(cfg.StoreSpec) != "memory", MissingHook: func(h *xc.Hook) {
 		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
 	}})
 	metrics.Registry().MustRegister(r.droppedCollectors()...)
@@ -342,7 +350,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 			defer close(httpDone)
 			httpErr <- server.Serve(httpCtx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics, Tokens: cfg.Tokens,
 				Name: cfg.RuntimeName, DatabaseType: storeType(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout,
-				BrokerURL: cfg.BrokerURL, BrokerConnected: b.Connected, Ready: r.readiness, HTTP: cfg.HTTP})
+				BrokerURL: cfg.BrokerURL, BrokerConnected: b.Connected, Ready: r.readiness, HTTP: cfg.HTTP,
+				Trace: telemetry.HTTPTrace(cfg.TracerProvider)})
 		}()
 		r.log.Info("serving the API", "addr", "http://"+ln.Addr().String())
 	}

@@ -9,8 +9,11 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -42,6 +45,7 @@ const (
 // between the confirm and the row's deletion): receivers apply each message id once.
 type relay struct {
 	log         *slog.Logger
+	tp          trace.TracerProvider // nil: no publish spans
 	bus         bus.Bus
 	store       store.Store
 	component   string
@@ -208,12 +212,18 @@ func (r *relay) relayOne(m xc.Message) bool {
 	case err != nil:
 		r.log.Error("relay: message cannot be encoded, dropped", "id", m.ID, "kind", m.Kind, "component", m.Component, "err", err)
 	default:
+		// The publish span is a child of the transition that committed the message; the
+		// consumer's span, in another runtime, a child of it (traceparent header).
+		ctx, span := telemetry.StartPublish(r.ctx, r.tp, channel, m.ID, m.Event.TraceParent)
+		meta.Headers = telemetry.Inject(ctx, meta.Headers)
 		for attempt := 0; ; attempt++ {
 			err := r.bus.Publish(r.ctx, channel, body, meta)
 			if err == nil {
+				span.End()
 				break
 			}
 			if r.ctx.Err() != nil {
+				telemetry.End(span, err)
 				return false // stays in the outbox
 			}
 			r.log.Warn("relay: publish failed, retrying", "id", m.ID, "channel", channel, "attempt", attempt+1, "err", err)

@@ -68,6 +68,8 @@ type Options struct {
 	// Ready, when set, is one more readiness check of /readyz (after the store's and the
 	// broker's): a non-nil error makes it answer 503 with that error.
 	Ready func(context.Context) error
+	// Trace, when set, traces each request (see httpapi.Options.Trace; telemetry.HTTPTrace).
+	Trace func(r *http.Request) (*http.Request, func(route string, status int))
 }
 
 // Handler returns the API of eng as an http.Handler. port is reported in /api/runtimes.
@@ -92,7 +94,7 @@ func handler(eng *xc.Engine, port int, opts Options, closing <-chan struct{}) ht
 	return httpapi.New(backend, httpapi.Options{Tokens: opts.Tokens, Logger: opts.Logger, Metrics: opts.Metrics,
 		MaxBodyBytes: opts.MaxBodyBytes, CORSOrigins: opts.CORSOrigins, AllowedHosts: opts.HTTP.AllowedHosts,
 		MaxStreams: opts.HTTP.MaxStreams, MaxStreamsPerClient: opts.HTTP.MaxStreamsPerClient,
-		StreamSnapshotBytes: opts.HTTP.StreamSnapshotBytes, Closing: closing})
+		StreamSnapshotBytes: opts.HTTP.StreamSnapshotBytes, Closing: closing, Trace: opts.Trace})
 }
 
 // ListenAndServe serves the API of eng on addr until ctx is done, then shuts the server down

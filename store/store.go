@@ -112,6 +112,9 @@ type Event struct {
 	// Note records what went wrong without undoing the transition (an onEntry hook that
 	// failed, a hook method without a handler); "" when nothing did.
 	Note string
+	// TraceID is the trace (W3C trace id, 32 hex digits) of the transition when tracing was
+	// on; "" otherwise.
+	TraceID string
 }
 
 // EventCreated is the type of the event recorded when an instance is created.

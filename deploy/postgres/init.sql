@@ -144,3 +144,9 @@ CREATE UNIQUE INDEX IF NOT EXISTS idx_fsm_snapshots_entry_point ON fsm_snapshots
 -- (store.RouteIndexer): a GIN index on the whole context would tax every transition's snapshot
 -- write. Only new indexes on fsm_snapshots.
 CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_live ON fsm_snapshots (component_name, machine_name, current_state) WHERE status = 'active';
+
+-- migration 0005_event_trace.sql
+-- xcomponent PostgreSQL schema, version 5: the trace (OpenTelemetry / W3C trace id, 32 hex
+-- digits) of each transition, when tracing is on, kept with its event: the audit trail links to
+-- the trace. A nullable column: xcomponent-ai's tables stay compatible.
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS trace_id TEXT;

@@ -59,6 +59,10 @@ type Options struct {
 	// Closing, when closed, ends the live streams (at shutdown: they never go idle, while
 	// ordinary requests are left to finish).
 	Closing <-chan struct{}
+	// Trace, when set, is called at the start of each request (tracing: telemetry.HTTPTrace);
+	// it returns the request to serve (its context carrying the request's span) and a function
+	// called when the request is done, with its route pattern and status.
+	Trace func(r *http.Request) (*http.Request, func(route string, status int))
 }
 
 func (o *Options) defaults() {
@@ -237,6 +241,10 @@ func info(w http.ResponseWriter) *reqInfo {
 // JSON 404/405, auth, then the endpoint.
 func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
+	var endTrace func(string, int)
+	if s.opts.Trace != nil {
+		r, endTrace = s.opts.Trace(r)
+	}
 	sw := &statusWriter{ResponseWriter: w}
 	ri := &sw.ri
 	defer func() {
@@ -248,6 +256,13 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		s.logRequest(r, sw, ri, time.Since(start))
+		if endTrace != nil {
+			status := sw.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			endTrace(ri.route, status)
+		}
 		if v == http.ErrAbortHandler {
 			panic(v)
 		}

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 )
 
 // DefaultTimeout bounds one call to the endpoint when Options.Timeout is not set.
@@ -159,6 +160,8 @@ func New(rawURL string, opts Options) xc.HookFunc {
 			}
 			req.Header[http.CanonicalHeaderKey(name)] = values
 		}
+		// The hook's span (when tracing is on): the endpoint can join the trace.
+		telemetry.InjectHTTP(ctx, req.Header)
 
 		resp, err := client.Do(req)
 		if err != nil {
@@ -166,7 +169,7 @@ func New(rawURL string, opts Options) xc.HookFunc {
 			if errors.Is(err, context.DeadlineExceeded) && callCtx.Err() != nil && ctx.Err() == nil {
 				err = fmt.Errorf("no answer within %s", timeout)
 			}
-			log.Warn("hooks endpoint unreachable", "url", shown, "method", h.Method, "instance", h.InstanceID, "err", err)
+			log.WarnContext(ctx, "hooks endpoint unreachable", "url", shown, "method", h.Method, "instance", h.InstanceID, "err", err)
 			return fmt.Errorf("%w: %s: %v", ErrEndpoint, shown, err)
 		}
 		defer resp.Body.Close()
