@@ -3,14 +3,14 @@ package store
 import (
 	"container/heap"
 	"context"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"reflect"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/xcomponent/xcomponent/store/internal/cursor"
 )
 
 // Memory is an in-memory Store: the default for tests, `simulate` and `--store memory`.
@@ -469,16 +469,11 @@ func (h *pageHeap) Pop() any {
 }
 
 // encodeMemCursor is the cursor of a page ending with (updated, id): the SQL stores' format.
-func encodeMemCursor(updated int64, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(updated, 10) + "|" + id))
-}
+func encodeMemCursor(updated int64, id string) string { return cursor.Encode(updated, id) }
 
 func decodeMemCursor(c string) (int64, string, error) {
-	if b, err := base64.RawURLEncoding.DecodeString(c); err == nil {
-		ms, id, ok := strings.Cut(string(b), "|")
-		if n, err := strconv.ParseInt(ms, 10, 64); ok && err == nil && id != "" {
-			return n, id, nil
-		}
+	if n, id, ok := cursor.Decode(c); ok {
+		return n, id, nil
 	}
 	return 0, "", fmt.Errorf("search: cursor %q: %w", c, ErrBadCursor)
 }

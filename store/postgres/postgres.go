@@ -43,7 +43,8 @@ var migrationFS embed.FS
 // processes) may share one database: optimistic concurrency on fsm_snapshots.version makes
 // sure no two writers win the same version of an instance.
 type Store struct {
-	sqlstore.Reads // Instance, LoadLive, Search, History, Correlated, PendingOutbox, PruneInbox
+	// Instance, LoadLive, Search, History, Correlated, PendingOutbox, PruneInbox, CountStates
+	sqlstore.Reads
 
 	pool   *pgxpool.Pool
 	queue  *groupcommit.Queue
@@ -54,6 +55,7 @@ type Store struct {
 var (
 	_ store.Store       = (*Store)(nil)
 	_ store.InboxPruner = (*Store)(nil)
+	_ store.Counter     = (*Store)(nil)
 )
 
 type options struct {

@@ -33,7 +33,8 @@ var migrationFS embed.FS
 // Store is a store.Store on one SQLite file. Safe for concurrent use; several processes may
 // share the file (writers wait for each other up to the busy timeout).
 type Store struct {
-	sqlstore.Reads // Instance, LoadLive, Search, History, Correlated, PendingOutbox, PruneInbox
+	// Instance, LoadLive, Search, History, Correlated, PendingOutbox, PruneInbox, CountStates
+	sqlstore.Reads
 
 	db     *sql.DB
 	wconn  *sql.Conn // the committer's connection
@@ -47,6 +48,7 @@ type Store struct {
 var (
 	_ store.Store       = (*Store)(nil)
 	_ store.InboxPruner = (*Store)(nil)
+	_ store.Counter     = (*Store)(nil)
 )
 
 type options struct {

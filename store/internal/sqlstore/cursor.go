@@ -1,31 +1,20 @@
 package sqlstore
 
 import (
-	"encoding/base64"
 	"fmt"
-	"strconv"
-	"strings"
 
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/cursor"
 )
 
-// A Search cursor is the (updatedAt, id) of the last instance of a page, in the
-// (updated_at DESC, instance_id ASC) order; the next page starts after it.
+// EncodeCursor returns the Search cursor of the page that ends with (updated, id).
+func EncodeCursor(updated int64, id string) string { return cursor.Encode(updated, id) }
 
-// EncodeCursor returns the cursor of the page that ends with (updated, id).
-func EncodeCursor(updated int64, id string) string {
-	return base64.RawURLEncoding.EncodeToString([]byte(strconv.FormatInt(updated, 10) + "|" + id))
-}
-
-// DecodeCursor returns the position of a cursor, or an error wrapping store.ErrBadCursor
-// when it is not one that EncodeCursor produced with an id valid for d.
+// DecodeCursor returns the position of a Search cursor, or an error wrapping
+// store.ErrBadCursor when it is not one that EncodeCursor produced with an id valid for d.
 func (d *Dialect) DecodeCursor(c string) (updated int64, id string, err error) {
-	b, err := base64.RawURLEncoding.DecodeString(c)
-	if err == nil {
-		ms, id, ok := strings.Cut(string(b), "|")
-		if n, err := strconv.ParseInt(ms, 10, 64); ok && err == nil && id != "" && d.ValidID(id) {
-			return n, id, nil
-		}
+	if n, id, ok := cursor.Decode(c); ok && d.ValidID(id) {
+		return n, id, nil
 	}
 	return 0, "", fmt.Errorf("search: cursor %q: %w", c, store.ErrBadCursor)
 }

@@ -2,7 +2,7 @@
 // dialect-aware query building (placeholders, id and time parameters), the JSON codecs of
 // the data, payload and timer columns, the Search cursor, the migration loader, the common
 // options, and the reads that are the same SQL in both (Reads: Instance, LoadLive, Search,
-// History, Correlated, PendingOutbox, PruneInbox).
+// History, Correlated, PendingOutbox, PruneInbox, CountStates).
 //
 // What differs between the databases stays in each driver: how rows are written (prepared
 // statements and savepoints in SQLite, multi-row unnest statements in PostgreSQL), timer

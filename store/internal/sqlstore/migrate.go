@@ -62,22 +62,13 @@ func SubMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 // version order, with run, which applies one and records it. The caller holds what
 // serialises migrations between processes (a lock), and has created schema_migrations.
 func Migrate(ctx context.Context, db DB, ms []Migration, run func(context.Context, Migration) error, log *slog.Logger, storeName string) error {
-	rows, err := db.Query(ctx, "SELECT version FROM schema_migrations")
+	versions, err := QueryAll(ctx, db, scanInt, "SELECT version FROM schema_migrations")
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
 	applied := map[int]bool{}
-	for rows.Next() {
-		var v int
-		if err := rows.Scan(&v); err != nil {
-			rows.Close()
-			return fmt.Errorf("migrate: %w", err)
-		}
+	for _, v := range versions {
 		applied[v] = true
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("migrate: %w", err)
 	}
 	for _, m := range ms {
 		if applied[m.Version] {
@@ -89,4 +80,10 @@ func Migrate(ctx context.Context, db DB, ms []Migration, run func(context.Contex
 		log.Info("database migrated", "store", storeName, "migration", m.Name)
 	}
 	return nil
+}
+
+func scanInt(r Scanner) (int, error) {
+	var v int
+	err := r.Scan(&v)
+	return v, err
 }

@@ -13,7 +13,7 @@ import (
 const DefaultSearchLimit = 100
 
 // Reads implements the store.Store reads that are the same SQL in every dialect, and
-// PruneInbox. A driver's Store embeds it.
+// PruneInbox (store.InboxPruner) and CountStates (store.Counter). A driver's Store embeds it.
 type Reads struct {
 	d  *Dialect
 	db DB
@@ -27,18 +27,23 @@ func (r Reads) Dialect() *Dialect { return r.d }
 
 // Instances runs a query of d.SelectInstances rows and scans them.
 func (r Reads) Instances(ctx context.Context, query string, args ...any) ([]store.Instance, error) {
-	rows, err := r.db.Query(ctx, query, args...)
+	return QueryAll(ctx, r.db, r.d.ScanInstance, query, args...)
+}
+
+// QueryAll runs a query and returns its rows read by scan.
+func QueryAll[T any](ctx context.Context, db DB, scan func(Scanner) (T, error), query string, args ...any) ([]T, error) {
+	rows, err := db.Query(ctx, query, args...)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var out []store.Instance
+	var out []T
 	for rows.Next() {
-		in, err := r.d.ScanInstance(rows)
+		v, err := scan(rows)
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, in)
+		out = append(out, v)
 	}
 	return out, rows.Err()
 }
@@ -129,25 +134,16 @@ func (r Reads) Search(ctx context.Context, q store.Query) ([]store.Instance, str
 
 // events returns the events of the rows whose column col is id, in the order given.
 func (r Reads) events(ctx context.Context, col, id, order string) ([]store.Event, error) {
-	out := []store.Event{}
 	if !r.d.ValidID(id) {
-		return out, nil // no such id can be stored
+		return []store.Event{}, nil // no such id can be stored
 	}
 	b := r.d.NewBuilder()
 	b.Where(col + " = " + b.ID(id))
-	rows, err := r.db.Query(ctx, b.SQL(r.d.SelectEvents, "ORDER BY "+order), b.Args()...)
-	if err != nil {
-		return nil, err
+	out, err := QueryAll(ctx, r.db, ScanEvent, b.SQL(r.d.SelectEvents, "ORDER BY "+order), b.Args()...)
+	if out == nil && err == nil {
+		out = []store.Event{}
 	}
-	defer rows.Close()
-	for rows.Next() {
-		e, err := ScanEvent(rows)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, e)
-	}
-	return out, rows.Err()
+	return out, err
 }
 
 // History implements store.Store: by instance version, then time and insertion order (rows
@@ -179,23 +175,16 @@ func (r Reads) PendingOutbox(ctx context.Context, component string, limit int) (
 	if limit > 0 {
 		tail += " LIMIT " + b.Arg(limit)
 	}
-	rows, err := r.db.Query(ctx, b.SQL("SELECT id, component, kind, body, created_at FROM outbox", tail), b.Args()...)
+	out, err := QueryAll(ctx, r.db, scanMessage, b.SQL("SELECT id, component, kind, body, created_at FROM outbox", tail), b.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("pending outbox: %w", err)
 	}
-	defer rows.Close()
-	var out []store.Message
-	for rows.Next() {
-		var m store.Message
-		if err := rows.Scan(&m.ID, &m.Component, &m.Kind, &m.Body, &m.CreatedAt); err != nil {
-			return nil, fmt.Errorf("pending outbox: %w", err)
-		}
-		out = append(out, m)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("pending outbox: %w", err)
-	}
 	return out, nil
+}
+
+func scanMessage(r Scanner) (m store.Message, err error) {
+	err = r.Scan(&m.ID, &m.Component, &m.Kind, &m.Body, &m.CreatedAt)
+	return m, err
 }
 
 // PruneInbox deletes the inbox ids applied more than olderThan ago and returns how many. A
@@ -209,4 +198,24 @@ func (r Reads) PruneInbox(ctx context.Context, olderThan time.Duration) (int64, 
 		return 0, fmt.Errorf("prune inbox: %w", err)
 	}
 	return n, nil
+}
+
+// CountStates implements store.Counter: one GROUP BY over the component's snapshots.
+func (r Reads) CountStates(ctx context.Context, component string) ([]store.StatusCount, error) {
+	b := r.d.NewBuilder()
+	b.Where("component_name = " + b.Arg(component))
+	query := b.SQL("SELECT machine_name, current_state, status, count(*) FROM fsm_snapshots",
+		"GROUP BY machine_name, current_state, status")
+	out, err := QueryAll(ctx, r.db, scanStatusCount, query, b.Args()...)
+	if err != nil {
+		return nil, fmt.Errorf("count states of %s: %w", component, err)
+	}
+	return out, nil
+}
+
+func scanStatusCount(r Scanner) (c store.StatusCount, err error) {
+	var status string
+	err = r.Scan(&c.Machine, &c.State, &status, &c.Count)
+	c.Status = store.Status(status)
+	return c, err
 }
