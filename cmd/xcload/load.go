@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -31,6 +32,7 @@ type Config struct {
 	Events      []string       // event types each instance receives, cycled
 	Payload     map[string]any // payload of every event (optional)
 	Context     map[string]any // context of the created instances (optional)
+	ContextSize int            // pad the context with a "pad" string to about this many bytes of JSON (0: no padding)
 	Instances   int            // instances created and driven concurrently
 	Concurrency int            // workers; each owns instances i with i % Concurrency == worker
 	Duration    time.Duration  // stop after Warmup + Duration (0: no time limit)
@@ -95,6 +97,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.StringVar(&events, "event", "", "event type to send; a comma-separated list is cycled per instance (required)")
 	fs.StringVar(&payload, "payload", "", "JSON object sent as the payload of every event")
 	fs.StringVar(&ctxJSON, "context", "", "JSON object: the context of the created instances")
+	fs.IntVar(&cfg.ContextSize, "context-size", 0, "pad each created instance's context with a \"pad\" string field to about this many bytes of JSON (e.g. 100, 10000, 100000)")
 	fs.IntVar(&cfg.Instances, "instances", 16, "instances created, then driven concurrently")
 	fs.IntVar(&cfg.Concurrency, "concurrency", 0, "workers (default and maximum: --instances); each drives its own instances, one request at a time")
 	fs.DurationVar(&cfg.Duration, "duration", 0, "how long to send events after the warmup (default 10s when --requests is not set)")
@@ -186,6 +189,8 @@ func (c *Config) check() error {
 		return errors.New("give --duration or --requests: the run must stop by itself")
 	case c.Sample < 0:
 		return errors.New("--sample must not be negative")
+	case c.ContextSize < 0:
+		return errors.New("--context-size must not be negative")
 	}
 	if c.Endpoint == "" {
 		c.Endpoint = "events"
@@ -787,6 +792,17 @@ func (c *client) createAll(ctx context.Context, n, par int) ([]string, error) {
 	}
 	if c.cfg.Context == nil {
 		body["context"] = map[string]any{}
+	}
+	if n := c.cfg.ContextSize; n > 0 {
+		padded := maps.Clone(body["context"].(map[string]any))
+		delete(padded, "pad")
+		raw, err := json.Marshal(padded)
+		if err != nil {
+			return nil, err
+		}
+		// {…,"pad":"xx…"}: the field adds 9 bytes (8 for the first field) besides its value.
+		padded["pad"] = strings.Repeat("x", max(0, n-len(raw)-9))
+		body["context"] = padded
 	}
 	b, err := json.Marshal(body)
 	if err != nil {

@@ -25,11 +25,13 @@ type procFS string
 // ProcSample is one reading of one process.
 type ProcSample struct {
 	PID            int     `json:"pid"`
-	T              float64 `json:"t"`          // seconds since the start of the run (creation included)
-	RSSKiB         int64   `json:"rssKiB"`     // VmRSS
-	Goroutines     int64   `json:"goroutines"` // go_goroutines from the process's /metrics; -1 when unknown
-	FDs            int     `json:"fds"`        // entries of /proc/PID/fd
-	TCP            int     `json:"tcp"`        // TCP sockets of the process that are not listening (any state)
+	T              float64 `json:"t"`            // seconds since the start of the run (creation included)
+	RSSKiB         int64   `json:"rssKiB"`       // VmRSS
+	Goroutines     int64   `json:"goroutines"`   // go_goroutines from the process's /metrics; -1 when unknown
+	HeapObjects    int64   `json:"heapObjects"`  // go_memstats_heap_objects (live and not yet swept); -1 when unknown
+	HeapInuseKiB   int64   `json:"heapInuseKiB"` // go_memstats_heap_inuse_bytes / 1024; -1 when unknown
+	FDs            int     `json:"fds"`          // entries of /proc/PID/fd
+	TCP            int     `json:"tcp"`          // TCP sockets of the process that are not listening (any state)
 	TCPEstablished int     `json:"tcpEstablished"`
 	CPUSeconds     float64 `json:"cpuSeconds"` // user + system since the process started
 }
@@ -169,7 +171,7 @@ func (p procFS) listenPorts(pid int) ([]int, error) {
 
 // sample reads pid's memory, descriptors, connections and CPU time.
 func (p procFS) sample(pid int) (ProcSample, error) {
-	s := ProcSample{PID: pid, Goroutines: -1}
+	s := ProcSample{PID: pid, Goroutines: -1, HeapObjects: -1, HeapInuseKiB: -1}
 	status, err := os.ReadFile(filepath.Join(string(p), strconv.Itoa(pid), "status"))
 	if err != nil {
 		return s, fmt.Errorf("process %d: %w", pid, err)
@@ -201,10 +203,14 @@ func (p procFS) sample(pid int) (ProcSample, error) {
 	if err != nil {
 		return s, err
 	}
+	// /proc/net/tcp is read a page at a time: a socket that changes between two reads can be
+	// listed twice, so sockets are counted once per inode.
+	seen := make(map[uint64]bool)
 	for _, t := range tab {
-		if !inodes[t.inode] || t.state == tcpListen {
+		if !inodes[t.inode] || t.state == tcpListen || seen[t.inode] {
 			continue
 		}
+		seen[t.inode] = true
 		s.TCP++
 		if t.state == tcpEstablished {
 			s.TCPEstablished++
@@ -222,38 +228,59 @@ func (p procFS) comm(pid int) string {
 	return strings.TrimSpace(string(b))
 }
 
-// goroutines reads go_goroutines from a Prometheus text exposition.
-func goroutines(ctx context.Context, hc *http.Client, metricsURL, token string) (int64, error) {
+// goMetrics are the Go runtime figures read from a process's /metrics.
+type goMetrics struct {
+	goroutines, heapObjects, heapInuse int64 // -1: absent
+}
+
+// readGoMetrics reads go_goroutines, go_memstats_heap_objects and go_memstats_heap_inuse_bytes
+// from a Prometheus text exposition; go_goroutines is required.
+func readGoMetrics(ctx context.Context, hc *http.Client, metricsURL, token string) (goMetrics, error) {
+	m := goMetrics{-1, -1, -1}
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, metricsURL, nil)
 	if err != nil {
-		return -1, err
+		return m, err
 	}
 	if token != "" {
 		req.Header.Set("Authorization", "Bearer "+token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {
-		return -1, fmt.Errorf("metrics: %w", err)
+		return m, fmt.Errorf("metrics: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
-		return -1, fmt.Errorf("metrics: HTTP %d", resp.StatusCode)
+		return m, fmt.Errorf("metrics: HTTP %d", resp.StatusCode)
 	}
 	sc := bufio.NewScanner(io.LimitReader(resp.Body, 64<<20))
 	sc.Buffer(make([]byte, 0, 64<<10), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), "go_goroutines "); ok {
-			n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-			if err != nil {
-				return -1, fmt.Errorf("metrics: go_goroutines %q", v)
-			}
-			return int64(n), nil
+		name, v, ok := strings.Cut(sc.Text(), " ")
+		var dst *int64
+		switch name {
+		case "go_goroutines":
+			dst = &m.goroutines
+		case "go_memstats_heap_objects":
+			dst = &m.heapObjects
+		case "go_memstats_heap_inuse_bytes":
+			dst = &m.heapInuse
 		}
+		if !ok || dst == nil {
+			continue
+		}
+		n, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+		if err != nil {
+			return m, fmt.Errorf("metrics: %s %q", name, v)
+		}
+		*dst = int64(n)
 	}
 	if err := sc.Err(); err != nil {
-		return -1, fmt.Errorf("metrics: %w", err)
+		return m, fmt.Errorf("metrics: %w", err)
 	}
-	return -1, errors.New("metrics: no go_goroutines")
+	if m.goroutines < 0 {
+		return m, errors.New("metrics: no go_goroutines")
+	}
+	return m, nil
 }

@@ -56,7 +56,7 @@ func (s *sampler) discover(ctx context.Context, base string, basePID int) {
 			cands = append(cands, "http://127.0.0.1:"+strconv.Itoa(port)+"/metrics")
 		}
 		for _, u := range cands {
-			if _, err := goroutines(ctx, s.hc, u, s.token); err == nil {
+			if _, err := readGoMetrics(ctx, s.hc, u, s.token); err == nil {
 				p.metrics = u
 				break
 			}
@@ -71,7 +71,12 @@ func (s *sampler) once(ctx context.Context) {
 	for _, p := range s.procs {
 		smp, err := s.proc.sample(p.pid)
 		if err == nil && p.metrics != "" {
-			smp.Goroutines, err = goroutines(ctx, s.hc, p.metrics, s.token)
+			var m goMetrics
+			m, err = readGoMetrics(ctx, s.hc, p.metrics, s.token)
+			smp.Goroutines, smp.HeapObjects = m.goroutines, m.heapObjects
+			if smp.HeapInuseKiB = -1; m.heapInuse >= 0 {
+				smp.HeapInuseKiB = m.heapInuse / 1024
+			}
 		}
 		smp.T = math.Round(t*1000) / 1000
 		if err != nil {
@@ -140,7 +145,7 @@ type ServerReport struct {
 // Flatness compares a figure over the first and the last third of the measured period (the
 // samples taken after the warm-up): a leak shows as a last third above the first.
 type Flatness struct {
-	Metric        string  `json:"metric"` // rssMiB, goroutines, fds, tcp
+	Metric        string  `json:"metric"` // rssMiB, goroutines, heapInuseMiB, heapObjects, fds, tcp
 	Min           float64 `json:"min"`
 	FirstThirdMax float64 `json:"firstThirdMax"`
 	LastThirdMax  float64 `json:"lastThirdMax"`
@@ -184,13 +189,19 @@ func (s *sampler) reports(measuredFrom float64, flatness bool) []ServerReport {
 			}{
 				{"rssMiB", func(x ProcSample) float64 { return mib(x.RSSKiB) }},
 				{"goroutines", func(x ProcSample) float64 { return float64(x.Goroutines) }},
+				{"heapInuseMiB", func(x ProcSample) float64 {
+					if x.HeapInuseKiB < 0 {
+						return -1
+					}
+					return mib(x.HeapInuseKiB)
+				}},
+				{"heapObjects", func(x ProcSample) float64 { return float64(x.HeapObjects) }},
 				{"fds", func(x ProcSample) float64 { return float64(x.FDs) }},
 				{"tcp", func(x ProcSample) float64 { return float64(x.TCP) }},
 			} {
-				if m.name == "goroutines" && r.series[0].Goroutines < 0 {
-					continue
+				if f := flat(m.name, r.series, m.get); !math.IsInf(f.Max, 0) && f.Max >= 0 {
+					r.Flatness = append(r.Flatness, f)
 				}
-				r.Flatness = append(r.Flatness, flat(m.name, r.series, m.get))
 			}
 		}
 		out = append(out, r)
@@ -208,7 +219,7 @@ func flat(name string, series []ProcSample, get func(ProcSample) float64) Flatne
 			pts = append(pts, point{x.T, v})
 		}
 	}
-	f := Flatness{Metric: name}
+	f := Flatness{Metric: name, Min: -1, Max: -1, FirstThirdMax: -1, LastThirdMax: -1}
 	n := len(pts)
 	if n == 0 {
 		return f
@@ -236,6 +247,6 @@ func flat(name string, series []ProcSample, get func(ProcSample) float64) Flatne
 }
 
 func (f Flatness) String() string {
-	return fmt.Sprintf("%-10s min %8.1f  first third max %8.1f  last third max %8.1f  max %8.1f  slope %+.1f/h",
+	return fmt.Sprintf("%-12s min %8.1f  first third max %8.1f  last third max %8.1f  max %8.1f  slope %+.1f/h",
 		f.Metric, f.Min, f.FirstThirdMax, f.LastThirdMax, f.Max, f.SlopePerHour)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -204,5 +205,35 @@ func TestFlatness(t *testing.T) {
 	// 1 MiB every 10 s: 360 MiB an hour.
 	if f.Min != 10 || f.FirstThirdMax != 12 || f.LastThirdMax != 18 || f.Max != 18 || f.SlopePerHour != 360 {
 		t.Fatalf("%+v", f)
+	}
+}
+
+func TestContextSize(t *testing.T) {
+	base := serve(t)
+	code, out, errOut := runLoad(t, "--url", base, "--component", "Bench", "--event", "FLIP",
+		"--instances", "1", "--requests", "2", "--context", `{"owner":"bench"}`, "--context-size", "10000")
+	if code != 0 {
+		t.Fatalf("exit %d: %s\n%s", code, errOut, out)
+	}
+	resp, err := http.Get(base + "/api/components/Bench/instances")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var got struct {
+		Instances []struct {
+			Context json.RawMessage `json:"context"`
+		} `json:"instances"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&got); err != nil || len(got.Instances) != 1 {
+		t.Fatalf("%v %+v", err, got)
+	}
+	var ctx map[string]any
+	if err := json.Unmarshal(got.Instances[0].Context, &ctx); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(ctx)
+	if len(b) != 10000 || ctx["owner"] != "bench" {
+		t.Fatalf("context of %d bytes (want 10000), owner %v", len(b), ctx["owner"])
 	}
 }

@@ -1,0 +1,396 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/postgres"
+	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
+	"github.com/xcomponent/xcomponent/store/sqlite"
+)
+
+// Cost curves (docs/benchmarks.md "Cost curves"): what a transition, a routed broadcast, an
+// idle instance and a restore cost as the number of live instances grows. The sizes are
+// XCOMPONENT_CURVE_SIZES (comma-separated; default 1000,10000,100000 — add 1000000 for the
+// 1M row, which needs a few GiB of memory and minutes of setup).
+
+const curveComponent = `
+name: Curve
+entryMachine: Account
+entryMachineMode: multiple
+stateMachines:
+  - name: Account
+    initialState: Open
+    states: [{name: Open, type: entry}, {name: Frozen}]
+    transitions:
+      - {from: Open, to: Frozen, event: FREEZE}
+      - {from: Frozen, to: Open, event: FREEZE}
+      - from: Open
+        to: Open
+        event: CREDIT
+        matchingRules: [{eventProperty: accountId, instanceProperty: accountId}]
+`
+
+func curveSizes(b *testing.B) []int {
+	spec := os.Getenv("XCOMPONENT_CURVE_SIZES")
+	if spec == "" {
+		spec = "1000,10000,100000"
+	}
+	var out []int
+	for f := range strings.SplitSeq(spec, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("XCOMPONENT_CURVE_SIZES %q: %v", spec, err)
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// curveStores are the durable stores of BenchmarkCurveRestore: XCOMPONENT_CURVE_STORES
+// (default sqlite,postgres).
+func curveStores() []string {
+	spec := os.Getenv("XCOMPONENT_CURVE_STORES")
+	if spec == "" {
+		return []string{"sqlite", "postgres"}
+	}
+	return strings.Split(spec, ",")
+}
+
+func curveDef(b *testing.B) *component.Component {
+	b.Helper()
+	comp, err := component.Parse([]byte(curveComponent), "curve.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	return comp
+}
+
+// accountData is the 5-field context of every instance (as BenchmarkIdleInstanceMemory's).
+func accountData(i int) map[string]any {
+	return map[string]any{"accountId": "acc-" + strconv.Itoa(i), "owner": "Jane Doe", "balance": 1250.5, "currency": "EUR", "open": true}
+}
+
+// createMany creates n Account instances with par concurrent callers and returns their ids.
+func createMany(b *testing.B, eng *xc.Engine, n, par int) []string {
+	b.Helper()
+	ctx := context.Background()
+	ids := make([]string, n)
+	var (
+		next  atomic.Int64
+		wg    sync.WaitGroup
+		first atomic.Value
+	)
+	for range par {
+		wg.Go(func() {
+			for {
+				i := int(next.Add(1) - 1)
+				if i >= n || first.Load() != nil {
+					return
+				}
+				in, err := eng.Create(ctx, xc.CreateRequest{Component: "Curve", Machine: "Account", Data: accountData(i)})
+				if err != nil {
+					first.CompareAndSwap(nil, err)
+					return
+				}
+				ids[i] = in.ID
+			}
+		})
+	}
+	wg.Wait()
+	if err, _ := first.Load().(error); err != nil {
+		b.Fatal(err)
+	}
+	return ids
+}
+
+// nullStore accepts every commit and keeps nothing: the engine's own memory, as with a durable
+// store whose data lives on disk.
+type nullStore struct{ store.Memory }
+
+func (*nullStore) Commit(context.Context, *store.Commit) error { return nil }
+func (*nullStore) LoadLive(context.Context, string) ([]store.Instance, error) {
+	return nil, nil
+}
+func (*nullStore) PendingOutbox(context.Context, string, int) ([]store.Message, error) {
+	return nil, nil
+}
+
+func heapInUse() uint64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// BenchmarkCurveInMemory: with N live instances in one engine, a transition on a random one
+// (ns/op: "in-memory transition"), a broadcast routed by an equality rule to one of them
+// ("routed broadcast", in BenchmarkCurveRoutedBroadcast) and the heap per live instance
+// ("memory per instance"): engine alone (a durable store keeps the data on disk) and engine +
+// the in-memory store (its history: the creation event, then one event per transition).
+//
+//	XCOMPONENT_CURVE_SIZES=1000,10000,100000,1000000 go test ./internal/bench -run '^$' -bench 'Curve(InMemory|RoutedBroadcast)' -benchtime 200000x
+func BenchmarkCurveInMemory(b *testing.B) {
+	for _, st := range []string{"engine", "engine+memory-store"} {
+		for _, n := range curveSizes(b) {
+			b.Run(fmt.Sprintf("store=%s/live=%d", st, n), func(b *testing.B) {
+				var s store.Store = &nullStore{}
+				if st != "engine" {
+					s = store.NewMemory()
+				}
+				before := heapInUse()
+				eng := xc.New(xc.Options{Store: s, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+				defer eng.Close(context.Background())
+				if err := eng.Load(context.Background(), curveDef(b)); err != nil {
+					b.Fatal(err)
+				}
+				ids := createMany(b, eng, n, runtime.GOMAXPROCS(0))
+				perInstance := float64(heapInUse()-before) / float64(n)
+				rng := rand.New(rand.NewPCG(1, 2))
+				order := make([]string, 1<<16)
+				for i := range order {
+					order[i] = ids[rng.IntN(n)]
+				}
+				ctx := context.Background()
+				ev := xc.Event{Type: "FREEZE"}
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					if _, err := eng.Send(ctx, order[i&(len(order)-1)], ev); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				b.ReportMetric(perInstance, "heap-B/instance")
+				runtime.KeepAlive(ids)
+			})
+		}
+	}
+}
+
+// BenchmarkCurveRoutedBroadcast: a broadcast routed by an equality rule (accountId) to the one
+// matching instance among N live ones, processed (a transition): "routed broadcast".
+func BenchmarkCurveRoutedBroadcast(b *testing.B) {
+	for _, n := range curveSizes(b) {
+		b.Run(fmt.Sprintf("live=%d", n), func(b *testing.B) {
+			eng := xc.New(xc.Options{Store: &nullStore{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+			defer eng.Close(context.Background())
+			if err := eng.Load(context.Background(), curveDef(b)); err != nil {
+				b.Fatal(err)
+			}
+			createMany(b, eng, n, runtime.GOMAXPROCS(0))
+			payloads := make([]map[string]any, 1024)
+			for i := range payloads {
+				payloads[i] = map[string]any{"accountId": "acc-" + strconv.Itoa((i*7919)%n)}
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				res, err := eng.Broadcast(ctx, xc.BroadcastRequest{Component: "Curve", Machine: "Account",
+					Event: xc.Event{Type: "CREDIT", Payload: payloads[i%len(payloads)]}})
+				if err != nil || res.Processed != 1 {
+					b.Fatalf("broadcast: %+v %v", res, err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkCurveRestore: N live instances written to a fresh SQLite file or PostgreSQL
+// database through the engine (256 concurrent creates, not timed), then a new engine restores
+// them: xc.New + Load, which reads every live instance and rebuilds its record, state sets,
+// routing index and timers ("restore"); s/op is one restore; heap-B/instance is what the
+// restored engine holds per instance.
+//
+//	XCOMPONENT_CURVE_SIZES=1000,10000,100000,1000000 go test ./internal/bench -run '^$' -bench CurveRestore -benchtime 3x -timeout 60m
+//
+// (XCOMPONENT_CURVE_STORES=postgres for one store.)
+func BenchmarkCurveRestore(b *testing.B) {
+	for _, name := range curveStores() {
+		for _, n := range curveSizes(b) {
+			b.Run(fmt.Sprintf("store=%s/live=%d", name, n), func(b *testing.B) {
+				st := openStore(b, name)
+				comp := curveDef(b)
+				quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+				eng := xc.New(xc.Options{Store: st, Logger: quiet})
+				if err := eng.Load(context.Background(), comp); err != nil {
+					b.Fatal(err)
+				}
+				t0 := time.Now()
+				createMany(b, eng, n, 256)
+				b.Logf("%d instances written in %v", n, time.Since(t0).Round(time.Millisecond))
+				if err := eng.Close(context.Background()); err != nil {
+					b.Fatal(err)
+				}
+				// A sub-benchmark, so that the instances are written once however many
+				// restores are timed.
+				b.Run("restore", func(b *testing.B) {
+					var heap float64
+					for i := 0; i < b.N; i++ {
+						b.StopTimer()
+						before := heapInUse()
+						b.StartTimer()
+						r := xc.New(xc.Options{Store: st, Logger: quiet})
+						if err := r.Load(context.Background(), comp); err != nil {
+							b.Fatal(err)
+						}
+						b.StopTimer()
+						heap = float64(heapInUse()-before) / float64(n)
+						if err := r.Close(context.Background()); err != nil {
+							b.Fatal(err)
+						}
+						b.StartTimer()
+					}
+					b.StopTimer()
+					b.ReportMetric(heap, "heap-B/instance")
+					b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "instances/s")
+				})
+			})
+		}
+	}
+}
+
+// BenchmarkHistoryAPI: GET /api/instances/:id/history and GET /api/history/instances/:id/events
+// of one instance with XCOMPONENT_HISTORY_EVENTS events (default 100,000), served by
+// `serve` (in this process) on SQLite or PostgreSQL. The events are written through the engine
+// first (not timed; SQLite synchronous=NORMAL and PostgreSQL synchronous_commit=off while writing,
+// which changes nothing to what is read).
+//
+//	go test ./internal/bench -run '^$' -bench HistoryAPI -benchtime 5x -timeout 30m
+func BenchmarkHistoryAPI(b *testing.B) {
+	events := 100_000
+	if v := os.Getenv("XCOMPONENT_HISTORY_EVENTS"); v != "" {
+		var err error
+		if events, err = strconv.Atoi(v); err != nil || events < 1 {
+			b.Fatalf("XCOMPONENT_HISTORY_EVENTS %q", v)
+		}
+	}
+	file := filepath.Join(b.TempDir(), "toggle.yaml")
+	if err := os.WriteFile(file, []byte(toggle), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	comp, err := component.Parse([]byte(toggle), "toggle.yaml")
+	if err != nil {
+		b.Fatal(err)
+	}
+	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	ctx := context.Background()
+	for _, name := range []string{"sqlite", "postgres"} {
+		b.Run("store="+name, func(b *testing.B) {
+			var (
+				st   store.Store
+				spec string
+			)
+			switch name {
+			case "sqlite":
+				path := filepath.Join(b.TempDir(), "history.db")
+				spec = "sqlite:" + path
+				st, err = sqlite.Open(ctx, path, sqlite.WithLogger(quiet), sqlite.WithSynchronous("NORMAL"))
+			case "postgres":
+				spec = pgtest.NewDatabase(b)
+				conn, cerr := pgx.Connect(ctx, spec)
+				if cerr != nil {
+					b.Fatal(cerr)
+				}
+				_, err = conn.Exec(ctx, "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET synchronous_commit = off', current_database()); END $$")
+				conn.Close(ctx)
+				if err != nil {
+					b.Fatal(err)
+				}
+				st, err = postgres.Open(ctx, spec, postgres.WithLogger(quiet))
+			}
+			if err != nil {
+				b.Fatal(err)
+			}
+			eng := xc.New(xc.Options{Store: st, Logger: quiet})
+			if err := eng.Load(ctx, comp); err != nil {
+				b.Fatal(err)
+			}
+			in, err := eng.Create(ctx, xc.CreateRequest{Component: "Bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			for range events {
+				if _, err := eng.Send(ctx, in.ID, xc.Event{Type: "FLIP"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.Logf("%d events written in %v", events, time.Since(t0).Round(time.Millisecond))
+			if err := eng.Close(ctx); err != nil {
+				b.Fatal(err)
+			}
+			if err := st.Close(); err != nil {
+				b.Fatal(err)
+			}
+			base := serveNode(b, file, spec)
+			for _, path := range []string{"/api/instances/" + in.ID + "/history", "/api/history/instances/" + in.ID + "/events"} {
+				b.Run(strings.ReplaceAll(strings.Replace(path, in.ID, "ID", 1), "/", "_"), func(b *testing.B) {
+					var size int64
+					for i := 0; i < b.N; i++ {
+						resp, err := http.Get(base + path)
+						if err != nil {
+							b.Fatal(err)
+						}
+						size, err = io.Copy(io.Discard, resp.Body)
+						resp.Body.Close()
+						if err != nil || resp.StatusCode != http.StatusOK {
+							b.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
+						}
+					}
+					b.ReportMetric(float64(size)/(1<<20), "MiB/answer")
+				})
+			}
+		})
+	}
+}
+
+// serveNode runs `serve` of file on the store spec in this process and returns its base URL.
+func serveNode(b *testing.B, file, spec string) string {
+	b.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- node.Serve(ctx, node.Config{Files: []string{file}, Store: spec, Bind: "127.0.0.1", Port: 0,
+			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Ready:  func(a net.Addr) { ready <- "http://" + a.String() }})
+	}()
+	b.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.Errorf("serve: %v", err)
+		}
+	})
+	select {
+	case u := <-ready:
+		return u
+	case err := <-done:
+		b.Fatalf("serve: %v", err)
+	case <-time.After(120 * time.Second):
+		b.Fatal("serve: not ready after 120s")
+	}
+	return ""
+}
