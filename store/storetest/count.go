@@ -9,6 +9,14 @@ import (
 	"github.com/xcomponent/xcomponent/store"
 )
 
+// testCountStates runs CheckCountStates on stores that count (store.Counter).
+func testCountStates(t *testing.T, s store.Store) {
+	if _, ok := s.(store.Counter); !ok {
+		t.Skipf("%T does not count (no store.Counter)", s)
+	}
+	CheckCountStates(t, s)
+}
+
 // CheckCountStates checks a store.Counter: instances counted per machine, state and status,
 // of one component only, also after a transition.
 func CheckCountStates(t *testing.T, s store.Store) {

@@ -44,6 +44,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentDifferentInstances", testConcurrentDifferent},
 		{"ConcurrentSameInstance", testConcurrentSame},
 		{"ConcurrentConflictIsolation", testConflictIsolation},
+		{"CountStates", testCountStates},
 		{"PingClose", testPingClose},
 	}
 	for _, tc := range tests {
