@@ -60,10 +60,8 @@ func (mr *machineRuntime) addIndex(prop string) {
 		return
 	}
 	mr.index[prop] = newValueIndex()
-	for _, set := range mr.byState {
-		for inst := range set {
-			mr.indexOne(prop, inst, inst.record().Data, true)
-		}
+	for _, l := range mr.byState {
+		l.each(func(inst *instance) { mr.indexOne(prop, inst, inst.record().Data, true) })
 	}
 }
 
@@ -223,16 +221,13 @@ func (mr *machineRuntime) candidates(state string, rules []Rule) []*instance {
 		return out
 	}
 	var out []*instance
+	add := func(inst *instance) { out = append(out, inst) }
 	if state != "" {
-		for inst := range mr.byState[state] {
-			out = append(out, inst)
-		}
+		mr.byState[state].each(add)
 		return out
 	}
-	for _, set := range mr.byState {
-		for inst := range set {
-			out = append(out, inst)
-		}
+	for _, l := range mr.byState {
+		l.each(add)
 	}
 	return out
 }

@@ -27,6 +27,11 @@ type instance struct {
 
 	isEntryPoint bool
 	timersArmed  atomic.Bool // the timer queue holds armings of this instance
+
+	// inState is the list of its machine's instances in its state (nil when not live), and
+	// prevInState, nextInState its neighbours there; guarded by the machine's mu.
+	inState                  *stateList
+	prevInState, nextInState *instance
 }
 
 // ID returns the instance id.
@@ -119,8 +124,8 @@ func (e *Engine) StateCounts() []StateCount {
 			mr := cr.machines[m.Name]
 			mr.mu.RLock()
 			for _, s := range m.States {
-				if n := len(mr.byState[s.Name]); n > 0 {
-					out = append(out, StateCount{Component: cr.def.Name, Machine: m.Name, State: s.Name, Count: n})
+				if l := mr.byState[s.Name]; l != nil && l.n > 0 {
+					out = append(out, StateCount{Component: cr.def.Name, Machine: m.Name, State: s.Name, Count: l.n})
 				}
 			}
 			mr.mu.RUnlock()

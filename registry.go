@@ -27,8 +27,10 @@ type machineRuntime struct {
 	comp         *compRuntime
 	publicMember bool
 
-	mu      sync.RWMutex
-	byState map[string]map[*instance]struct{}
+	mu sync.RWMutex
+	// byState lists the live instances in each state (lists linked through the instances:
+	// moving an instance to another state hashes nothing and allocates nothing).
+	byState map[string]*stateList
 	// index: instance property → typed value → instances. Only properties named by an
 	// equality rule targeting this machine are indexed.
 	index map[string]*valueIndex
@@ -43,7 +45,7 @@ func newCompRuntime(def *component.Component, order int) *compRuntime {
 	for _, m := range def.StateMachines {
 		cr.machines[m.Name] = &machineRuntime{
 			def: m, comp: cr, publicMember: m.PublicMemberType != "",
-			byState:     make(map[string]map[*instance]struct{}),
+			byState:     make(map[string]*stateList),
 			index:       make(map[string]*valueIndex),
 			unindexable: make(map[string]map[*instance]struct{}),
 		}
@@ -112,21 +114,14 @@ func (mr *machineRuntime) add(inst *instance, rec *store.Instance) {
 }
 
 func (mr *machineRuntime) addLocked(inst *instance, rec *store.Instance) {
-	set := mr.byState[rec.State]
-	if set == nil {
-		set = make(map[*instance]struct{})
-		mr.byState[rec.State] = set
-	}
-	set[inst] = struct{}{}
+	mr.stateList(rec.State).push(inst)
 	for prop := range mr.index {
 		mr.indexOne(prop, inst, rec.Data, true)
 	}
 }
 
 func (mr *machineRuntime) removeLocked(inst *instance, rec *store.Instance) {
-	if set := mr.byState[rec.State]; set != nil {
-		delete(set, inst)
-	}
+	inst.unlistState()
 	for prop := range mr.index {
 		mr.indexOne(prop, inst, rec.Data, false)
 	}
@@ -147,15 +142,7 @@ func (mr *machineRuntime) update(inst *instance, old, cur *store.Instance, dataC
 		return
 	}
 	if !dataChanged {
-		if set := mr.byState[old.State]; set != nil {
-			delete(set, inst)
-		}
-		set := mr.byState[cur.State]
-		if set == nil {
-			set = make(map[*instance]struct{})
-			mr.byState[cur.State] = set
-		}
-		set[inst] = struct{}{}
+		mr.stateList(cur.State).push(inst)
 		return
 	}
 	mr.removeLocked(inst, old)
@@ -170,6 +157,66 @@ func (mr *machineRuntime) inStateLocked(inst *instance, state string) bool {
 	if state == "" {
 		return true
 	}
-	_, ok := mr.byState[state][inst]
-	return ok
+	l := inst.inState
+	return l != nil && l == mr.byState[state]
+}
+
+// stateList returns the list of the instances in state, created when missing. mr.mu is held.
+func (mr *machineRuntime) stateList(state string) *stateList {
+	l := mr.byState[state]
+	if l == nil {
+		l = &stateList{}
+		mr.byState[state] = l
+	}
+	return l
+}
+
+// stateList is the live instances of a machine in one state, in the order they entered it,
+// linked through their prevInState and nextInState. Its machine's mu guards it.
+type stateList struct {
+	head, tail *instance
+	n          int
+}
+
+// push appends inst, taking it out of the list it was in.
+func (l *stateList) push(inst *instance) {
+	inst.unlistState()
+	inst.inState, inst.prevInState = l, l.tail
+	if l.tail == nil {
+		l.head = inst
+	} else {
+		l.tail.nextInState = inst
+	}
+	l.tail = inst
+	l.n++
+}
+
+// each calls f with every instance of the list.
+func (l *stateList) each(f func(*instance)) {
+	if l == nil {
+		return
+	}
+	for inst := l.head; inst != nil; inst = inst.nextInState {
+		f(inst)
+	}
+}
+
+// unlistState takes inst out of its state list, if it is in one.
+func (inst *instance) unlistState() {
+	l := inst.inState
+	if l == nil {
+		return
+	}
+	if inst.prevInState == nil {
+		l.head = inst.nextInState
+	} else {
+		inst.prevInState.nextInState = inst.nextInState
+	}
+	if inst.nextInState == nil {
+		l.tail = inst.prevInState
+	} else {
+		inst.nextInState.prevInState = inst.prevInState
+	}
+	inst.inState, inst.prevInState, inst.nextInState = nil, nil, nil
+	l.n--
 }

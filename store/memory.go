@@ -45,11 +45,13 @@ type memEntry struct {
 	rec *Instance // shared with the writer: records are immutable
 	// first is the creation event, kept inline; hist holds the later events in chunks of
 	// growing size (2, 4 … 256) that are never copied: a long history costs no reallocation.
-	// The first skip events of hist[0] were dropped (retention).
-	first memEvent
-	hist  [][]memEvent
-	skip  int
-	n     int // events held, first included
+	// Once the history holds as many events as the store keeps, they move to ring, whose
+	// oldest event (at rstart) each new one replaces: a full history allocates nothing.
+	first  memEvent
+	hist   [][]memEvent
+	ring   []memEvent
+	rstart int
+	n      int // events held, first included
 }
 
 // append adds an event; limit > 0 keeps at most limit events besides the creation event,
@@ -60,30 +62,36 @@ func (en *memEntry) append(e memEvent, limit int) {
 		en.n++
 		return
 	}
+	if en.ring != nil {
+		en.ring[en.rstart] = e
+		en.rstart = (en.rstart + 1) % len(en.ring)
+		return
+	}
+	if limit > 0 && en.n-1 == limit {
+		ring := make([]memEvent, 0, limit)
+		for _, c := range en.hist {
+			ring = append(ring, c...)
+		}
+		en.hist = nil
+		en.ring = ring
+		en.ring[0] = e
+		en.rstart = 1 % limit
+		return
+	}
 	k := len(en.hist)
 	if k == 0 || len(en.hist[k-1]) == cap(en.hist[k-1]) {
 		size := 256
 		if k < 7 {
 			size = 2 << k
 		}
-		if limit > 0 && size > limit {
-			size = max(limit, 2)
+		if limit > 0 {
+			size = min(size, limit-(en.n-1))
 		}
 		en.hist = append(en.hist, make([]memEvent, 0, size))
 		k++
 	}
 	en.hist[k-1] = append(en.hist[k-1], e)
 	en.n++
-	if limit > 0 && en.n-1 > limit {
-		en.hist[0][en.skip] = memEvent{} // its maps and strings can go
-		en.skip++
-		en.n--
-		if en.skip == len(en.hist[0]) {
-			en.hist[0] = nil
-			en.hist = en.hist[1:]
-			en.skip = 0
-		}
-	}
 }
 
 // each calls f with every event kept, in order.
@@ -92,10 +100,13 @@ func (en *memEntry) each(f func(m *memEvent)) {
 		return
 	}
 	f(&en.first)
-	for j, c := range en.hist {
-		if j == 0 {
-			c = c[en.skip:]
+	if en.ring != nil {
+		for i := range en.ring {
+			f(&en.ring[(en.rstart+i)%len(en.ring)])
 		}
+		return
+	}
+	for _, c := range en.hist {
 		for i := range c {
 			f(&c[i])
 		}
@@ -228,9 +239,22 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 			return fmt.Errorf("commit %s: %w", c.InboxID, ErrDuplicate)
 		}
 	}
+	// A commit usually writes one instance and its event: its entry is looked up once.
+	var lastID string
+	var lastEn *memEntry
+	entry := func(id string) (*memEntry, bool) {
+		if lastEn != nil && id == lastID {
+			return lastEn, true
+		}
+		en, ok := m.entries[id]
+		if ok {
+			lastID, lastEn = id, en
+		}
+		return en, ok
+	}
 	for i := range c.Instances {
 		w := &c.Instances[i]
-		cur, ok := m.entries[w.Instance.ID]
+		cur, ok := entry(w.Instance.ID)
 		switch {
 		case w.ExpectVersion < 0 && ok:
 			return fmt.Errorf("create instance %s: exists: %w", w.Instance.ID, ErrConflict)
@@ -254,7 +278,7 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 		}
 	}
 	for _, e := range c.Events {
-		if _, ok := m.entries[e.InstanceID]; !ok && !commitCreates(c, e.InstanceID) {
+		if _, ok := entry(e.InstanceID); !ok && !commitCreates(c, e.InstanceID) {
 			return fmt.Errorf("event %s: instance %s: %w", e.ID, e.InstanceID, ErrNotFound)
 		}
 	}
@@ -274,11 +298,13 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	for i := range c.Instances {
 		w := &c.Instances[i]
 		done := w.Instance.Status != StatusActive
-		if cur, ok := m.entries[w.Instance.ID]; ok {
+		if cur, ok := entry(w.Instance.ID); ok {
 			done = done && cur.rec.Status == StatusActive
 			cur.rec = w.Instance
 		} else {
-			m.entries[w.Instance.ID] = &memEntry{rec: w.Instance}
+			en := &memEntry{rec: w.Instance}
+			m.entries[w.Instance.ID] = en
+			lastID, lastEn = w.Instance.ID, en
 		}
 		if w.Instance.IsEntryPoint {
 			m.entry[entryKey(w.Instance)] = w.Instance.ID
@@ -290,7 +316,7 @@ func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	}
 	for i := range c.Events {
 		e := &c.Events[i]
-		en := m.entries[e.InstanceID]
+		en, _ := entry(e.InstanceID)
 		en.append(toMemEvent(e, en.rec), m.history)
 	}
 	m.forgetCompleted()
