@@ -407,7 +407,7 @@ func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, i
 	}
 	switch m.Channel {
 	case wire.ChannelCreateInstance:
-		cmd, err := wire.Decode[wire.CreateInstance](m.Body)
+		cmd, err := wire.DecodeExact[wire.CreateInstance](m.Body)
 		if err != nil {
 			return "", "", m.MessageID, nil, deadLetter("invalid", "malformed create_instance command: %v", err)
 		}
@@ -426,7 +426,7 @@ func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, i
 		}
 		r.routed.add(instanceID, comp)
 	case wire.ChannelTriggerEvent:
-		cmd, err := wire.Decode[wire.TriggerEvent](m.Body)
+		cmd, err := wire.DecodeExact[wire.TriggerEvent](m.Body)
 		if err == nil && (cmd.InstanceID == "" || cmd.Event.Type == "") {
 			err = errors.New("instanceId and event.type are required")
 		}
@@ -601,7 +601,7 @@ func outcomeName(oc outcome, err error) string {
 }
 
 func (r *runtime) handleCreate(ctx context.Context, m bus.Message) (string, string, outcome, error) {
-	cmd, err := wire.Decode[wire.CreateInstance](m.Body)
+	cmd, err := wire.DecodeExact[wire.CreateInstance](m.Body)
 	if err != nil {
 		return m.MessageID, m.MessageID, outcome{}, deadLetter("invalid", "malformed create_instance command: %v", err)
 	}
@@ -643,7 +643,7 @@ func (r *runtime) handleCreate(ctx context.Context, m bus.Message) (string, stri
 }
 
 func (r *runtime) handleTrigger(ctx context.Context, m bus.Message) (string, string, outcome, error) {
-	cmd, err := wire.Decode[wire.TriggerEvent](m.Body)
+	cmd, err := wire.DecodeExact[wire.TriggerEvent](m.Body)
 	if err == nil && (cmd.InstanceID == "" || cmd.Event.Type == "") {
 		err = errors.New("instanceId and event.type are required")
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/google/uuid"
@@ -41,9 +42,12 @@ var crossIDSpace = uuid.MustParse("3b0f6e55-6a43-4f5e-9d1c-8f0d2c6a7b21")
 //     another runtime. Each instance gets it once however often it is delivered (the engine's
 //     per-target idempotency ids).
 func (r *runtime) handleCrossComponentEvent(ctx context.Context, m bus.Message) error {
-	cmd, err := wire.Decode[wire.CrossComponentEvent](m.Body)
+	cmd, err := wire.DecodeExact[wire.CrossComponentEvent](m.Body)
 	if err == nil && (cmd.TargetComponent == "" || cmd.Event.Type == "") {
 		err = errors.New("targetComponent and event.type are required")
+	}
+	if err == nil {
+		err = checkRuleValues(&cmd)
 	}
 	if err != nil {
 		r.log.Error("invalid cross_component_event dead-lettered", "messageId", m.MessageID, "body", string(m.Body), "err", err)
@@ -78,6 +82,32 @@ func (r *runtime) handleCrossComponentEvent(ctx context.Context, m bus.Message) 
 			return ctx.Err()
 		}
 	}
+}
+
+// checkRuleValues applies the engine's data checks to the values the rules of cmd compare
+// with (decoded exactly, see wire.DecodeExact): a number becomes the float64 instance data
+// hold, an integer beyond 2^53 or a NUL character is refused, as in data. Without it the
+// memory index (float64) and PostgreSQL's exact numeric comparison would disagree on
+// 9007199254740993.
+func checkRuleValues(cmd *wire.CrossComponentEvent) error {
+	values := make(map[string]any, len(cmd.MatchingRules)+len(cmd.MatchContext))
+	for i, r := range cmd.MatchingRules {
+		values["matchingRules["+strconv.Itoa(i)+"].value"] = r.Value
+	}
+	for k, v := range cmd.MatchContext {
+		values["matchContext."+k] = v
+	}
+	clean, err := xc.CheckData(values)
+	if err != nil {
+		return fmt.Errorf("cross_component_event: %w", err)
+	}
+	for i := range cmd.MatchingRules {
+		cmd.MatchingRules[i].Value = clean["matchingRules["+strconv.Itoa(i)+"].value"]
+	}
+	for k := range cmd.MatchContext {
+		cmd.MatchContext[k] = clean["matchContext."+k]
+	}
+	return nil
 }
 
 func (r *runtime) crossOutcome(m bus.Message, id, outcome string) {

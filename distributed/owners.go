@@ -77,7 +77,7 @@ func (r *runtime) onForwarded(ctx context.Context, m bus.Message) error {
 	if m.Headers[headerForwardedBy] == r.id || m.Headers[bus.HeaderCommand] != wire.ChannelTriggerEvent {
 		return nil
 	}
-	cmd, err := wire.Decode[wire.TriggerEvent](m.Body)
+	cmd, err := wire.DecodeExact[wire.TriggerEvent](m.Body)
 	if err != nil || !r.exists(ctx, cmd.InstanceID) {
 		return nil // not ours (or unreadable: its first receiver dead-lettered it)
 	}

@@ -17,8 +17,11 @@
 package wire
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -99,6 +102,28 @@ func Encode(v any) ([]byte, error) { return json.Marshal(v) }
 func Decode[T any](body []byte) (T, error) {
 	var v T
 	if err := json.Unmarshal(body, &v); err != nil {
+		var zero T
+		return zero, fmt.Errorf("wire: decode %T: %w", v, err)
+	}
+	return v, nil
+}
+
+// DecodeExact is Decode keeping every number of the untyped parts of the message (contexts,
+// payloads, matching rule values) exactly as sent, as a json.Number. Runtimes decode commands
+// with it, so that the engine refuses an integer beyond 2^53 (xcomponent.CheckData) instead
+// of storing it rounded: a float64 cannot tell 9007199254740993 from 9007199254740992.
+func DecodeExact[T any](body []byte) (T, error) {
+	var v T
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	err := dec.Decode(&v)
+	if err == nil {
+		// As json.Unmarshal (Decode): nothing but white space after the value.
+		if _, terr := dec.Token(); !errors.Is(terr, io.EOF) {
+			err = errors.New("unexpected data after the top-level value")
+		}
+	}
+	if err != nil {
 		var zero T
 		return zero, fmt.Errorf("wire: decode %T: %w", v, err)
 	}
