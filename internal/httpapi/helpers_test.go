@@ -29,7 +29,7 @@ var t0 = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 // env is an httptest server over a real engine (memory store, fake clock, background
 // processing).
 type env struct {
-	t       *testing.T
+	t       testing.TB
 	eng     *xc.Engine
 	clock   *clock.Fake
 	store   *flakyStore
@@ -106,7 +106,7 @@ func parseYAML(t testing.TB, src string) *component.Component {
 
 // newEnv starts an engine with the components and an API server over it. wrap, when not nil,
 // wraps the local backend (to inject failures).
-func newEnv(t *testing.T, opts Options, comps []*component.Component, wrap func(Backend) Backend) *env {
+func newEnv(t testing.TB, opts Options, comps []*component.Component, wrap func(Backend) Backend) *env {
 	t.Helper()
 	e := &env{t: t, clock: clock.NewFake(t0), store: &flakyStore{Memory: store.NewMemory()}, logs: &syncBuffer{}}
 	e.metrics = NewMetrics()

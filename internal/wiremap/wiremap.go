@@ -209,9 +209,12 @@ func FromTimeoutTriggered(env wire.TimeoutTriggered) Incoming {
 }
 
 // EventToWire is an event as it travels: its type, payload ({} when empty: xcomponent-ai
-// reads event.payload unconditionally), id and timestamp ts.
+// reads event.payload unconditionally), id and timestamp ts, and our additions (correlation
+// and causation ids, actor, source), so that a dashboard shows who sent it whether it reads
+// the engine or the broker.
 func EventToWire(ev xc.Event, ts int64) wire.Event {
-	return wire.Event{Type: ev.Type, Payload: contextOrEmpty(ev.Payload), Timestamp: ts, ID: ev.ID}
+	return wire.Event{Type: ev.Type, Payload: contextOrEmpty(ev.Payload), Timestamp: ts, ID: ev.ID,
+		CorrelationID: ev.CorrelationID, CausationID: ev.CausationID, Actor: ev.Actor, Source: ev.Source}
 }
 
 // EventFromWire is the engine's event of a wire event (its timestamp is dropped).

@@ -71,13 +71,14 @@ func engineEvents(t *testing.T) []xc.RuntimeEvent {
 }
 
 // carried is what the protocol keeps of a runtime event: the event's type, payload ({} when
-// empty), id and correlation id; contexts as {} when empty.
+// empty), ids, actor and source (not its sourceComponent); contexts as {} when empty.
 func carried(ev xc.RuntimeEvent) xc.RuntimeEvent {
 	keep := func(e xc.Event) xc.Event {
 		if e.Payload == nil {
 			e.Payload = map[string]any{}
 		}
-		return xc.Event{Type: e.Type, Payload: e.Payload, ID: e.ID, CorrelationID: e.CorrelationID}
+		e.SourceComponent = ""
+		return e
 	}
 	ctxOf := func(m map[string]any) map[string]any {
 		if m == nil {
