@@ -18,6 +18,8 @@ package postgres
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"embed"
 	"errors"
 	"fmt"
@@ -168,11 +170,20 @@ type permanentError struct{ err error }
 func (e *permanentError) Error() string { return e.err.Error() }
 func (e *permanentError) Unwrap() error { return e.err }
 
-// isPermanent: a failing migration, or credentials the server rejects (SQLSTATE class 28).
+// isPermanent: a failing migration, credentials the server rejects (SQLSTATE class 28), or a
+// server certificate that does not verify (sslmode=verify-ca/verify-full with another CA, or
+// another host name): waiting does not make it trusted, so the error is reported at once.
 // Anything else (connection refused, server starting up, too many connections, …) is retried.
 func isPermanent(err error) bool {
 	var pe *permanentError
 	if errors.As(err, &pe) {
+		return true
+	}
+	var verr *tls.CertificateVerificationError
+	var unknownCA x509.UnknownAuthorityError
+	var badHost x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	if errors.As(err, &verr) || errors.As(err, &unknownCA) || errors.As(err, &badHost) || errors.As(err, &invalid) {
 		return true
 	}
 	var pgErr *pgconn.PgError
