@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
 
 var _ store.TimerClaimer = (*Store)(nil)
@@ -30,7 +31,7 @@ func (s *Store) ClaimDueTimers(ctx context.Context, c store.TimerClaim) ([]store
 	if c.Limit <= 0 {
 		return nil, nil
 	}
-	out, err := s.Instances(ctx, sqlClaim, c.Component, c.DueBy, c.Now, c.LeaseUntil, c.Limit)
+	out, err := sqlstore.QueryAll(ctx, pgDB{s.pool}, scanInstance, sqlClaim, c.Component, c.DueBy, c.Now, c.LeaseUntil, c.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("claim due timers of %s: %w", c.Component, err)
 	}

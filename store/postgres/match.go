@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
 
 // Match implements store.Matcher with one query on the live snapshot rows, checking every
@@ -27,7 +28,7 @@ func (s *Store) Match(ctx context.Context, q store.MatchQuery) ([]store.Instance
 	if err != nil {
 		return nil, err
 	}
-	out, err := s.Instances(ctx, query, args...)
+	out, err := sqlstore.QueryAll(ctx, pgDB{s.pool}, scanInstance, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("match %s/%s: %w", q.Component, q.Machine, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
 
 // Match implements store.Matcher: the live rows of the machine (index of migration 0004),
@@ -32,7 +33,7 @@ func (s *Store) Match(ctx context.Context, q store.MatchQuery) ([]store.Instance
 		where = append(where, "json_type(context, ?) = 'text' AND json_extract(context, ?) = ?")
 		args = append(args, path, path, str)
 	}
-	all, err := s.Instances(ctx, selectSnapshot+" WHERE "+strings.Join(where, " AND "), args...)
+	all, err := sqlstore.QueryAll(ctx, sqlstore.StdDB(s.db), scanInstance, selectSnapshot+" WHERE "+strings.Join(where, " AND "), args...)
 	if err != nil {
 		return nil, fmt.Errorf("match %s/%s: %w", q.Component, q.Machine, err)
 	}

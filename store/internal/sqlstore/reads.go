@@ -13,7 +13,8 @@ import (
 const DefaultSearchLimit = 100
 
 // Reads implements the store.Store reads that are the same SQL in every dialect, and
-// PruneInbox (store.InboxPruner) and CountStates (store.Counter). A driver's Store embeds it.
+// PruneInbox (store.InboxPruner) and CountStates (store.Counter). A driver's Store embeds it:
+// its exported methods are those of these interfaces, no other.
 type Reads struct {
 	d  *Dialect
 	db DB
@@ -22,11 +23,8 @@ type Reads struct {
 // NewReads returns the reads of d on db.
 func NewReads(d *Dialect, db DB) Reads { return Reads{d: d, db: db} }
 
-// Dialect returns the dialect of the reads.
-func (r Reads) Dialect() *Dialect { return r.d }
-
-// Instances runs a query of d.SelectInstances rows and scans them.
-func (r Reads) Instances(ctx context.Context, query string, args ...any) ([]store.Instance, error) {
+// instances runs a query of d.SelectInstances rows and scans them.
+func (r Reads) instances(ctx context.Context, query string, args ...any) ([]store.Instance, error) {
 	return QueryAll(ctx, r.db, r.d.ScanInstance, query, args...)
 }
 
@@ -55,7 +53,7 @@ func (r Reads) Instance(ctx context.Context, id string) (store.Instance, error) 
 	if r.d.ValidID(id) {
 		b := r.d.NewBuilder()
 		b.Where("instance_id = " + b.ID(id))
-		out, err = r.Instances(ctx, b.SQL(r.d.SelectInstances, ""), b.Args()...)
+		out, err = r.instances(ctx, b.SQL(r.d.SelectInstances, ""), b.Args()...)
 	}
 	if err != nil {
 		return store.Instance{}, fmt.Errorf("instance %s: %w", id, err)
@@ -71,7 +69,7 @@ func (r Reads) LoadLive(ctx context.Context, component string) ([]store.Instance
 	b := r.d.NewBuilder()
 	b.Where("component_name = " + b.Arg(component))
 	b.Where("(status = 'active' OR is_entry_point = TRUE)")
-	out, err := r.Instances(ctx, b.SQL(r.d.SelectInstances, "ORDER BY created_at, instance_id"), b.Args()...)
+	out, err := r.instances(ctx, b.SQL(r.d.SelectInstances, "ORDER BY created_at, instance_id"), b.Args()...)
 	if err != nil {
 		return nil, fmt.Errorf("load live %s: %w", component, err)
 	}
@@ -119,7 +117,7 @@ func (r Reads) Search(ctx context.Context, q store.Query) ([]store.Instance, str
 		b.Where("(updated_at < " + b.Arg(t) + " OR (updated_at = " + b.Arg(t) + " AND instance_id > " + b.ID(id) + "))")
 	}
 	query := b.SQL(r.d.SelectInstances, "ORDER BY updated_at DESC, instance_id ASC LIMIT "+b.Arg(limit+1))
-	out, err := r.Instances(ctx, query, b.Args()...)
+	out, err := r.instances(ctx, query, b.Args()...)
 	if err != nil {
 		return nil, "", fmt.Errorf("search: %w", err)
 	}
