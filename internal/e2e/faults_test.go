@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"strings"
 	"testing"
 	"time"
 
@@ -10,7 +9,7 @@ import (
 )
 
 // faultsLedger is the ledger in the fault-injection suite's terms (internal/faults): each
-// sender is an ordered stream; a 5xx that does not say "not applied" leaves the outcome
+// sender is an ordered stream; a 5xx that does not say it applied nothing leaves the outcome
 // unknown.
 func (l *ledger) faultsLedger() *faults.Ledger {
 	fl := faults.NewLedger()
@@ -25,7 +24,7 @@ func (l *ledger) faultsLedger() *faults.Ledger {
 			fl.Unanswered(tok)
 		}
 		for tok, rej := range s.rejected {
-			if rej.status >= 500 && !strings.Contains(rej.body, "not applied") {
+			if rej.status >= 500 && !faults.SaysNotApplied(rej.body) {
 				fl.Unanswered(tok)
 			} else {
 				fl.Refused(tok)

@@ -83,13 +83,14 @@ type httpTraffic struct {
 	stop atomic.Bool
 	wg   sync.WaitGroup
 
-	acks, failures atomic.Int64
+	acks, failures, unknownOutcome atomic.Int64
 	mu             sync.Mutex
 	statuses       map[int]int
+	samples        map[int]string // status → the first answer's body (0: the transport error)
 }
 
 func startHTTPTraffic(led *faults.Ledger, base, prefix string, ids []string) *httpTraffic {
-	tr := &httpTraffic{led: led, http: &http.Client{Timeout: 30 * time.Second}, statuses: map[int]int{}}
+	tr := &httpTraffic{led: led, http: &http.Client{Timeout: 30 * time.Second}, statuses: map[int]int{}, samples: map[int]string{}}
 	tr.base.Store(&base)
 	for i, id := range ids {
 		tr.wg.Add(1)
@@ -118,6 +119,12 @@ func (tr *httpTraffic) run(stream, id string) {
 		st, raw, err := postWith(tr.http, *tr.base.Load(), "/api/instances/"+id+"/trigger", map[string]any{"event": "TICK", "payload": map[string]any{"tok": tok, "n": n}}, &ans)
 		tr.mu.Lock()
 		tr.statuses[st]++
+		if _, ok := tr.samples[st]; !ok && st != http.StatusOK {
+			tr.samples[st] = strings.TrimSpace(string(raw))
+			if err != nil {
+				tr.samples[st] = err.Error()
+			}
+		}
 		tr.mu.Unlock()
 		switch {
 		case err != nil && st == 0:
@@ -126,10 +133,13 @@ func (tr *httpTraffic) run(stream, id string) {
 			tr.led.Ack(tok, id, ans.Instance.Version)
 			tr.acks.Add(1)
 			continue
-		case st/100 == 4 || strings.Contains(string(raw), "not applied"):
-			tr.led.Refused(tok)
-		default: // a 5xx may leave the outcome unknown (connection lost during COMMIT)
+		case st/100 == 4 || faults.SaysNotApplied(string(raw)):
+			tr.led.Refused(tok) // judged: it must not be in the store
+		default: // a 5xx may leave the outcome unknown ("connection lost during COMMIT, outcome unknown")
 			tr.led.Unanswered(tok)
+			if strings.Contains(string(raw), "outcome unknown") {
+				tr.unknownOutcome.Add(1)
+			}
 		}
 		tr.failures.Add(1)
 		<-pace.C
@@ -141,6 +151,17 @@ func (tr *httpTraffic) halt() {
 	tr.stop.Store(true)
 	tr.wg.Wait()
 	tr.http.CloseIdleConnections() // idle keep-alives would delay a graceful stop
+}
+
+// sampleAnswers returns the first answer of each status but 200.
+func (tr *httpTraffic) sampleAnswers() map[int]string {
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	out := map[int]string{}
+	for k, v := range tr.samples {
+		out[k] = v
+	}
+	return out
 }
 
 func (tr *httpTraffic) statusCounts() string {

@@ -3,6 +3,7 @@ package faults
 import (
 	"fmt"
 	"sort"
+	"strings"
 	"sync"
 )
 
@@ -243,4 +244,11 @@ func ByEventID(e Event) string {
 		return ""
 	}
 	return e.ID
+}
+
+// SaysNotApplied says whether an error answer claims that nothing was applied ("not applied",
+// "nothing applied"): a client may then retry safely, so the judge holds the system to it
+// (Refused).
+func SaysNotApplied(body string) bool {
+	return strings.Contains(body, "not applied") || strings.Contains(body, "nothing applied")
 }

@@ -55,6 +55,9 @@ func TestServePostgresCut(t *testing.T) {
 	tr.waitAcks(t, 100, "after the last restore")
 	tr.halt()
 	srv.Stop()
+	for st, body := range tr.sampleAnswers() {
+		t.Logf("answer %d during the cuts, e.g. %s", st, body)
+	}
 
 	st, err := faults.ReadSpec(context.Background(), dsn)
 	if err != nil {
@@ -67,6 +70,7 @@ func TestServePostgresCut(t *testing.T) {
 	}
 	row := faults.RowOf(faults.ScenarioPostgresCut, "`serve`, PostgreSQL", v, st)
 	row.Recovery, row.RecoveryFrom = worst, "restore → first event acknowledged, worst of 2 cuts"
-	row.Notes = fmt.Sprintf("8 concurrent senders; %d cuts; answers %s (0: no answer)", rounds, tr.statusCounts())
+	row.Notes = fmt.Sprintf("8 concurrent senders; %d cuts; answers %s (0: no answer); of the 503s, %d said \"outcome unknown\" (connection lost during COMMIT), the others \"nothing applied\" and were not",
+		rounds, tr.statusCounts(), tr.unknownOutcome.Load())
 	faults.Record(t, row)
 }
