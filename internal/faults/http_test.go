@@ -84,9 +84,9 @@ type httpTraffic struct {
 	wg   sync.WaitGroup
 
 	acks, failures, unknownOutcome atomic.Int64
-	mu             sync.Mutex
-	statuses       map[int]int
-	samples        map[int]string // status → the first answer's body (0: the transport error)
+	mu                             sync.Mutex
+	statuses                       map[int]int
+	samples                        map[int]string // status → the first answer's body (0: the transport error)
 }
 
 func startHTTPTraffic(led *faults.Ledger, base, prefix string, ids []string) *httpTraffic {
