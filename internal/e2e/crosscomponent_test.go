@@ -14,6 +14,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"github.com/xcomponent/xcomponent/wire"
 )
 
@@ -104,8 +105,10 @@ func TestOrderPaymentKill9(t *testing.T) {
 		t.Fatalf("%d of %d orders created: %v\n%s", len(orders), n, err, tails())
 	}
 	// SUBMIT every order; one runtime of each component is killed half-way.
+	var killed time.Time
 	for i := range n {
 		if i == n/2 {
+			killed = time.Now()
 			shopA.kill()
 			billA.kill()
 			t.Logf("shop-a and billing-a killed (SIGKILL) after %d SUBMITs", i)
@@ -117,6 +120,7 @@ func TestOrderPaymentKill9(t *testing.T) {
 	if err := poll(120*time.Second, func() (bool, error) { payments = byOrder("Payment"); return len(payments) == n, nil }); err != nil {
 		t.Fatalf("%d of %d payments created: %v\n%s", len(payments), n, err, tails())
 	}
+	allPaymentsAfter := time.Since(killed)
 	for o, id := range payments {
 		publish(wire.ChannelTriggerEvent, wire.TriggerEvent{ComponentName: "Billing", InstanceID: id, Event: wire.Event{Type: "COMPLETE"}})
 		_ = o
@@ -160,6 +164,56 @@ func TestOrderPaymentKill9(t *testing.T) {
 	}
 	shopB.stop()
 	billB.stop()
+	judgeFlows(t, b, orders, payments, allPaymentsAfter)
+}
+
+// judgeFlows judges the order/payment flows with the fault-injection suite's checker: per
+// order, its creation, SUBMIT, the payment's creation (cross-component), the payment's
+// COMPLETE and the order's PAYMENT_CONFIRMED (cross-component back) each once, in that order
+// per instance, every instance consistent with its log; and records the row.
+func judgeFlows(t *testing.T, b backend, orders, payments map[string]string, recovery time.Duration) {
+	t.Helper()
+	led := faults.NewLedger()
+	orderOf := map[string]string{}
+	for o, id := range orders {
+		orderOf[id] = o
+		for _, k := range []string{"created", "SUBMIT", "PAYMENT_CONFIRMED"} {
+			led.Sent(id, o+"/order/"+k)
+			led.Ack(o+"/order/"+k, "", 0) // each seen applied: every order ended Paid
+		}
+	}
+	for o, id := range payments {
+		orderOf[id] = o
+		for _, k := range []string{"created", "COMPLETE"} {
+			led.Sent(id, o+"/payment/"+k)
+			led.Ack(o+"/payment/"+k, "", 0)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), conditionTimeout)
+	defer cancel()
+	st, err := faults.ReadSpec(ctx, b.spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := faults.Judge(led, st, func(e faults.Event) string {
+		o, ok := orderOf[e.Instance]
+		if !ok {
+			return "?" + e.Instance // an instance no order explains: never sent
+		}
+		kind, typ := "order", e.Type
+		if orders[o] != e.Instance {
+			kind = "payment"
+		}
+		if e.Seq == 0 {
+			typ = "created"
+		}
+		return o + "/" + kind + "/" + typ
+	})
+	faults.Check(t, v)
+	row := faults.RowOf(faults.ScenarioKillRuntime, "2 runtime processes per component, order → payment → order across components", v, st)
+	row.Recovery, row.RecoveryFrom = recovery, "kill → a payment for every order (the SUBMITs after the kill included)"
+	row.Notes = "one runtime of each component killed with SIGKILL half-way through 200 SUBMITs; cross-component creations and replies (outbox) taken over; acknowledged = seen applied (every order ended Paid)"
+	faults.Record(t, row)
 }
 
 func checkTypes(t *testing.T, what string, evs []eventRow, want ...string) {
