@@ -188,7 +188,7 @@ func New(rawURL string, opts Options) xc.HookFunc {
 			return nil
 		}
 		var r reply
-		if err := json.Unmarshal(raw, &r); err != nil {
+		if err := decodeReply(raw, &r); err != nil {
 			log.Warn("hooks endpoint answer is not valid", "url", shown, "method", h.Method, "instance", h.InstanceID, "body", snippet(raw))
 			return fmt.Errorf("%w: %s: %s: malformed answer: %v", ErrEndpoint, shown, resp.Status, err)
 		}
@@ -204,6 +204,30 @@ func New(rawURL string, opts Options) xc.HookFunc {
 		apply(h, &r)
 		return nil
 	}
+}
+
+// decodeReply decodes an answer keeping its numbers exact, then applies the engine's data
+// checks to what it sets: an integer beyond 2^53 is refused (a malformed answer, so a veto)
+// instead of being stored rounded, and the data become float64 numbers as everywhere else.
+func decodeReply(raw []byte, r *reply) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(r); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("unexpected data after the JSON value")
+	}
+	var err error
+	if r.Context, err = xc.CheckData(r.Context); err != nil {
+		return err
+	}
+	for i := range r.Send {
+		if r.Send[i].Payload, err = xc.CheckData(r.Send[i].Payload); err != nil {
+			return fmt.Errorf("send[%d].payload: %w", i, err)
+		}
+	}
+	return nil
 }
 
 // validate checks every send before any is queued, so an answer is applied whole or not at all.

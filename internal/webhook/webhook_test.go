@@ -177,6 +177,12 @@ func TestFailuresVeto(t *testing.T) {
 		{name: "malformed", status: 200, answer: `{"context": `, want: "malformed answer"},
 		{name: "wrong shape", status: 200, answer: `{"context": [1, 2]}`, want: "malformed answer"},
 		{name: "send without type", status: 200, answer: `{"context": {"x": 1}, "send": [{"type": "OK"}, {"payload": {}}]}`, want: "send[1]: no event type"},
+		// Data no store could keep as sent: refused, never stored rounded (9007199254740993
+		// became 9007199254740992 when answers were decoded as float64).
+		{name: "integer beyond 2^53", status: 200, answer: `{"context": {"x": 9007199254740993}}`, want: "beyond ±2^53"},
+		{name: "payload integer beyond 2^53", status: 200, answer: `{"send": [{"type": "X", "payload": {"x": -9007199254740993}}]}`, want: "send[0].payload"},
+		{name: "NUL", status: 200, answer: `{"context": {"x": "a\u0000b"}}`, want: "NUL"},
+		{name: "two values", status: 200, answer: `{"context": {"x": 1}} {}`, want: "malformed answer"},
 		{name: "too large", status: 200, answer: `{"context": {"x": "` + strings.Repeat("a", webhook.MaxResponseBytes) + `"}}`, want: "larger than"},
 	}
 	for _, tc := range tests {
