@@ -28,6 +28,19 @@ stateMachines:
       - {from: B, to: B, event: GO}
 `
 
+// fuzzBroadcast is where broadcasts go: one instance, so that a broadcast costs the same
+// however many instances the fuzzed creates made.
+const fuzzBroadcast = `
+name: Other
+entryMachine: M
+stateMachines:
+  - name: M
+    initialState: A
+    states: [{name: A, type: entry}]
+    transitions:
+      - {from: A, to: A, event: GO}
+`
+
 const fuzzMaxBody = 8 << 10
 
 // FuzzRequestBody sends arbitrary bodies to the write endpoints (create, event, broadcast) and
@@ -44,7 +57,14 @@ func FuzzRequestBody(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	e := newEnv(f, Options{MaxBodyBytes: fuzzMaxBody}, []*component.Component{comp}, nil)
+	other, err := component.Parse([]byte(fuzzBroadcast), "other.yaml")
+	if err != nil {
+		f.Fatal(err)
+	}
+	e := newEnv(f, Options{MaxBodyBytes: fuzzMaxBody}, []*component.Component{comp, other}, nil)
+	if r := e.do(req{method: "POST", path: "/api/components/Other/instances", body: map[string]any{}}); r.status != http.StatusCreated {
+		f.Fatalf("create: %d %s", r.status, r.raw)
+	}
 	created := e.do(req{method: "POST", path: "/api/components/Free/instances", body: map[string]any{"context": map[string]any{"a": 1}}})
 	if created.status != http.StatusCreated {
 		f.Fatalf("create: %d %s", created.status, created.raw)
@@ -70,7 +90,7 @@ func FuzzRequestBody(f *testing.F) {
 		"component=Free&machine=M&state=A", "q=" + strings.Repeat("a", 300), "from=2025-01-01T00:00:00Z&to=1"} {
 		f.Add(uint8(3), []byte{}, q)
 	}
-	paths := []string{"/api/components/Free/instances", "/api/components/Free/instances/" + id + "/events", "/api/components/Free/broadcast"}
+	paths := []string{"/api/components/Free/instances", "/api/components/Free/instances/" + id + "/events", "/api/components/Other/broadcast"}
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte, query string) {
 		var r *http.Request
 		kind %= 4
