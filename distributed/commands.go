@@ -377,7 +377,7 @@ func (r *runtime) handleIngress(ctx context.Context, m bus.Message) error {
 	if err != nil {
 		var dl *errDeadLetter
 		if errors.As(err, &dl) {
-			r.log.Error("command dead-lettered", "channel", m.Channel, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
+			r.log.ErrorContext(ctx, "command dead-lettered", "channel", m.Channel, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
 			r.reply(ctx, m.Channel, firstOf(m.MessageID, bodyCommandID(m.Body)), m.CorrelationID, comp,
 				outcome{status: wire.ReplyDeadLettered, code: dl.code, err: dl.err})
 			if r.cfg.OnCommand != nil {
@@ -571,7 +571,7 @@ func (r *runtime) handleCommand(ctx context.Context, m bus.Message) error {
 	}
 	var dl *errDeadLetter
 	if errors.As(err, &dl) {
-		r.log.Error("command dead-lettered", "command", kind, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
+		r.log.ErrorContext(ctx, "command dead-lettered", "command", kind, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
 		oc = outcome{status: wire.ReplyDeadLettered, code: dl.code, err: dl.err}
 	}
 	if oc.status != "" {
@@ -712,7 +712,7 @@ func (r *runtime) apply(ctx context.Context, m bus.Message, what, id string, do 
 		oc, err := do(ctx)
 		if err == nil {
 			if oc.status == wire.ReplyDuplicate {
-				r.log.Info("command already applied: acknowledged without effect", "command", what, "commandId", id, "redelivered", m.Redelivered)
+				r.log.InfoContext(ctx, "command already applied: acknowledged without effect", "command", what, "commandId", id, "redelivered", m.Redelivered)
 			}
 			return oc, nil
 		}
@@ -725,7 +725,7 @@ func (r *runtime) apply(ctx context.Context, m bus.Message, what, id string, do 
 			}
 			continue
 		}
-		r.log.Warn("command refused: acknowledged without effect", "command", what, "commandId", id, "body", truncate(m.Body), "err", err)
+		r.log.WarnContext(ctx, "command refused: acknowledged without effect", "command", what, "commandId", id, "body", truncate(m.Body), "err", err)
 		return outcome{status: wire.ReplyRefused, code: refusalCode(err), err: err}, nil
 	}
 }
@@ -802,7 +802,7 @@ func truncate(b []byte) string {
 func (r *runtime) retryWait(ctx context.Context, attempt int, what, id string, err error) error {
 	wait := minRetry << min(attempt, 6)
 	wait = min(wait, maxRetry)
-	r.log.Warn("command not applied yet, retrying (store unavailable?)", "command", what, "commandId", id, "attempt", attempt+1, "retryIn", wait, "err", err)
+	r.log.WarnContext(ctx, "command not applied yet, retrying (store unavailable?)", "command", what, "commandId", id, "attempt", attempt+1, "retryIn", wait, "err", err)
 	t := time.NewTimer(wait)
 	defer t.Stop()
 	select {

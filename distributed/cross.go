@@ -50,7 +50,7 @@ func (r *runtime) handleCrossComponentEvent(ctx context.Context, m bus.Message) 
 		err = checkRuleValues(&cmd)
 	}
 	if err != nil {
-		r.log.Error("invalid cross_component_event dead-lettered", "messageId", m.MessageID, "body", string(m.Body), "err", err)
+		r.log.ErrorContext(ctx, "invalid cross_component_event dead-lettered", "messageId", m.MessageID, "body", string(m.Body), "err", err)
 		r.crossOutcome(m, "", OutcomeDeadLettered)
 		return err
 	}
@@ -63,12 +63,12 @@ func (r *runtime) handleCrossComponentEvent(ctx context.Context, m bus.Message) 
 		res, err := r.eng.Route(ctx, msg)
 		switch {
 		case err == nil:
-			r.log.Debug("cross-component event delivered", "id", msg.ID, "event", msg.Event.Type, "from", cmd.SourceComponent,
+			r.log.DebugContext(ctx, "cross-component event delivered", "id", msg.ID, "event", msg.Event.Type, "from", cmd.SourceComponent,
 				"matched", res.Matched, "processed", res.Processed)
 			r.crossOutcome(m, msg.ID, OutcomeApplied)
 			return nil
 		case errors.Is(err, xc.ErrInvalidMessage), errors.Is(err, xc.ErrNotFound):
-			r.log.Error("cross_component_event that can never be applied dead-lettered", "id", msg.ID, "body", string(m.Body), "err", err)
+			r.log.ErrorContext(ctx, "cross_component_event that can never be applied dead-lettered", "id", msg.ID, "body", string(m.Body), "err", err)
 			r.crossOutcome(m, msg.ID, OutcomeDeadLettered)
 			return err
 		case ctx.Err() != nil:
@@ -76,7 +76,7 @@ func (r *runtime) handleCrossComponentEvent(ctx context.Context, m bus.Message) 
 			return ctx.Err()
 		}
 		wait := backoff(attempt)
-		r.log.Warn("cross-component event not delivered yet, retrying", "id", msg.ID, "attempt", attempt+1, "retryIn", wait, "err", err)
+		r.log.WarnContext(ctx, "cross-component event not delivered yet, retrying", "id", msg.ID, "attempt", attempt+1, "retryIn", wait, "err", err)
 		if !sleepCtx(ctx, wait) {
 			r.crossOutcome(m, msg.ID, OutcomeLeft)
 			return ctx.Err()

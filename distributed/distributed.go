@@ -255,7 +255,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	r.log = r.log.With("component", r.comp.Name)
 
-	st, err := storeurl.Open(ctx, cfg.StoreSpec)
+	st, err := storeurl.Open(ctx, cfg.StoreSpec, storeurl.WithLogger(r.log))
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", storeurl.Redact(cfg.StoreSpec), err)
 	}

@@ -99,10 +99,15 @@ func newDashboardCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			tp, flush, err := g.tracerProvider(ctx, "xcomponent-dashboard")
+			if err != nil {
+				return err
+			}
+			defer flush()
 			err = node.Dashboard(ctx, node.DashboardConfig{
 				BrokerURL: brokerURL, DatabaseURL: databaseURL, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, LostAfter: lostAfter, CommandTimeout: commandTimeout,
-				Logger: g.logger(), HTTP: *transport,
+				Logger: g.logger(), HTTP: *transport, TracerProvider: tp,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}

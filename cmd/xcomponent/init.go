@@ -120,8 +120,8 @@ func newInitCmd(g *globals) *cobra.Command {
 			if data.Version == "" {
 				data.Version = placeholderVersion
 				if data.Replace == "" {
-					fmt.Fprintf(g.stderr, "warning: this xcomponent is a development build with no release version: go.mod requires %s %s, which the go command cannot download; pass --replace PATH to a checkout of %s, or edit go.mod\n",
-						runtimeModule, placeholderVersion, runtimeModule)
+					g.logger().Warn(fmt.Sprintf("this xcomponent is a development build with no release version: go.mod requires %s %s, which the go command cannot download; pass --replace PATH to a checkout of %s, or edit go.mod",
+						runtimeModule, placeholderVersion, runtimeModule))
 				}
 			}
 

@@ -224,7 +224,7 @@ func TestInitReplaceDefaults(t *testing.T) {
 	if gomod := readFile(t, filepath.Join(dir, "go.mod")); strings.Contains(gomod, "replace") {
 		t.Fatalf("--replace '': go.mod has a replace directive:\n%s", gomod)
 	}
-	if !strings.Contains(errOut, "warning:") || !strings.Contains(errOut, "--replace") {
+	if !strings.Contains(errOut, "level=WARN") || !strings.Contains(errOut, "--replace") {
 		t.Fatalf("no warning about the unresolvable version: %q", errOut)
 	}
 }

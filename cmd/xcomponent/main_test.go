@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 )
@@ -134,5 +135,34 @@ func TestVersion(t *testing.T) {
 	code, out, _ := runCLI(t, "version")
 	if code != 0 || !strings.HasPrefix(out, "xcomponent ") {
 		t.Fatalf("%d %q", code, out)
+	}
+}
+
+// TestLogFormatJSON: with --log-format json every stderr line is a JSON object, the errors
+// of the command included; an unknown format is a usage error.
+func TestLogFormatJSON(t *testing.T) {
+	for _, args := range [][]string{
+		{"--log-format", "json", "validate", "testdata/does-not-exist.yaml"},
+		{"--log-format", "json", "serve", "--no-such-flag"},
+		{"simulate", "--log-format=json", "testdata/does-not-exist.yaml"},
+	} {
+		var stdout, stderr bytes.Buffer
+		code := run(args, strings.NewReader(""), &stdout, &stderr)
+		if code == 0 {
+			t.Errorf("%v: exit 0", args)
+		}
+		for _, line := range strings.Split(strings.TrimRight(stderr.String(), "\n"), "\n") {
+			if line == "" && stderr.Len() == 0 {
+				continue // nothing logged: the report is on stdout
+			}
+			var v map[string]any
+			if err := json.Unmarshal([]byte(line), &v); err != nil || v["level"] == nil || v["msg"] == nil {
+				t.Errorf("%v: stderr line is not a JSON log record: %q", args, line)
+			}
+		}
+	}
+	var stderr bytes.Buffer
+	if code := run([]string{"--log-format", "yaml", "validate", "x.yaml"}, strings.NewReader(""), io.Discard, &stderr); code != 2 {
+		t.Errorf("--log-format yaml: exit %d, want 2 (%s)", code, stderr.String())
 	}
 }

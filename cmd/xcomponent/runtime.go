@@ -95,6 +95,12 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 			cfg.Logger = g.logger()
 			ctx, stop := signalContext()
 			defer stop()
+			tp, flush, err := g.tracerProvider(ctx, "xcomponent-runtime")
+			if err != nil {
+				return err
+			}
+			defer flush()
+			cfg.TracerProvider = tp
 			if err := distributed.Run(ctx, cfg); err != nil {
 				return &exitError{code: 1, err: err}
 			}

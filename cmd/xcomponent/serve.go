@@ -86,6 +86,11 @@ func newServeCmd(g *globals) *cobra.Command {
 			}
 			ctx, stop := signalContext()
 			defer stop()
+			tp, flush, err := g.tracerProvider(ctx, "xcomponent-serve")
+			if err != nil {
+				return err
+			}
+			defer flush()
 			if pprofAddr != "" {
 				if err := startPprof(ctx, pprofAddr, g.logger()); err != nil {
 					return &exitError{code: 1, err: err}
@@ -95,6 +100,7 @@ func newServeCmd(g *globals) *cobra.Command {
 				Files: files, Store: spec, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, Name: name, Logger: g.logger(),
 				HooksURL: hooksURL, HooksHeaders: hdrs, HTTP: *transport, InboxRetention: inboxRetention,
+				TracerProvider: tp,
 			})
 			if err != nil {
 				return &exitError{code: 1, err: err}

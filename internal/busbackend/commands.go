@@ -12,6 +12,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
@@ -269,7 +270,8 @@ func (b *Backend) command(ctx context.Context, w *waiter, cmd any, partitioned b
 		delete(b.waiters, w.commandID)
 		b.mu.Unlock()
 	}()
-	meta := bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID}
+	// The runtime's consumer joins the trace of the HTTP request, when it is traced.
+	meta := bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID, Headers: telemetry.Inject(ctx, nil)}
 	if partitioned {
 		err = bus.PublishCommand(ctx, b.cfg.Bus, w.component, w.instanceID, w.channel, body, meta)
 	} else {

@@ -11,9 +11,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/internal/busbackend"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/postgres"
 )
@@ -42,6 +45,9 @@ type DashboardConfig struct {
 	// CommandTimeout bounds the wait for a runtime's answer to a command (default 10s).
 	CommandTimeout time.Duration
 	Logger         *slog.Logger
+	// TracerProvider, when set, traces the API's requests; the commands they publish carry
+	// the trace context (W3C) to the runtimes. nil: no tracing.
+	TracerProvider trace.TracerProvider
 	// Ready, when set, is called with the listening address once the API serves.
 	Ready func(addr net.Addr)
 }
@@ -101,7 +107,7 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	h := httpapi.New(be, httpapi.Options{Tokens: cfg.Tokens, Logger: log, MaxBodyBytes: cfg.MaxBodyBytes,
 		CORSOrigins: cfg.CORSOrigins, AllowedHosts: httpapi.HostsFor(cfg.Bind, cfg.HTTP.AllowedHosts),
 		MaxStreams: cfg.HTTP.MaxStreams, MaxStreamsPerClient: cfg.HTTP.MaxStreamsPerClient,
-		StreamSnapshotBytes: cfg.HTTP.StreamSnapshotBytes, Closing: closing})
+		StreamSnapshotBytes: cfg.HTTP.StreamSnapshotBytes, Closing: closing, Trace: telemetry.HTTPTrace(cfg.TracerProvider)})
 	srv := cfg.HTTP.Server(h, log)
 	ln = cfg.HTTP.Listener(ln)
 	srv.RegisterOnShutdown(func() { close(closing) })

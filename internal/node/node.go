@@ -11,8 +11,11 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/server"
 	"github.com/xcomponent/xcomponent/store/maintenance"
@@ -47,6 +50,9 @@ type Config struct {
 	// webhook); HooksHeaders are sent with each call (e.g. Authorization).
 	HooksURL     string
 	HooksHeaders http.Header
+	// TracerProvider, when set, traces requests, transitions, hooks and commits
+	// (OpenTelemetry); nil: no tracing.
+	TracerProvider trace.TracerProvider
 	// InboxRetention is how long the SQL stores keep the ids of applied commands before the
 	// periodic pruning forgets them (maintenance.DefaultInboxRetention when 0, never pruned
 	// when negative); see package store/maintenance.
@@ -91,7 +97,7 @@ func Serve(ctx context.Context, cfg Config) error {
 			return err
 		}
 	}
-	st, err := storeurl.Open(ctx, cfg.Store)
+	st, err := storeurl.Open(ctx, cfg.Store, storeurl.WithLogger(log))
 	if err != nil {
 		return fmt.Errorf("open store %s: %w", storeurl.Redact(cfg.Store), err)
 	}
@@ -103,7 +109,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	defer func() { stopMaintenance(); <-maintained }()
 
 	metrics := server.NewMetrics()
-	opts := xc.Options{Store: st, Logger: log, Observer: metrics, MissingHook: func(h *xc.Hook) {
+	opts := xc.Options{Store: st, Logger: log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), MissingHook: func(h *xc.Hook) {
 		log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "component", h.Component, "machine", h.Machine, "instance", h.InstanceID)
 	}}
 	if cfg.HooksURL != "" {
@@ -138,7 +144,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	}
 	err = server.Serve(ctx, ln, eng, server.Options{Tokens: cfg.Tokens, Logger: log, Metrics: metrics,
 		MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Name: name, HTTP: cfg.HTTP,
-		DatabaseType: storeType(cfg.Store), ShutdownTimeout: cfg.ShutdownTimeout})
+		DatabaseType: storeType(cfg.Store), ShutdownTimeout: cfg.ShutdownTimeout, Trace: telemetry.HTTPTrace(cfg.TracerProvider)})
 	log.Info("shutting down")
 	timeout := cfg.ShutdownTimeout
 	if timeout <= 0 {

@@ -10,6 +10,7 @@ package storeurl
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"strconv"
 	"strings"
@@ -23,9 +24,25 @@ import (
 // Default is the spec used when neither a flag nor DATABASE_URL names a store.
 const Default = "sqlite:./xcomponent.db"
 
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ log *slog.Logger }
+
+// WithLogger sets the logger of the SQL stores (migrations, retries); slog.Default() when
+// not given.
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
 // Open opens the store named by spec. A PostgreSQL store waits for its database, retrying,
 // until ctx is done.
-func Open(ctx context.Context, spec string) (store.Store, error) {
+func Open(ctx context.Context, spec string, opts ...Option) (store.Store, error) {
+	o := options{log: slog.Default()}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.Default()
+	}
 	switch {
 	case IsMemory(spec):
 		opts, err := memoryOptions(strings.TrimPrefix(spec, "memory"))
@@ -38,13 +55,13 @@ func Open(ctx context.Context, spec string) (store.Store, error) {
 		if path == "" {
 			return nil, fmt.Errorf("store %q: no file path after \"sqlite:\"", spec)
 		}
-		s, err := sqlite.Open(ctx, path)
+		s, err := sqlite.Open(ctx, path, sqlite.WithLogger(o.log))
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 		return s, nil
 	case isPostgres(spec):
-		s, err := postgres.Open(ctx, spec)
+		s, err := postgres.Open(ctx, spec, postgres.WithLogger(o.log))
 		if err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}

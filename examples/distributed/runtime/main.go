@@ -21,21 +21,41 @@ import (
 
 	"github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/distributed"
+	"github.com/xcomponent/xcomponent/internal/telemetry"
 )
 
 func main() {
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	// LOG_FORMAT=json: every line on stderr is a JSON object (as `xcomponent --log-format json`).
+	format := os.Getenv("LOG_FORMAT")
+	if format != telemetry.FormatJSON {
+		format = telemetry.FormatText
+	}
+	log := telemetry.NewLogger(os.Stderr, format, slog.LevelInfo)
+	slog.SetDefault(log)
 	cfg, err := distributed.ConfigFromEnv()
 	if err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
+		log.Error(err.Error())
 		os.Exit(2)
 	}
 	cfg.Logger = log
 	cfg.Hooks = hooks(log, validationDelay())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	if err := distributed.Run(ctx, cfg); err != nil {
-		fmt.Fprintln(os.Stderr, "error:", err)
+	// Traces: on with the standard OTEL_EXPORTER_OTLP_ENDPOINT (or OTEL_TRACES_EXPORTER=otlp).
+	tp, flush, err := telemetry.Setup(ctx, false, "xcomponent-example-runtime", os.Getenv, log)
+	if err != nil {
+		log.Error(err.Error())
+		os.Exit(2)
+	}
+	cfg.TracerProvider = tp
+	err = distributed.Run(ctx, cfg)
+	fctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	if ferr := flush(fctx); ferr != nil {
+		log.Warn("traces not all exported", "err", ferr)
+	}
+	cancel()
+	if err != nil {
+		log.Error(err.Error())
 		os.Exit(1)
 	}
 }
@@ -46,8 +66,8 @@ var cardMethods = map[string]bool{"visa": true, "mastercard": true, "cb": true}
 // hooks are the Go handlers of the methods named in order.yaml and payment.yaml.
 func hooks(log *slog.Logger, delay time.Duration) distributed.Hooks {
 	notify := func(what string) xcomponent.HookFunc {
-		return func(_ context.Context, h *xcomponent.Hook) error {
-			log.Info(what, "component", h.Component, "instance", h.InstanceID, "orderId", h.Data["orderId"], "state", h.State)
+		return func(ctx context.Context, h *xcomponent.Hook) error {
+			log.InfoContext(ctx, what, "component", h.Component, "instance", h.InstanceID, "orderId", h.Data["orderId"], "state", h.State)
 			return nil
 		}
 	}
@@ -62,12 +82,12 @@ func hooks(log *slog.Logger, delay time.Duration) distributed.Hooks {
 			}
 			method, _ := h.Data["paymentMethod"].(string)
 			if cardMethods[method] {
-				log.Info("payment method accepted: validating", "instance", h.InstanceID, "orderId", h.Data["orderId"], "method", method)
+				log.InfoContext(ctx, "payment method accepted: validating", "instance", h.InstanceID, "orderId", h.Data["orderId"], "method", method)
 				h.Send.SendToSelf(xcomponent.Event{Type: "VALIDATE", Payload: map[string]any{"method": method}})
 				return nil
 			}
 			h.Data["declineReason"] = fmt.Sprintf("payment method %q is not accepted (visa, mastercard or cb)", method)
-			log.Info("payment method refused: declining", "instance", h.InstanceID, "orderId", h.Data["orderId"], "method", method)
+			log.InfoContext(ctx, "payment method refused: declining", "instance", h.InstanceID, "orderId", h.Data["orderId"], "method", method)
 			h.Send.SendToSelf(xcomponent.Event{Type: "DECLINE"})
 			return nil
 		},
@@ -84,7 +104,7 @@ func validationDelay() time.Duration {
 		if d, err := time.ParseDuration(v); err == nil && d >= 0 {
 			return d
 		}
-		fmt.Fprintf(os.Stderr, "warning: PAYMENT_VALIDATION_DELAY %q is not a duration: using 300ms\n", v)
+		slog.Warn(fmt.Sprintf("PAYMENT_VALIDATION_DELAY %q is not a duration: using 300ms", v))
 	}
 	return 300 * time.Millisecond
 }
