@@ -1,6 +1,7 @@
 // The instance detail: data, parent/children, pending timeouts, Quick Actions.
 
 import { api, enc } from './api.js';
+import { tickDiagramCountdown } from './diagram.js';
 import { loadInstances, loadSelected, navigate, renderAll } from './main.js';
 import { S, hashFor, machineDef } from './state.js';
 import { $, clear, fmtDateTime, fmtDuration, fmtMs, h, icon, json, shortId, stringify } from './util.js';
@@ -26,14 +27,13 @@ export function renderDetail() {
     metaItem('Version', String(i.version ?? '')));
   if (i.parent) meta.append(metaItem('Parent', instanceLink(i.parent)));
   if (i.children?.length) meta.append(metaItem('Children', h('span', {}, ...i.children.flatMap((c, n) => [n ? ', ' : '', instanceLink(c)]))));
-  box.append(meta);
   const related = h('div', { id: 'detail-related', class: 'related' });
-  box.append(related);
   renderRelated(related, i);
 
-  const left = h('div', {});
+  // actions first (beside the diagram on a laptop), then timers, then what the instance is
+  const left = h('div', { class: 'detail-actions' });
   const right = h('div', {});
-  box.append(h('div', { class: 'cols' }, left, right));
+  box.append(left, h('h3', {}, 'Instance'), meta, related, right);
 
   // Quick actions
   left.append(h('h3', {}, 'Quick actions'));
@@ -103,6 +103,9 @@ export function renderDetail() {
 // components (the events of its correlations): the instance it was created by, those it
 // created, the others its events reached — each a link that opens it in its component.
 const relatedCache = new Map(); // instance id + version -> related list
+// forgetRelated drops the cache: an event touched the selected instance (a fan-out it sent
+// may have created or moved instances without changing its version).
+export function forgetRelated() { relatedCache.clear(); }
 async function renderRelated(box, i) {
   const key = i.id + '@' + i.version;
   let rel = relatedCache.get(key);
@@ -164,7 +167,8 @@ export function instanceLink(ref) {
 }
 
 export function tickTimeouts() {
-  for (const li of document.querySelectorAll('.timeouts li')) {
+  tickDiagramCountdown();
+  for (const li of document.querySelectorAll('.timeouts li[data-due]')) {
     const due = Number(li.dataset.due), total = Number(li.dataset.total);
     const left = due - Date.now();
     li.querySelector('.countdown').textContent = fmtDuration(left);

@@ -219,7 +219,8 @@ export function renderSession() {
   const s = S.session;
   const el = $('#session');
   el.textContent = '';
-  el.append(icon(s.role === 'operator' ? 'key' : 'eye'), ' ', s.role, s.auth ? h('span', { class: 'muted' }, ' · ' + s.actor) : null);
+  el.append(icon(s.role === 'operator' ? 'key' : 'eye'), ' ', s.role);
+  if (s.auth) el.append(h('span', { class: 'muted' }, ' · ' + s.actor));
   el.title = s.canWrite ? 'Your role may create instances and send events' : 'Your role may read only: write controls are disabled';
   el.className = 'role role-' + s.role;
   const btn = $('#new-instance-btn');
@@ -377,7 +378,7 @@ function arrowKeys(group, itemSel, activate) {
 
 export async function boot() {
   if (window.mermaid) {
-    window.mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: 'default', flowchart: { htmlLabels: false }, state: { useMaxWidth: true } });
+    window.mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: 'default', flowchart: { htmlLabels: false }, state: { useMaxWidth: true, nodeSpacing: 60, rankSpacing: 130 } });
   }
   $('#component-select').addEventListener('change', (e) => { location.hash = hashFor({ component: e.target.value, status: 'active', state: '', q: '' }); });
   $('#new-instance-btn').addEventListener('click', openCreate);

@@ -7,7 +7,7 @@
 
 import { api, enc, token } from './api.js';
 import { renderAudit } from './audit.js';
-import { renderDetail } from './detail.js';
+import { forgetRelated, renderDetail } from './detail.js';
 import { renderCountsOnly, renderMachines } from './diagram.js';
 import { applyRoute, loadComponents, loadCounts, loadInstances, loadRuntimes, loadSelected, openInstance, renderList, renderStats } from './main.js';
 import { S, machineDef } from './state.js';
@@ -164,7 +164,7 @@ async function runRefresh() {
     renderStats();
     if (list) renderList();
     renderMachines();
-    if (touchesSelected) { renderDetail(); if (S.tab === 'audit') renderAudit(); }
+    if (touchesSelected) { forgetRelated(); renderDetail(); if (S.tab === 'audit') renderAudit(); }
   } finally {
     refreshing = false;
     if (again || pendingIds.size || listDirty) scheduleRefresh('', false);
