@@ -247,7 +247,7 @@ func newBrowser(t *testing.T) *browser {
 		cancelTab()
 		cancelAlloc()
 	})
-	ctx, cancel := context.WithTimeout(tab, 180*time.Second)
+	ctx, cancel := context.WithTimeout(tab, 240*time.Second)
 	t.Cleanup(cancel)
 
 	// Collect the page's uncaught exceptions and console errors.
@@ -291,7 +291,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	b.step = func(what string, actions ...chromedp.Action[chromedp.Void]) {
 		t.Helper()
-		sctx, cancel := context.WithTimeout(ctx, 40*time.Second)
+		sctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 		defer cancel()
 		if err := chromedp.Do(sctx, actions...); err != nil {
 			b.shot("failed")
@@ -303,7 +303,7 @@ func newBrowser(t *testing.T) *browser {
 	}
 	b.until = func(what, js string) {
 		t.Helper()
-		b.step(what, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(40*time.Second)))
+		b.step(what, chromedp.Poll[chromedp.Void](js, chromedp.WithPollingTimeout(60*time.Second)))
 	}
 	b.eval = func(js string) string {
 		t.Helper()

@@ -40,6 +40,7 @@ export function renderDetail() {
   const transitions = (m?.transitions || []).filter((t) => t.from === i.currentState && t.type !== 'timeout' && t.type !== 'auto');
   const seen = new Set();
   const actions = h('div', { class: 'actions', id: 'quick-actions' });
+  const params = paramFields(m, transitions);
   const payload = h('textarea', { class: 'payload', id: 'action-payload', placeholder: 'Optional JSON payload, e.g. {"comment": "ok"}', 'aria-label': 'Event payload (JSON)' });
   for (const t of transitions) {
     if (seen.has(t.event)) continue;
@@ -53,12 +54,14 @@ export function renderDetail() {
     actions.append(h('button', {
       type: 'button', class: 'action', dataset: { event: t.event }, disabled: i.status !== 'active' || !S.session.canWrite,
       title: S.session.canWrite ? null : `Role ${S.session.role}: read only`,
-      onclick: () => fire(i, t.event, payload.value),
+      onclick: () => fire(i, t.event, payload.value, readParams(params)),
     }, h('span', { class: 'ev' }, t.event), h('span', { class: 'to' }, '→ ' + [...new Set(targets)].join(' | ')), chips.length ? h('span', { class: 'chips' }, chips) : null));
   }
   if (!seen.size) left.append(h('p', { class: 'empty' }, i.status === 'active' ? `No triggerable transition from ${i.currentState}.` : `Instance is ${i.status}.`));
   else {
-    left.append(actions, payload);
+    left.append(actions);
+    if (params) left.append(params);
+    left.append(payload);
     if (!S.session.canWrite) {
       payload.disabled = true;
       left.append(h('p', { class: 'muted role-note', id: 'role-note' }, `Your role (${S.session.role}) may read only: actions are disabled.`));
@@ -176,7 +179,48 @@ export function tickTimeouts() {
   }
 }
 
-export async function fire(inst, event, payloadText) {
+// paramFields builds typed inputs for the payload: the properties the matching rules of the
+// available transitions read, then the fields of the machine's contextSchema (a payload's
+// properties are merged into the data, and contextMapping reads them for the target).
+function paramFields(m, transitions) {
+  const schema = m?.contextSchema || {};
+  const names = [];
+  for (const t of transitions) for (const r of t.matchingRules || []) if (!names.includes(r.eventProperty)) names.push(r.eventProperty);
+  for (const n of (m?.schemaOrder?.length ? m.schemaOrder : Object.keys(schema))) if (!names.includes(n)) names.push(n);
+  if (!names.length) return null;
+  const box = h('details', { class: 'params', id: 'action-params' }, h('summary', {}, 'Payload fields'));
+  for (const name of names) {
+    const f = schema[name] || {};
+    const id = 'p-' + name.replace(/[^A-Za-z0-9_-]/g, '_');
+    let input;
+    if (f.options) {
+      input = h('select', { id, name }, h('option', { value: '' }, '—'), ...f.options.map((o) => {
+        const v = typeof o === 'object' ? o.value : o;
+        return h('option', { value: String(v) }, typeof o === 'object' ? (o.label ?? String(v)) : String(o));
+      }));
+    } else if (f.type === 'boolean' || f.type === 'checkbox') {
+      input = h('select', { id, name }, h('option', { value: '' }, '—'), h('option', { value: 'true' }, 'true'), h('option', { value: 'false' }, 'false'));
+    } else {
+      const num = f.type === 'number' || f.type === 'integer';
+      input = h('input', { id, name, type: num ? 'number' : 'text', min: f.min, max: f.max, step: num ? 'any' : undefined, placeholder: f.placeholder || '' });
+    }
+    input.dataset.type = f.type || 'text';
+    box.append(h('div', { class: 'field' }, h('label', { for: id }, f.label || name, f.description ? h('span', { class: 'hint' }, ' — ' + f.description) : null), input));
+  }
+  return box;
+}
+
+function readParams(box) {
+  const out = {};
+  for (const el of box?.querySelectorAll('input, select') || []) {
+    if (el.value === '') continue;
+    const t = el.dataset.type;
+    out[el.name] = t === 'number' || t === 'integer' ? Number(el.value) : t === 'boolean' || t === 'checkbox' ? el.value === 'true' : el.value;
+  }
+  return out;
+}
+
+export async function fire(inst, event, payloadText, fields = {}) {
   let payload;
   if (payloadText && payloadText.trim()) {
     try { payload = JSON.parse(payloadText); } catch (e) {
@@ -185,6 +229,7 @@ export async function fire(inst, event, payloadText) {
       return;
     }
   }
+  if (Object.keys(fields).length) payload = { ...fields, ...(payload && typeof payload === 'object' ? payload : {}) };
   for (const b of document.querySelectorAll('#quick-actions button')) b.disabled = true;
   try {
     const r = await api('/api/instances/' + enc(inst.id) + '/trigger', { method: 'POST', body: payload === undefined ? { event } : { event, payload } });

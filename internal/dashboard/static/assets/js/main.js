@@ -5,6 +5,7 @@ import { TOKEN_KEY, api, allowToken, askToken, enc, hideBanner, showBanner } fro
 import { renderAudit, setTab } from './audit.js';
 import { buildFields, openCreate, submitCreate } from './create.js';
 import { renderDetail, tickTimeouts } from './detail.js';
+import { initHistory } from './history.js';
 import { renderMachines } from './diagram.js';
 import { S, STATUSES, countOf, def, hashFor, machineDef, parseHash, stateType } from './state.js';
 import { connect, filterLogItem, setConn } from './stream.js';
@@ -338,7 +339,10 @@ export function renderList() {
     const ul = h('ul', { class: 'inst-group', 'aria-label': m + ' instances' });
     for (const i of items) {
       const sub = summary(i.context);
-      ul.append(h('li', {}, h('button', {
+      ul.append(h('li', { class: 'inst-row' }, S.session.canWrite ? h('input', {
+        type: 'checkbox', class: 'pick', checked: S.picked.has(i.id), 'aria-label': 'Pick ' + i.machineName + ' …' + shortId(i.id) + ' for a bulk action',
+        onchange: (e) => { if (e.target.checked) S.picked.set(i.id, i); else S.picked.delete(i.id); renderBulk(); },
+      }) : null, h('button', {
         type: 'button', class: 'inst' + (i.id === S.instanceId ? ' sel' : ''), dataset: { id: i.id },
         'aria-current': i.id === S.instanceId ? 'true' : null,
         title: i.id, onclick: () => navigate({ machine: i.machineName, instance: i.id }),
@@ -352,6 +356,48 @@ export function renderList() {
     total !== null ? `${fmtNum(S.list.length)} of ${fmtNum(total)}` : `${fmtNum(S.list.length)} shown` + (S.nextCursor ? ', more match' : '')));
   if (S.nextCursor) foot.append(h('button', { type: 'button', class: 'btn small', id: 'list-more-btn', onclick: loadMore }, 'Load more'));
   if (focusedId) box.querySelector(`.inst[data-id="${CSS.escape(focusedId)}"]`)?.focus();
+  renderBulk();
+}
+
+// ---------- bulk: one event to the picked instances (POST /api/events) ----------
+
+export function renderBulk() {
+  const bar = $('#bulk');
+  for (const id of S.picked.keys()) if (S.picked.get(id).componentName && S.picked.get(id).componentName !== S.component) S.picked.delete(id);
+  if ((!S.picked.size && $('#bulk-result').hidden) || !S.session.canWrite) { bar.hidden = true; return; }
+  bar.hidden = false;
+  const events = new Set();
+  for (const i of S.picked.values()) {
+    for (const t of machineDef(i.machineName)?.transitions || []) if (t.from === i.currentState && t.type !== 'timeout' && t.type !== 'auto') events.add(t.event);
+  }
+  const sel = $('#bulk-event');
+  const keep = sel.value;
+  clear(sel);
+  for (const e of [...events].sort()) sel.append(h('option', { value: e }, e));
+  if (events.has(keep)) sel.value = keep;
+  $('#bulk-count').textContent = `${fmtNum(S.picked.size)} picked`;
+  $('#bulk-send').disabled = !events.size || !S.picked.size;
+}
+
+async function sendBulk() {
+  const event = $('#bulk-event').value;
+  const ids = [...S.picked.keys()];
+  if (!event || !ids.length) return;
+  const out = $('#bulk-result');
+  $('#bulk-send').disabled = true;
+  try {
+    const r = await api('/api/events', { method: 'POST', body: { component: S.component, instanceIds: ids, event } });
+    const refused = (r.results || []).filter((x) => !x.ok);
+    out.textContent = `${event}: applied to ${fmtNum(r.processed)} of ${fmtNum(r.matched)}` + (refused.length ? `; refused: ${refused.slice(0, 3).map((x) => '…' + shortId(x.instanceId) + ' (' + x.error + ')').join(', ')}${refused.length > 3 ? ' …' : ''}` : '');
+    out.className = 'result ' + (refused.length ? 'bad' : 'ok');
+    S.picked.clear();
+  } catch (e) {
+    out.textContent = `${event} not sent (${e.status}): ${e.message}`;
+    out.className = 'result bad';
+  }
+  out.hidden = false;
+  await Promise.all([loadInstances(), loadCounts(), loadSelected()]);
+  renderAll();
 }
 
 export function summary(ctx) {
@@ -382,6 +428,8 @@ export async function boot() {
   }
   $('#component-select').addEventListener('change', (e) => { location.hash = hashFor({ component: e.target.value, status: 'active', state: '', q: '' }); });
   $('#new-instance-btn').addEventListener('click', openCreate);
+  initHistory();
+  initTheme();
   $('#create-machine').addEventListener('change', buildFields);
   $('#create-form').addEventListener('submit', submitCreate);
   $('#create-cancel').addEventListener('click', () => $('#create-dialog').close());
@@ -402,6 +450,9 @@ export async function boot() {
   arrowKeys($('#status-filter'), 'button', true);
   arrowKeys($('.tabs'), '.tab', true);
   $('#stat-errors-btn').addEventListener('click', () => setFilters({ status: 'error' }));
+  $('#bulk-send').addEventListener('click', sendBulk);
+  $('#bulk-clear').addEventListener('click', () => { S.picked.clear(); $('#bulk-result').hidden = true; renderList(); });
+  $('#bulk-all').addEventListener('click', () => { for (const i of S.list) S.picked.set(i.id, i); renderList(); });
   let qTimer;
   $('#filter-q').addEventListener('input', (e) => { clearTimeout(qTimer); qTimer = setTimeout(() => setFilters({ q: e.target.value.trim() }), 300); });
   $('#filter-state').addEventListener('change', (e) => setFilters({ state: e.target.value }));
@@ -432,4 +483,27 @@ export async function start() {
   S.component = '';
   S.counts = new Map();
   await applyRoute();
+}
+
+// ---------- theme: light or dark, remembered; the system's preference by default ----------
+
+const THEME_KEY = 'xcomponent.theme';
+function initTheme() {
+  const btn = $('#theme-btn');
+  const apply = (dark) => {
+    document.documentElement.dataset.theme = dark ? 'dark' : 'light';
+    btn.setAttribute('aria-pressed', String(dark));
+    btn.textContent = dark ? 'Light' : 'Dark';
+    btn.title = dark ? 'Light theme' : 'Dark theme';
+    S.diagrams.clear();
+    if (window.mermaid) window.mermaid.initialize({ startOnLoad: false, securityLevel: 'strict', theme: dark ? 'dark' : 'default', flowchart: { htmlLabels: false }, state: { useMaxWidth: true, nodeSpacing: 60, rankSpacing: 130 } });
+  };
+  const saved = localStorage.getItem(THEME_KEY);
+  apply(saved ? saved === 'dark' : window.matchMedia?.('(prefers-color-scheme: dark)').matches);
+  btn.addEventListener('click', () => {
+    const dark = document.documentElement.dataset.theme !== 'dark';
+    localStorage.setItem(THEME_KEY, dark ? 'dark' : 'light');
+    apply(dark);
+    renderMachines();
+  });
 }

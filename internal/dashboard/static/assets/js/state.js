@@ -21,6 +21,7 @@ export const S = {
   counts: new Map(),     // "machine|state" -> {active, completed, error}: current component
   totals: new Map(),     // component -> {active, completed, error, all}
   countsExact: true,
+  picked: new Map(),     // id -> instance: picked for a bulk action
   session: { role: 'operator', actor: 'anonymous', auth: false, canWrite: true },
   runtimes: [],
   tab: 'detail',
