@@ -69,3 +69,26 @@ func TestDashboardOperatorFeatures(t *testing.T) {
 	b.shot("83-dark")
 	b.checkPageErrors()
 }
+
+// TestDashboardConnections: the connections map draws the machines of every component with
+// their links (PLACE from Order to Payment across components, the cascades back), and opens
+// the machine clicked.
+func TestDashboardConnections(t *testing.T) {
+	srv := startServer(t, httpapi.Options{}, "order.yaml", "payment.yaml", "kyc.yaml")
+	b := newBrowser(t)
+	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
+	b.step("open", chromedp.Navigate(srv.URL+"/#/component/Orders"), chromedp.WaitVisible(css(`#conn-status.ok`)),
+		chromedp.Click(css(`#connections summary`)), chromedp.WaitVisible(css(`#connections-map svg`)))
+	txt := b.eval(`document.querySelector('#connections-map svg').textContent`)
+	for _, want := range []string{"Orders", "Payments", "KYC", "Order", "Payment", "PLACE", "PAYMENT_CONFIRMED", "cascade", "OPEN_CASE"} {
+		if !strings.Contains(txt, want) {
+			t.Errorf("connections map lacks %q: %s", want, txt)
+		}
+	}
+	b.shot("90-connections")
+	b.step("click the Payment machine", chromedp.Click(css(`#connections-map g.conn-node[data-machine="Payment"]`)))
+	b.until("the Payments component opened", `location.hash.startsWith('#/component/Payments/machine/Payment')
+		&& !!document.querySelector('.machine-card[data-machine="Payment"]')`)
+	b.axe("connections")
+	b.checkPageErrors()
+}

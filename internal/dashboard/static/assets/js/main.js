@@ -6,6 +6,7 @@ import { renderAudit, setTab } from './audit.js';
 import { buildFields, openCreate, submitCreate } from './create.js';
 import { renderDetail, tickTimeouts } from './detail.js';
 import { initHistory } from './history.js';
+import { renderConnections } from './connections.js';
 import { renderMachines } from './diagram.js';
 import { S, STATUSES, countOf, def, hashFor, machineDef, parseHash, stateType } from './state.js';
 import { connect, filterLogItem, setConn } from './stream.js';
@@ -429,6 +430,7 @@ export async function boot() {
   $('#component-select').addEventListener('change', (e) => { location.hash = hashFor({ component: e.target.value, status: 'active', state: '', q: '' }); });
   $('#new-instance-btn').addEventListener('click', openCreate);
   initHistory();
+  $('#connections').addEventListener('toggle', () => { if ($('#connections').open) renderConnections(); });
   initTheme();
   $('#create-machine').addEventListener('change', buildFields);
   $('#create-form').addEventListener('submit', submitCreate);
@@ -505,5 +507,6 @@ function initTheme() {
     localStorage.setItem(THEME_KEY, dark ? 'dark' : 'light');
     apply(dark);
     renderMachines();
+    if ($('#connections').open) renderConnections();
   });
 }
