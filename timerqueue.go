@@ -318,6 +318,35 @@ func (e *Engine) PendingTimers() int {
 	return n
 }
 
+// DueTimers counts the pending timers of the live instances whose deadline is at or before
+// now (due: not fired yet), and among them those due for longer than late (overdue). Only
+// the instances this engine holds are counted.
+func (e *Engine) DueTimers(now time.Time, late time.Duration) (due, overdue int) {
+	e.mu.RLock()
+	insts := make([]*instance, 0, len(e.instances))
+	for _, inst := range e.instances {
+		insts = append(insts, inst)
+	}
+	e.mu.RUnlock()
+	nowMs, lateMs := now.UnixMilli(), now.Add(-late).UnixMilli()
+	for _, inst := range insts {
+		rec := inst.record()
+		if !isLive(rec) {
+			continue
+		}
+		for _, t := range rec.Timers {
+			if t.Spent || t.DueAt > nowMs {
+				continue
+			}
+			due++
+			if t.DueAt <= lateMs {
+				overdue++
+			}
+		}
+	}
+	return due, overdue
+}
+
 // AdvanceTo drives a manual engine on a fake clock to t: each due timer fires at its own
 // deadline, in order, and what it causes settles before the next one.
 func (e *Engine) AdvanceTo(ctx context.Context, fake *clock.Fake, t time.Time) error {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -115,7 +116,7 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 		// refuses a declaration with other arguments.
 		SingleActive: true, MessageTTL: DefaultCommandTTL, MaxLength: DefaultCommandMaxLength,
 		Prefetch: r.cfg.Prefetch, OrderKey: ingressKey,
-	}, r.traced("ingress", r.handleIngress))
+	}, r.handler(queueIngress, -1, r.handleIngress))
 	if err != nil {
 		return fail(fmt.Errorf("consume %s: %w", bus.IngressQueue, err))
 	}
@@ -148,10 +149,11 @@ func (q *commandQueues) consumePartition(ctx context.Context, i int) (bus.Subscr
 		Bindings:     bus.PartitionBindings(r.comp.Name, q.n, i),
 		SingleActive: true, MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength,
 		DeadLetterQueue: q.dlq, Prefetch: r.cfg.Prefetch, OrderKey: partitionKey,
-	}, r.traced("partition", r.handleCommand))
+	}, r.handler(queuePartition, i, r.handleCommand))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", name, err)
 	}
+	r.metrics.partitionConsumer.WithLabelValues(r.comp.Name, strconv.Itoa(i)).Set(1)
 	return s, nil
 }
 
@@ -176,6 +178,9 @@ func (q *commandQueues) close() {
 	}
 	wg.Wait()
 	<-q.done
+	for i := range q.n {
+		q.r.metrics.partitionConsumer.WithLabelValues(q.r.comp.Name, strconv.Itoa(i)).Set(0)
+	}
 }
 
 // balance rebalances the partitions when the set of runtimes changes, until close.
@@ -249,6 +254,7 @@ func (q *commandQueues) rebalance(ctx context.Context) {
 		q.mu.Unlock()
 		if old != nil {
 			_ = old.Close()
+			q.r.metrics.partitionConsumer.WithLabelValues(q.r.comp.Name, strconv.Itoa(i)).Set(0)
 		}
 		s, err := q.consumePartition(ctx, i)
 		if err != nil {
@@ -820,26 +826,4 @@ func firstOf(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-// traced wraps a consumer's handler in a span per message (tracing on): a child of the trace
-// context of its headers, a new trace when it has none (xcomponent-ai's messages).
-// queue says which of the runtime's consumers it is (partition, ingress, cross_component).
-func (r *runtime) traced(queue string, h bus.Handler) bus.Handler {
-	tp := r.cfg.TracerProvider
-	if tp == nil {
-		return h
-	}
-	return func(ctx context.Context, m bus.Message) error {
-		name := m.Channel
-		if c := m.Headers[bus.HeaderCommand]; c != "" {
-			name = c // a partition's command: its protocol channel
-		}
-		ctx, span := telemetry.StartConsume(ctx, tp, name, m.MessageID, m.Headers)
-		span.SetAttributes(telemetry.AttrComponent.String(r.comp.Name), telemetry.AttrRuntime.String(r.cfg.RuntimeName),
-			telemetry.AttrQueue.String(queue))
-		err := h(ctx, m)
-		telemetry.End(span, err)
-		return err
-	}
 }

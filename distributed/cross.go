@@ -209,7 +209,7 @@ func (r *runtime) startCrossComponent(ctx context.Context) (bus.Subscription, er
 		Bindings:   []string{wire.ChannelCrossComponentEvent},
 		MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength, Prefetch: r.cfg.Prefetch,
 		OrderKey: crossOrderKey,
-	}, r.traced("cross_component", r.handleCrossComponentEvent))
+	}, r.handler(queueCross, -1, r.handleCrossComponentEvent))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", queue, err)
 	}

@@ -154,6 +154,7 @@ const (
 // runtime is one running runtime.
 type runtime struct {
 	cfg     Config
+	metrics *runtimeMetrics
 	log     *slog.Logger
 	id      string
 	comp    *component.Component
@@ -241,7 +242,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	if cfg.RuntimeName == "" {
 		cfg.RuntimeName = defaultRuntimeName(time.Now())
 	}
-	r := &runtime{cfg: cfg, id: uuid.NewString(), announceReq: make(chan struct{}, 1), owners: embeddedStore(cfg.StoreSpec), known: map[string]bool{}}
+	r := &runtime{cfg: cfg, metrics: newRuntimeMetrics(), id: uuid.NewString(), announceReq: make(chan struct{}, 1), owners: embeddedStore(cfg.StoreSpec), known: map[string]bool{}}
 	r.log = cfg.Logger.With("runtime", cfg.RuntimeName, "runtimeId", r.id)
 	r.host, _ = os.Hostname()
 
@@ -289,6 +290,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}})
 	metrics.Registry().MustRegister(r.droppedCollectors()...)
 	r.instrument(metrics.Registry(), b.Connected)
+	r.metrics.register(metrics.Registry(), r)
 	for method, fn := range cfg.Hooks {
 		r.eng.Handle(method, fn)
 	}

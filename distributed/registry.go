@@ -32,6 +32,7 @@ func componentJSON(c *component.Component) (json.RawMessage, error) {
 // onBrokerState is called by the bus on every connection change: re-announce once the
 // subscriptions are live again.
 func (r *runtime) onBrokerState(connected bool) {
+	r.metrics.brokerState(connected)
 	if !connected {
 		return
 	}
