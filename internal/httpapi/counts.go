@@ -167,13 +167,18 @@ func matchesWhere(alts [][]store.Cond, data map[string]any) bool {
 }
 
 // searchWhere lists the instances matching q and the where alternatives: it reads store
-// pages (narrowed by the first value as text when q has no text) until limit matches or
-// maxWherePages pages, and returns the cursor to go on from ("" at the end).
+// pages of maxLimit (narrowed by the first value as text when q has no text) until limit
+// matches or maxWherePages pages, and returns the cursor to go on from ("" at the end); the
+// answer may hold more or fewer than limit instances (every match of the pages read).
 func (s *server) searchWhere(ctx context.Context, q store.Query, alts [][]store.Cond, values []string) ([]xc.Instance, string, error) {
 	limit := q.Limit
 	if q.Text == "" && len(values) > 0 && len(values[0]) >= 2 && plainText(values[0]) {
 		q.Text = values[0]
+		if _, err := strconv.ParseFloat(values[0], 64); err != nil && values[0] != "true" && values[0] != "false" {
+			q.Text = `"` + values[0] + `"` // a string value: as a whole JSON string, far more selective
+		}
 	}
+	q.Limit = maxLimit // read the store in large pages: the filter keeps few
 	var out []xc.Instance
 	for range maxWherePages {
 		ins, next, err := s.b.Search(ctx, q)

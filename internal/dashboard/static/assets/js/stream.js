@@ -1,9 +1,10 @@
 // The live stream (SSE at /api/stream) and the live event log.
 //
 // Under steady traffic the page stays live at a bounded cost: each state change is applied to
-// the counts at once (the chips move with every event), and the lists, the selected instance
-// and the exact counts are reloaded at most once a second (REFRESH_MS) while events arrive —
-// a throttle, never a debounce that traffic would postpone for ever.
+// the counts at once (the chips move with every event), the lists and the selected instance are
+// reloaded at most once a second (REFRESH_MS) while events arrive — a throttle, never a
+// debounce that traffic would postpone for ever — and the exact counts every COUNTS_MS during
+// traffic and once it is quiet.
 
 import { api, enc, token } from './api.js';
 import { renderAudit } from './audit.js';
@@ -19,6 +20,10 @@ const LOG_MAX = 300;
 // comes FIRST_MS after a quiet period.
 const REFRESH_MS = 1000;
 const FIRST_MS = 150;
+// COUNTS_MS bounds the reloads of the exact counts while events keep arriving (each event
+// already moved them); once the stream is quiet for QUIET_MS they are reloaded, so they end exact.
+const COUNTS_MS = 3000;
+const QUIET_MS = 400;
 
 export function setConn(cls, text) {
   const c = $('#conn-status');
@@ -140,9 +145,10 @@ function machineDefOf(comp, machine) {
 
 const pendingIds = new Set();
 let refreshTimer = 0, refreshing = false, again = false, listDirty = false, lastRefresh = 0;
+let lastEvent = 0, lastCounts = 0, countsOwed = false;
 
 export function scheduleRefresh(id, touchesList = true) {
-  if (id) pendingIds.add(id);
+  if (id) { pendingIds.add(id); lastEvent = Date.now(); }
   if (touchesList) listDirty = true;
   if (refreshing) { again = true; return; }
   if (refreshTimer) return; // already due: traffic never postpones it
@@ -159,8 +165,12 @@ async function runRefresh() {
   const list = listDirty;
   pendingIds.clear();
   listDirty = false;
+  const now = Date.now();
+  const counts = now - lastCounts >= COUNTS_MS || now - lastEvent >= QUIET_MS;
+  countsOwed = !counts;
+  if (counts) lastCounts = now;
   try {
-    await Promise.all([list ? loadInstances() : null, touchesSelected ? loadSelected() : null, loadCounts()]);
+    await Promise.all([list ? loadInstances() : null, touchesSelected ? loadSelected() : null, counts ? loadCounts() : null]);
     renderStats();
     if (list) renderList();
     renderMachines();
@@ -168,6 +178,7 @@ async function runRefresh() {
   } finally {
     refreshing = false;
     if (again || pendingIds.size || listDirty) scheduleRefresh('', false);
+    else if (countsOwed) refreshTimer = setTimeout(runRefresh, QUIET_MS); // the trailing exact counts
   }
 }
 
