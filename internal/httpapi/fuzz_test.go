@@ -43,8 +43,8 @@ stateMachines:
 
 const fuzzMaxBody = 8 << 10
 
-// FuzzRequestBody sends arbitrary bodies to the write endpoints (create, event, broadcast) and
-// arbitrary query strings to the instance list, over a real engine. Properties:
+// FuzzRequestBody sends arbitrary bodies to the write endpoints (create, event, broadcast, bulk
+// events) and arbitrary query strings to the instance list, over a real engine. Properties:
 //   - every answer is a client error (400, 404, 409, 413, 422) or a success, never a 5xx: a
 //     client's input must never look like an outage;
 //   - an error answer is a JSON object with an "error" message;
@@ -86,14 +86,22 @@ func FuzzRequestBody(f *testing.F) {
 			f.Add(kind, []byte(s), "")
 		}
 	}
+	for _, s := range []string{
+		`{"component":"Free","where":{"a":1},"type":"GO"}`, `{"instanceIds":["` + id + `"],"event":"GO","payload":{"n":9007199254740993}}`,
+		`{"component":"Free","where":["a:\u0000"],"type":"GO"}`, `{"component":"Other","where":"a:[1,{}]","event":{"type":"GO"}}`,
+		`{"instanceIds":["` + id + `"],"where":{"a":1},"type":"GO"}`, `{"instanceIds":["X"],"type":"GO"}`,
+	} {
+		f.Add(uint8(4), []byte(s), "")
+	}
 	for _, q := range []string{"q=a%00b", "limit=0", "limit=99999999999999999999", "status=nope", "from=x", "cursor=" + strings.Repeat("z", 600),
 		"component=Free&machine=M&state=A", "q=" + strings.Repeat("a", 300), "from=2025-01-01T00:00:00Z&to=1"} {
 		f.Add(uint8(3), []byte{}, q)
 	}
-	paths := []string{"/api/components/Free/instances", "/api/components/Free/instances/" + id + "/events", "/api/components/Other/broadcast"}
+	paths := []string{"/api/components/Free/instances", "/api/components/Free/instances/" + id + "/events", "/api/components/Other/broadcast",
+		"/api/instances", "/api/events"}
 	f.Fuzz(func(t *testing.T, kind uint8, body []byte, query string) {
 		var r *http.Request
-		kind %= 4
+		kind %= uint8(len(paths))
 		if kind == 3 {
 			if _, err := url.ParseQuery(query); err != nil {
 				return
@@ -125,6 +133,17 @@ func FuzzRequestBody(f *testing.F) {
 		}
 		if kind == 3 {
 			return
+		}
+		if kind == 4 && status == http.StatusOK {
+			// Bulk sends answer 200 with one status per instance: none may be a 5xx either.
+			results, _ := answer["results"].([]any)
+			for _, r := range results {
+				m, _ := r.(map[string]any)
+				n, _ := m["status"].(json.Number)
+				if st, err := n.Int64(); err != nil || st >= 500 {
+					t.Fatalf("bulk send: an instance got %d: %v", st, r)
+				}
+			}
 		}
 		switch {
 		case len(body) > fuzzMaxBody:
