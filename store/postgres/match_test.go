@@ -131,3 +131,9 @@ func BenchmarkMatch100k(b *testing.B) {
 		})
 	}
 }
+
+// FuzzMatch: PostgreSQL's matching agrees with the engine's semantics (storetest.FuzzMatcher).
+func FuzzMatch(f *testing.F) {
+	s, _ := open(f)
+	storetest.FuzzMatcher(f, s)
+}

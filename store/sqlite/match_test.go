@@ -10,3 +10,6 @@ import (
 func TestMatcher(t *testing.T) {
 	storetest.RunMatcher(t, func(t *testing.T) store.Store { return open(t) })
 }
+
+// FuzzMatch: SQLite's matching agrees with the engine's semantics (storetest.FuzzMatcher).
+func FuzzMatch(f *testing.F) { storetest.FuzzMatcher(f, open(f)) }
