@@ -242,6 +242,40 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 		ids[i] = c.InstanceID
 	}
 
+	// Exact counts from the database (6 approved, 5 submitted), and an event by business key.
+	var counts struct {
+		Counts []struct {
+			State  string `json:"state"`
+			Status string `json:"status"`
+			Count  int    `json:"count"`
+		} `json:"counts"`
+		Exact bool `json:"exact"`
+	}
+	eventually(t, "exact counts", func() bool {
+		if st := d.call(t, "GET", "/api/counts?component=Approvals", nil, &counts); st != 200 || !counts.Exact {
+			return false
+		}
+		n := map[string]int{}
+		for _, c := range counts.Counts {
+			n[c.State] += c.Count
+		}
+		return n["Approved"] == 6 && n["Submitted"] == 5
+	})
+	var bulk struct {
+		Matched, Processed int
+	}
+	if st := d.call(t, "POST", "/api/events", map[string]any{"component": "Approvals", "where": "n:14", "event": "APPROVE"}, &bulk); st != 200 || bulk.Matched != 1 || bulk.Processed != 1 {
+		t.Fatalf("event by business key: %d %+v", st, bulk)
+	}
+	// back to five Submitted for what follows
+	var extra createAnswer
+	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"n": 99}}, &extra); st != http.StatusCreated {
+		t.Fatalf("create: %d %+v", st, extra)
+	}
+	if st := d.call(t, "POST", "/api/instances/"+extra.InstanceID+"/trigger", map[string]any{"event": "SUBMIT"}, &s); st != 200 {
+		t.Fatalf("SUBMIT: %d %+v", st, s)
+	}
+
 	// Refusals: no transition from the current state, completed instance.
 	if st := d.call(t, "POST", "/api/instances/"+ids[1]+"/trigger", map[string]any{"event": "SUBMIT"}, &s); st != http.StatusConflict || s.Error == "" {
 		t.Fatalf("SUBMIT twice: %d %+v, want 409 with the reason", st, s)
@@ -263,7 +297,7 @@ func TestDashboardDrivesTwoRuntimes(t *testing.T) {
 	var list struct {
 		Instances []instanceAnswer `json:"instances"`
 	}
-	if st := d.call(t, "GET", "/api/instances?component=Approvals", nil, &list); st != 200 || len(list.Instances) != 11 {
+	if st := d.call(t, "GET", "/api/instances?component=Approvals", nil, &list); st != 200 || len(list.Instances) != 12 { // 11, and the one created after the event by key
 		t.Fatalf("GET /api/instances: %d, %d instances", st, len(list.Instances))
 	}
 	var hist struct {
