@@ -22,6 +22,38 @@ func startDashboard(t testing.TB, name, brokerURL, dsn string) *faults.Proc {
 	return faults.Start(t, name, binary, []string{"dashboard", "--log-format", "json"}, env)
 }
 
+// waitRuntimesUp waits until the dashboard shows n runtimes of the component up (it learns them
+// from their announces).
+func waitRuntimesUp(t testing.TB, base string, n int) {
+	t.Helper()
+	err := faults.Poll(waitFor, func() (bool, error) {
+		resp, err := http.Get(base + "/api/runtimes")
+		if err != nil {
+			return false, nil
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Runtimes []struct {
+				ComponentName string `json:"componentName"`
+				Status        string `json:"status"`
+			} `json:"runtimes"`
+		}
+		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&out) != nil {
+			return false, nil
+		}
+		up := 0
+		for _, r := range out.Runtimes {
+			if r.ComponentName == comp && r.Status == "up" {
+				up++
+			}
+		}
+		return up >= n, nil
+	})
+	if err != nil {
+		t.Fatalf("dashboard %s: %d runtimes of %s up: %v", base, n, comp, err)
+	}
+}
+
 // listed returns the versions of the instances the API lists.
 func listed(base string) (map[string]int64, error) {
 	resp, err := http.Get(base + "/api/instances?limit=1000")
@@ -69,6 +101,7 @@ func TestDashboardRestart(t *testing.T) {
 	a := startRuntime(t, "dash-rt-a", url, dsn)
 	b := startRuntime(t, "dash-rt-b", url, dsn)
 	d := startDashboard(t, "dashboard-0", url, dsn)
+	waitRuntimesUp(t, d.URL, 2)
 	var ids []string
 	for i := range 6 {
 		ids = append(ids, createHTTP(t, d.URL, map[string]any{"key": fmt.Sprint("dash-", i)}))
