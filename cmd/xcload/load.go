@@ -324,8 +324,8 @@ func (r *Report) WriteText(w io.Writer) error {
 		}
 	}
 	for _, s := range r.Servers {
-		fmt.Fprintf(&b, "server       pid %d (%s)  RSS start %.1f MiB  peak %.1f MiB  end %.1f MiB  CPU %.2f s  (%d samples)\n",
-			s.PID, s.Name, s.RSSStartMiB, s.RSSPeakMiB, s.RSSEndMiB, s.CPUSeconds, s.Samples)
+		fmt.Fprintf(&b, "server       pid %d (%s)  RSS start %.1f MiB  peak %.1f MiB  end %.1f MiB  CPU %.2f s, %.3f ms per event  (%d samples)\n",
+			s.PID, s.Name, s.RSSStartMiB, s.RSSPeakMiB, s.RSSEndMiB, s.CPUSeconds, s.CPUMsPerEvent, s.Samples)
 		for _, f := range s.Flatness {
 			fmt.Fprintf(&b, "  %s\n", f)
 		}
@@ -416,7 +416,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		if mstart > 0 {
 			from = time.Unix(0, mstart).Sub(start).Seconds()
 		}
-		rep.Servers = smp.reports(from, cfg.Sample > 0)
+		// rep.OK is summed below: count it here from the results.
+		var ok int64
+		for i := range results {
+			ok += int64(len(results[i].lat))
+		}
+		rep.Servers = smp.reports(from, cfg.Sample > 0, ok)
 		if cfg.Sample > 0 {
 			rep.Samples = smp.samples
 		}

@@ -129,17 +129,21 @@ func (s *sampler) latest() []ProcSample {
 
 // ServerReport is what the run did to one watched server process.
 type ServerReport struct {
-	PID         int        `json:"pid"`
-	Name        string     `json:"name,omitempty"`
-	MetricsURL  string     `json:"metricsUrl,omitempty"`
-	RSSStartMiB float64    `json:"rssStartMiB"` // before the instances were created
-	RSSPeakMiB  float64    `json:"rssPeakMiB"`
-	RSSEndMiB   float64    `json:"rssEndMiB"`
-	CPUSeconds  float64    `json:"cpuSeconds"` // used during the run
-	Samples     int        `json:"samples"`
-	Flatness    []Flatness `json:"flatness,omitempty"` // --sample runs
-	Error       string     `json:"error,omitempty"`    // first read error
-	series      []ProcSample
+	PID         int     `json:"pid"`
+	Name        string  `json:"name,omitempty"`
+	MetricsURL  string  `json:"metricsUrl,omitempty"`
+	RSSStartMiB float64 `json:"rssStartMiB"` // before the instances were created
+	RSSPeakMiB  float64 `json:"rssPeakMiB"`
+	RSSEndMiB   float64 `json:"rssEndMiB"`
+	CPUSeconds  float64 `json:"cpuSeconds"` // used during the run
+	// CPUMsPerEvent is the CPU the process used in the measured period (between the first
+	// sample in it and the last sample) per acknowledged event: the figure to compare servers
+	// on a loaded machine, where a starved process waits but does not spend CPU. 0: unknown.
+	CPUMsPerEvent float64    `json:"cpuMsPerEvent"`
+	Samples       int        `json:"samples"`
+	Flatness      []Flatness `json:"flatness,omitempty"` // --sample runs
+	Error         string     `json:"error,omitempty"`    // first read error
+	series        []ProcSample
 }
 
 // Flatness compares a figure over the first and the last third of the measured period (the
@@ -156,7 +160,7 @@ type Flatness struct {
 
 // reports builds one ServerReport per watched process; measuredFrom is the start of the
 // measured period, in seconds since begin (samples before it are warm-up and setup).
-func (s *sampler) reports(measuredFrom float64, flatness bool) []ServerReport {
+func (s *sampler) reports(measuredFrom float64, flatness bool, events int64) []ServerReport {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []ServerReport
@@ -181,6 +185,11 @@ func (s *sampler) reports(measuredFrom float64, flatness bool) []ServerReport {
 		if first != nil {
 			r.RSSStartMiB, r.RSSEndMiB = mib(first.RSSKiB), mib(last.RSSKiB)
 			r.CPUSeconds = math.Round((last.CPUSeconds-first.CPUSeconds)*100) / 100
+		}
+		if len(r.series) > 0 && last != nil && events > 0 {
+			if cpu := last.CPUSeconds - r.series[0].CPUSeconds; cpu > 0 {
+				r.CPUMsPerEvent = math.Round(cpu*1000/float64(events)*1000) / 1000
+			}
 		}
 		if flatness && len(r.series) >= 3 {
 			for _, m := range []struct {
