@@ -6,7 +6,7 @@ import (
 )
 
 // RuntimeEventKind names what a RuntimeEvent reports. The values are the event names of
-// docs (semantics, "Runtime events") and of the live stream.
+// docs/semantics.md ("Runtime events") and of the live stream.
 type RuntimeEventKind string
 
 // The kinds of runtime events the engine emits, each with its payload type.

@@ -17,7 +17,7 @@ const (
 )
 
 // timerPoller fires the due timers of instances this engine may not even know: those armed by
-// another process sharing the store, which died or lags (semantics.md: a timer still fires if
+// another process sharing the store, which died or lags (docs/semantics.md: a timer still fires if
 // the runtime that armed it is gone). Every poll it claims, for each loaded component, the
 // instances whose earliest timer is TimerTakeover late (store.TimerClaimer: leased in the
 // database, so that two pollers never claim the same instance at once) and fires their due

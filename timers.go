@@ -59,7 +59,7 @@ func hasTimer(ts []store.Timer, t *store.Timer) bool {
 	return false
 }
 
-// nextTimers computes the timers after transition t (semantics.md, "Time"): leaving a state
+// nextTimers computes the timers after transition t (docs/semantics.md, "Time"): leaving a state
 // cancels its timers and arms the target's; a self-loop restarts them (a periodic tick for
 // timeout and auto self-loops), except timeouts with resetOnTransition false: they keep their
 // deadline, and once fired they stay spent until the state is left.

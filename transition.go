@@ -416,7 +416,8 @@ func (e *Engine) publish(s *step, d *delivery, fx effects, start time.Time) {
 	}
 }
 
-// selectTransition picks the transition for an event (semantics.md, "Select the transition").
+// selectTransition picks the transition for an event (docs/semantics.md, "Select the
+// transition").
 func (e *Engine) selectTransition(m *component.Machine, rec *store.Instance, d *delivery) (*component.Transition, string) {
 	cands := m.Candidates(rec.State, d.ev.Type)
 	if len(cands) == 0 {

@@ -14,7 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// The keys of each level of a component file (yaml.md). Anything else is kept and warned about.
+// The keys of each level of a component file (docs/yaml.md). Anything else is kept and
+// warned about.
 var (
 	componentKeys = []string{"name", "version", "description", "metadata", "entryMachine",
 		"entryMachineMode", "autoCreateEntryPoint", "layout", "stateMachines", "triggeredMethods"}

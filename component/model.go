@@ -40,7 +40,7 @@ type Component struct {
 // EntryMode says how many instances of the entry machine may exist.
 type EntryMode string
 
-// Entry-point modes (yaml.md).
+// Entry-point modes (docs/yaml.md).
 const (
 	EntrySingleton EntryMode = "singleton"
 	EntryMultiple  EntryMode = "multiple"
@@ -75,7 +75,7 @@ type stateEvent struct{ state, event string }
 // StateType is the kind of a state.
 type StateType string
 
-// State types (yaml.md).
+// State types (docs/yaml.md).
 const (
 	StateEntry   StateType = "entry"
 	StateRegular StateType = "regular"
@@ -104,7 +104,7 @@ func (s *State) Terminal() bool { return s.Type == StateFinal || s.Type == State
 // TransitionType is the kind of a transition.
 type TransitionType string
 
-// Transition types (yaml.md, semantics.md).
+// Transition types (docs/yaml.md, docs/semantics.md).
 const (
 	Regular        TransitionType = "regular"
 	Triggerable    TransitionType = "triggerable"

@@ -119,7 +119,7 @@ func sound(m *Machine) bool {
 	return true
 }
 
-// analyse adds the warnings about each machine's graph (yaml.md, Validation/Warnings).
+// analyse adds the warnings about each machine's graph (docs/yaml.md, Validation/Warnings).
 func (l *loader) analyse(c *Component) {
 	for _, m := range c.StateMachines {
 		if sound(m) {

@@ -40,7 +40,8 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/component"
-	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/internal/redact"
+	"github.com/xcomponent/xcomponent/internal/serve"
 	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/server"
 	"github.com/xcomponent/xcomponent/store"
@@ -246,7 +247,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	r.log = cfg.Logger.With("runtime", cfg.RuntimeName, "runtimeId", r.id)
 	r.host, _ = os.Hostname()
 
-	comps, err := node.LoadComponents([]string{cfg.ComponentFile}, r.log)
+	comps, err := serve.LoadComponents([]string{cfg.ComponentFile}, r.log)
 	if err != nil {
 		return err
 	}
@@ -258,11 +259,11 @@ func Run(ctx context.Context, cfg Config) (err error) {
 
 	st, err := storeurl.Open(ctx, cfg.StoreSpec, storeurl.WithLogger(r.log))
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", storeurl.Redact(cfg.StoreSpec), err)
+		return fmt.Errorf("open store %s: %w", redact.URL(cfg.StoreSpec), err)
 	}
 	defer func() { _ = st.Close() }()
 	r.store = st
-	r.log.Info("store open", "store", storeurl.Redact(cfg.StoreSpec))
+	r.log.Info("store open", "store", redact.URL(cfg.StoreSpec))
 	// Stopped (and waited for) before the store closes: defers run last-in first-out.
 	mctx, stopMaintenance := context.WithCancel(ctx)
 	maintained := maintenance.Start(mctx, st, maintenance.Options{InboxRetention: cfg.InboxRetention, Logger: r.log})
@@ -285,7 +286,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer rel.close()
 
 	metrics := server.NewMetrics()
-	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeType(cfg.StoreSpec) != "memory", MissingHook: func(h *xc.Hook) {
+	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeurl.Kind(cfg.StoreSpec) != "memory", MissingHook: func(h *xc.Hook) {
 		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
 	}})
 	metrics.Registry().MustRegister(r.droppedCollectors()...)
@@ -351,7 +352,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 		go func() {
 			defer close(httpDone)
 			httpErr <- server.Serve(httpCtx, ln, r.eng, server.Options{Logger: r.log, Metrics: metrics, Tokens: cfg.Tokens,
-				Name: cfg.RuntimeName, DatabaseType: storeType(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout,
+				Name: cfg.RuntimeName, DatabaseType: storeurl.Kind(cfg.StoreSpec), ShutdownTimeout: cfg.ShutdownTimeout,
 				BrokerURL: cfg.BrokerURL, BrokerConnected: b.Connected, Ready: r.readiness, HTTP: cfg.HTTP,
 				Trace: telemetry.HTTPTrace(cfg.TracerProvider)})
 		}()
@@ -473,15 +474,4 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	r.log.Info("stopped")
 	return runErr
-}
-
-func storeType(spec string) string {
-	switch {
-	case spec == "memory":
-		return "memory"
-	case len(spec) > 7 && spec[:7] == "sqlite:":
-		return "sqlite"
-	default:
-		return "postgres"
-	}
 }

@@ -15,7 +15,7 @@ import (
 // cascades and cross-component events with it: their in-memory indexes do not see the
 // instances other processes created or changed, the database does.
 //
-// The conditions have the semantics of the engine's matching rules (spec semantics.md,
+// The conditions have the semantics of the engine's matching rules (docs/semantics.md,
 // "Matching rules"); MatchData is their reference implementation.
 type Matcher interface {
 	// Match returns the active instances of q.Component / q.Machine (in q.State when set)

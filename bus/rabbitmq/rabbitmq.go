@@ -31,7 +31,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,6 +38,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/wire"
 )
 
@@ -117,7 +117,7 @@ func New(opts Options) (*Bus, error) {
 	}
 	b := &Bus{
 		opts:    opts,
-		masked:  MaskURL(opts.URL),
+		masked:  redact.URL(opts.URL),
 		changed: make(chan struct{}),
 		subs:    map[*sub]struct{}{},
 		done:    make(chan struct{}),
@@ -126,15 +126,6 @@ func New(opts Options) (*Bus, error) {
 	b.wg.Add(1)
 	go b.run()
 	return b, nil
-}
-
-// MaskURL returns url with its password replaced by "xxxxx".
-func MaskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid broker URL)"
-	}
-	return u.Redacted()
 }
 
 // Connected implements bus.Bus.

@@ -221,7 +221,7 @@ func TestPublishWhileDisconnected(t *testing.T) {
 	}
 	logMu.Lock()
 	defer logMu.Unlock()
-	if strings.Contains(logs.String(), "s3cret") || !strings.Contains(logs.String(), "xxxxx") {
+	if strings.Contains(logs.String(), "s3cret") || !strings.Contains(logs.String(), "guest:***@") {
 		t.Fatalf("password not masked in logs:\n%s", logs.String())
 	}
 }
@@ -237,10 +237,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 	return l.w.Write(p)
 }
 
-func TestMaskURL(t *testing.T) {
-	if got := rabbitmq.MaskURL("amqp://xcomponent:xcomponent123@rabbit:5672/vh"); got != "amqp://xcomponent:xxxxx@rabbit:5672/vh" {
-		t.Fatal(got)
-	}
+func TestNewRefusesNonAMQP(t *testing.T) {
 	if _, err := rabbitmq.New(rabbitmq.Options{URL: "http://nope"}); err == nil {
 		t.Fatal("New accepted a non-AMQP URL")
 	}

@@ -17,10 +17,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/xcomponent/xcomponent/internal/node"
+	xcserve "github.com/xcomponent/xcomponent/internal/serve"
 )
 
-// serve runs a real node (memory store, testdata/toggle.yaml) in this process and returns its base URL.
+// serve runs a real `xcomponent serve` (memory store, testdata/toggle.yaml) in this process and returns its base URL.
 func serve(t *testing.T) string {
 	t.Helper()
 	file := filepath.Join("testdata", "toggle.yaml")
@@ -28,7 +28,7 @@ func serve(t *testing.T) string {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- node.Serve(ctx, node.Config{Files: []string{file}, Store: "memory", Bind: "127.0.0.1", Port: 0,
+		done <- xcserve.Serve(ctx, xcserve.Config{Files: []string{file}, Store: "memory", Bind: "127.0.0.1", Port: 0,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Ready:  func(a net.Addr) { ready <- "http://" + a.String() }})
 	}()

@@ -10,7 +10,7 @@ import (
 
 	"github.com/xcomponent/xcomponent/internal/busbackend"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
-	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/internal/serve"
 )
 
 // authTokens merges XCOMPONENT_AUTH_TOKENS, --auth-token flags and the token file
@@ -104,7 +104,7 @@ func newDashboardCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer flush()
-			err = node.Dashboard(ctx, node.DashboardConfig{
+			err = serve.Dashboard(ctx, serve.DashboardConfig{
 				BrokerURL: brokerURL, DatabaseURL: databaseURL, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, LostAfter: lostAfter, CommandTimeout: commandTimeout,
 				Logger: g.logger(), HTTP: *transport, TracerProvider: tp,

@@ -10,7 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/xcomponent/xcomponent/internal/httpapi"
-	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/internal/serve"
 	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/store/maintenance"
 	"github.com/xcomponent/xcomponent/store/storeurl"
@@ -96,7 +96,7 @@ func newServeCmd(g *globals) *cobra.Command {
 					return &exitError{code: 1, err: err}
 				}
 			}
-			err = node.Serve(ctx, node.Config{
+			err = serve.Serve(ctx, serve.Config{
 				Files: files, Store: spec, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, Name: name, Logger: g.logger(),
 				HooksURL: hooksURL, HooksHeaders: hdrs, HTTP: *transport, InboxRetention: inboxRetention,

@@ -22,7 +22,7 @@ import (
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
-	"github.com/xcomponent/xcomponent/internal/node"
+	"github.com/xcomponent/xcomponent/internal/serve"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/postgres"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
@@ -367,7 +367,7 @@ func serveNode(b *testing.B, file, spec string) string {
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- node.Serve(ctx, node.Config{Files: []string{file}, Store: spec, Bind: "127.0.0.1", Port: 0,
+		done <- serve.Serve(ctx, serve.Config{Files: []string{file}, Store: spec, Bind: "127.0.0.1", Port: 0,
 			Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 			Ready:  func(a net.Addr) { ready <- "http://" + a.String() }})
 	}()

@@ -3,7 +3,6 @@ package busbackend
 import (
 	"bytes"
 	"context"
-	"net/url"
 	"sort"
 	"time"
 
@@ -13,6 +12,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/wire"
 )
 
@@ -283,11 +283,7 @@ func maskURL(raw string) string {
 	if raw == "" {
 		return "none"
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		return "(invalid broker URL)"
-	}
-	return u.Redacted()
+	return redact.URL(raw)
 }
 
 func truncate(b []byte) string {

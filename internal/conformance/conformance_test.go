@@ -2,8 +2,9 @@
 // external conformance suite does: `xcomponent simulate FILE --machine M [--context JSON]
 // --steps JSON --json`, parsing its JSON; and `xcomponent validate` on broken files.
 //
-// The scenarios live in scenarios_test.go (one table per theme of spec/semantics.md); the
-// component files in testdata/. A failing scenario documents expected behaviour: it is never
+// The scenarios live in one file per theme of docs/semantics.md (selection, timers, effects,
+// routing, lifecycle, validation, xcomponent-ai compatibility); the component files in
+// testdata/. A failing scenario documents expected behaviour: it is never
 // skipped.
 package conformance
 

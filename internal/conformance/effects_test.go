@@ -4,7 +4,7 @@ import (
 	"testing"
 )
 
-// semantics.md step 8: inter_machine children and parent notifications.
+// docs/semantics.md step 8: inter_machine children and parent notifications.
 var _ = register(familyScenarios)
 
 func TestInterMachineAndParents(t *testing.T) { runScenarios(t, familyScenarios()) }

@@ -69,7 +69,7 @@ func broadcastScenarios() []scenario {
 	}
 }
 
-// Entry points: yaml.md entryMachine, entryMachineMode, autoCreateEntryPoint.
+// Entry points: docs/yaml.md entryMachine, entryMachineMode, autoCreateEntryPoint.
 var _ = register(entryScenarios)
 
 func TestEntryPoints(t *testing.T) { runScenarios(t, entryScenarios()) }

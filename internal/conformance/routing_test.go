@@ -2,7 +2,7 @@ package conformance
 
 import "testing"
 
-// semantics.md "Matching rules" through routing (broadcast), and the payload merge rules.
+// docs/semantics.md "Matching rules" through routing (broadcast), and the payload merge rules.
 var _ = register(routingScenarios)
 
 func TestRouting(t *testing.T) { runScenarios(t, routingScenarios()) }

@@ -5,7 +5,7 @@ import (
 	"testing"
 )
 
-// semantics.md, "Processing one event" step 2: selecting the transition.
+// docs/semantics.md, "Processing one event" step 2: selecting the transition.
 var _ = register(selectionScenarios)
 
 func TestSelection(t *testing.T) { runScenarios(t, selectionScenarios()) }
@@ -95,7 +95,7 @@ func selectionScenarios() []scenario {
 	}
 }
 
-// yaml.md "Guard expressions".
+// docs/yaml.md "Guard expressions".
 var _ = register(guardScenarios)
 
 func TestGuards(t *testing.T) { runScenarios(t, guardScenarios()) }
@@ -185,7 +185,7 @@ func guardScenarios() []scenario {
 	return out
 }
 
-// semantics.md "Matching rules": operators and types, on a direct send with several
+// docs/semantics.md "Matching rules": operators and types, on a direct send with several
 // candidates (Match has the rule, NoMatch is the fallback without rules).
 var _ = register(operatorScenarios)
 

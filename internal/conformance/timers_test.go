@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// semantics.md "Time": timeout and auto transitions on the virtual clock.
+// docs/semantics.md "Time": timeout and auto transitions on the virtual clock.
 var _ = register(timerScenarios)
 
 func TestTimers(t *testing.T) { runScenarios(t, timerScenarios()) }

@@ -149,7 +149,7 @@ func TestLoadReportsEveryError(t *testing.T) {
 	}
 }
 
-// TestValidateSemanticWarnings: warnings named in yaml.md, with positions.
+// TestValidateSemanticWarnings: warnings named in docs/yaml.md, with positions.
 func TestValidateSemanticWarnings(t *testing.T) {
 	type w struct{ file, has string }
 	for _, c := range []w{

@@ -6,9 +6,7 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
-	"net/url"
 	"os"
-	"regexp"
 	"slices"
 	"strings"
 )
@@ -183,18 +181,4 @@ func bearer(h string) string {
 		return ""
 	}
 	return strings.TrimSpace(tok)
-}
-
-var passwordRE = regexp.MustCompile(`:[^:@/]+@`)
-
-// maskURL hides the password of a URL ("amqp://u:***@host").
-func maskURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil || u.User == nil {
-		return passwordRE.ReplaceAllString(raw, ":***@")
-	}
-	if _, has := u.User.Password(); has {
-		u.User = url.UserPassword(u.User.Username(), "***")
-	}
-	return strings.Replace(u.String(), "%2A%2A%2A", "***", 1)
 }

@@ -11,6 +11,7 @@ import (
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/store"
 )
 
@@ -21,8 +22,9 @@ type LocalOption func(*local)
 // it is "memory" for a *store.Memory and "unknown" otherwise.
 func WithDatabaseType(typ string) LocalOption { return func(l *local) { l.dbType = typ } }
 
-// WithBroker reports a broker the engine also publishes to (`serve --broker`): its URL,
-// shown with the password masked, and a function telling whether it is connected.
+// WithBroker reports the broker of a distributed runtime (its API: `xcomponent runtime
+// --port`): its URL, shown with the password masked, and a function telling whether it is
+// connected.
 func WithBroker(url string, connected func() bool) LocalOption {
 	return func(l *local) { l.brokerURL, l.brokerUp = url, connected }
 }
@@ -85,7 +87,7 @@ func (l *local) Health(ctx context.Context) Health {
 		h.Database = l.dbType != "memory"
 	}
 	if l.brokerURL != "" {
-		h.Broker = maskURL(l.brokerURL)
+		h.Broker = redact.URL(l.brokerURL)
 		h.BrokerConnected = l.brokerUp == nil || l.brokerUp()
 		if !h.BrokerConnected {
 			h.Status = "degraded"

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/xcomponent/xcomponent/internal/dashboard"
+	"github.com/xcomponent/xcomponent/internal/redact"
 )
 
 // Options configure the HTTP layer. The zero value is usable: open API (no tokens), no CORS,
@@ -551,7 +552,7 @@ func (s *server) handleHealth(w http.ResponseWriter, r *http.Request) error {
 	if h.Components == nil {
 		h.Components = []string{}
 	}
-	h.Broker = maskURL(h.Broker)
+	h.Broker = redact.URL(h.Broker)
 	if !s.details(r) {
 		// Open endpoint with auth on: the driver's errors name users, databases, hosts and
 		// ports; they go to the log, the answer says only what is wrong.

@@ -44,6 +44,7 @@ import (
 	"time"
 
 	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/internal/telemetry"
 )
 
@@ -132,7 +133,7 @@ func New(rawURL string, opts Options) xc.HookFunc {
 		log = slog.Default()
 	}
 	headers := opts.Headers.Clone()
-	shown := Redact(rawURL)
+	shown := redact.URL(rawURL)
 
 	return func(ctx context.Context, h *xc.Hook) error {
 		body, err := json.Marshal(request{
@@ -278,20 +279,6 @@ func apply(h *xc.Hook, r *reply) {
 	}
 }
 
-// Redact returns rawURL without user info or query, for logs and errors.
-func Redact(rawURL string) string {
-	u, err := url.Parse(rawURL)
-	if err != nil {
-		return "(invalid URL)"
-	}
-	u.User = nil
-	if u.RawQuery != "" {
-		u.RawQuery = "…"
-	}
-	u.Fragment = ""
-	return u.String()
-}
-
 // stripURLError drops the *url.Error wrapper, whose message repeats the URL with its query.
 func stripURLError(err error) error {
 	var ue *url.Error
@@ -328,7 +315,7 @@ func ParseHeader(line string) (name, value string, err error) {
 func CheckURL(rawURL string) error {
 	u, err := url.Parse(rawURL)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return fmt.Errorf("hooks URL %s: want http://host/… or https://host/…", Redact(rawURL))
+		return fmt.Errorf("hooks URL %s: want http://host/… or https://host/…", redact.URL(rawURL))
 	}
 	return nil
 }

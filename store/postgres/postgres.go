@@ -32,8 +32,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/store"
-	"github.com/xcomponent/xcomponent/store/internal/dsn"
 	"github.com/xcomponent/xcomponent/store/internal/groupcommit"
 	"github.com/xcomponent/xcomponent/store/internal/sqlstore"
 )
@@ -85,9 +85,6 @@ func WithCommitters(n int) Option { return func(o *options) { o.committers = n }
 // WithMaxBackoff caps the wait between two connection attempts of Open (default 5s).
 func WithMaxBackoff(d time.Duration) Option { return func(o *options) { o.maxBackoff = d } }
 
-// Redact returns a connection string with its password masked, for logs.
-func Redact(s string) string { return dsn.Redact(s) }
-
 // Open connects to the database at connString (a postgres:// or postgresql:// URL or a libpq
 // key/value string; libpq options such as sslmode are honoured, and pgxpool's pool_* ones)
 // and migrates it. While the database is unreachable it retries with exponential backoff,
@@ -100,7 +97,7 @@ func Open(ctx context.Context, connString string, opts ...Option) (*Store, error
 	if o.committers <= 0 {
 		o.committers = 1
 	}
-	redacted := Redact(connString)
+	redacted := redact.URL(connString)
 	cfg, err := pgxpool.ParseConfig(connString)
 	if err != nil {
 		// The parse error may quote the connection string: keep only its cause.

@@ -15,8 +15,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/store"
-	"github.com/xcomponent/xcomponent/store/internal/dsn"
 	"github.com/xcomponent/xcomponent/store/postgres"
 	"github.com/xcomponent/xcomponent/store/sqlite"
 )
@@ -67,7 +67,7 @@ func Open(ctx context.Context, spec string, opts ...Option) (store.Store, error)
 		}
 		return s, nil
 	}
-	return nil, fmt.Errorf("unknown store %q: want memory, sqlite:PATH, postgres://… or postgresql://…", Redact(spec))
+	return nil, fmt.Errorf("unknown store %q: want memory, sqlite:PATH, postgres://… or postgresql://…", redact.URL(spec))
 }
 
 // memoryOptions reads the retention of the memory store from "?history=N&completed=N".
@@ -119,12 +119,22 @@ func Resolve(flag string, getenv func(string) string) (string, error) {
 	}
 	if u := getenv("DATABASE_URL"); u != "" {
 		if !isPostgres(u) {
-			return u, fmt.Errorf("DATABASE_URL %q: want a postgres:// or postgresql:// URL", Redact(u))
+			return u, fmt.Errorf("DATABASE_URL %q: want a postgres:// or postgresql:// URL", redact.URL(u))
 		}
 		return u, nil
 	}
 	return Default, nil
 }
 
-// Redact returns spec with any password replaced by *** (for logs and errors).
-func Redact(spec string) string { return dsn.Redact(spec) }
+// Kind names the store a spec opens, "memory", "sqlite" or "postgres" (health answers and
+// registry announcements say it; only a memory store cannot be shared with other processes).
+func Kind(spec string) string {
+	switch {
+	case IsMemory(spec):
+		return "memory"
+	case strings.HasPrefix(spec, "sqlite:"):
+		return "sqlite"
+	default:
+		return "postgres"
+	}
+}

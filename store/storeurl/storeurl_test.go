@@ -92,9 +92,12 @@ func TestOpenPostgres(t *testing.T) {
 	}
 }
 
-func TestRedact(t *testing.T) {
-	if got := storeurl.Redact("postgres://u:secret@h:5432/db?sslmode=require"); got != "postgres://u:***@h:5432/db?sslmode=require" {
-		t.Errorf("Redact: %s", got)
+func TestKind(t *testing.T) {
+	for spec, want := range map[string]string{"memory": "memory", "memory?history=5": "memory",
+		"sqlite:./x.db": "sqlite", "postgres://h/db": "postgres", "postgresql://h/db": "postgres"} {
+		if got := storeurl.Kind(spec); got != want {
+			t.Errorf("Kind(%q) = %q, want %q", spec, got, want)
+		}
 	}
 }
 

@@ -1,4 +1,4 @@
-package node
+package serve
 
 import (
 	"context"
@@ -16,6 +16,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
 	"github.com/xcomponent/xcomponent/internal/busbackend"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/postgres"
@@ -70,7 +71,7 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 		return err
 	}
 	defer func() { _ = b.Close() }()
-	log.Info("connecting to the broker", "broker", rabbitmq.MaskURL(cfg.BrokerURL))
+	log.Info("connecting to the broker", "broker", redact.URL(cfg.BrokerURL))
 	var st store.Store
 	if cfg.DatabaseURL != "" {
 		pg, err := postgres.Open(ctx, cfg.DatabaseURL, postgres.WithLogger(log))
@@ -79,7 +80,7 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 		}
 		defer func() { _ = pg.Close() }()
 		st = pg
-		log.Info("database open", "database", postgres.Redact(cfg.DatabaseURL))
+		log.Info("database open", "database", redact.URL(cfg.DatabaseURL))
 	} else {
 		log.Warn("no DATABASE_URL: history, audit trail and completed instances come from what this dashboard saw on the broker since it started")
 	}

@@ -1,6 +1,7 @@
-// Package node wires a runnable process: the store, the engine with its components, and the
-// HTTP API. `xcomponent serve` is one node.
-package node
+// Package serve wires the processes of `xcomponent serve` (the store, the engine with its
+// components, the HTTP API and dashboard: Serve) and `xcomponent dashboard` (the standalone
+// dashboard of the distributed mode, over the broker: Dashboard).
+package serve
 
 import (
 	"context"
@@ -15,6 +16,7 @@ import (
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/redact"
 	"github.com/xcomponent/xcomponent/internal/telemetry"
 	"github.com/xcomponent/xcomponent/internal/webhook"
 	"github.com/xcomponent/xcomponent/server"
@@ -22,7 +24,7 @@ import (
 	"github.com/xcomponent/xcomponent/store/storeurl"
 )
 
-// Config of a single-process node.
+// Config of `xcomponent serve`.
 type Config struct {
 	// Files are the component YAML files to load.
 	Files []string
@@ -81,7 +83,7 @@ func LoadComponents(files []string, log *slog.Logger) ([]*component.Component, e
 	return comps, nil
 }
 
-// Serve runs a single-process node until ctx is cancelled (SIGINT/SIGTERM), then stops
+// Serve runs `xcomponent serve` until ctx is cancelled (SIGINT/SIGTERM), then stops
 // gracefully: no new requests, in-flight work finished, store closed.
 func Serve(ctx context.Context, cfg Config) error {
 	log := cfg.Logger
@@ -99,10 +101,10 @@ func Serve(ctx context.Context, cfg Config) error {
 	}
 	st, err := storeurl.Open(ctx, cfg.Store, storeurl.WithLogger(log))
 	if err != nil {
-		return fmt.Errorf("open store %s: %w", storeurl.Redact(cfg.Store), err)
+		return fmt.Errorf("open store %s: %w", redact.URL(cfg.Store), err)
 	}
 	defer st.Close()
-	log.Info("store open", "store", storeurl.Redact(cfg.Store))
+	log.Info("store open", "store", redact.URL(cfg.Store))
 	// Stopped (and waited for) before the store closes: defers run last-in first-out.
 	mctx, stopMaintenance := context.WithCancel(ctx)
 	maintained := maintenance.Start(mctx, st, maintenance.Options{InboxRetention: cfg.InboxRetention, Logger: log})
@@ -114,7 +116,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	}}
 	if cfg.HooksURL != "" {
 		opts.DefaultHook = webhook.New(cfg.HooksURL, webhook.Options{Headers: cfg.HooksHeaders, Logger: log})
-		log.Info("hooks endpoint", "url", webhook.Redact(cfg.HooksURL), "headers", len(cfg.HooksHeaders))
+		log.Info("hooks endpoint", "url", redact.URL(cfg.HooksURL), "headers", len(cfg.HooksHeaders))
 	}
 	eng := xc.New(opts)
 	for _, c := range comps {
@@ -144,7 +146,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	}
 	err = server.Serve(ctx, ln, eng, server.Options{Tokens: cfg.Tokens, Logger: log, Metrics: metrics,
 		MaxBodyBytes: cfg.MaxBodyBytes, CORSOrigins: cfg.CORSOrigins, Name: name, HTTP: cfg.HTTP,
-		DatabaseType: storeType(cfg.Store), ShutdownTimeout: cfg.ShutdownTimeout, Trace: telemetry.HTTPTrace(cfg.TracerProvider)})
+		DatabaseType: storeurl.Kind(cfg.Store), ShutdownTimeout: cfg.ShutdownTimeout, Trace: telemetry.HTTPTrace(cfg.TracerProvider)})
 	log.Info("shutting down")
 	timeout := cfg.ShutdownTimeout
 	if timeout <= 0 {
@@ -165,15 +167,4 @@ func isLoopback(bind string) bool {
 	}
 	ip := net.ParseIP(bind)
 	return ip != nil && ip.IsLoopback()
-}
-
-func storeType(spec string) string {
-	switch {
-	case storeurl.IsMemory(spec):
-		return "memory"
-	case len(spec) > 7 && spec[:7] == "sqlite:":
-		return "sqlite"
-	default:
-		return "postgres"
-	}
 }
