@@ -46,7 +46,7 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (Instance, error
 		return Instance{}, err
 	}
 	if e.manual {
-		if err := e.Settle(ctx); err != nil {
+		if err := e.settle(ctx); err != nil {
 			return Instance{}, err
 		}
 	}
@@ -118,7 +118,7 @@ func (e *Engine) createInstance(ctx context.Context, cr *compRuntime, req Create
 	ev := req.Event
 	e.fillIDs(&ev)
 	if ev.Source == "" {
-		ev.Source = "api"
+		ev.Source = SourceAPI
 	}
 	why := fromRequest(&ev)
 	why.parentID, why.parentMachine, why.entryPoint = req.ParentID, req.ParentMachine, entryPoint || singleton
@@ -163,7 +163,8 @@ type creation struct {
 	causationID     string // the event that caused it ("" for an external request)
 	correlationID   string // the chain it belongs to; its own event id when empty
 	trigger         string // the event type that asked for it
-	actor, source   string
+	actor           string
+	source          Source
 	sourceComponent string
 	parentID        string
 	parentMachine   string
@@ -204,7 +205,7 @@ func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map
 		Payload: store.CreationPayload(data, trigger, why.parentID, why.parentMachine),
 		ToState: m.InitialState, Data: data, SourceComponent: why.sourceComponent,
 		CorrelationID: correlation, CausationID: why.causationID,
-		Actor: why.actor, Source: why.source, PersistedAt: now,
+		Actor: why.actor, Source: string(why.source), PersistedAt: now,
 	}
 	return rec, ev
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/xcomponent/xcomponent/store/postgres"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/store/sqlite"
+	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
 // TestHookDataWithNULRefusedOnEveryStore: a hook (a webhook's answer) that sets a string
@@ -39,7 +40,7 @@ func TestHookDataWithNULRefusedOnEveryStore(t *testing.T) {
 				st = s
 			}
 			t.Cleanup(func() { _ = st.Close() })
-			eng := xc.New(xc.Options{Store: st, Manual: true, Logger: quietLog()})
+			eng := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog()})
 			t.Cleanup(func() { _ = eng.Close(ctx) })
 			eng.Handle("onGo", func(_ context.Context, h *xc.Hook) error {
 				h.Data["fromHook"] = map[string]any{"list": []any{"ok", "bad\x00"}}

@@ -79,7 +79,7 @@ func (e *Engine) forward(ctx context.Context, m Message) {
 	default:
 		e.consume(ctx, m.ID)
 	}
-	if m.Origin == "cross_component" {
+	if m.Origin == SourceCrossComponent {
 		e.emit(RuntimeEvent{Component: m.SourceComponent, InstanceID: m.SourceInstanceID, Data: CrossComponentSent{
 			Delivery: CrossForwarded, TargetComponent: m.Component, TargetMachine: m.Machine, SourceComponent: m.SourceComponent,
 			Event: m.Event, MessageKind: m.Kind}})
@@ -156,7 +156,7 @@ func (e *Engine) createMessage(ctx context.Context, cr *compRuntime, m Message, 
 		cr.entryExists = true // createMu is held
 	}
 	e.emitCreated(rec)
-	if m.Origin == "cross_component" {
+	if m.Origin == SourceCrossComponent {
 		e.emit(RuntimeEvent{Component: m.SourceComponent, InstanceID: m.SourceInstanceID, Data: CrossComponentSent{
 			Delivery: CrossCreated, TargetComponent: cr.def.Name, TargetMachine: machine, SourceComponent: m.SourceComponent,
 			Event: m.Event, CreatedInstanceID: rec.ID}})

@@ -34,5 +34,6 @@ package xcomponent
 // Leaves, taken alone: instance.mu (an instance's mailbox), Engine.idleMu (pending count),
 // Engine.fifoMu (the manual-mode queue), Engine.hooksMu (handlers). The store's own locks
 // are below all of these: the engine calls the store holding at most createMu. No engine lock
-// is held while a hook runs, nor while a Remote delivers; Options.Listener runs in the
-// goroutine that emits, possibly under createMu, which is why it must not call the engine.
+// is held while a hook runs, nor while a Remote delivers; a synchronous listener (xcomponenttest)
+// runs in the goroutine that emits, possibly under createMu, which is why it must not call
+// the engine.

@@ -53,7 +53,7 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 
 	if sends != nil {
 		for _, m := range sends.msgs {
-			m.Origin = "hook"
+			m.Origin = SourceHook
 			if m.Kind == msgSend && m.Component == comp {
 				m.Component = ""
 			}
@@ -75,7 +75,7 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 		if cm != nil {
 			child, created := e.newInstanceRecord(mr.comp, cm, mapContext(t.ContextMapping, merged), now, creation{
 				causationID: d.ev.ID, correlationID: d.ev.CorrelationID, trigger: d.ev.Type,
-				actor: comp, source: "inter_machine", parentID: rec.ID, parentMachine: rec.Machine,
+				actor: comp, source: SourceInterMachine, parentID: rec.ID, parentMachine: rec.Machine,
 				entryPoint: cm.def.Name == mr.comp.def.EntryMachine && mr.comp.def.EntryMachineMode == component.EntrySingleton,
 			})
 			created.TraceID = spanTraceID(d.span)
@@ -88,11 +88,11 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 		data := mapContext(t.ContextMapping, merged)
 		if t.TargetEvent == "" {
 			add(Message{Kind: msgCreate, Component: t.TargetComponent, Machine: t.TargetMachine, Data: data,
-				Origin: "cross_component", Event: Event{Type: d.ev.Type}})
+				Origin: SourceCrossComponent, Event: Event{Type: d.ev.Type}})
 		} else {
 			add(Message{Kind: msgBroadcast, Component: t.TargetComponent, Machine: t.TargetMachine,
 				Event: Event{Type: t.TargetEvent, Payload: data}, Rules: resolveRules(t.MatchingRules, data),
-				Origin: "cross_component"})
+				Origin: SourceCrossComponent})
 		}
 	}
 
@@ -113,14 +113,14 @@ func (e *Engine) buildEffects(mr *machineRuntime, rec, next *store.Instance, t *
 			if np.IncludeContext {
 				payload["childContext"] = next.Data
 			}
-			add(Message{Kind: msgSend, InstanceID: rec.ParentID, Event: Event{Type: np.Event, Payload: payload}, Origin: "parent"})
+			add(Message{Kind: msgSend, InstanceID: rec.ParentID, Event: Event{Type: np.Event, Payload: payload}, Origin: SourceParent})
 		}
 	}
 
 	for _, r := range target.CascadingRules {
 		payload := expandTemplates(r.Payload, next.Data)
 		msg := Message{Kind: msgBroadcast, Component: r.TargetComponent, Machine: r.TargetMachine,
-			State: r.TargetState, Event: Event{Type: r.Event, Payload: payload}, Origin: "cascade"}
+			State: r.TargetState, Event: Event{Type: r.Event, Payload: payload}, Origin: SourceCascade}
 		if msg.Component == "" {
 			msg.Component = comp
 		}

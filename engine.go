@@ -11,6 +11,7 @@ import (
 
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/internal/testmode"
 	"github.com/xcomponent/xcomponent/store"
 )
 
@@ -23,10 +24,6 @@ type Options struct {
 	Clock clock.Clock
 	// Logger receives the engine's logs; slog.Default() when nil.
 	Logger *slog.Logger
-	// Manual turns off background processing: queued events and due timers are processed
-	// only by Settle, FireDue and the calling goroutine, in a deterministic order. It is what
-	// `xcomponent simulate` and deterministic tests use.
-	Manual bool
 	// Remote delivers messages for components this engine does not host (distributed mode).
 	Remote Remote
 	// SharedStore says that other processes write the same store (several runtimes of a
@@ -41,16 +38,10 @@ type Options struct {
 	// Tracer, when set, traces transitions, creations, hook calls and store commits (see
 	// Tracer); nil: no tracing, at no cost.
 	Tracer Tracer
-	// Listener, when set, is called synchronously with every runtime event, in the goroutine
-	// that produced it. It must be quick and must not call the engine. Subscribe is the
-	// non-blocking alternative; Listener is for tools that must see everything (simulate).
-	Listener func(RuntimeEvent)
-	// MissingHook is called when a hook method has no handler (the binaries record it in the
-	// audit trail); optional.
-	MissingHook func(h *Hook)
 	// DefaultHook handles every hook method named in the YAML that has no handler registered
 	// with Handle (registered handlers win); the binaries point it at --hooks-url. When nil,
-	// such methods go to MissingHook.
+	// such methods do nothing: the audit trail notes it, and the engine logs it at debug
+	// level.
 	DefaultHook HookFunc
 	// TimerBatch bounds how many due timers are fired in one batch (default 1000).
 	TimerBatch int
@@ -64,18 +55,28 @@ type Options struct {
 	// that armed a timer fires it on time from its own queue, the others take over when it
 	// is this late (default DefaultTimerTakeover, 500ms).
 	TimerTakeover time.Duration
+	// Testing is set by package xcomponenttest (manual mode, virtual clock, synchronous
+	// listener); leave it nil.
+	Testing *testmode.Driver[RuntimeEvent]
 	// TimerLease is how long a claim keeps other processes off the claimed instances
 	// (default DefaultTimerLease, 10s). A process that dies holding a claim delays those
 	// timers by at most this much.
 	TimerLease time.Duration
 }
 
-// Observer is told about what the engine does, synchronously: keep it cheap.
+// Observer is told about what the engine does, synchronously, for metrics (server.Metrics is
+// one): keep it cheap. Subscribe is how to follow what happens to instances.
 type Observer interface {
+	// Transition: a transition committed, processed in seconds.
 	Transition(component, machine, from, to, event string, seconds float64)
+	// EventIgnored: an event was refused.
 	EventIgnored(component, machine string)
+	// HookError: an onEntry hook failed (the transition stands).
 	HookError(component, machine string)
+	// StoreError: a store write failed.
 	StoreError()
+	// TimerFired: a timer fired, lagSeconds after its deadline.
+	TimerFired(lagSeconds float64)
 }
 
 // Engine runs the instances of the components loaded into it.
@@ -89,7 +90,6 @@ type Engine struct {
 	shared   bool
 	observer Observer
 	tracer   Tracer
-	missing  func(h *Hook)
 	fallback HookFunc
 	listener func(RuntimeEvent)
 
@@ -131,13 +131,10 @@ func New(opts Options) *Engine {
 		log:        opts.Logger,
 		store:      opts.Store,
 		clock:      opts.Clock,
-		manual:     opts.Manual,
 		remote:     opts.Remote,
 		observer:   opts.Observer,
 		tracer:     opts.Tracer,
-		missing:    opts.MissingHook,
 		fallback:   opts.DefaultHook,
-		listener:   opts.Listener,
 		hooks:      make(map[string]HookFunc),
 		components: make(map[string]*compRuntime),
 		instances:  make(map[string]*instance),
@@ -154,6 +151,10 @@ func New(opts Options) *Engine {
 	}
 	if e.clock == nil {
 		e.clock = clock.Real{}
+	}
+	if t := opts.Testing; t != nil {
+		e.manual, e.listener = t.Manual, t.Listen
+		t.Settle, t.FireDue, t.NextDeadline = e.settle, e.timers.fireDue, e.nextDeadline
 	}
 	e.scratch.New = func() any { return new(transitionScratch) }
 	e.baseCtx, e.stop = context.WithCancel(context.Background())
@@ -308,7 +309,7 @@ func (e *Engine) Close(ctx context.Context) error {
 // are not yet due do not count. Tests use it to wait for cascades to settle.
 func (e *Engine) WaitIdle(ctx context.Context) error {
 	if e.manual {
-		return e.Settle(ctx)
+		return e.settle(ctx)
 	}
 	for {
 		e.idleMu.Lock()

@@ -14,12 +14,13 @@ import (
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
 // harness is a manual (deterministic) engine on a fake clock.
 type harness struct {
 	t      *testing.T
-	eng    *xc.Engine
+	eng    *xcomponenttest.Engine
 	clock  *clock.Fake
 	events <-chan xc.RuntimeEvent
 	seen   []xc.RuntimeEvent
@@ -40,8 +41,12 @@ func parse(t testing.TB, src string) *component.Component {
 func newHarness(t *testing.T, manual bool, srcs ...string) *harness {
 	t.Helper()
 	h := &harness{t: t, clock: clock.NewFake(t0), store: store.NewMemory()}
-	h.eng = xc.New(xc.Options{Clock: h.clock, Manual: manual, Store: h.store,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	opts := xc.Options{Clock: h.clock, Store: h.store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	if manual {
+		h.eng = xcomponenttest.NewManual(opts)
+	} else {
+		h.eng = xcomponenttest.New(opts)
+	}
 	h.events, _ = h.eng.Subscribe(1 << 16)
 	t.Cleanup(func() { _ = h.eng.Close(context.Background()) })
 	ctx := context.Background()
@@ -110,7 +115,7 @@ func (h *harness) state(id string) string { return h.get(id).CurrentState }
 
 func (h *harness) advance(d time.Duration) {
 	h.t.Helper()
-	if err := h.eng.AdvanceTo(context.Background(), h.clock, h.clock.Now().Add(d)); err != nil {
+	if err := h.eng.Advance(context.Background(), d); err != nil {
 		h.t.Fatalf("advance: %v", err)
 	}
 	h.settle()
@@ -769,7 +774,7 @@ func TestRestoreFromStore(t *testing.T) {
 	fake := clock.NewFake(t0)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
 	ctx := context.Background()
-	eng := xc.New(xc.Options{Store: st, Clock: fake, Manual: true, Logger: quiet})
+	eng := xcomponenttest.NewManual(xc.Options{Store: st, Clock: fake, Logger: quiet})
 	if err := eng.Load(ctx, parse(t, approval)); err != nil {
 		t.Fatal(err)
 	}
@@ -783,7 +788,7 @@ func TestRestoreFromStore(t *testing.T) {
 	_ = eng.Close(ctx)
 
 	fake.Advance(8 * 24 * time.Hour) // the process was down past the deadline
-	eng2 := xc.New(xc.Options{Store: st, Clock: fake, Manual: true, Logger: quiet})
+	eng2 := xcomponenttest.NewManual(xc.Options{Store: st, Clock: fake, Logger: quiet})
 	defer eng2.Close(ctx)
 	if err := eng2.Load(ctx, parse(t, approval)); err != nil {
 		t.Fatal(err)

@@ -15,14 +15,30 @@ type Event struct {
 	CausationID string `json:"causationId,omitempty"`
 	// Actor says who sent it (API token name, "timer", "hook", a component …).
 	Actor string `json:"actor,omitempty"`
-	// Source says how it arrived: api, timer, hook, cascade, inter_machine, cross_component, parent …
-	Source string `json:"source,omitempty"`
+	// Source says how it arrived (SourceAPI, SourceTimer …).
+	Source Source `json:"source,omitempty"`
 	// SourceComponent is set when the event came from another component.
 	SourceComponent string `json:"sourceComponent,omitempty"`
 	// TraceParent is the W3C trace context (traceparent) of the operation that sent the
 	// event, when tracing is on (Options.Tracer): the event's transition joins that trace.
 	TraceParent string `json:"traceParent,omitempty"`
 }
+
+// Source says how an event arrived (Event.Source), or which effect produced a message
+// (Message.Origin). The audit trail keeps it as a string.
+type Source string
+
+// Sources of events.
+const (
+	SourceAPI            Source = "api"             // a request: REST API, library call
+	SourceTimer          Source = "timer"           // a timeout or auto transition
+	SourceHook           Source = "hook"            // sent by a hook (Hook.Send)
+	SourceCascade        Source = "cascade"         // a state's cascadingRules
+	SourceInterMachine   Source = "inter_machine"   // created by an inter_machine transition
+	SourceCrossComponent Source = "cross_component" // a cross_component transition
+	SourceParent         Source = "parent"          // a child's notification of its parent
+	SourceBroker         Source = "broker"          // a command received on the message broker
+)
 
 // Result is what processing one event did to its instance.
 type Result struct {

@@ -39,7 +39,7 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 		return BroadcastResult{}, fmt.Errorf("machine %s not found in component %s: %w", req.Machine, req.Component, ErrNotFound)
 	}
 	if e.manual {
-		if err := e.Settle(ctx); err != nil {
+		if err := e.settle(ctx); err != nil {
 			return BroadcastResult{}, err
 		}
 	}
@@ -49,12 +49,12 @@ func (e *Engine) Broadcast(ctx context.Context, req BroadcastRequest) (Broadcast
 	}
 	e.fillIDs(&ev)
 	if ev.Source == "" {
-		ev.Source = "api"
+		ev.Source = SourceAPI
 	}
 	if e.tracer != nil && ev.TraceParent == "" {
 		ev.TraceParent = e.tracer.TraceParent(ctx)
 	}
-	m := Message{ID: ev.ID, Kind: msgBroadcast, Component: req.Component, Machine: req.Machine, State: req.State, Event: ev, Origin: "api"}
+	m := Message{ID: ev.ID, Kind: msgBroadcast, Component: req.Component, Machine: req.Machine, State: req.State, Event: ev, Origin: SourceAPI}
 	targets, _, err := e.targets(ctx, cr, m)
 	if err != nil {
 		return BroadcastResult{}, err
@@ -117,7 +117,7 @@ func (e *Engine) Route(ctx context.Context, m Message) (BroadcastResult, error) 
 		}
 	}
 	if e.manual {
-		if err := e.Settle(ctx); err != nil {
+		if err := e.settle(ctx); err != nil {
 			return BroadcastResult{}, err
 		}
 	}

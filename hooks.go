@@ -105,9 +105,8 @@ func (e *Engine) runHook(ctx context.Context, kind HookKind, method string, rec 
 		fn = e.fallback
 	}
 	if fn == nil {
-		if e.missing != nil {
-			e.missing(h)
-		}
+		e.log.Debug("hook without handler", "method", method, "kind", kind, "component", rec.Component,
+			"machine", rec.Machine, "instance", rec.ID)
 		return errNoHandler
 	}
 	if e.tracer == nil {

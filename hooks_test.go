@@ -10,12 +10,13 @@ import (
 	"testing"
 
 	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
 func TestDefaultHookServesMethodsWithoutHandler(t *testing.T) {
 	src := hooksComponent
-	var defaulted, handled, missing []string
-	eng := xc.New(xc.Options{Manual: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	var defaulted, handled []string
+	eng := xcomponenttest.NewManual(xc.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DefaultHook: func(_ context.Context, h *xc.Hook) error {
 			defaulted = append(defaulted, string(h.Kind)+":"+h.Method)
 			if h.Event.Payload["veto"] == true {
@@ -27,7 +28,6 @@ func TestDefaultHookServesMethodsWithoutHandler(t *testing.T) {
 			}
 			return nil
 		},
-		MissingHook: func(h *xc.Hook) { missing = append(missing, h.Method) },
 	})
 	t.Cleanup(func() { _ = eng.Close(context.Background()) })
 	// A registered handler wins over the default.
@@ -67,8 +67,8 @@ func TestDefaultHookServesMethodsWithoutHandler(t *testing.T) {
 	if !slices.Equal(handled, []string{"enterB"}) {
 		t.Fatalf("registered handler calls: %v", handled)
 	}
-	if len(missing) != 0 {
-		t.Fatalf("MissingHook called although a default hook exists: %v", missing)
+	if notes := noHandlerNotes(t, eng.Engine, in.ID); len(notes) != 0 {
+		t.Fatalf("hooks without handler noted although a default hook exists: %v", notes)
 	}
 }
 
@@ -84,9 +84,7 @@ stateMachines:
     transitions:
       - {from: A, to: B, event: GO, triggeredMethod: onGo}
 `
-	var missing []string
-	eng := xc.New(xc.Options{Manual: true, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		MissingHook: func(h *xc.Hook) { missing = append(missing, h.Method) }})
+	eng := xcomponenttest.NewManual(xc.Options{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	t.Cleanup(func() { _ = eng.Close(context.Background()) })
 	ctx := context.Background()
 	if err := eng.Load(ctx, parse(t, src)); err != nil {
@@ -99,7 +97,23 @@ stateMachines:
 	if res, err := eng.Send(ctx, in.ID, xc.Event{Type: "GO"}); err != nil || res.NewState != "B" {
 		t.Fatalf("GO: %+v %v", res, err)
 	}
-	if !slices.Equal(missing, []string{"onGo", "enterB"}) {
-		t.Fatalf("MissingHook calls: %v", missing)
+	if notes := noHandlerNotes(t, eng.Engine, in.ID); !slices.Equal(notes, []string{"triggeredMethod onGo: no handler; onEntry enterB: no handler"}) {
+		t.Fatalf("audit trail notes: %v", notes)
 	}
+}
+
+// noHandlerNotes returns the notes of an instance's history that speak of missing handlers.
+func noHandlerNotes(t *testing.T, eng *xc.Engine, id string) []string {
+	t.Helper()
+	evs, err := eng.Store().History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, ev := range evs {
+		if strings.Contains(ev.Note, "no handler") {
+			out = append(out, ev.Note)
+		}
+	}
+	return out
 }

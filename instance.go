@@ -142,3 +142,19 @@ func sortInstances(is []Instance) {
 		return is[i].ID < is[j].ID
 	})
 }
+
+// Search returns a page of the stored instances matching q, live or not, as views (the
+// store's own errors, such as store.ErrBadCursor, are wrapped), and the cursor of the next
+// page ("" after the last).
+func (e *Engine) Search(ctx context.Context, q store.Query) ([]Instance, string, error) {
+	recs, next, err := e.store.Search(ctx, q)
+	if err != nil {
+		return nil, "", fmt.Errorf("search instances: %w", err)
+	}
+	now := e.nowMs()
+	out := make([]Instance, len(recs))
+	for i := range recs {
+		out[i] = View(&recs[i], e.publicMember(recs[i].Component, recs[i].Machine), now)
+	}
+	return out, next, nil
+}

@@ -61,13 +61,13 @@ func (e *Engine) Send(ctx context.Context, instanceID string, ev Event) (Result,
 	inbox := ev.ID
 	e.fillIDs(&ev)
 	if ev.Source == "" {
-		ev.Source = "api"
+		ev.Source = SourceAPI
 	}
 	if e.tracer != nil && ev.TraceParent == "" {
 		ev.TraceParent = e.tracer.TraceParent(ctx) // kept if the event waits in a queue
 	}
 	if e.manual {
-		if err := e.Settle(ctx); err != nil {
+		if err := e.settle(ctx); err != nil {
 			return Result{}, err
 		}
 		return e.process(ctx, &delivery{inst: inst, ev: ev, inbox: inbox})
@@ -206,9 +206,9 @@ func (e *Engine) missingInstance(ctx context.Context, id string) error {
 // settleLimit bounds one Settle call, so that a zero-delay auto loop ends with an error.
 const settleLimit = 1_000_000
 
-// Settle processes, in manual mode, every queued event and every timer already due, until
+// settle processes, in manual mode, every queued event and every timer already due, until
 // nothing is left. In the normal mode it is WaitIdle.
-func (e *Engine) Settle(ctx context.Context) error {
+func (e *Engine) settle(ctx context.Context) error {
 	if !e.manual {
 		return e.WaitIdle(ctx)
 	}

@@ -20,7 +20,7 @@ type Message struct {
 	Rules      []Rule         `json:"rules,omitempty"`
 	// Origin says which effect produced it (hook, cascade, parent, cross_component …), for
 	// the runtime events that report it.
-	Origin           string `json:"origin,omitempty"`
+	Origin           Source `json:"origin,omitempty"`
 	ParentID         string `json:"parentId,omitempty"`
 	ParentMachine    string `json:"parentMachine,omitempty"`
 	SourceComponent  string `json:"sourceComponent,omitempty"`

@@ -121,9 +121,9 @@ func (e *Engine) emitFanOut(comp string, m Message, matched, processed int) {
 		Processed: processed, TargetComponent: comp, SourceComponent: m.SourceComponent}
 	var data RuntimeEventData = fan
 	switch m.Origin {
-	case "cascade":
+	case SourceCascade:
 		data = CascadeCompleted(fan)
-	case "cross_component":
+	case SourceCrossComponent:
 		data = CrossComponentSent{Delivery: CrossDelivered, TargetComponent: comp, TargetMachine: m.Machine,
 			SourceComponent: m.SourceComponent, Event: m.Event, Matched: matched, Processed: processed}
 	}

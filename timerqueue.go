@@ -2,7 +2,6 @@ package xcomponent
 
 import (
 	"container/heap"
-	"context"
 	"errors"
 	"sync"
 	"time"
@@ -238,9 +237,7 @@ func (q *timerQueue) fire(inst *instance, timer store.Timer, now int64, fresh *s
 			return // fired or cancelled meanwhile (by this process or another): not a firing
 		}
 		if q.e.observer != nil {
-			if o, ok := q.e.observer.(TimerObserver); ok {
-				o.TimerFired(float64(lag) / 1000)
-			}
+			q.e.observer.TimerFired(float64(lag) / 1000)
 		}
 		if errors.Is(err, ErrStore) {
 			// Nothing was applied: the arming is still pending. Try again in a while
@@ -282,13 +279,9 @@ func (q *timerQueue) nextDeadline() (int64, bool) {
 	return 0, false
 }
 
-// TimerObserver is an optional Observer extension told how late each timer fired.
-type TimerObserver interface {
-	TimerFired(lagSeconds float64)
-}
-
-// NextDeadline returns the earliest pending timer deadline, for driving a virtual clock.
-func (e *Engine) NextDeadline() (time.Time, bool) {
+// nextDeadline returns the earliest pending timer deadline (xcomponenttest drives a virtual
+// clock with it).
+func (e *Engine) nextDeadline() (time.Time, bool) {
 	ms, ok := e.timers.nextDeadline()
 	if !ok {
 		return time.Time{}, false
@@ -345,24 +338,4 @@ func (e *Engine) DueTimers(now time.Time, late time.Duration) (due, overdue int)
 		}
 	}
 	return due, overdue
-}
-
-// AdvanceTo drives a manual engine on a fake clock to t: each due timer fires at its own
-// deadline, in order, and what it causes settles before the next one.
-func (e *Engine) AdvanceTo(ctx context.Context, fake *clock.Fake, t time.Time) error {
-	for {
-		if err := e.Settle(ctx); err != nil {
-			return err
-		}
-		next, ok := e.NextDeadline()
-		if !ok || next.After(t) {
-			break
-		}
-		if next.After(fake.Now()) {
-			fake.Set(next)
-		}
-		e.timers.fireDue()
-	}
-	fake.Set(t)
-	return e.Settle(ctx)
 }

@@ -123,7 +123,7 @@ func timerEvent(instanceID string, t *store.Timer) Event {
 	hex.Encode(id[19:23], b[8:10])
 	id[23] = '-'
 	hex.Encode(id[24:36], b[10:16])
-	ev := Event{Type: t.Event, Source: "timer", Actor: "timer", ID: string(id[:]),
+	ev := Event{Type: t.Event, Source: SourceTimer, Actor: string(SourceTimer), ID: string(id[:]),
 		CausationID: t.CausationID, CorrelationID: t.CorrelationID}
 	if ev.CorrelationID == "" {
 		ev.CorrelationID = ev.ID

@@ -332,7 +332,7 @@ func (s *step) fillCommit(sc *transitionScratch, d *delivery) *store.Commit {
 		ID: d.ev.ID, InstanceID: rec.ID, Component: s.mr.comp.def.Name, Machine: s.mr.def.Name, Type: d.ev.Type,
 		Payload: d.ev.Payload, FromState: rec.State, ToState: s.t.To, Data: s.data,
 		SourceComponent: d.ev.SourceComponent, CorrelationID: d.ev.CorrelationID,
-		CausationID: d.ev.CausationID, Actor: d.ev.Actor, Source: d.ev.Source,
+		CausationID: d.ev.CausationID, Actor: d.ev.Actor, Source: string(d.ev.Source),
 		Seq: next.Version, PersistedAt: s.now, TraceID: spanTraceID(d.span),
 	}
 	if len(s.notes) > 0 {

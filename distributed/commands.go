@@ -628,7 +628,7 @@ func (r *runtime) handleCreate(ctx context.Context, m bus.Message) (string, stri
 	}
 	ev := xc.Event{ID: id, CorrelationID: asUUID(firstOf(cmd.CorrelationID, m.CorrelationID)),
 		CausationID: asUUID(firstOf(cmd.CausationID, m.Headers["causationId"])),
-		Actor:       firstOf(cmd.RuntimeName, cmd.SourceComponent, "broker"), Source: "broker", SourceComponent: cmd.SourceComponent}
+		Actor:       firstOf(cmd.RuntimeName, cmd.SourceComponent, string(xc.SourceBroker)), Source: xc.SourceBroker, SourceComponent: cmd.SourceComponent}
 	if cmd.Event != nil {
 		ev.Type = cmd.Event.Type
 		ev.Payload = cmd.Event.Payload
@@ -661,7 +661,7 @@ func (r *runtime) handleTrigger(ctx context.Context, m bus.Message) (string, str
 	ev := xc.Event{Type: cmd.Event.Type, Payload: cmd.Event.Payload, ID: id,
 		CorrelationID: asUUID(firstOf(cmd.CorrelationID, cmd.Event.CorrelationID, m.CorrelationID)),
 		CausationID:   asUUID(firstOf(cmd.CausationID, cmd.Event.CausationID, m.Headers["causationId"])),
-		Actor:         firstOf(cmd.Event.Actor, cmd.RuntimeName, "broker"), Source: firstOf(cmd.Event.Source, "broker")}
+		Actor:         firstOf(cmd.Event.Actor, cmd.RuntimeName, "broker"), Source: xc.Source(firstOf(cmd.Event.Source, string(xc.SourceBroker)))}
 	oc, err := r.apply(ctx, m, "trigger_event", id, func(ctx context.Context) (outcome, error) {
 		res, err := r.eng.Send(ctx, cmd.InstanceID, ev)
 		if err == nil {

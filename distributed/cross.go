@@ -154,16 +154,16 @@ func (r *runtime) crossMessage(m bus.Message, cmd wire.CrossComponentEvent) xc.M
 			rules = append(rules, xc.Rule{EventProperty: k, InstanceProperty: k, Operator: component.OpEq, Value: cmd.MatchContext[k]})
 		}
 	}
-	origin := cmd.Origin
+	origin := xc.Source(cmd.Origin)
 	if origin == "" {
-		origin = "cross_component"
+		origin = xc.SourceCrossComponent
 	}
 	return xc.Message{
 		ID: id, Kind: xc.MessageBroadcast, Component: r.comp.Name, Machine: cmd.TargetMachine, State: cmd.TargetState,
 		Event: xc.Event{Type: cmd.Event.Type, Payload: payload,
 			CorrelationID: toUUID(firstNonEmpty(cmd.CorrelationID, cmd.Event.CorrelationID, m.CorrelationID)),
 			CausationID:   toUUID(firstNonEmpty(cmd.CausationID, cmd.Event.CausationID, m.Headers["causationId"])),
-			Actor:         firstNonEmpty(cmd.SourceComponent, cmd.RuntimeName, "broker"), Source: origin,
+			Actor:         firstNonEmpty(cmd.SourceComponent, cmd.RuntimeName, string(xc.SourceBroker)), Source: origin,
 			SourceComponent: cmd.SourceComponent},
 		Rules: rules, Origin: origin, SourceComponent: cmd.SourceComponent, SourceInstanceID: cmd.SourceInstanceID,
 	}

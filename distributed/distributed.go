@@ -286,9 +286,7 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer rel.close()
 
 	metrics := server.NewMetrics()
-	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeurl.Kind(cfg.StoreSpec) != "memory", MissingHook: func(h *xc.Hook) {
-		r.log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "machine", h.Machine, "instance", h.InstanceID)
-	}})
+	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeurl.Kind(cfg.StoreSpec) != "memory"})
 	metrics.Registry().MustRegister(r.droppedCollectors()...)
 	r.instrument(metrics.Registry(), b.Connected)
 	r.metrics.register(metrics.Registry(), r)

@@ -384,14 +384,14 @@ func (r *relay) encode(m xc.Message) (string, []byte, bus.Meta, error) {
 		channel = wire.ChannelCrossComponentEvent
 		v = wire.CrossComponentEvent{TargetComponent: m.Component, TargetMachine: m.Machine,
 			Event: wire.Event{Type: m.Event.Type, Payload: payload, Timestamp: now, ID: m.ID,
-				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: m.Event.Source},
+				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: string(m.Event.Source)},
 			MatchingRules: rules, SourceComponent: m.SourceComponent, SourceInstanceID: m.SourceInstanceID,
-			Timestamp: now, RuntimeName: r.runtimeName, TargetState: m.State, Origin: m.Origin, Trace: trace}
+			Timestamp: now, RuntimeName: r.runtimeName, TargetState: m.State, Origin: string(m.Origin), Trace: trace}
 	case xc.MessageSend:
 		channel = wire.ChannelTriggerEvent
 		v = wire.TriggerEvent{ComponentName: m.Component, InstanceID: m.InstanceID,
 			Event: wire.Event{Type: m.Event.Type, Payload: payload, Timestamp: now, ID: m.ID,
-				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: m.Event.Source},
+				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: string(m.Event.Source)},
 			Timestamp: now, RuntimeName: r.runtimeName, Trace: trace}
 	default:
 		return "", nil, meta, fmt.Errorf("unknown message kind %q", m.Kind)

@@ -145,7 +145,7 @@ func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Re
 	}
 	cid := uuid.NewString()
 	cmd := wire.TriggerEvent{ComponentName: in.ComponentName, InstanceID: id,
-		Event:     wire.Event{Type: ev.Type, Payload: ev.Payload, ID: cid, Actor: ev.Actor, Source: firstOf(ev.Source, "api")},
+		Event:     wire.Event{Type: ev.Type, Payload: ev.Payload, ID: cid, Actor: ev.Actor, Source: firstOf(string(ev.Source), string(xc.SourceAPI))},
 		Timestamp: wire.Millis(b.clk.Now())}
 	cmd.CommandID, cmd.CorrelationID = cid, ev.CorrelationID
 	w := &waiter{commandID: cid, channel: wire.ChannelTriggerEvent, component: in.ComponentName, instanceID: id, eventType: ev.Type, ch: make(chan outcome, 1)}

@@ -148,7 +148,7 @@ func (b *Backend) onEvent(_ context.Context, m bus.Message) error {
 		b.apply(u)
 		b.trail(store.Event{ID: firstOf(in.Trace.CommandID, in.Trace.CorrelationID), InstanceID: d.InstanceID, Component: ev.Component,
 			Machine: d.MachineName, Type: store.EventCreated, ToState: d.CurrentState, Data: d.Context,
-			CorrelationID: in.Trace.CorrelationID, Source: "broker", PersistedAt: ts}, rname)
+			CorrelationID: in.Trace.CorrelationID, Source: string(xc.SourceBroker), PersistedAt: ts}, rname)
 		b.matchCreated(in, d)
 	case xc.StateChanged:
 		u := base
@@ -159,7 +159,7 @@ func (b *Backend) onEvent(_ context.Context, m bus.Message) error {
 		b.trail(store.Event{ID: d.Event.ID, InstanceID: d.InstanceID, Component: ev.Component, Machine: d.MachineName,
 			Type: d.Event.Type, Payload: d.Event.Payload, FromState: d.PreviousState, ToState: d.NewState, Data: d.Context,
 			CorrelationID: d.Event.CorrelationID, CausationID: d.Event.CausationID,
-			Actor: d.Event.Actor, Source: d.Event.Source, Seq: d.Version, PersistedAt: ts}, rname)
+			Actor: d.Event.Actor, Source: string(d.Event.Source), Seq: d.Version, PersistedAt: ts}, rname)
 		b.matchStateChange(in, d)
 	case xc.InstanceCompleted:
 		u := base

@@ -24,7 +24,7 @@ func TestDashboardLayout(t *testing.T) {
 	if _, err := eng.Send(ctx, desk[0].ID, xc.Event{Type: "OPEN_CASE", Payload: map[string]any{"customer": "ann", "country": "FR"}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := eng.Settle(ctx); err != nil {
+	if err := eng.WaitIdle(ctx); err != nil {
 		t.Fatal(err)
 	}
 	cases := eng.Live("KYC", "Case")

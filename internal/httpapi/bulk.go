@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 
+	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/store"
 )
 
@@ -44,7 +45,7 @@ func (s *server) handleBulkEvents(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	ev.Actor, ev.Source = actor(w), "api"
+	ev.Actor, ev.Source = actor(w), xc.SourceAPI
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	var ids []string

@@ -100,7 +100,7 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	defer cancel()
 	in, err := s.b.Create(ctx, xc.CreateRequest{
 		Component: c.Name, Machine: body.MachineName, Data: body.Context, Validate: true,
-		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: "api"},
+		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: xc.SourceAPI},
 	})
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (s *server) send(w http.ResponseWriter, r *http.Request, comp string) error
 	if err != nil {
 		return err
 	}
-	ev.Actor, ev.Source = actor(w), "api"
+	ev.Actor, ev.Source = actor(w), xc.SourceAPI
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	res, err := s.b.Send(ctx, comp, id, ev)
@@ -234,7 +234,7 @@ func (s *server) handleBroadcast(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	res, err := s.b.Broadcast(ctx, xc.BroadcastRequest{Component: c.Name, Machine: body.MachineName, State: body.CurrentState,
-		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: "api"}})
+		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: xc.SourceAPI}})
 	if err != nil {
 		return err
 	}

@@ -160,25 +160,11 @@ func (l *local) Instance(ctx context.Context, id string) (xc.Instance, error) {
 }
 
 func (l *local) Search(ctx context.Context, q store.Query) ([]xc.Instance, string, error) {
-	recs, next, err := l.eng.Store().Search(ctx, q)
+	out, next, err := l.eng.Search(ctx, q)
 	if err != nil {
 		return nil, "", storeErr("search", err)
 	}
-	now := l.eng.Clock().Now().UnixMilli()
-	out := make([]xc.Instance, len(recs))
-	for i := range recs {
-		out[i] = xc.View(&recs[i], l.publicMember(recs[i].Component, recs[i].Machine), now)
-	}
 	return out, next, nil
-}
-
-func (l *local) publicMember(comp, machine string) bool {
-	if c := l.eng.Component(comp); c != nil {
-		if m := c.Machine(machine); m != nil {
-			return m.PublicMemberType != ""
-		}
-	}
-	return false
 }
 
 func (l *local) History(ctx context.Context, id string) ([]store.Event, error) {

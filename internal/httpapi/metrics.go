@@ -16,7 +16,7 @@ import (
 )
 
 // Metrics holds the Prometheus metrics of one process, on a private registry. It implements
-// xcomponent.Observer and xcomponent.TimerObserver: pass it to the engine's Options.Observer
+// xcomponent.Observer: pass it to the engine's Options.Observer
 // and to this package's Options.Metrics, which serves it at /metrics.
 type Metrics struct {
 	reg *prometheus.Registry
@@ -59,8 +59,7 @@ type httpSeries struct {
 }
 
 var (
-	_ xc.Observer      = (*Metrics)(nil)
-	_ xc.TimerObserver = (*Metrics)(nil)
+	_ xc.Observer = (*Metrics)(nil)
 )
 
 // NewMetrics returns the metrics of a process, with the Go runtime and process collectors.
@@ -152,7 +151,7 @@ func (m *Metrics) HookError(component, machine string) {
 // StoreError implements xcomponent.Observer.
 func (m *Metrics) StoreError() { m.storeErrors.Inc() }
 
-// TimerFired implements xcomponent.TimerObserver.
+// TimerFired implements xcomponent.Observer.
 func (m *Metrics) TimerFired(lagSeconds float64) { m.timerLag.Observe(lagSeconds) }
 
 func (m *Metrics) machineCounter(cache map[machineKey]prometheus.Counter, vec *prometheus.CounterVec, component, machine string) prometheus.Counter {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/store"
 )
 
@@ -121,10 +122,10 @@ func shortID(id string) string {
 }
 
 func sourceLabel(src string) string {
-	switch src {
-	case "api":
+	switch xc.Source(src) {
+	case xc.SourceAPI:
 		return "API"
-	case "timer":
+	case xc.SourceTimer:
 		return "Timer"
 	default:
 		return src
@@ -133,7 +134,7 @@ func sourceLabel(src string) string {
 
 func messageLabel(e *store.Event) string {
 	var b strings.Builder
-	if e.Source == "timer" {
+	if xc.Source(e.Source) == xc.SourceTimer {
 		b.WriteString("⏱ ")
 	}
 	if e.Type == store.EventCreated {
@@ -141,7 +142,7 @@ func messageLabel(e *store.Event) string {
 	} else {
 		b.WriteString(e.Type + ": " + e.FromState + " → " + e.ToState)
 	}
-	if e.Source == "api" && e.Actor != "" {
+	if xc.Source(e.Source) == xc.SourceAPI && e.Actor != "" {
 		b.WriteString(" [" + e.Actor + "]")
 	}
 	return b.String()

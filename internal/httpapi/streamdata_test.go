@@ -17,6 +17,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/component"
+	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/stream_golden.txt")
@@ -86,8 +87,8 @@ func TestStreamDataGolden(t *testing.T) {
 	}
 	fake := clock.NewFake(time.UnixMilli(1767225600000))
 	var out strings.Builder
-	eng := xc.New(xc.Options{Clock: fake, Manual: true, Remote: nopRemote{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Listener: func(ev xc.RuntimeEvent) {
+	eng := xcomponenttest.NewManual(xc.Options{Clock: fake, Remote: nopRemote{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))},
+		xcomponenttest.Options{Listen: func(ev xc.RuntimeEvent) {
 			d := streamData(&ev)
 			out.Write(sseMessage(fmt.Sprint(d["eventType"]), d))
 		}})
@@ -118,7 +119,7 @@ func TestStreamDataGolden(t *testing.T) {
 	send(o1, xc.Event{Type: "FINISH"})                                        // completed
 	o2 := create("Order", nil)
 	send(o2, xc.Event{Type: "WAIT"})
-	if err := eng.AdvanceTo(ctx, fake, fake.Now().Add(2*time.Second)); err != nil { // timeout_fired
+	if err := eng.Advance(ctx, 2*time.Second); err != nil { // timeout_fired
 		t.Fatal(err)
 	}
 	o3 := create("Order", nil)

@@ -111,9 +111,7 @@ func Serve(ctx context.Context, cfg Config) error {
 	defer func() { stopMaintenance(); <-maintained }()
 
 	metrics := server.NewMetrics()
-	opts := xc.Options{Store: st, Logger: log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), MissingHook: func(h *xc.Hook) {
-		log.Debug("hook without handler", "method", h.Method, "kind", h.Kind, "component", h.Component, "machine", h.Machine, "instance", h.InstanceID)
-	}}
+	opts := xc.Options{Store: st, Logger: log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider)}
 	if cfg.HooksURL != "" {
 		opts.DefaultHook = webhook.New(cfg.HooksURL, webhook.Options{Headers: cfg.HooksHeaders, Logger: log})
 		log.Info("hooks endpoint", "url", redact.URL(cfg.HooksURL), "headers", len(cfg.HooksHeaders))

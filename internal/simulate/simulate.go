@@ -16,6 +16,7 @@ import (
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
 // Epoch is the virtual clock's start, fixed so that runs are reproducible.
@@ -146,7 +147,7 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 			order = append(order, ev.InstanceID)
 		}
 	}
-	eng := xc.New(xc.Options{Clock: fake, Manual: true, Logger: log, Listener: listen})
+	eng := xcomponenttest.NewManual(xc.Options{Clock: fake, Logger: log}, xcomponenttest.Options{Listen: listen})
 	defer eng.Close(context.Background())
 	collect := func() {}
 
@@ -222,7 +223,7 @@ func Run(ctx context.Context, comp *component.Component, opt Options) (*Report, 
 			}
 		case st.Advance != "":
 			d, _ := time.ParseDuration(st.Advance)
-			err = eng.AdvanceTo(ctx, fake, fake.Now().Add(d))
+			err = eng.Advance(ctx, d)
 		case st.Create != nil:
 			_, err = eng.Create(ctx, xc.CreateRequest{Component: comp.Name, Machine: st.Create.Machine, Data: st.Create.Context, Validate: true})
 		case st.Broadcast != nil:

@@ -17,6 +17,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/internal/webhook"
+	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
 var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -311,7 +312,7 @@ stateMachines:
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng := xc.New(xc.Options{Manual: true, Logger: quiet, DefaultHook: webhook.New(srv.URL, webhook.Options{Logger: quiet})})
+	eng := xcomponenttest.NewManual(xc.Options{Logger: quiet, DefaultHook: webhook.New(srv.URL, webhook.Options{Logger: quiet})})
 	t.Cleanup(func() { _ = eng.Close(context.Background()) })
 	ctx := context.Background()
 	if err := eng.Load(ctx, comp); err != nil {

@@ -214,13 +214,13 @@ func FromTimeoutTriggered(env wire.TimeoutTriggered) Incoming {
 // the engine or the broker.
 func EventToWire(ev xc.Event, ts int64) wire.Event {
 	return wire.Event{Type: ev.Type, Payload: contextOrEmpty(ev.Payload), Timestamp: ts, ID: ev.ID,
-		CorrelationID: ev.CorrelationID, CausationID: ev.CausationID, Actor: ev.Actor, Source: ev.Source}
+		CorrelationID: ev.CorrelationID, CausationID: ev.CausationID, Actor: ev.Actor, Source: string(ev.Source)}
 }
 
 // EventFromWire is the engine's event of a wire event (its timestamp is dropped).
 func EventFromWire(ev wire.Event) xc.Event {
 	return xc.Event{Type: ev.Type, Payload: ev.Payload, ID: ev.ID, CorrelationID: ev.CorrelationID,
-		CausationID: ev.CausationID, Actor: ev.Actor, Source: ev.Source}
+		CausationID: ev.CausationID, Actor: ev.Actor, Source: xc.Source(ev.Source)}
 }
 
 // Snapshot is an instance as fsm:responses:query lists it.

@@ -126,6 +126,10 @@ func Resolve(flag string, getenv func(string) string) (string, error) {
 	return Default, nil
 }
 
+// Redact returns spec with its password masked, for logs and errors: internal/redact.URL, the
+// product's one redaction, for programs outside this module.
+func Redact(spec string) string { return redact.URL(spec) }
+
 // Kind names the store a spec opens, "memory", "sqlite" or "postgres" (health answers and
 // registry announcements say it; only a memory store cannot be shared with other processes).
 func Kind(spec string) string {
