@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -14,8 +13,7 @@ import (
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
-	"github.com/xcomponent/xcomponent/component"
-	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/wire"
 )
 
@@ -119,10 +117,9 @@ func (r *runtime) crossOutcome(m bus.Message, id, outcome string) {
 	}
 }
 
-// crossMessage turns a cross_component_event into the engine's routed message. It accepts the
-// xcomponent-ai variants: matchContext instead of matchingRules (every key equal), a rule
-// without value (read from the event payload at eventProperty) or without operator (===), no
-// targetMachine (the entry machine).
+// crossMessage turns a cross_component_event into the engine's routed message
+// (wiremap.CrossFromWire), with its ids: the message id (derived from the body when the
+// sender gave none) and the correlation and causation ids, from the command or the headers.
 func (r *runtime) crossMessage(m bus.Message, cmd wire.CrossComponentEvent) xc.Message {
 	id := firstNonEmpty(m.MessageID, cmd.CommandID, cmd.Event.ID)
 	if id == "" {
@@ -131,42 +128,9 @@ func (r *runtime) crossMessage(m bus.Message, cmd wire.CrossComponentEvent) xc.M
 	} else {
 		id = toUUID(id)
 	}
-	payload := make(map[string]any, len(cmd.Event.Payload)+1)
-	for k, v := range cmd.Event.Payload {
-		payload[k] = v
-	}
-	if cmd.SourceComponent != "" {
-		payload["_sourceComponent"] = cmd.SourceComponent
-	}
-	var rules []xc.Rule
-	for _, rule := range cmd.MatchingRules {
-		value := rule.Value
-		if value == nil && rule.EventProperty != "" {
-			if v, ok := store.LookupPath(cmd.Event.Payload, rule.EventProperty); ok {
-				value = v
-			}
-		}
-		rules = append(rules, xc.Rule{EventProperty: rule.EventProperty, InstanceProperty: firstNonEmpty(rule.InstanceProperty, rule.EventProperty),
-			Operator: component.Operator(rule.Operator), Value: value})
-	}
-	if len(rules) == 0 {
-		for _, k := range sortedKeys(cmd.MatchContext) {
-			rules = append(rules, xc.Rule{EventProperty: k, InstanceProperty: k, Operator: component.OpEq, Value: cmd.MatchContext[k]})
-		}
-	}
-	origin := xc.Source(cmd.Origin)
-	if origin == "" {
-		origin = xc.SourceCrossComponent
-	}
-	return xc.Message{
-		ID: id, Kind: xc.MessageBroadcast, Component: r.comp.Name, Machine: cmd.TargetMachine, State: cmd.TargetState,
-		Event: xc.Event{Type: cmd.Event.Type, Payload: payload,
-			CorrelationID: toUUID(firstNonEmpty(cmd.CorrelationID, cmd.Event.CorrelationID, m.CorrelationID)),
-			CausationID:   toUUID(firstNonEmpty(cmd.CausationID, cmd.Event.CausationID, m.Headers["causationId"])),
-			Actor:         firstNonEmpty(cmd.SourceComponent, cmd.RuntimeName, string(xc.SourceBroker)), Source: origin,
-			SourceComponent: cmd.SourceComponent},
-		Rules: rules, Origin: origin, SourceComponent: cmd.SourceComponent, SourceInstanceID: cmd.SourceInstanceID,
-	}
+	return wiremap.CrossFromWire(cmd, r.comp.Name, wiremap.CrossIDs{ID: id,
+		CorrelationID: toUUID(firstNonEmpty(cmd.CorrelationID, cmd.Event.CorrelationID, m.CorrelationID)),
+		CausationID:   toUUID(firstNonEmpty(cmd.CausationID, cmd.Event.CausationID, m.Headers["causationId"]))})
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -176,15 +140,6 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-func sortedKeys(m map[string]any) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 // toUUID returns id in canonical form when it is a UUID, else a UUID derived from it ("" stays

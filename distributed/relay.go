@@ -3,7 +3,6 @@ package distributed
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/internal/telemetry"
+	"github.com/xcomponent/xcomponent/internal/wiremap"
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/wire"
 )
@@ -207,7 +207,7 @@ func (r *relay) work(q chan xc.Message) {
 func (r *relay) relayOne(m xc.Message) bool {
 	channel, body, meta, err := r.encode(m)
 	switch {
-	case errors.Is(err, errNothingToSend):
+	case errors.Is(err, wiremap.ErrNothingToSend):
 		r.log.Debug("relay: message can reach no instance, not published", "id", m.ID, "kind", m.Kind, "component", m.Component, "why", err)
 	case err != nil:
 		r.log.Error("relay: message cannot be encoded, dropped", "id", m.ID, "kind", m.Kind, "component", m.Component, "err", err)
@@ -341,60 +341,15 @@ func (r *relay) remote(m xc.Message) bool {
 	return m.Component != "" && !r.hosts(m.Component)
 }
 
-// errNothingToSend: a routed message with a rule that can never hold (the event has no value
-// for it) would reach no instance; it is not published.
-var errNothingToSend = errors.New("a matching rule has no event value")
-
 // encode turns a message into its wire channel, body and AMQP properties.
 func (r *relay) encode(m xc.Message) (string, []byte, bus.Meta, error) {
 	meta := bus.Meta{MessageID: m.ID, CorrelationID: m.Event.CorrelationID}
 	if m.Event.CausationID != "" {
 		meta.Headers = map[string]string{"causationId": m.Event.CausationID}
 	}
-	trace := wire.Trace{CommandID: m.ID, CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID}
-	now := wire.Now()
-	payload := m.Event.Payload
-	if payload == nil {
-		payload = map[string]any{}
-	}
-	var (
-		channel string
-		v       any
-	)
-	switch m.Kind {
-	case xc.MessageCreate:
-		data := m.Data
-		if data == nil {
-			data = map[string]any{}
-		}
-		channel = wire.ChannelCreateInstance
-		v = wire.CreateInstance{ComponentName: m.Component, MachineName: m.Machine, Context: data,
-			Event:           &wire.Event{Type: m.Event.Type, Payload: map[string]any{}, Timestamp: now},
-			SourceComponent: m.SourceComponent, SourceInstanceID: m.SourceInstanceID, Timestamp: now,
-			RuntimeName: r.runtimeName, ParentID: m.ParentID, Trace: trace}
-	case xc.MessageBroadcast:
-		rules := make([]wire.MatchingRule, 0, len(m.Rules))
-		for _, rule := range m.Rules {
-			if rule.Missing {
-				return "", nil, meta, fmt.Errorf("%w: %s", errNothingToSend, rule.EventProperty)
-			}
-			rules = append(rules, wire.MatchingRule{EventProperty: rule.EventProperty, InstanceProperty: rule.InstanceProperty,
-				Operator: string(rule.Operator), Value: rule.Value})
-		}
-		channel = wire.ChannelCrossComponentEvent
-		v = wire.CrossComponentEvent{TargetComponent: m.Component, TargetMachine: m.Machine,
-			Event: wire.Event{Type: m.Event.Type, Payload: payload, Timestamp: now, ID: m.ID,
-				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: string(m.Event.Source)},
-			MatchingRules: rules, SourceComponent: m.SourceComponent, SourceInstanceID: m.SourceInstanceID,
-			Timestamp: now, RuntimeName: r.runtimeName, TargetState: m.State, Origin: string(m.Origin), Trace: trace}
-	case xc.MessageSend:
-		channel = wire.ChannelTriggerEvent
-		v = wire.TriggerEvent{ComponentName: m.Component, InstanceID: m.InstanceID,
-			Event: wire.Event{Type: m.Event.Type, Payload: payload, Timestamp: now, ID: m.ID,
-				CorrelationID: m.Event.CorrelationID, CausationID: m.Event.CausationID, Actor: m.Event.Actor, Source: string(m.Event.Source)},
-			Timestamp: now, RuntimeName: r.runtimeName, Trace: trace}
-	default:
-		return "", nil, meta, fmt.Errorf("unknown message kind %q", m.Kind)
+	channel, v, err := wiremap.MessageToWire(m, r.runtimeName, wire.Now())
+	if err != nil {
+		return "", nil, meta, err
 	}
 	body, err := wire.Encode(v)
 	if err != nil {

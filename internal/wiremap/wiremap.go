@@ -1,8 +1,10 @@
 // Package wiremap converts between the engine's types (xcomponent.RuntimeEvent and its
-// payloads, xcomponent.Instance, xcomponent.Event) and the messages of the RabbitMQ protocol
-// (package wire). It is the one place that knows both: the distributed runtime uses it to
-// publish its runtime events and answer instance queries, the distributed dashboard to turn
-// what runtimes publish (ours and xcomponent-ai's) back into runtime events and instance views.
+// payloads, xcomponent.Instance, xcomponent.Event, xcomponent.Message) and the messages of the
+// RabbitMQ protocol (package wire). It is the one place that knows both: the distributed
+// runtime uses it to publish its runtime events, answer instance queries and send the outbox
+// messages of other components as commands (MessageToWire, CrossFromWire), the distributed
+// dashboard to turn what runtimes publish (ours and xcomponent-ai's) back into runtime events
+// and instance views.
 //
 // Engine → wire → engine keeps every field the protocol carries. Messages from xcomponent-ai
 // runtimes lack our additions (version, status, stateType, ids): they decode with those left
