@@ -124,7 +124,7 @@ func (p *timerPoller) poll(ctx context.Context) int {
 				// Another process armed them and did not fire them in time: it died or lags.
 				e.log.Info("timers taken over", "component", cr.def.Name, "instances", len(recs))
 			}
-			p.fire(cr, recs, now)
+			p.fire(cr, recs)
 			if len(recs) < p.batch {
 				break
 			}
@@ -133,9 +133,13 @@ func (p *timerPoller) poll(ctx context.Context) int {
 	return total
 }
 
-// fire fires the due timers of claimed records and waits until they are processed.
-func (p *timerPoller) fire(cr *compRuntime, recs []store.Instance, now int64) {
+// fire fires the due timers of claimed records and waits until they are processed. Due means
+// due now, on a fresh reading of the clock: the claim's reading was taken before a database
+// round trip, and a wall clock stepped back meanwhile would otherwise fire timers early (the
+// instance's own timer queue fires them at their deadline).
+func (p *timerPoller) fire(cr *compRuntime, recs []store.Instance) {
 	e := p.e
+	now := e.nowMs()
 	var wg sync.WaitGroup
 	for i := range recs {
 		rec := &recs[i]

@@ -503,3 +503,109 @@ func waitFor(ctx context.Context, t *testing.T, cond func() bool, what string, a
 		}
 	}
 }
+
+// steppedClock is a fake clock whose wall time can be stepped back (NTP, a resumed VM) while
+// its timers keep running forward, as time.AfterFunc's do on the monotonic clock.
+type steppedClock struct {
+	*clock.Fake
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *steppedClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Fake.Now().Add(c.offset)
+}
+
+func (c *steppedClock) step(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// stepDuringClaim steps the clock back while the first claim that finds something is on its
+// way back from the database.
+type stepDuringClaim struct {
+	store.Store
+	clock *steppedClock
+	once  sync.Once
+}
+
+func (s *stepDuringClaim) ClaimDueTimers(ctx context.Context, c store.TimerClaim) ([]store.Instance, error) {
+	recs, err := s.Store.(store.TimerClaimer).ClaimDueTimers(ctx, c)
+	if len(recs) > 0 {
+		s.once.Do(func() { s.clock.step(-time.Hour) })
+	}
+	return recs, err
+}
+
+// TestTimerClaimClockSteppedBack: the wall clock steps back an hour while a claim is in
+// flight. The claim was made with the time before the step, but the timers it brings are not
+// due on the clock as it is now: none fires early. They fire once, at their deadline.
+func TestTimerClaimClockSteppedBack(t *testing.T) {
+	for _, be := range sharedBackends {
+		t.Run(be.name, func(t *testing.T) {
+			open := be.open(t)
+			ctx := context.Background()
+			clk := &steppedClock{Fake: clock.NewFake(t0)}
+			comp := parse(t, timersSrc)
+
+			// B runs before A creates the instances: it knows them only through its claims.
+			st := &stepDuringClaim{Store: open(), clock: clk}
+			b := xc.New(xc.Options{Store: st, Clock: clk, Logger: quietLog()})
+			t.Cleanup(func() { _ = b.Close(context.Background()) })
+			if err := b.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			a := xc.New(xc.Options{Store: open(), Clock: clk, Logger: quietLog(), TimerPoll: -1})
+			if err := a.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			dueAt := map[string]int64{}
+			for range 3 {
+				inst, err := a.Create(ctx, xc.CreateRequest{Component: "Timed", Machine: "Waiter"})
+				if err != nil {
+					t.Fatal(err)
+				}
+				dueAt[inst.ID] = inst.PendingTimeouts[0].DueAt
+			}
+			if err := a.Close(ctx); err != nil { // A is gone: B takes its timers over
+				t.Fatal(err)
+			}
+
+			clk.Advance(6 * time.Second) // B's poll claims at +6 s; the clock is then at +6 s − 1 h
+			if err := b.WaitIdle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for id := range dueAt {
+				if got := stateOf(t, st, id); got != "Waiting" {
+					t.Fatalf("%s is %s right after the clock stepped back an hour: fired before its deadline", id, got)
+				}
+			}
+
+			clk.Advance(time.Hour) // the wall clock is past the deadlines again
+			if err := b.WaitIdle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			for id, due := range dueAt {
+				h, err := st.History(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				wakes := 0
+				for _, ev := range h {
+					if ev.Type == "WAKE" {
+						wakes++
+						if ev.PersistedAt < due {
+							t.Errorf("%s: WAKE at %d, before its deadline %d", id, ev.PersistedAt, due)
+						}
+					}
+				}
+				if wakes != 1 {
+					t.Errorf("%s: %d WAKE events, want 1", id, wakes)
+				}
+			}
+		})
+	}
+}
