@@ -62,10 +62,13 @@ export function stringify(v, indent) {
 export function json(v) { return stringify(v ?? null, 2); }
 
 export function download(name, type, text) {
-  const a = h('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name });
+  // The link lives only for its click: left in the page, it is a link without text (axe
+  // link-name) for as long as it stays. The URL outlives it a little, for the download to start.
+  const a = h('a', { href: URL.createObjectURL(new Blob([text], { type })), download: name, hidden: true }, name);
   document.body.append(a);
   a.click();
-  setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 1000);
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 1000);
 }
 
 const numFmt = new Intl.NumberFormat('en-US');
