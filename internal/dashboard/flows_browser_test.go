@@ -29,9 +29,14 @@ func TestDashboardFlowsAndErrors(t *testing.T) {
 	b.step("open the order", chromedp.Navigate(srv.URL+"/#/component/Orders/machine/Order/instance/"+order.ID),
 		chromedp.WaitVisible(css(`#detail-state[data-state="Created"]`)), chromedp.WaitVisible(css(`#conn-status.ok`)))
 	b.step("place it", chromedp.Click(css(`#quick-actions button[data-event="PLACE"]`)))
-	b.until("the order links to the payment it created", `!!document.querySelector('#detail-related li[data-rel="child"] button.link')`)
-	payment := b.eval(`document.querySelector('#detail-related li[data-rel="child"]').dataset.id`)
-	if txt := b.eval(`document.querySelector('#detail-related').textContent`); !strings.Contains(txt, "Payments") || !strings.Contains(txt, "PLACE") {
+	// One reading of the block: the detail is rebuilt on every change of the order.
+	b.until("the order links to the payment it created", `(() => { const r = document.querySelector('#detail-related');
+		const li = r?.querySelector('li[data-rel="child"]');
+		if (!li?.querySelector('button.link')) return false;
+		window.__related = { id: li.dataset.id, text: r.textContent };
+		return true })()`)
+	payment := b.eval(`window.__related.id`)
+	if txt := b.eval(`window.__related.text`); !strings.Contains(txt, "Payments") || !strings.Contains(txt, "PLACE") {
 		t.Errorf("related of the order: %q", txt)
 	}
 	b.shot("30-order-flow")

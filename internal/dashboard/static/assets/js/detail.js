@@ -109,10 +109,14 @@ const relatedCache = new Map(); // instance id + version -> related list
 // forgetRelated drops the cache: an event touched the selected instance (a fan-out it sent
 // may have created or moved instances without changing its version).
 export function forgetRelated() { relatedCache.clear(); }
+let lastRelated = { id: '', rel: [] }; // the list last drawn, shown again while a newer one loads
 async function renderRelated(box, i) {
   const key = i.id + '@' + i.version;
   let rel = relatedCache.get(key);
   if (!rel) {
+    // The detail is rebuilt on every change of the instance: draw what was known, so that the
+    // flow does not blink out while the correlated history is fetched again.
+    if (lastRelated.id === i.id) drawRelated(box, i, lastRelated.rel);
     try {
       const evs = (await api('/api/history/correlated/' + enc(i.id))).events || [];
       rel = relatedFrom(i, evs);
@@ -120,7 +124,11 @@ async function renderRelated(box, i) {
     relatedCache.clear();
     relatedCache.set(key, rel);
   }
-  if (!box.isConnected) return;
+  lastRelated = { id: i.id, rel };
+  if (box.isConnected) drawRelated(box, i, rel);
+}
+
+function drawRelated(box, i, rel) {
   const known = new Set([i.parent?.id, ...(i.children || []).map((c) => c.id)].filter(Boolean));
   rel = rel.filter((r) => !known.has(r.id) || r.componentName !== i.componentName);
   clear(box);
