@@ -101,7 +101,7 @@ func TestOrderPaymentKill9(t *testing.T) {
 			Context: map[string]any{"orderId": fmt.Sprintf("o-%04d", i), "amount": i + 1}, Timestamp: wire.Now()})
 	}
 	var orders map[string]string
-	if err := poll(90*time.Second, func() (bool, error) { orders = byOrder("Order"); return len(orders) == n, nil }); err != nil {
+	if err := faults.Poll(90*time.Second, func() (bool, error) { orders = byOrder("Order"); return len(orders) == n, nil }); err != nil {
 		t.Fatalf("%d of %d orders created: %v\n%s", len(orders), n, err, tails())
 	}
 	// SUBMIT every order; one runtime of each component is killed half-way.
@@ -117,7 +117,7 @@ func TestOrderPaymentKill9(t *testing.T) {
 			Event: wire.Event{Type: "SUBMIT"}})
 	}
 	var payments map[string]string
-	if err := poll(120*time.Second, func() (bool, error) { payments = byOrder("Payment"); return len(payments) == n, nil }); err != nil {
+	if err := faults.Poll(120*time.Second, func() (bool, error) { payments = byOrder("Payment"); return len(payments) == n, nil }); err != nil {
 		t.Fatalf("%d of %d payments created: %v\n%s", len(payments), n, err, tails())
 	}
 	allPaymentsAfter := time.Since(killed)
@@ -125,12 +125,12 @@ func TestOrderPaymentKill9(t *testing.T) {
 		publish(wire.ChannelTriggerEvent, wire.TriggerEvent{ComponentName: "Billing", InstanceID: id, Event: wire.Event{Type: "COMPLETE"}})
 		_ = o
 	}
-	if err := poll(120*time.Second, func() (bool, error) {
+	if err := faults.Poll(120*time.Second, func() (bool, error) {
 		return count("SELECT count(*) FROM fsm_snapshots WHERE machine_name = 'Order' AND current_state = 'Paid'") == n, nil
 	}); err != nil {
 		t.Fatalf("%d of %d orders paid: %v\n%s", count("SELECT count(*) FROM fsm_snapshots WHERE current_state = 'Paid'"), n, err, tails())
 	}
-	if err := poll(60*time.Second, func() (bool, error) { return count("SELECT count(*) FROM outbox") == 0, nil }); err != nil {
+	if err := faults.Poll(60*time.Second, func() (bool, error) { return count("SELECT count(*) FROM outbox") == 0, nil }); err != nil {
 		t.Fatalf("outbox not empty: %v", err)
 	}
 

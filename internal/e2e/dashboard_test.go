@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"net/http"
 	"strconv"
 	"testing"
@@ -14,7 +15,7 @@ import (
 // shown as lost after lostAfter of silence, and waits for its /readyz.
 func startDashboardProc(t testing.TB, brokerURL, dsn string, lostAfter time.Duration) *server {
 	t.Helper()
-	env := []string{"BROKER_URL=" + brokerURL, "DATABASE_URL=" + dsn, "PORT=" + strconv.Itoa(freePort(t)),
+	env := []string{"BROKER_URL=" + brokerURL, "DATABASE_URL=" + dsn, "PORT=" + strconv.Itoa(faults.FreePort(t)),
 		"RUNTIME_LOST_AFTER=" + lostAfter.String(), "XCOMPONENT_AUTH_TOKENS="}
 	return startProcess(t, "dashboard", binary, []string{"dashboard", "--log-format", "json"}, env)
 }
@@ -58,7 +59,7 @@ func TestDashboardProcessDrivesRuntimes(t *testing.T) {
 	c := newClient(d.URL)
 	defer c.close()
 
-	if err := poll(30*time.Second, func() (bool, error) {
+	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		rts := runtimesByName(t, c)
 		return rts["runtime-approval"].Status == "up" && rts["runtime-approval-2"].Status == "up", nil
 	}); err != nil {
@@ -103,7 +104,7 @@ func TestDashboardProcessDrivesRuntimes(t *testing.T) {
 
 	// SIGKILL: no shutdown announce; the dashboard notices the silence.
 	a.kill()
-	if err := poll(30*time.Second, func() (bool, error) {
+	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		return runtimesByName(t, c)["runtime-approval"].Status == "lost", nil
 	}); err != nil {
 		t.Fatalf("killed runtime shown as lost: %v (%v)", err, runtimesByName(t, c))
@@ -120,7 +121,7 @@ func TestDashboardProcessDrivesRuntimes(t *testing.T) {
 	create(7)
 
 	b.stop()
-	if err := poll(30*time.Second, func() (bool, error) {
+	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		return runtimesByName(t, c)["runtime-approval-2"].Status == "stopped", nil
 	}); err != nil {
 		t.Fatalf("stopped runtime shown as stopped: %v", err)

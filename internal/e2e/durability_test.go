@@ -54,13 +54,13 @@ func TestKillMidStream(t *testing.T) {
 				}
 				tr := startTraffic(c, "s", fmt.Sprintf("r%d", round), counters, sendersPerCount, 0)
 				if round > 1 {
-					if err := poll(conditionTimeout, func() (bool, error) { return tr.acks.Load() > 0, nil }); err != nil {
+					if err := faults.Poll(conditionTimeout, func() (bool, error) { return tr.acks.Load() > 0, nil }); err != nil {
 						t.Fatalf("round %d: no event acknowledged after the restart: %v", round, err)
 					}
 					recovery = max(recovery, time.Since(restarted))
 				}
 				// Let the stream run, and the timers of the previous round fire meanwhile.
-				if err := poll(conditionTimeout, func() (bool, error) { return tr.acks.Load() >= killAfterAcks, nil }); err != nil {
+				if err := faults.Poll(conditionTimeout, func() (bool, error) { return tr.acks.Load() >= killAfterAcks, nil }); err != nil {
 					t.Fatalf("round %d: %d events acknowledged: %v", round, tr.acks.Load(), err)
 				}
 				waitFired(t, c, pending)
@@ -165,7 +165,7 @@ func checkArmed(t *testing.T, b backend, ws []armed, killedAt int64) {
 func waitFired(t *testing.T, c *client, ws []armed) {
 	t.Helper()
 	for _, w := range ws {
-		err := poll(conditionTimeout, func() (bool, error) {
+		err := faults.Poll(conditionTimeout, func() (bool, error) {
 			var in apiInstance
 			st, raw, err := c.do("GET", "/api/instances/"+w.id, nil, &in)
 			if err != nil || st != http.StatusOK {
@@ -240,7 +240,7 @@ func TestGracefulRestart(t *testing.T) {
 
 			// SIGTERM in the middle of a stream.
 			tr = startTraffic(c, "s", "stream", counters, 2, 0)
-			if err := poll(conditionTimeout, func() (bool, error) { return tr.acks.Load() >= 200, nil }); err != nil {
+			if err := faults.Poll(conditionTimeout, func() (bool, error) { return tr.acks.Load() >= 200, nil }); err != nil {
 				t.Fatal(err)
 			}
 			tr.stopping.Store(true)

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bufio"
 	"fmt"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -263,7 +264,7 @@ func TestDistributedExample(t *testing.T) {
 func waitFor(t *testing.T, what string, cond func() (bool, string)) {
 	t.Helper()
 	var last string
-	err := poll(30*time.Second, func() (bool, error) {
+	err := faults.Poll(30*time.Second, func() (bool, error) {
 		ok, saw := cond()
 		last = saw
 		return ok, nil

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"net/http"
 	"os"
 	"os/exec"
@@ -41,7 +42,7 @@ func buildExampleRuntime(t *testing.T) string {
 // readiness is its /readyz on the port it is given).
 func startExampleRuntime(t *testing.T, bin, name, brokerURL, dsn, comp string) *server {
 	t.Helper()
-	port := freePort(t)
+	port := faults.FreePort(t)
 	cmd := exec.Command(bin)
 	cmd.Env = append(cmd.Environ(), "BROKER_URL="+brokerURL, "DATABASE_URL="+dsn, "PORT="+strconv.Itoa(port),
 		"COMPONENT_FILE="+filepath.Join("..", "..", "examples", "distributed", comp), "RUNTIME_NAME="+name,
@@ -101,7 +102,7 @@ func TestDashboardOrderPaymentFlowsWithKills(t *testing.T) {
 	d := startDashboardProc(t, url, dsn, 3*time.Second)
 	c := newClient(d.URL)
 	defer c.close()
-	if err := poll(30*time.Second, func() (bool, error) {
+	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		n := 0
 		for _, r := range runtimesByName(t, c) {
 			if r.Status == "up" {
@@ -130,7 +131,7 @@ func TestDashboardOrderPaymentFlowsWithKills(t *testing.T) {
 	}
 	find := func(comp, q, state string) (apiInstance, error) {
 		var found apiInstance
-		err := poll(60*time.Second, func() (bool, error) {
+		err := faults.Poll(60*time.Second, func() (bool, error) {
 			var out struct {
 				Instances []apiInstance `json:"instances"`
 			}
@@ -260,7 +261,7 @@ func TestDashboardOrderPaymentFlowsWithKills(t *testing.T) {
 	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM fsm_snapshots WHERE machine_name = 'Order' AND current_state = 'Delivered'`).Scan(&n); err != nil || n != flows {
 		t.Errorf("delivered orders: %d (%v), want %d", n, err, flows)
 	}
-	if err := poll(30*time.Second, func() (bool, error) {
+	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		rts := runtimesByName(t, c)
 		return rts["runtime-order"].Status == "lost" && rts["runtime-payment"].Status == "lost" &&
 			rts["runtime-order-2"].Status == "up" && rts["runtime-payment-2"].Status == "up", nil

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -160,7 +161,7 @@ func TestTracedOrderFlowAndJSONLogs(t *testing.T) {
 		port int
 	}
 	start := func(name, file string) *proc {
-		p := &proc{name: name, log: &stderrLog{}, port: freePort(t)}
+		p := &proc{name: name, log: &stderrLog{}, port: faults.FreePort(t)}
 		p.cmd = exec.Command(binary, "runtime", "--log-format", "json")
 		p.cmd.Env = append(p.cmd.Environ(), "BROKER_URL="+url, "DATABASE_URL="+dsn, "COMPONENT_FILE="+file,
 			"RUNTIME_NAME="+name, "PORT="+strconv.Itoa(p.port), "HEARTBEAT_INTERVAL=1s",

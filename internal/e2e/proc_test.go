@@ -2,9 +2,9 @@ package e2e
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"io"
 	"net/http"
 	"os/exec"
@@ -179,7 +179,7 @@ func (s *server) logged(msg string) []logLine {
 func (s *server) waitReady(timeout time.Duration) {
 	s.t.Helper()
 	c := &http.Client{Timeout: 5 * time.Second}
-	err := poll(timeout, func() (bool, error) {
+	err := faults.Poll(timeout, func() (bool, error) {
 		select {
 		case <-s.done:
 			return false, fmt.Errorf("exited: %v", s.waitErr)
@@ -229,28 +229,5 @@ func (s *server) wait(timeout time.Duration) {
 	case <-s.done:
 	case <-tm.C:
 		s.t.Fatalf("serve %s: still running %v after the signal", s.name, timeout)
-	}
-}
-
-// poll calls cond until it reports true, fails, or timeout passes. It is a condition wait: the
-// pause between two calls is only the polling interval.
-func poll(timeout time.Duration, cond func() (bool, error)) error {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		ok, err := cond()
-		if err != nil {
-			return err
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("condition not met after %v", timeout)
-		case <-tick.C:
-		}
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -23,23 +23,12 @@ import (
 // approvalFile is the example component, the default COMPONENT_FILE of `xcomponent runtime`.
 var approvalFile = filepath.Join("..", "..", "examples", "approval-workflow.yaml")
 
-// freePort returns a loopback port nobody listens on right now.
-func freePort(t testing.TB) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
 // runtimeArgs are the arguments of one `xcomponent runtime` process on the store spec (a
 // PostgreSQL URL goes in DATABASE_URL, as in a deployment; a sqlite: spec, which DATABASE_URL
 // does not take, in --database-url) and the environment it adds.
 func runtimeArgs(t testing.TB, brokerURL, store, componentFile, name string) (args, env []string) {
 	env = []string{"BROKER_URL=" + brokerURL, "COMPONENT_FILE=" + componentFile, "RUNTIME_NAME=" + name,
-		"PORT=" + strconv.Itoa(freePort(t)), "CREATE_DEMO_INSTANCE=false", "HEARTBEAT_INTERVAL=1s"}
+		"PORT=" + strconv.Itoa(faults.FreePort(t)), "CREATE_DEMO_INSTANCE=false", "HEARTBEAT_INTERVAL=1s"}
 	args = []string{"runtime", "--log-format", "json"}
 	if strings.HasPrefix(store, "sqlite:") {
 		return append(args, "--database-url", store), append(env, "DATABASE_URL=")
@@ -116,7 +105,7 @@ func testRuntimeGracefulStop(t *testing.T, backendName string) {
 		}
 		return c
 	}
-	if err := poll(60*time.Second, func() (bool, error) { return count() >= n/10, nil }); err != nil {
+	if err := faults.Poll(60*time.Second, func() (bool, error) { return count() >= n/10, nil }); err != nil {
 		t.Fatalf("rt-a applied %d of %d creates: %v\n%s", count(), n, err, a.tail(40))
 	}
 	// A second runtime of the component joins, on the same store; then rt-a is stopped while
@@ -127,14 +116,14 @@ func testRuntimeGracefulStop(t *testing.T, backendName string) {
 	if len(a.logged("stopped")) != 1 {
 		t.Errorf("rt-a did not log its graceful stop:\n%s", a.tail(20))
 	}
-	if err := poll(30*time.Second, func() (bool, error) {
+	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		mu.Lock()
 		defer mu.Unlock()
 		return shutdowns["rt-a"] == 1, nil
 	}); err != nil {
 		t.Errorf("rt-a's shutdown was not announced on %s: %v", wire.ChannelShutdown, err)
 	}
-	if err := poll(90*time.Second, func() (bool, error) { return count() >= n, nil }); err != nil {
+	if err := faults.Poll(90*time.Second, func() (bool, error) { return count() >= n, nil }); err != nil {
 		t.Fatalf("%d of %d creates applied: %v\n%s", count(), n, err, bb.tail(40))
 	}
 	bb.stop()

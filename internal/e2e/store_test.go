@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"path/filepath"
 	"sort"
 	"testing"
@@ -85,7 +86,7 @@ func (b backend) awaitSessionsGone(t testing.TB) {
 	}
 	db := b.open(t)
 	defer db.Close()
-	err := poll(conditionTimeout, func() (bool, error) {
+	err := faults.Poll(conditionTimeout, func() (bool, error) {
 		var n int
 		err := db.QueryRow(`SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()`).Scan(&n)
 		return n == 0, err

@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"github.com/xcomponent/xcomponent/internal/faults"
 	"testing"
 	"time"
 )
@@ -39,7 +40,7 @@ func testTimerTakeoverAfterKill9(t *testing.T, backendName string) {
 		tickerIDs = append(tickerIDs, ca.create(t, "Ticker", nil).ID)
 	}
 	// A ticks them: wait for a few ticks of each.
-	if err := poll(60*time.Second, func() (bool, error) {
+	if err := faults.Poll(60*time.Second, func() (bool, error) {
 		snaps := b.readSnapshots(t)
 		for _, id := range tickerIDs {
 			if snaps[id].Version < 5 {
@@ -59,7 +60,7 @@ func testTimerTakeoverAfterKill9(t *testing.T, backendName string) {
 	t.Logf("A killed (SIGKILL; exit seen after %v)", time.Since(killed).Round(time.Millisecond))
 
 	// B takes over: every ticker ticks 10 more times, every waiter fires.
-	if err := poll(60*time.Second, func() (bool, error) {
+	if err := faults.Poll(60*time.Second, func() (bool, error) {
 		snaps := b.readSnapshots(t)
 		for _, id := range tickerIDs {
 			if snaps[id].Version < atKill[id].Version+10 {
