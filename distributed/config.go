@@ -38,6 +38,9 @@ const (
 	EnvHeartbeatInterval  = "HEARTBEAT_INTERVAL"
 	EnvShutdownTimeout    = "SHUTDOWN_TIMEOUT"
 	EnvInboxRetention     = maintenance.EnvInboxRetention
+	EnvTimerPoll          = "TIMER_POLL"
+	EnvTimerTakeover      = "TIMER_TAKEOVER"
+	EnvTimerLease         = "TIMER_LEASE"
 )
 
 // Hooks maps the hook method names used in the YAML (onEntry, onExit, triggeredMethod) to
@@ -60,6 +63,10 @@ type Hooks map[string]xc.HookFunc
 //	HEARTBEAT_INTERVAL    e.g. 10s
 //	SHUTDOWN_TIMEOUT      bound of the graceful stop, e.g. 10s
 //	INBOX_RETENTION       how long applied command ids are kept (default 24h; 0: for ever)
+//	TIMER_POLL            how often due timers are claimed from the shared store (default 1s;
+//	                      "off": never, only the arming runtime fires its timers)
+//	TIMER_TAKEOVER        how late a timer must be before any runtime claims it (default 500ms)
+//	TIMER_LEASE           how long a claim keeps the other runtimes off (default 10s)
 //
 // A value that does not parse is an error naming the variable.
 func ConfigFromEnv() (Config, error) { return ConfigFromLookup(os.Getenv) }
@@ -114,12 +121,51 @@ func ConfigFromLookup(getenv func(string) string) (Config, error) {
 			*d.dst = x
 		}
 	}
+	if v := get(EnvTimerPoll); v != "" {
+		if cfg.TimerPoll, err = parseTimerPoll(v); err != nil {
+			return cfg, fmt.Errorf("%s: %w", EnvTimerPoll, err)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		dst  *time.Duration
+	}{{EnvTimerTakeover, &cfg.TimerTakeover}, {EnvTimerLease, &cfg.TimerLease}} {
+		if v := get(d.name); v != "" {
+			x, err := time.ParseDuration(v)
+			if err != nil || x <= 0 {
+				return cfg, fmt.Errorf("%s: %q is not a positive duration (e.g. 500ms)", d.name, v)
+			}
+			*d.dst = x
+		}
+	}
 	if v := get(EnvInboxRetention); v != "" {
 		if cfg.InboxRetention, err = maintenance.ParseRetention(v); err != nil {
 			return cfg, fmt.Errorf("%s: %w", EnvInboxRetention, err)
 		}
 	}
 	return cfg, nil
+}
+
+// parseTimerPoll reads TIMER_POLL: a positive duration, or "off" (or 0) for no claiming, which
+// Config.TimerPoll spells as a negative duration (0 there is the default).
+func parseTimerPoll(v string) (time.Duration, error) {
+	if strings.EqualFold(v, "off") || v == "0" {
+		return -1, nil
+	}
+	x, err := time.ParseDuration(v)
+	if err != nil || x <= 0 {
+		return 0, fmt.Errorf("%q is not a positive duration (e.g. 1s) or off", v)
+	}
+	return x, nil
+}
+
+// FlagTimerPoll maps the --timer-poll flag's value to Config.TimerPoll: 0 on the command line
+// turns claiming off (Config's 0 is the default).
+func FlagTimerPoll(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 // defaultRuntimeName is the name of a runtime started without one, as xcomponent-ai names

@@ -35,6 +35,9 @@ func TestConfigFromLookup(t *testing.T) {
 		cfg.Port != 0 || cfg.Bind != "127.0.0.1" || cfg.InboxRetention != 0 {
 		t.Errorf("defaults: %+v", cfg)
 	}
+	if cfg, err := distributed.ConfigFromLookup(env(map[string]string{"TIMER_POLL": "off"})); err != nil || cfg.TimerPoll >= 0 {
+		t.Errorf("TIMER_POLL=off: %v, %v; want a negative poll (no claiming)", cfg.TimerPoll, err)
+	}
 	if cfg, err := distributed.ConfigFromLookup(env(map[string]string{"INBOX_RETENTION": "0"})); err != nil || cfg.InboxRetention >= 0 {
 		t.Errorf("INBOX_RETENTION=0: %v, %v; want a negative retention (never pruned)", cfg.InboxRetention, err)
 	}
@@ -43,19 +46,22 @@ func TestConfigFromLookup(t *testing.T) {
 		"BROKER_URL": "amqp://u:p@rabbit:5672/v", "DATABASE_URL": "postgres://u:p@db/x", "COMPONENT_FILE": "c.yaml",
 		"RUNTIME_NAME": "r-1", "CREATE_DEMO_INSTANCE": "true", "PORT": "8081", "BIND_ADDR": "0.0.0.0",
 		"HEARTBEAT_INTERVAL": "2s", "SHUTDOWN_TIMEOUT": "30s", "INBOX_RETENTION": "72h",
+		"TIMER_POLL": "200ms", "TIMER_TAKEOVER": "1s", "TIMER_LEASE": "30s",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.BrokerURL != "amqp://u:p@rabbit:5672/v" || cfg.StoreSpec != "postgres://u:p@db/x" || cfg.ComponentFile != "c.yaml" ||
 		cfg.RuntimeName != "r-1" || !cfg.CreateDemoInstance || cfg.Port != 8081 || cfg.Bind != "0.0.0.0" ||
-		cfg.HeartbeatInterval != 2*time.Second || cfg.ShutdownTimeout != 30*time.Second || cfg.InboxRetention != 72*time.Hour {
+		cfg.HeartbeatInterval != 2*time.Second || cfg.ShutdownTimeout != 30*time.Second || cfg.InboxRetention != 72*time.Hour ||
+		cfg.TimerPoll != 200*time.Millisecond || cfg.TimerTakeover != time.Second || cfg.TimerLease != 30*time.Second {
 		t.Errorf("from env: %+v", cfg)
 	}
 
 	for k, v := range map[string]string{
 		"CREATE_DEMO_INSTANCE": "yes please", "PORT": "http", "HEARTBEAT_INTERVAL": "10", "SHUTDOWN_TIMEOUT": "-1s",
 		"DATABASE_URL": "mysql://db/x", "INBOX_RETENTION": "-1h",
+		"TIMER_POLL": "fast", "TIMER_TAKEOVER": "0", "TIMER_LEASE": "-1s",
 	} {
 		_, err := distributed.ConfigFromLookup(env(map[string]string{k: v}))
 		if err == nil || !strings.Contains(err.Error(), k) {

@@ -117,6 +117,19 @@ type Config struct {
 	// dead-lettered (DefaultCommandMaxLength when 0). The same for every runtime of a
 	// component.
 	CommandMaxLength int
+	// TimerPoll is how often this runtime claims the component's due timers from the shared
+	// store (any runtime fires the timers of any instance, e.g. after the arming runtime
+	// died): xc.DefaultTimerPoll (1s) when 0, never when negative (each runtime then fires only
+	// the timers it armed or loaded). A shorter poll fires a dead runtime's timers sooner at
+	// the price of one claim query per runtime per period.
+	TimerPoll time.Duration
+	// TimerTakeover is how late a timer must be before it is claimed (xc.DefaultTimerTakeover,
+	// 500ms, when 0): the arming runtime fires its own timers on time; the others step in
+	// after this delay.
+	TimerTakeover time.Duration
+	// TimerLease is how long a claim keeps the other runtimes off the claimed instances
+	// (xc.DefaultTimerLease, 10s, when 0): the longest delay a runtime dying with a claim adds.
+	TimerLease time.Duration
 	// MinBackoff and MaxBackoff bound the broker reconnection delay (bus defaults when 0).
 	MinBackoff, MaxBackoff time.Duration
 	Logger                 *slog.Logger
@@ -286,7 +299,8 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	defer rel.close()
 
 	metrics := server.NewMetrics()
-	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeurl.Kind(cfg.StoreSpec) != "memory"})
+	r.eng = xc.New(xc.Options{Store: st, Logger: r.log, Observer: metrics, Tracer: telemetry.Engine(cfg.TracerProvider), DefaultHook: cfg.DefaultHook, Remote: rel, SharedStore: storeurl.Kind(cfg.StoreSpec) != "memory",
+		TimerPoll: cfg.TimerPoll, TimerTakeover: cfg.TimerTakeover, TimerLease: cfg.TimerLease})
 	metrics.Registry().MustRegister(r.droppedCollectors()...)
 	r.instrument(metrics.Registry(), b.Connected)
 	r.metrics.register(metrics.Registry(), r)

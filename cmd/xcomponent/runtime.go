@@ -6,7 +6,9 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/distributed"
 	"github.com/xcomponent/xcomponent/internal/httpapi"
 	"github.com/xcomponent/xcomponent/store/maintenance"
@@ -14,12 +16,7 @@ import (
 )
 
 func newRuntimeCmd(g *globals) *cobra.Command {
-	var (
-		brokerURL, databaseURL, componentFile, runtimeName, bind string
-		demo                                                     bool
-		port                                                     int
-		heartbeat, shutdown, retention                           time.Duration
-	)
+	fl := &runtimeFlags{}
 	transport := &httpapi.Transport{}
 	cmd := &cobra.Command{
 		Use:   "runtime",
@@ -42,47 +39,17 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 			"  HEARTBEAT_INTERVAL    default 10s\n" +
 			"  SHUTDOWN_TIMEOUT      bound of the graceful stop, default 10s\n" +
 			"  INBOX_RETENTION       how long applied command ids are kept, default 24h; 0: for ever\n" +
+			"  TIMER_POLL            how often due timers are claimed from the shared store, default 1s;\n" +
+			"                        off (or 0): never (only the arming runtime fires its timers)\n" +
+			"  TIMER_TAKEOVER        how late a timer is before any runtime claims it, default 500ms\n" +
+			"  TIMER_LEASE           how long a claim keeps the other runtimes off, default 10s\n" +
 			"  XCOMPONENT_AUTH_TOKENS  role=token pairs for the HTTP API (operator=T1,viewer=T2;\n" +
 			"                        tokens of 16 characters or more); XCOMPONENT_AUTH_TOKEN_FILE a file of them",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			// The env is read here, not as the flags' defaults: --help would show credentials.
-			cfg, err := distributed.ConfigFromEnv()
+			cfg, err := runtimeConfig(cmd.Flags(), fl)
 			if err != nil {
 				return &usageError{err}
-			}
-			f := cmd.Flags()
-			if f.Changed("broker-url") {
-				cfg.BrokerURL = brokerURL
-			}
-			if f.Changed("database-url") {
-				if cfg.StoreSpec, err = storeurl.Resolve(databaseURL, os.Getenv); err != nil {
-					return &usageError{err}
-				}
-			}
-			if f.Changed("component-file") {
-				cfg.ComponentFile = componentFile
-			}
-			if f.Changed("runtime-name") {
-				cfg.RuntimeName = runtimeName
-			}
-			if f.Changed("create-demo-instance") {
-				cfg.CreateDemoInstance = demo
-			}
-			if f.Changed("port") {
-				cfg.Port = port
-			}
-			if f.Changed("bind") {
-				cfg.Bind = bind
-			}
-			if f.Changed("heartbeat-interval") {
-				cfg.HeartbeatInterval = heartbeat
-			}
-			if f.Changed("shutdown-timeout") {
-				cfg.ShutdownTimeout = shutdown
-			}
-			if f.Changed("inbox-retention") {
-				cfg.InboxRetention = maintenance.FlagRetention(retention)
 			}
 			// Same tokens as serve: XCOMPONENT_AUTH_TOKENS and XCOMPONENT_AUTH_TOKEN_FILE.
 			if cfg.Tokens, err = authTokens(nil, ""); err != nil {
@@ -109,17 +76,89 @@ func newRuntimeCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	addHTTPFlags(f, transport)
-	f.StringVar(&brokerURL, "broker-url", distributed.DefaultBrokerURL, "RabbitMQ URL (env BROKER_URL)")
-	f.StringVar(&databaseURL, "database-url", "", "postgres://… shared by the runtimes, or sqlite:PATH, or memory (env DATABASE_URL; unset: "+storeurl.Default+")")
-	f.StringVar(&componentFile, "component-file", distributed.DefaultComponentFile, "component YAML file (env COMPONENT_FILE)")
-	f.StringVar(&runtimeName, "runtime-name", "", "name of this runtime in the dashboards (env RUNTIME_NAME; default runtime-<unix ms>)")
-	f.BoolVar(&demo, "create-demo-instance", false, "create one entry-machine instance at start (env CREATE_DEMO_INSTANCE)")
-	f.IntVar(&port, "port", 0, "serve the HTTP API, /healthz, /readyz and /metrics on this port; 0: none (env PORT)")
-	f.StringVar(&bind, "bind", distributed.DefaultBind, "address the HTTP API listens on (env BIND_ADDR)")
-	f.DurationVar(&heartbeat, "heartbeat-interval", distributed.DefaultHeartbeatInterval, "interval between registry heartbeats (env HEARTBEAT_INTERVAL)")
-	f.DurationVar(&shutdown, "shutdown-timeout", distributed.DefaultShutdownTimeout, "bound of the graceful stop (env SHUTDOWN_TIMEOUT)")
-	f.DurationVar(&retention, "inbox-retention", maintenance.DefaultInboxRetention, "how long the ids of applied commands are kept to refuse duplicates; 0: for ever (env INBOX_RETENTION)")
+	fl.register(f)
 	return cmd
+}
+
+// runtimeFlags are the values of `xcomponent runtime`'s own flags.
+type runtimeFlags struct {
+	brokerURL, databaseURL, componentFile, runtimeName, bind string
+	demo                                                     bool
+	port                                                     int
+	heartbeat, shutdown, retention                           time.Duration
+	timerPoll, timerTakeover, timerLease                     time.Duration
+}
+
+// register defines the flags on f.
+func (fl *runtimeFlags) register(f *pflag.FlagSet) {
+	f.StringVar(&fl.brokerURL, "broker-url", distributed.DefaultBrokerURL, "RabbitMQ URL (env BROKER_URL)")
+	f.StringVar(&fl.databaseURL, "database-url", "", "postgres://… shared by the runtimes, or sqlite:PATH, or memory (env DATABASE_URL; unset: "+storeurl.Default+")")
+	f.StringVar(&fl.componentFile, "component-file", distributed.DefaultComponentFile, "component YAML file (env COMPONENT_FILE)")
+	f.StringVar(&fl.runtimeName, "runtime-name", "", "name of this runtime in the dashboards (env RUNTIME_NAME; default runtime-<unix ms>)")
+	f.BoolVar(&fl.demo, "create-demo-instance", false, "create one entry-machine instance at start (env CREATE_DEMO_INSTANCE)")
+	f.IntVar(&fl.port, "port", 0, "serve the HTTP API, /healthz, /readyz and /metrics on this port; 0: none (env PORT)")
+	f.StringVar(&fl.bind, "bind", distributed.DefaultBind, "address the HTTP API listens on (env BIND_ADDR)")
+	f.DurationVar(&fl.heartbeat, "heartbeat-interval", distributed.DefaultHeartbeatInterval, "interval between registry heartbeats (env HEARTBEAT_INTERVAL)")
+	f.DurationVar(&fl.shutdown, "shutdown-timeout", distributed.DefaultShutdownTimeout, "bound of the graceful stop (env SHUTDOWN_TIMEOUT)")
+	f.DurationVar(&fl.retention, "inbox-retention", maintenance.DefaultInboxRetention, "how long the ids of applied commands are kept to refuse duplicates; 0: for ever (env INBOX_RETENTION)")
+	f.DurationVar(&fl.timerPoll, "timer-poll", xc.DefaultTimerPoll, "how often due timers of the component are claimed from the shared store; 0: never (env TIMER_POLL)")
+	f.DurationVar(&fl.timerTakeover, "timer-takeover", xc.DefaultTimerTakeover, "how late a timer must be before any runtime claims it (env TIMER_TAKEOVER)")
+	f.DurationVar(&fl.timerLease, "timer-lease", xc.DefaultTimerLease, "how long a timer claim keeps the other runtimes off its instances (env TIMER_LEASE)")
+}
+
+// runtimeConfig is the runtime's Config: the environment (distributed.ConfigFromEnv), then
+// the flags set on the command line.
+func runtimeConfig(f *pflag.FlagSet, fl *runtimeFlags) (distributed.Config, error) {
+	// The env is read here, not as the flags' defaults: --help would show credentials.
+	cfg, err := distributed.ConfigFromEnv()
+	if err != nil {
+		return cfg, err
+	}
+	if f.Changed("broker-url") {
+		cfg.BrokerURL = fl.brokerURL
+	}
+	if f.Changed("database-url") {
+		if cfg.StoreSpec, err = storeurl.Resolve(fl.databaseURL, os.Getenv); err != nil {
+			return cfg, err
+		}
+	}
+	if f.Changed("component-file") {
+		cfg.ComponentFile = fl.componentFile
+	}
+	if f.Changed("runtime-name") {
+		cfg.RuntimeName = fl.runtimeName
+	}
+	if f.Changed("create-demo-instance") {
+		cfg.CreateDemoInstance = fl.demo
+	}
+	if f.Changed("port") {
+		cfg.Port = fl.port
+	}
+	if f.Changed("bind") {
+		cfg.Bind = fl.bind
+	}
+	if f.Changed("heartbeat-interval") {
+		cfg.HeartbeatInterval = fl.heartbeat
+	}
+	if f.Changed("shutdown-timeout") {
+		cfg.ShutdownTimeout = fl.shutdown
+	}
+	if f.Changed("inbox-retention") {
+		cfg.InboxRetention = maintenance.FlagRetention(fl.retention)
+	}
+	if f.Changed("timer-poll") {
+		cfg.TimerPoll = distributed.FlagTimerPoll(fl.timerPoll)
+	}
+	if f.Changed("timer-takeover") {
+		cfg.TimerTakeover = fl.timerTakeover
+	}
+	if f.Changed("timer-lease") {
+		cfg.TimerLease = fl.timerLease
+	}
+	if cfg.TimerTakeover < 0 || cfg.TimerLease < 0 {
+		return cfg, fmt.Errorf("--timer-takeover and --timer-lease must be positive durations")
+	}
+	return cfg, nil
 }
 
 // errComponentFile explains a missing component file, whose default is relative to the
