@@ -48,7 +48,7 @@ func TestOrderPaymentKill9(t *testing.T) {
 	billA := startRuntimeProc(t, "billing-a", url, b.spec, billingFile)
 	billB := startRuntimeProc(t, "billing-b", url, b.spec, billingFile)
 	tails := func() string {
-		return "shop-b:\n" + shopB.tail(30) + "\nbilling-b:\n" + billB.tail(30)
+		return "shop-b:\n" + shopB.Tail(30) + "\nbilling-b:\n" + billB.Tail(30)
 	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -109,8 +109,8 @@ func TestOrderPaymentKill9(t *testing.T) {
 	for i := range n {
 		if i == n/2 {
 			killed = time.Now()
-			shopA.kill()
-			billA.kill()
+			shopA.Kill()
+			billA.Kill()
 			t.Logf("shop-a and billing-a killed (SIGKILL) after %d SUBMITs", i)
 		}
 		publish(wire.ChannelTriggerEvent, wire.TriggerEvent{ComponentName: "Shop", InstanceID: orders[fmt.Sprintf("o-%04d", i)],
@@ -162,8 +162,8 @@ func TestOrderPaymentKill9(t *testing.T) {
 			}
 		}
 	}
-	shopB.stop()
-	billB.stop()
+	shopB.Stop()
+	billB.Stop()
 	judgeFlows(t, b, orders, payments, allPaymentsAfter)
 }
 

@@ -103,7 +103,7 @@ func TestDashboardProcessDrivesRuntimes(t *testing.T) {
 	}
 
 	// SIGKILL: no shutdown announce; the dashboard notices the silence.
-	a.kill()
+	a.Kill()
 	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		return runtimesByName(t, c)["runtime-approval"].Status == "lost", nil
 	}); err != nil {
@@ -120,7 +120,7 @@ func TestDashboardProcessDrivesRuntimes(t *testing.T) {
 	}
 	create(7)
 
-	b.stop()
+	b.Stop()
 	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		return runtimesByName(t, c)["runtime-approval-2"].Status == "stopped", nil
 	}); err != nil {
@@ -130,5 +130,5 @@ func TestDashboardProcessDrivesRuntimes(t *testing.T) {
 		map[string]any{"context": map[string]any{"requester": "ada", "item": "laptop", "amount": 5}}, nil); st != http.StatusServiceUnavailable {
 		t.Fatalf("create without runtime: %d %s, want 503", st, raw)
 	}
-	d.stop()
+	d.Stop()
 }

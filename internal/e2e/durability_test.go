@@ -76,7 +76,7 @@ func TestKillMidStream(t *testing.T) {
 				all = append(all, pending...)
 				tr.stopping.Store(true)
 				killedAt := time.Now().UnixMilli()
-				srv.kill()
+				srv.Kill()
 				tr.wait()
 				c.close()
 				tr.checkNoErrors(t)
@@ -109,7 +109,7 @@ func TestKillMidStream(t *testing.T) {
 			}
 			waitFired(t, c, pending)
 			c.close() // idle keep-alive connections would delay the graceful stop
-			srv.stop()
+			srv.Stop()
 			led.add(tr)
 			led.verify(t, b, counters, false)
 			checkFired(t, b, all)
@@ -230,7 +230,7 @@ func TestGracefulRestart(t *testing.T) {
 				before[id] = c.get(t, id)
 			}
 			c.close()
-			srv.stop()
+			srv.Stop()
 
 			srv = startServe(t, "graceful-1", b.spec)
 			c = newClient(srv.URL)
@@ -244,7 +244,7 @@ func TestGracefulRestart(t *testing.T) {
 				t.Fatal(err)
 			}
 			tr.stopping.Store(true)
-			srv.stop()
+			srv.Stop()
 			tr.wait()
 			c.close()
 			tr.checkNoErrors(t)
@@ -263,7 +263,7 @@ func TestGracefulRestart(t *testing.T) {
 			defer c.close()
 			checkServed(t, c, b, counters)
 			c.close()
-			srv.stop()
+			srv.Stop()
 		})
 	}
 }

@@ -42,41 +42,11 @@ func buildExampleRuntime(t *testing.T) string {
 // readiness is its /readyz on the port it is given).
 func startExampleRuntime(t *testing.T, bin, name, brokerURL, dsn, comp string) *server {
 	t.Helper()
-	port := faults.FreePort(t)
-	cmd := exec.Command(bin)
-	cmd.Env = append(cmd.Environ(), "BROKER_URL="+brokerURL, "DATABASE_URL="+dsn, "PORT="+strconv.Itoa(port),
-		"COMPONENT_FILE="+filepath.Join("..", "..", "examples", "distributed", comp), "RUNTIME_NAME="+name,
-		"CREATE_DEMO_INSTANCE=false", "HEARTBEAT_INTERVAL=1s", "PAYMENT_VALIDATION_DELAY=50ms")
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &server{t: t, name: name, cmd: cmd, done: make(chan struct{}), URL: "http://127.0.0.1:" + strconv.Itoa(port)}
-	s.Started = time.Now()
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("%s: start: %v", name, err)
-	}
-	go func() {
-		s.read(stderr, make(chan string, 1))
-		s.waitErr = cmd.Wait()
-		close(s.done)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.done:
-		default:
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-		if s.sawRace() {
-			t.Errorf("%s: the race detector reported a data race:\n%s", name, s.tail(200))
-		}
-		if t.Failed() {
-			t.Logf("%s: last log lines:\n%s", name, s.tail(30))
-		}
-	})
-	s.waitReady(60 * time.Second)
-	return s
+	port := strconv.Itoa(faults.FreePort(t))
+	env := []string{"BROKER_URL=" + brokerURL, "DATABASE_URL=" + dsn, "PORT=" + port,
+		"COMPONENT_FILE=" + filepath.Join("..", "..", "examples", "distributed", comp), "RUNTIME_NAME=" + name,
+		"CREATE_DEMO_INSTANCE=false", "HEARTBEAT_INTERVAL=1s", "PAYMENT_VALIDATION_DELAY=50ms"}
+	return faults.StartAt(t, name, "http://127.0.0.1:"+port, bin, nil, env)
 }
 
 // TestDashboardOrderPaymentFlowsWithKills: 20 order/payment flows of the distributed example in
@@ -227,8 +197,8 @@ func TestDashboardOrderPaymentFlowsWithKills(t *testing.T) {
 	}
 	select {
 	case <-killed:
-		orders[0].kill()
-		payments[0].kill()
+		orders[0].Kill()
+		payments[0].Kill()
 	case <-time.After(2 * time.Minute):
 		t.Fatal("flows did not start")
 	}

@@ -18,7 +18,7 @@ func TestServeStartsInboxPruning(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := startServe(t, "prune-"+tc.name, tc.spec, "--inbox-retention", tc.retention)
-			got := srv.logged("inbox pruning")
+			got := srv.Logged("inbox pruning")
 			switch {
 			case tc.want == "" && len(got) != 0:
 				t.Errorf("pruning started: %+v", got)

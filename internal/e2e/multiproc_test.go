@@ -30,8 +30,8 @@ func TestTwoProcessesOnePostgres(t *testing.T) {
 	tr.wait()
 	ca.close() // idle keep-alive connections would delay the graceful stop
 	cb.close()
-	a.stop()
-	bb.stop()
+	a.Stop()
+	bb.Stop()
 
 	acked, unknown, rejected := tr.counts()
 	t.Logf("%d events sent: %d acknowledged, %d without answer, %d rejected", acked+unknown+rejected, acked, unknown, rejected)
@@ -45,8 +45,8 @@ func TestTwoProcessesOnePostgres(t *testing.T) {
 		}
 	}
 	for _, srv := range []*server{a, bb} {
-		if l := srv.logged("internal error"); len(l) > 0 {
-			t.Logf("%s logged %d internal errors, e.g. %v", srv.name, len(l), l[0].Attrs["err"])
+		if l := srv.Logged("internal error"); len(l) > 0 {
+			t.Logf("%s logged %d internal errors, e.g. %v", srv.Name, len(l), l[0].Attrs["err"])
 		}
 	}
 	if unknown > 0 {

@@ -55,7 +55,7 @@ func TestRestoreManyInstances(t *testing.T) {
 				t.Errorf("restored instance %s: %+v", id, in)
 			}
 			restored := int64(-1)
-			for _, l := range srv.logged("restored instances") {
+			for _, l := range srv.Logged("restored instances") {
 				if v, ok := l.Attrs["count"].(float64); ok {
 					restored = int64(v)
 				}
@@ -72,7 +72,7 @@ func TestRestoreManyInstances(t *testing.T) {
 			t.Logf("RESTORE %s: %d live instances: /readyz after %v, first GET answered %v after the process started (race detector: %v)",
 				name, n, srv.Ready.Round(time.Millisecond), served.Round(time.Millisecond), raceEnabled)
 			c.close()
-			srv.stop()
+			srv.Stop()
 		})
 	}
 }

@@ -106,15 +106,15 @@ func testRuntimeGracefulStop(t *testing.T, backendName string) {
 		return c
 	}
 	if err := faults.Poll(60*time.Second, func() (bool, error) { return count() >= n/10, nil }); err != nil {
-		t.Fatalf("rt-a applied %d of %d creates: %v\n%s", count(), n, err, a.tail(40))
+		t.Fatalf("rt-a applied %d of %d creates: %v\n%s", count(), n, err, a.Tail(40))
 	}
 	// A second runtime of the component joins, on the same store; then rt-a is stopped while
 	// both consume.
 	bb := startRuntimeProc(t, "rt-b", url, b.spec, approvalFile)
-	a.stop() // SIGTERM; fails unless it exits 0
+	a.Stop() // SIGTERM; fails unless it exits 0
 	atStop := count()
-	if len(a.logged("stopped")) != 1 {
-		t.Errorf("rt-a did not log its graceful stop:\n%s", a.tail(20))
+	if len(a.Logged("stopped")) != 1 {
+		t.Errorf("rt-a did not log its graceful stop:\n%s", a.Tail(20))
 	}
 	if err := faults.Poll(30*time.Second, func() (bool, error) {
 		mu.Lock()
@@ -124,9 +124,9 @@ func testRuntimeGracefulStop(t *testing.T, backendName string) {
 		t.Errorf("rt-a's shutdown was not announced on %s: %v", wire.ChannelShutdown, err)
 	}
 	if err := faults.Poll(90*time.Second, func() (bool, error) { return count() >= n, nil }); err != nil {
-		t.Fatalf("%d of %d creates applied: %v\n%s", count(), n, err, bb.tail(40))
+		t.Fatalf("%d of %d creates applied: %v\n%s", count(), n, err, bb.Tail(40))
 	}
-	bb.stop()
+	bb.Stop()
 	if got := count(); got != n {
 		t.Errorf("%d instances for %d create commands", got, n)
 	}

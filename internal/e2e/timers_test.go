@@ -56,7 +56,7 @@ func testTimerTakeoverAfterKill9(t *testing.T, backendName string) {
 	}
 	atKill := b.readSnapshots(t)
 	killed := time.Now()
-	a.kill()
+	a.Kill()
 	t.Logf("A killed (SIGKILL; exit seen after %v)", time.Since(killed).Round(time.Millisecond))
 
 	// B takes over: every ticker ticks 10 more times, every waiter fires.
@@ -74,9 +74,9 @@ func testTimerTakeoverAfterKill9(t *testing.T, backendName string) {
 		}
 		return true, nil
 	}); err != nil {
-		t.Fatalf("takeover by B: %v\n%s", err, survivor.tail(40))
+		t.Fatalf("takeover by B: %v\n%s", err, survivor.Tail(40))
 	}
-	survivor.stop()
+	survivor.Stop()
 
 	evs := b.readEvents(t)
 	snaps := b.readSnapshots(t)

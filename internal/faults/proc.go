@@ -48,16 +48,38 @@ type Proc struct {
 	waitErr error
 
 	mu   sync.Mutex
-	logs []string
+	logs []string  // stderr lines (but successful request lines), the last maxLogLines
+	msgs []LogLine // the JSON ones, decoded
 }
+
+// LogLine is a decoded JSON log line of a process; Attrs holds all its fields.
+type LogLine struct {
+	Msg, Level string
+	Attrs      map[string]any
+}
+
+// maxLogLines bounds the lines a Proc keeps.
+const maxLogLines = 4000
 
 // StartTimeout bounds a process's start.
 const StartTimeout = 60 * time.Second
 
 // Start starts bin with args, env added to this process's environment, waits for its
-// "serving" log line and until /readyz answers 200. The process is killed at the end of the
-// test if still running; a data race it reported fails the test.
+// "serving" log line (JSON logs) and until /readyz answers 200. The process is killed at the
+// end of the test if still running; a data race it reported fails the test.
 func Start(t testing.TB, name, bin string, args, env []string) *Proc {
+	t.Helper()
+	return start(t, name, bin, args, env, "")
+}
+
+// StartAt is Start for a process whose API address is known in advance (url, e.g. given by
+// PORT) and whose logs need not be JSON: it waits only until url/readyz answers 200.
+func StartAt(t testing.TB, name, url, bin string, args, env []string) *Proc {
+	t.Helper()
+	return start(t, name, bin, args, env, url)
+}
+
+func start(t testing.TB, name, bin string, args, env []string, url string) *Proc {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Env = append(cmd.Environ(), env...)
@@ -90,14 +112,18 @@ func Start(t testing.TB, name, bin string, args, env []string) *Proc {
 			t.Logf("%s: last log lines:\n%s", name, p.Tail(40))
 		}
 	})
-	tm := time.NewTimer(StartTimeout)
-	defer tm.Stop()
-	select {
-	case p.URL = <-addr:
-	case <-p.done:
-		t.Fatalf("%s exited before serving (%v):\n%s", name, p.waitErr, p.Tail(40))
-	case <-tm.C:
-		t.Fatalf("%s: no 'serving' log line after %v:\n%s", name, StartTimeout, p.Tail(40))
+	if url != "" {
+		p.URL = url
+	} else {
+		tm := time.NewTimer(StartTimeout)
+		defer tm.Stop()
+		select {
+		case p.URL = <-addr:
+		case <-p.done:
+			t.Fatalf("%s exited before serving (%v):\n%s", name, p.waitErr, p.Tail(40))
+		case <-tm.C:
+			t.Fatalf("%s: no 'serving' log line after %v:\n%s", name, StartTimeout, p.Tail(40))
+		}
 	}
 	if err := p.WaitReady(StartTimeout); err != nil {
 		t.Fatalf("%s: %v\n%s", name, err, p.Tail(40))
@@ -117,6 +143,8 @@ func (p *Proc) read(r io.Reader, addr chan<- string) {
 		var ll map[string]any
 		if json.Unmarshal([]byte(line), &ll) == nil {
 			msg, _ := ll["msg"].(string)
+			level, _ := ll["level"].(string)
+			// serve: "serving" addr=…; runtime: "serving the API" addr=…; dashboard: "dashboard serving" url=…
 			if (msg == "serving" || msg == "serving the API" || msg == "dashboard serving") && !sent {
 				a, ok := ll["addr"].(string)
 				if !ok {
@@ -130,14 +158,17 @@ func (p *Proc) read(r io.Reader, addr chan<- string) {
 					sent = true
 				}
 			}
-			if msg == "http request" && ll["level"] == "INFO" {
-				continue
+			if msg == "http request" && level == "INFO" {
+				continue // one per request: too many to keep, and the client knows them
 			}
+			p.mu.Lock()
+			p.msgs = append(p.msgs, LogLine{Msg: msg, Level: level, Attrs: ll})
+			p.mu.Unlock()
 		}
 		p.mu.Lock()
 		p.logs = append(p.logs, line)
-		if len(p.logs) > 4000 {
-			p.logs = append(p.logs[:0], p.logs[2000:]...)
+		if len(p.logs) > maxLogLines {
+			p.logs = append(p.logs[:0], p.logs[len(p.logs)-maxLogLines/2:]...)
 		}
 		p.mu.Unlock()
 	}
@@ -149,6 +180,19 @@ func (p *Proc) Tail(n int) string {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return strings.Join(p.logs[max(0, len(p.logs)-n):], "\n")
+}
+
+// Logged returns the decoded log lines (request lines excluded) with that message.
+func (p *Proc) Logged(msg string) []LogLine {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []LogLine
+	for _, l := range p.msgs {
+		if l.Msg == msg {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // WaitReady polls /readyz until it answers 200.
@@ -185,10 +229,12 @@ func (p *Proc) Stop() {
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		p.t.Fatalf("%s: SIGTERM: %v", p.Name, err)
 	}
+	start := time.Now()
 	p.wait()
 	if p.waitErr != nil {
 		p.t.Fatalf("%s: graceful stop: %v\n%s", p.Name, p.waitErr, p.Tail(40))
 	}
+	p.t.Logf("%s: stopped by SIGTERM in %v", p.Name, time.Since(start).Round(time.Millisecond))
 }
 
 func (p *Proc) wait() {
