@@ -47,7 +47,10 @@ type Config struct {
 	// Endpoint is where events go: "events" (POST /api/components/:c/instances/:id/events
 	// {"type"}), "instance-events" (POST /api/instances/:id/events {"type"}) or "trigger"
 	// (POST /api/instances/:id/trigger {"event"}).
-	Endpoint   string
+	Endpoint string
+	// Client is the HTTP client of the event requests: "fast" (default; a minimal HTTP/1.1
+	// client per worker, for http:// URLs) or "std" (net/http's).
+	Client     string
 	ServerPIDs []int         // local server processes to watch (none: the one listening on URL's port, if any)
 	NoWatch    bool          // watch no process
 	Sample     time.Duration // sample the watched processes this often and report flatness (0: only RSS and CPU, every second)
@@ -109,6 +112,7 @@ func parseFlags(args []string, stderr io.Writer) (Config, error) {
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow a URL that is not a loopback address")
 	fs.BoolVar(&cfg.JSON, "json", false, "print the report as JSON")
 	fs.StringVar(&cfg.JSONOut, "json-out", "", "also write the JSON report to this file (the text report still goes to stdout)")
+	fs.StringVar(&cfg.Client, "client", "fast", "HTTP client of the event requests: fast (a minimal HTTP/1.1 client per worker, for http:// URLs: the load generator's own CPU stays small) or std (net/http's client)")
 	fs.StringVar(&cfg.Endpoint, "endpoint", "events", "where events are sent: events (POST /api/components/C/instances/ID/events {type}), instance-events (POST /api/instances/ID/events {type}) or trigger (POST /api/instances/ID/trigger {event})")
 	fs.Var((*pidList)(&cfg.ServerPIDs), "server-pid", "a local server process to watch (RSS, CPU, descriptors, TCP connections, goroutines from its /metrics); repeatable or comma-separated (default: the process listening on --url's port, when it can be found in /proc)")
 	fs.BoolVar(&cfg.NoWatch, "no-watch", false, "watch no server process")
@@ -194,6 +198,13 @@ func (c *Config) check() error {
 	}
 	if c.Endpoint == "" {
 		c.Endpoint = "events"
+	}
+	switch c.Client {
+	case "":
+		c.Client = "fast"
+	case "fast", "std":
+	default:
+		return fmt.Errorf("--client %q: want fast or std", c.Client)
 	}
 	if _, ok := endpoints[c.Endpoint]; !ok {
 		return fmt.Errorf("--endpoint %q: want events, instance-events or trigger", c.Endpoint)
@@ -385,6 +396,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 		return nil, err
 	}
 	rep.Setup = time.Since(start)
+	// The fast client's workers dial their own connections: the creation's idle ones would
+	// only hold server resources during the run.
+	tr.CloseIdleConnections()
 
 	field := endpoints[cfg.Endpoint].field
 	bodies := make([][]byte, len(cfg.Events))
@@ -504,6 +518,8 @@ func closedLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodi
 			mine = append(mine, ids[i])
 		}
 		wg.Go(func() {
+			snd := cl.newSender(ctx)
+			defer snd.close()
 			res := &results[w]
 			res.errors = map[string]int64{}
 			n := make([]int, len(mine)) // events sent to each instance, to cycle the types
@@ -518,7 +534,7 @@ func closedLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodi
 				body := bodies[n[k]%len(bodies)]
 				n[k]++
 				t0 := time.Now()
-				status, msg, err := cl.send(ctx, mine[k], body)
+				status, msg, err := snd.send(mine[k], body)
 				lat := time.Since(t0)
 				if err != nil && ctx.Err() != nil {
 					return // interrupted: this request is not counted
@@ -565,6 +581,8 @@ func openLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies
 	}
 	for w := range workers {
 		wg.Go(func() {
+			snd := cl.newSender(ctx)
+			defer snd.close()
 			res := &results[w]
 			res.errors = map[string]int64{}
 			for j := range jobs {
@@ -572,7 +590,7 @@ func openLoop(ctx context.Context, cfg *Config, cl *client, ids []string, bodies
 				body := bodies[sent[j.inst]%len(bodies)]
 				sent[j.inst]++
 				t0 := time.Now()
-				status, msg, err := cl.send(ctx, id, body)
+				status, msg, err := snd.send(id, body)
 				done := time.Now()
 				idle <- j.inst
 				if err == nil || ctx.Err() == nil {
