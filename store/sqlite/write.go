@@ -14,7 +14,7 @@ import (
 
 // writeStmts are the committer's prepared statements, bound to its connection.
 type writeStmts struct {
-	insInbox, insSnap, updSnap, getVersion, insEvent, insOutbox, delOutbox *sql.Stmt
+	insInbox, insSnap, updSnap, updMoved, getVersion, insEvent, insOutbox, delOutbox *sql.Stmt
 }
 
 const snapshotCols = `machine_name, current_state, context, event_count, pending_timeouts, created_at, updated_at,
@@ -32,6 +32,16 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 			pending_timeouts = ?, created_at = ?, updated_at = ?, component_name = ?, status = ?, is_entry_point = ?,
 			parent_instance_id = ?, parent_machine_name = ?, version = ?, next_due_at = ?, timer_lease_until = NULL
 			WHERE instance_id = ? AND version = ?`},
+		// A transition changes only these columns. SQLite rewrites every index holding a column
+		// named in SET, whatever its value, so naming only these leaves the indexes on the
+		// columns a transition never changes (machine_name, parent_instance_id, the entry
+		// point's) alone: three b-tree rewrites fewer per transition on the single writer. The
+		// WHERE clause checks that the others are indeed unchanged; when not (or on a version
+		// conflict), updSnap writes the whole row (or explains the conflict).
+		{&w.updMoved, `UPDATE fsm_snapshots SET current_state = ?, context = ?, event_count = ?, pending_timeouts = ?,
+			updated_at = ?, status = ?, version = ?, next_due_at = ?, timer_lease_until = NULL
+			WHERE instance_id = ? AND version = ? AND machine_name = ? AND component_name IS ? AND is_entry_point = ?
+				AND parent_instance_id IS ? AND parent_machine_name IS ? AND created_at = ?`},
 		{&w.getVersion, `SELECT version FROM fsm_snapshots WHERE instance_id = ?`},
 		{&w.insEvent, `INSERT INTO fsm_events (id, instance_id, machine_name, component_name, event_type, event_payload,
 			from_state, to_state, context, source_component_name, correlation_id, causation_id, persisted_at, seq, actor, source,
@@ -50,7 +60,7 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 }
 
 func (w *writeStmts) close() {
-	for _, st := range []*sql.Stmt{w.insInbox, w.insSnap, w.updSnap, w.getVersion, w.insEvent, w.insOutbox, w.delOutbox} {
+	for _, st := range []*sql.Stmt{w.insInbox, w.insSnap, w.updSnap, w.updMoved, w.getVersion, w.insEvent, w.insOutbox, w.delOutbox} {
 		if st != nil {
 			_ = st.Close()
 		}
@@ -209,7 +219,16 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 			}
 			continue
 		}
-		res, err := st.updSnap.ExecContext(ctx, append(args, w.ExpectVersion)...)
+		res, err := st.updMoved.ExecContext(ctx, in.State, data, in.Version+1, timers, in.UpdatedAt, string(in.Status),
+			in.Version, due, in.ID, w.ExpectVersion, in.Machine, nullable(in.Component), boolInt(in.IsEntryPoint),
+			nullable(in.ParentID), nullable(in.ParentMachine), in.CreatedAt)
+		if err != nil {
+			return fmt.Errorf("commit: update instance %s: %w", in.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 {
+			continue
+		}
+		res, err = st.updSnap.ExecContext(ctx, append(args, w.ExpectVersion)...)
 		if err != nil {
 			return fmt.Errorf("commit: update instance %s: %w", in.ID, err)
 		}
