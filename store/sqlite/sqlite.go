@@ -122,10 +122,16 @@ func Open(ctx context.Context, path string, opts ...Option) (*Store, error) {
 
 // migrate applies the missing migrations inside one BEGIN IMMEDIATE transaction, which holds
 // the database's write lock: processes opening the file at once apply each migration once.
+// A file already up to date is only read: another process writing to it steadily (a second
+// runtime in the same folder) may hold the write lock for longer than the busy timeout
+// between two of its commits, and opening must not need it.
 func (s *Store) migrate(ctx context.Context) (err error) {
 	ms, err := sqlstore.SubMigrations(migrationFS, "migrations")
 	if err != nil {
 		return err
+	}
+	if s.upToDate(ctx, ms) {
+		return nil
 	}
 	conn, err := s.db.Conn(ctx)
 	if err != nil {
@@ -161,6 +167,13 @@ func (s *Store) migrate(ctx context.Context) (err error) {
 		return fmt.Errorf("migrate: commit: %w", err)
 	}
 	return nil
+}
+
+// upToDate reports whether every migration of ms is recorded as applied (false on any error,
+// such as a new file without the schema_migrations table: migrate then takes the lock).
+func (s *Store) upToDate(ctx context.Context, ms []sqlstore.Migration) bool {
+	pending, err := sqlstore.Pending(ctx, sqlstore.StdDB(s.db), ms)
+	return err == nil && len(pending) == 0
 }
 
 // Close stops the committer (queued commits fail with store.ErrClosed) and closes the

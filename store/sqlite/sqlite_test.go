@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"path/filepath"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -75,6 +77,38 @@ func TestConcurrentMigrations(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// TestOpenWhileAnotherProcessWrites: a file already migrated opens without the write lock,
+// which another process writing steadily (a second runtime in the same folder) may hold for
+// longer than the busy timeout.
+func TestOpenWhileAnotherProcessWrites(t *testing.T) {
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "busy.db")
+	first, err := sqlite.Open(ctx, path, sqlite.WithLogger(quiet()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = first.Close() })
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = raw.Close() })
+	writer, err := raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer writer.Close()
+	if _, err := writer.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _, _ = writer.ExecContext(ctx, "ROLLBACK") }()
+	second, err := sqlite.Open(ctx, path, sqlite.WithLogger(quiet()), sqlite.WithBusyTimeout(100*time.Millisecond))
+	if err != nil {
+		t.Fatalf("open while another connection holds the write lock: %v", err)
+	}
+	_ = second.Close()
 }
 
 func TestOpenErrors(t *testing.T) {

@@ -58,22 +58,34 @@ func SubMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 	return ReadMigrations(sub)
 }
 
+// Pending returns the migrations of ms that schema_migrations (on db) does not list.
+func Pending(ctx context.Context, db DB, ms []Migration) ([]Migration, error) {
+	versions, err := QueryAll(ctx, db, scanInt, "SELECT version FROM schema_migrations")
+	if err != nil {
+		return nil, err
+	}
+	applied := make(map[int]bool, len(versions))
+	for _, v := range versions {
+		applied[v] = true
+	}
+	var out []Migration
+	for _, m := range ms {
+		if !applied[m.Version] {
+			out = append(out, m)
+		}
+	}
+	return out, nil
+}
+
 // Migrate applies the migrations of ms that schema_migrations (on db) does not list, in
 // version order, with run, which applies one and records it. The caller holds what
 // serialises migrations between processes (a lock), and has created schema_migrations.
 func Migrate(ctx context.Context, db DB, ms []Migration, run func(context.Context, Migration) error, log *slog.Logger, storeName string) error {
-	versions, err := QueryAll(ctx, db, scanInt, "SELECT version FROM schema_migrations")
+	pending, err := Pending(ctx, db, ms)
 	if err != nil {
 		return fmt.Errorf("migrate: %w", err)
 	}
-	applied := map[int]bool{}
-	for _, v := range versions {
-		applied[v] = true
-	}
-	for _, m := range ms {
-		if applied[m.Version] {
-			continue
-		}
+	for _, m := range pending {
 		if err := run(ctx, m); err != nil {
 			return fmt.Errorf("migrate %s: %w", m.Name, err)
 		}
