@@ -58,6 +58,16 @@ type AsyncPublisher interface {
 	PublishAsync(ctx context.Context, channel string, body []byte, meta Meta) (wait func(context.Context) error, err error)
 }
 
+// TransientPublisher is implemented by buses that can publish a message the broker need not
+// keep nor confirm (RabbitMQ: delivery_mode 1, no publisher confirm): PublishTransient
+// returns once the message is sent, and a message sent just before a connection loss may be
+// lost without an error. Messages sent one after the other from one goroutine reach the
+// broker in that order. The runtime events (fsm:events:*) go this way: a consumer detects a
+// gap by the instance's version and re-reads the instance (docs/design.md, "Live events").
+type TransientPublisher interface {
+	PublishTransient(ctx context.Context, channel string, body []byte, meta Meta) error
+}
+
 // HeaderDeadLetterReason is the header of a dead letter that says why it was dead-lettered:
 // the handler's error, or the broker's reason ("expired", "maxlen", "rejected").
 const HeaderDeadLetterReason = "xc-dead-letter-reason"

@@ -14,7 +14,8 @@ import (
 )
 
 // publishEvents publishes the engine's runtime events on their fan-out channels, in order,
-// until events is closed or ctx ends. With a bus that pipelines (bus.AsyncPublisher), up to
+// until events is closed or ctx ends: transient without confirms when the bus can
+// (bus.TransientPublisher); else, with a bus that pipelines (bus.AsyncPublisher), up to
 // maxUnconfirmedEvents events are in flight, their confirms awaited in order by a second
 // goroutine, instead of one confirm round trip per event.
 func (r *runtime) publishEvents(ctx context.Context, events <-chan xc.RuntimeEvent) {
@@ -22,6 +23,11 @@ func (r *runtime) publishEvents(ctx context.Context, events <-chan xc.RuntimeEve
 		wait              func(context.Context) error
 		channel, instance string
 	}
+	// Transient and unconfirmed when the bus can (bus.TransientPublisher): the events are
+	// notifications of what the store holds, a consumer detects a lost one by the version
+	// and re-reads the instance, and the broker then spends no confirm and no persistence on
+	// each of them.
+	transient, _ := r.bus.(bus.TransientPublisher)
 	async, _ := r.bus.(bus.AsyncPublisher)
 	confirms := make(chan inFlight, maxUnconfirmedEvents)
 	confirmed := make(chan struct{})
@@ -52,6 +58,13 @@ func (r *runtime) publishEvents(ctx context.Context, events <-chan xc.RuntimeEve
 		meta := bus.Meta{MessageID: uuid.NewString()}
 		if out.CausationID != "" {
 			meta.Headers = map[string]string{"causationId": out.CausationID}
+		}
+		if transient != nil {
+			if err := transient.PublishTransient(ctx, out.Channel, body, meta); err != nil {
+				r.publishFailed.Add(1)
+				r.log.Warn("runtime event not published", "channel", out.Channel, "instance", ev.InstanceID, "err", err)
+			}
+			continue
 		}
 		if async != nil {
 			wait, err := async.PublishAsync(ctx, out.Channel, body, meta)

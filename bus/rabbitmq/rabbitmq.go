@@ -4,10 +4,11 @@
 //   - every channel is published on the topic exchange "xcomponent.events" (durable, not
 //     auto-delete, no arguments) with routing key wire.RoutingKey(channel), publisher
 //     confirms, delivery_mode 2 (persistent), content_type application/json, message_id,
-//     correlation_id and string headers;
+//     correlation_id and string headers (PublishTransient: delivery_mode 1, no confirm);
 //   - Subscribe binds a server-named, exclusive, auto-delete queue per subscription (so
 //     messages published while a subscription is being re-established after a connection
-//     loss are not seen by it; dashboards re-query with discover);
+//     loss are not seen by it; dashboards re-query with discover), whose copies are
+//     acknowledged a burst at a time (fanoutAckBatch);
 //   - Consume/ConsumeWith declare a durable quorum queue with the caller's name (the
 //     partitions of bus.PartitionQueue, bus.IngressQueue), with the options' single active
 //     consumer, message TTL and max length, dead-lettered through the direct exchange
@@ -85,13 +86,20 @@ type Bus struct {
 	changed chan struct{} // closed and replaced on every state change
 	subs    map[*sub]struct{}
 
+	// transient is the channel of PublishTransient, without publisher confirms, opened on
+	// first use on the current connection (transientConn).
+	transientMu   sync.Mutex
+	transient     *amqp.Channel
+	transientConn *amqp.Connection
+
 	done chan struct{}
 	wg   sync.WaitGroup
 }
 
 var (
-	_ bus.Bus            = (*Bus)(nil)
-	_ bus.AsyncPublisher = (*Bus)(nil)
+	_ bus.Bus                = (*Bus)(nil)
+	_ bus.AsyncPublisher     = (*Bus)(nil)
+	_ bus.TransientPublisher = (*Bus)(nil)
 )
 
 // New returns a Bus that connects to opts.URL in the background and stays connected until
@@ -320,6 +328,58 @@ func (b *Bus) PublishAsync(ctx context.Context, channel string, body []byte, met
 		return nil, err
 	}
 	return func(context.Context) error { return nil }, nil
+}
+
+// PublishTransient implements bus.TransientPublisher: the message goes out with
+// delivery_mode 1 (transient) on a channel without publisher confirms, so the broker neither
+// tracks nor confirms it; it returns once the message is handed to the connection. While
+// disconnected it waits for the broker like Publish; a message written just before the
+// connection dies is lost without an error.
+func (b *Bus) PublishTransient(ctx context.Context, channel string, body []byte, meta bus.Meta) error {
+	msg := publishing(body, meta)
+	msg.DeliveryMode = amqp.Transient
+	key := wire.RoutingKey(channel)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ch, changed, err := b.transientChannel()
+		if err != nil {
+			return err
+		}
+		if ch != nil {
+			return ch.PublishWithContext(ctx, wire.Exchange, key, false, false, msg)
+		}
+		select {
+		case <-changed:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// transientChannel returns the channel of PublishTransient on the current connection (opening
+// it if needed), or nil and the channel closed at the next state change while disconnected.
+func (b *Bus) transientChannel() (*amqp.Channel, <-chan struct{}, error) {
+	b.transientMu.Lock()
+	defer b.transientMu.Unlock()
+	b.mu.Lock()
+	closed, conn, changed := b.closed, b.conn, b.changed
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return nil, nil, bus.ErrClosed
+	case conn == nil:
+		return nil, changed, nil
+	case b.transient != nil && b.transientConn == conn && !b.transient.IsClosed():
+		return b.transient, nil, nil
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, nil, fmt.Errorf("rabbitmq: open a channel for transient messages: %w", err)
+	}
+	b.transient, b.transientConn = ch, conn
+	return ch, nil, nil
 }
 
 func publishing(body []byte, meta bus.Meta) amqp.Publishing {
@@ -557,6 +617,9 @@ func (s *sub) declareAndConsume(ch *amqp.Channel) (<-chan amqp.Delivery, error) 
 	if s.opts.Prefetch > 0 {
 		prefetch = s.opts.Prefetch
 	}
+	if s.queue == "" {
+		prefetch = max(prefetch, fanoutPrefetch)
+	}
 	if err := ch.Qos(prefetch, 0, false); err != nil {
 		return nil, err
 	}
@@ -672,56 +735,101 @@ func (s *sub) serve(a attachment) {
 		queued = map[string][]amqp.Delivery{}
 		ack = newAcker(a.ch)
 	}
+	// Fan-out copies handled and not acknowledged yet (see fanoutAckBatch).
+	var (
+		unacked int
+		lastTag uint64
+	)
 	for {
-		select {
-		case <-ctx.Done():
+		var (
+			d   amqp.Delivery
+			ok  bool
+			got bool
+		)
+		if unacked > 0 && unacked < fanoutAckBatch {
+			select { // the next copy, if the broker already sent it
+			case d, ok = <-a.deliveries:
+				got = true
+			default:
+			}
+		}
+		if !got {
+			if unacked > 0 {
+				_ = a.ch.Ack(lastTag, true)
+				unacked = 0
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case d, ok = <-a.deliveries:
+			}
+		}
+		if !ok {
+			if !a.conn.IsClosed() {
+				// The channel died (consumer cancelled by the broker, queue deleted …)
+				// on a live connection: re-establish everything through a reconnection.
+				s.b.log.Warn("broker closed a subscription, reconnecting", "subscription", s.describe())
+				_ = a.conn.Close()
+			}
 			return
-		case d, ok := <-a.deliveries:
-			if !ok {
-				if !a.conn.IsClosed() {
-					// The channel died (consumer cancelled by the broker, queue deleted …)
-					// on a live connection: re-establish everything through a reconnection.
-					s.b.log.Warn("broker closed a subscription, reconnecting", "subscription", s.describe())
-					_ = a.conn.Close()
-				}
+		}
+		if s.queue == "" {
+			// A fan-out copy: acknowledged with the ones that follow it in the same
+			// burst (one basic.ack multiple=true), a failed one dropped at once.
+			if err := s.h(ctx, toMessage(d)); err != nil {
+				_ = d.Nack(false, false)
+			} else {
+				lastTag = d.DeliveryTag
+				unacked++
+			}
+			continue
+		}
+		if queued == nil {
+			if !s.handle(ctx, d) {
 				return
 			}
-			if queued == nil {
-				if !s.handle(ctx, d) {
+			continue
+		}
+		key := s.opts.OrderKey(toMessage(d))
+		mu.Lock()
+		if q, busy := queued[key]; busy {
+			queued[key] = append(q, d)
+			mu.Unlock()
+			continue
+		}
+		queued[key] = nil
+		mu.Unlock()
+		workers.Add(1)
+		go func() {
+			defer workers.Done()
+			for {
+				if !s.handleAck(ctx, d, ack) {
+					cancel() // closing: stop taking messages; the rest is redelivered
+				}
+				mu.Lock()
+				q := queued[key]
+				if len(q) == 0 || ctx.Err() != nil {
+					delete(queued, key)
+					mu.Unlock()
 					return
 				}
-				continue
-			}
-			key := s.opts.OrderKey(toMessage(d))
-			mu.Lock()
-			if q, busy := queued[key]; busy {
-				queued[key] = append(q, d)
+				d, queued[key] = q[0], q[1:]
 				mu.Unlock()
-				continue
 			}
-			queued[key] = nil
-			mu.Unlock()
-			workers.Add(1)
-			go func() {
-				defer workers.Done()
-				for {
-					if !s.handleAck(ctx, d, ack) {
-						cancel() // closing: stop taking messages; the rest is redelivered
-					}
-					mu.Lock()
-					q := queued[key]
-					if len(q) == 0 || ctx.Err() != nil {
-						delete(queued, key)
-						mu.Unlock()
-						return
-					}
-					d, queued[key] = q[0], q[1:]
-					mu.Unlock()
-				}
-			}()
-		}
+		}()
 	}
 }
+
+// Fan-out subscriptions (Subscribe) read a stream of small notifications (runtime events,
+// replies, registry) whose copies are only dropped on error: they acknowledge the copies
+// handled in one burst with a single basic.ack multiple=true, at most fanoutAckBatch of them,
+// and as soon as no further copy is waiting in the client, instead of one basic.ack each (one
+// broker operation per copy and subscriber). They take at least fanoutPrefetch copies
+// unacknowledged, so that a burst fits.
+const (
+	fanoutPrefetch = 256
+	fanoutAckBatch = fanoutPrefetch / 2
+)
 
 // handle runs the handler on d and acknowledges, dead-letters or leaves it; false when the
 // subscription is closing and d was left unacknowledged.

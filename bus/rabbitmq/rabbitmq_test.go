@@ -308,3 +308,62 @@ func TestCoalescedAcksDoNotWaitForASlowMessage(t *testing.T) {
 		t.Fatalf("%d handled messages redelivered: their acknowledgements waited for the slow one", redelivered)
 	}
 }
+
+// A burst of fan-out copies (runtime events published transient, without confirms) arrives
+// whole and in order, a failing copy is dropped without holding the others, and every copy
+// ends up acknowledged although they are acknowledged a burst at a time.
+func TestFanoutBurstTransient(t *testing.T) {
+	vh, url := rmqtest.NewVhost(t)
+	ctx, cancel := context.WithTimeout(context.Background(), bustest.Timeout)
+	defer cancel()
+	ch := bustest.Unique("test:events:burst")
+	const n = 1000
+	got := make(chan string, n)
+	sub := open(t, rabbitmq.Options{URL: url})
+	s, err := sub.Subscribe(ctx, ch, func(_ context.Context, m bus.Message) error {
+		got <- m.MessageID
+		if strings.HasSuffix(m.MessageID, "7") {
+			return fmt.Errorf("handler refuses %s", m.MessageID)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	pub := open(t, rabbitmq.Options{URL: url})
+	for i := range n {
+		if err := pub.PublishTransient(ctx, ch, []byte(`{}`), bus.Meta{MessageID: fmt.Sprint(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		select {
+		case id := <-got:
+			if id != fmt.Sprint(i) {
+				t.Fatalf("copy %d is %s: out of order", i, id)
+			}
+		case <-ctx.Done():
+			t.Fatalf("%d of %d copies received", i, n)
+		}
+	}
+	// Nothing stays unacknowledged: the last burst was acknowledged once the client had no
+	// further copy waiting. (rabbitmqctl is slow on a loaded machine: a deadline of its own.)
+	ctx, cancel = context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	for {
+		out, err := exec.CommandContext(ctx, "rabbitmqctl", "--quiet", "list_queues", "-p", vh, "--no-table-headers",
+			"messages_unacknowledged", "messages").CombinedOutput()
+		if err != nil {
+			t.Fatalf("list_queues: %v: %s", err, out)
+		}
+		if strings.Join(strings.Fields(string(out)), " ") == "0 0" {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("subscription queue after the burst (unacknowledged, ready): %s", out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
