@@ -42,6 +42,13 @@ const (
 	HeaderCommand = "xc-command"
 	// HeaderInstance is the id of the instance the command is for.
 	HeaderInstance = "xc-instance"
+	// HeaderReply set to ReplyNone asks the runtime not to answer the command on
+	// fsm:responses:command: its publisher does not wait for the outcome (the publisher
+	// confirm told it the command is queued; the runtime events tell what became of it).
+	// Commands without it are answered when they carry an id.
+	HeaderReply = "xc-reply"
+	// ReplyNone is the value of HeaderReply that turns the reply off.
+	ReplyNone = "none"
 )
 
 // Bucket is the routing bucket of an instance id.

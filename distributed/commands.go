@@ -392,9 +392,15 @@ func (r *runtime) handleIngress(ctx context.Context, m bus.Message) error {
 		}
 		return err
 	}
-	headers := make(map[string]string, len(m.Headers)+2)
+	headers := make(map[string]string, len(m.Headers)+3)
 	for k, v := range m.Headers {
 		headers[k] = v
+	}
+	if m.Channel == wire.ChannelCreateInstance && m.MessageID == "" && bodyCommandID(m.Body) == "" {
+		// A create without an id of its publisher's (xcomponent-ai's dashboard and runtimes
+		// send none, and read no replies): its id was made up here, nobody could match a
+		// reply to it, so none is sent. (A trigger without one has no id at all, and no reply.)
+		headers[bus.HeaderReply] = bus.ReplyNone
 	}
 	// The partition's consumer continues this trace (a new one when the command came from
 	// xcomponent-ai, without trace context).
@@ -580,7 +586,7 @@ func (r *runtime) handleCommand(ctx context.Context, m bus.Message) error {
 		r.log.ErrorContext(ctx, "command dead-lettered", "command", kind, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
 		oc = outcome{status: wire.ReplyDeadLettered, code: dl.code, err: dl.err}
 	}
-	if oc.status != "" {
+	if oc.status != "" && m.Headers[bus.HeaderReply] != bus.ReplyNone {
 		r.reply(ctx, kind, reqID, m.CorrelationID, r.comp.Name, oc)
 	}
 	if r.cfg.OnCommand != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/xcomponent/xcomponent/bus"
+	"github.com/xcomponent/xcomponent/bus/rabbitmq/rmqtest"
 	"github.com/xcomponent/xcomponent/distributed/distributedtest"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
 	"github.com/xcomponent/xcomponent/wire"
@@ -27,7 +28,10 @@ import (
 // one publisher, its commands in order), and reports the commands applied per second (from the
 // runtimes' replies) and the latency from publish to the state_change event. Skipped unless
 // XCOMPONENT_LOAD=1; XCOMPONENT_LOAD_RUNTIMES (e.g. "1,2,3"), XCOMPONENT_LOAD_DURATION (10s),
-// XCOMPONENT_LOAD_PUBLISHERS (64) and XCOMPONENT_LOAD_INSTANCES (1024) tune it.
+// XCOMPONENT_LOAD_PUBLISHERS (64) and XCOMPONENT_LOAD_INSTANCES (1024) tune it;
+// XCOMPONENT_LOAD_REPLIES=0 publishes the TICKs with xc-reply: none (counted from their
+// state_change events); XCOMPONENT_LOAD_FRAMES=1 counts the AMQP frames per command through
+// a proxy (which costs the test process CPU: leave it off to compare CPU per command).
 //
 //	XCOMPONENT_LOAD=1 go test -run TestLoadThroughBroker -v -timeout 20m ./distributed/
 func TestLoadThroughBroker(t *testing.T) {
@@ -63,6 +67,14 @@ func TestLoadThroughBroker(t *testing.T) {
 	}
 }
 
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	return strings.Join(strings.Fields(string(b))[:3], " ")
+}
+
 func envInt(t *testing.T, k string, def int) int {
 	if v := os.Getenv(k); v != "" {
 		n, err := strconv.Atoi(v)
@@ -82,7 +94,15 @@ type loadResult struct {
 
 func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, instances int) loadResult {
 	url := vhost(t)
+	var frames *frameCounter
+	if os.Getenv("XCOMPONENT_LOAD_FRAMES") == "1" {
+		frames = newFrameCounter(t, rmqtest.BrokerAddr)
+		url = frames.url(url)
+	}
 	dsn := pgtest.NewDatabase(t)
+	// Replies on (the default): each TICK asks for a reply, counted as applied. Off: each TICK
+	// has header xc-reply: none and is counted from its state_change.
+	replies := os.Getenv("XCOMPONENT_LOAD_REPLIES") != "0"
 	for i := range runtimes {
 		cfg := counterConfig(url, dsn, fmt.Sprintf("runtime-%d", i), t)
 		cfg.Partitions = 8
@@ -142,6 +162,9 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 		mu.Lock()
 		if at, ok := published[id]; ok && measuring.Load() {
 			stateLat = append(stateLat, now.Sub(at))
+			if !replies {
+				applied.Add(1) // one state_change per TICK applied
+			}
 		}
 		mu.Unlock()
 		return nil
@@ -170,6 +193,11 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 		t.Fatalf("%d of %d instances created", created.Load(), instances)
 	}
 
+	var framesBefore map[string]int64
+	if frames != nil {
+		framesBefore = frames.snapshot()
+	}
+	cpuBefore := readCPU()
 	measuring.Store(true)
 	start := time.Now()
 	deadline := start.Add(duration)
@@ -185,7 +213,11 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 					mu.Lock()
 					published[id] = time.Now()
 					mu.Unlock()
-					if err := bus.PublishCommand(ctx, client, counters, ids[i], wire.ChannelTriggerEvent, body, bus.Meta{MessageID: id}); err != nil {
+					meta := bus.Meta{MessageID: id}
+					if !replies {
+						meta.Headers = map[string]string{bus.HeaderReply: bus.ReplyNone}
+					}
+					if err := bus.PublishCommand(ctx, client, counters, ids[i], wire.ChannelTriggerEvent, body, meta); err != nil {
 						t.Error(err)
 						return
 					}
@@ -214,6 +246,14 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 	}
 	if last.IsZero() {
 		t.Fatalf("%d of %d commands applied", applied.Load(), sent.Load())
+	}
+	cpuAfter := readCPU()
+	n := max(applied.Load(), 1)
+	per := func(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d.Microseconds())/float64(n)) }
+	t.Logf("CPU per command: test process (runtimes + load generator) %s, broker (beam.smp) %s, postgres (all) %s; load average %s",
+		per(cpuAfter.self-cpuBefore.self), per(cpuSince(cpuAfter.broker, cpuBefore.broker)), per(cpuSince(cpuAfter.db, cpuBefore.db)), loadAvg())
+	if frames != nil {
+		t.Logf("AMQP frames per command (c>s: clients to broker, s>c: broker to clients):%s", perCommand(framesBefore, frames.snapshot(), int(n)))
 	}
 	mu.Lock()
 	defer mu.Unlock()
