@@ -110,6 +110,7 @@ func encode(c *store.Commit) (*encoded, error) {
 	if c.InboxID != "" {
 		e.keys = append(e.keys, "inbox:"+c.InboxID)
 	}
+	var maps sqlstore.MapEncoder // a transition's snapshot and event share their data map
 	seen := make(map[string]bool, len(c.Instances))
 	for i := range c.Instances {
 		w := &c.Instances[i]
@@ -126,7 +127,7 @@ func encode(c *store.Commit) (*encoded, error) {
 		if err != nil {
 			return nil, err
 		}
-		data, err := sqlstore.EncodeMap(in.Data)
+		data, err := maps.Encode(in.Data)
 		if err != nil {
 			return nil, fmt.Errorf("commit: instance %s data: %w", id, err)
 		}
@@ -172,7 +173,7 @@ func encode(c *store.Commit) (*encoded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("commit: event %s payload: %w", id, err)
 		}
-		data, err := sqlstore.EncodeMap(ev.Data)
+		data, err := maps.Encode(ev.Data)
 		if err != nil {
 			return nil, fmt.Errorf("commit: event %s data: %w", id, err)
 		}

@@ -39,6 +39,7 @@ type Store struct {
 	db     *sql.DB
 	wconn  *sql.Conn // the committer's connection
 	stmts  writeStmts
+	maps   sqlstore.MapEncoder // the committer's: encodes each data map of a commit once
 	queue  *groupcommit.Queue
 	opts   options
 	closed sync.Once

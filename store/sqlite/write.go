@@ -188,10 +188,12 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 			return fmt.Errorf("commit %s: %w", c.InboxID, store.ErrDuplicate)
 		}
 	}
+	maps := &s.maps
+	maps.Reset()
 	for i := range c.Instances {
 		w := &c.Instances[i]
 		in := w.Instance
-		data, err := sqlstore.EncodeMap(in.Data)
+		data, err := maps.Encode(in.Data)
 		if err != nil {
 			return fmt.Errorf("commit: instance %s data: %w", in.ID, err)
 		}
@@ -250,7 +252,7 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 		if err != nil {
 			return fmt.Errorf("commit: event %s payload: %w", e.ID, err)
 		}
-		data, err := sqlstore.EncodeMap(e.Data)
+		data, err := maps.Encode(e.Data)
 		if err != nil {
 			return fmt.Errorf("commit: event %s data: %w", e.ID, err)
 		}

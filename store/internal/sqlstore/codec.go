@@ -3,6 +3,8 @@ package sqlstore
 import (
 	"encoding/json"
 	"fmt"
+	"reflect"
+	"unsafe"
 
 	"github.com/xcomponent/xcomponent/store"
 )
@@ -85,4 +87,44 @@ func ScanEvent(r Scanner) (store.Event, error) {
 		return e, fmt.Errorf("event %s context: %w", e.ID, err)
 	}
 	return e, nil
+}
+
+// MapEncoder encodes the data maps of one commit, each distinct map once: a transition's
+// snapshot row and its history event carry the same context map (the engine shares it), and
+// encoding it once halves the JSON work of a commit — the larger the context, the more it
+// saves. A map is recognised by identity, so a map changed between two calls must not be
+// encoded through the same MapEncoder (a commit's maps do not change while it is written).
+// The zero value is ready; Reset forgets the maps, keeping the storage.
+type MapEncoder struct {
+	seen []encodedMap
+}
+
+type encodedMap struct {
+	p    unsafe.Pointer
+	json string
+}
+
+// Encode is EncodeMap, with the JSON of a map already encoded by e returned again.
+func (e *MapEncoder) Encode(m map[string]any) (string, error) {
+	if m == nil {
+		return "{}", nil
+	}
+	p := reflect.ValueOf(m).UnsafePointer()
+	for _, s := range e.seen {
+		if s.p == p {
+			return s.json, nil
+		}
+	}
+	j, err := EncodeMap(m)
+	if err != nil {
+		return "", err
+	}
+	e.seen = append(e.seen, encodedMap{p, j})
+	return j, nil
+}
+
+// Reset forgets the maps encoded so far.
+func (e *MapEncoder) Reset() {
+	clear(e.seen)
+	e.seen = e.seen[:0]
 }

@@ -106,3 +106,27 @@ func TestCodecs(t *testing.T) {
 		t.Errorf("bad JSON: %v", err)
 	}
 }
+
+func TestMapEncoderEncodesEachMapOnce(t *testing.T) {
+	var e MapEncoder
+	a := map[string]any{"b": 1, "a": "x"}
+	b := map[string]any{"a": "x", "b": 1}
+	for _, m := range []map[string]any{a, b, a, nil} {
+		got, err := e.Encode(m)
+		want, _ := EncodeMap(m)
+		if err != nil || got != want {
+			t.Fatalf("Encode(%v) = %q, %v; want %q", m, got, err, want)
+		}
+	}
+	if len(e.seen) != 2 {
+		t.Fatalf("%d maps encoded, want 2 (a once, b once, nil never)", len(e.seen))
+	}
+	e.Reset()
+	a["c"] = true // a map changed between two commits is encoded again
+	if got, _ := e.Encode(a); got != `{"a":"x","b":1,"c":true}` {
+		t.Fatalf("after Reset: %s", got)
+	}
+	if _, err := e.Encode(map[string]any{"f": func() {}}); err == nil {
+		t.Fatal("no error for a value JSON cannot encode")
+	}
+}
