@@ -166,6 +166,7 @@ type creation struct {
 	actor           string
 	source          Source
 	sourceComponent string
+	reason          string
 	parentID        string
 	parentMachine   string
 	entryPoint      bool
@@ -175,7 +176,7 @@ type creation struct {
 // its event taking the request's id.
 func fromRequest(ev *Event) creation {
 	return creation{eventID: ev.ID, correlationID: ev.CorrelationID, causationID: ev.CausationID,
-		trigger: ev.Type, actor: ev.Actor, source: ev.Source, sourceComponent: ev.SourceComponent}
+		trigger: ev.Type, actor: ev.Actor, source: ev.Source, sourceComponent: ev.SourceComponent, reason: ev.Reason}
 }
 
 // newInstanceRecord builds a new instance record in the initial state, with its timers armed,
@@ -205,7 +206,7 @@ func (e *Engine) newInstanceRecord(cr *compRuntime, mr *machineRuntime, data map
 		Payload: store.CreationPayload(data, trigger, why.parentID, why.parentMachine),
 		ToState: m.InitialState, Data: data, SourceComponent: why.sourceComponent,
 		CorrelationID: correlation, CausationID: why.causationID,
-		Actor: why.actor, Source: string(why.source), PersistedAt: now,
+		Actor: why.actor, Source: string(why.source), PersistedAt: now, Reason: why.reason,
 	}
 	return rec, ev
 }

@@ -116,7 +116,7 @@ func cleanEvent(ev *Event) error {
 	var errs []FieldError
 	for _, f := range [...]struct{ name, v string }{
 		{"type", ev.Type}, {"id", ev.ID}, {"actor", ev.Actor}, {"correlationId", ev.CorrelationID},
-		{"causationId", ev.CausationID}, {"sourceComponent", ev.SourceComponent},
+		{"causationId", ev.CausationID}, {"sourceComponent", ev.SourceComponent}, {"reason", ev.Reason},
 	} {
 		if strings.IndexByte(f.v, 0) >= 0 {
 			errs = append(errs, FieldError{Field: f.name, Message: "must not contain a NUL character (\\u0000)"})

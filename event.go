@@ -19,6 +19,9 @@ type Event struct {
 	Source Source `json:"source,omitempty"`
 	// SourceComponent is set when the event came from another component.
 	SourceComponent string `json:"sourceComponent,omitempty"`
+	// Reason is why an operator sent it (free text given with the request), kept in the audit
+	// trail; the events it causes do not inherit it.
+	Reason string `json:"reason,omitempty"`
 	// TraceParent is the W3C trace context (traceparent) of the operation that sent the
 	// event, when tracing is on (Options.Tracer): the event's transition joins that trace.
 	TraceParent string `json:"traceParent,omitempty"`
@@ -38,6 +41,7 @@ const (
 	SourceCrossComponent Source = "cross_component" // a cross_component transition
 	SourceParent         Source = "parent"          // a child's notification of its parent
 	SourceBroker         Source = "broker"          // a command received on the message broker
+	SourceOperator       Source = "operator"        // an operator action: Engine.Terminate, Engine.RetryHook
 )
 
 // Result is what processing one event did to its instance.

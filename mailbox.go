@@ -24,6 +24,9 @@ type delivery struct {
 	// fresh is the instance's record as a timer claim read it from the store: newer than the
 	// engine's when another process changed the instance.
 	fresh *store.Instance
+	// op, when set, makes the delivery an operator action (Terminate, RetryHook) rather than
+	// an event: it takes its turn in the instance's queue like one.
+	op opKind
 	// done, when set, receives the outcome.
 	done func(Result, error)
 	// next is the delivery queued after this one on the same instance.

@@ -120,6 +120,9 @@ type step struct {
 // the payload check, the hooks, the next record, the commit with its effects, then what the
 // commit makes visible.
 func (e *Engine) apply(ctx context.Context, d *delivery) (Result, error) {
+	if d.op != opNone {
+		return e.applyOp(ctx, d)
+	}
 	var start time.Time
 	if e.observer != nil { // the only reader of the time taken
 		start = time.Now()
@@ -333,7 +336,7 @@ func (s *step) fillCommit(sc *transitionScratch, d *delivery) *store.Commit {
 		Payload: d.ev.Payload, FromState: rec.State, ToState: s.t.To, Data: s.data,
 		SourceComponent: d.ev.SourceComponent, CorrelationID: d.ev.CorrelationID,
 		CausationID: d.ev.CausationID, Actor: d.ev.Actor, Source: string(d.ev.Source),
-		Seq: next.Version, PersistedAt: s.now, TraceID: spanTraceID(d.span),
+		Seq: next.Version, PersistedAt: s.now, TraceID: spanTraceID(d.span), Reason: d.ev.Reason,
 	}
 	if len(s.notes) > 0 {
 		sc.events[0].Note = strings.Join(s.notes, "; ")

@@ -122,7 +122,7 @@ type memEvent struct {
 	FromState, ToState                                         string
 	Data                                                       map[string]any
 	SourceComponent, CorrelationID, CausationID, Actor, Source string
-	Note, TraceID                                              string
+	Note, TraceID, Reason                                      string
 	Seq, PersistedAt                                           int64
 	standardCreation                                           bool
 }
@@ -172,7 +172,7 @@ func entryKey(in *Instance) string { return in.Component + "\x00" + in.Machine }
 func toMemEvent(e *Event, rec *Instance) memEvent {
 	m := memEvent{ID: e.ID, Type: e.Type, Payload: e.Payload, FromState: e.FromState, ToState: e.ToState,
 		Data: e.Data, SourceComponent: e.SourceComponent, CorrelationID: e.CorrelationID,
-		CausationID: e.CausationID, Actor: e.Actor, Source: e.Source, Note: e.Note, TraceID: e.TraceID, Seq: e.Seq, PersistedAt: e.PersistedAt}
+		CausationID: e.CausationID, Actor: e.Actor, Source: e.Source, Note: e.Note, TraceID: e.TraceID, Reason: e.Reason, Seq: e.Seq, PersistedAt: e.PersistedAt}
 	if e.Type == EventCreated && isStandardCreation(e.Payload, e.Data, rec) {
 		m.Type, _ = e.Payload["triggerEvent"].(string)
 		m.standardCreation = true
@@ -222,7 +222,7 @@ func (en *memEntry) event(m *memEvent) Event {
 	e := Event{ID: m.ID, InstanceID: en.rec.ID, Component: en.rec.Component, Machine: en.rec.Machine,
 		Type: m.Type, Payload: m.Payload, FromState: m.FromState, ToState: m.ToState, Data: m.Data,
 		SourceComponent: m.SourceComponent, CorrelationID: m.CorrelationID, CausationID: m.CausationID,
-		Actor: m.Actor, Source: m.Source, Note: m.Note, TraceID: m.TraceID, Seq: m.Seq, PersistedAt: m.PersistedAt}
+		Actor: m.Actor, Source: m.Source, Note: m.Note, TraceID: m.TraceID, Reason: m.Reason, Seq: m.Seq, PersistedAt: m.PersistedAt}
 	if m.standardCreation {
 		e.Type = EventCreated
 		e.Payload = CreationPayload(m.Data, m.Type, en.rec.ParentID, en.rec.ParentMachine)

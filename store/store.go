@@ -43,6 +43,9 @@ const (
 	StatusActive    Status = "active"
 	StatusCompleted Status = "completed"
 	StatusError     Status = "error"
+	// StatusTerminated: an operator ended the instance (Engine.Terminate) before its machine
+	// reached a final state; it stays in the state it was in.
+	StatusTerminated Status = "terminated"
 )
 
 // Timer kinds.
@@ -115,6 +118,9 @@ type Event struct {
 	// TraceID is the trace (W3C trace id, 32 hex digits) of the transition when tracing was
 	// on; "" otherwise.
 	TraceID string
+	// Reason is why an operator did it (create, send, terminate, retry), as given with the
+	// request; "" when none was given.
+	Reason string
 }
 
 // EventCreated is the type of the event recorded when an instance is created.

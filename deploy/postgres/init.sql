@@ -150,3 +150,9 @@ CREATE INDEX IF NOT EXISTS idx_fsm_snapshots_live ON fsm_snapshots (component_na
 -- digits) of each transition, when tracing is on, kept with its event: the audit trail links to
 -- the trace. A nullable column: xcomponent-ai's tables stay compatible.
 ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS trace_id TEXT;
+
+-- migration 0006_event_reason.sql
+-- xcomponent PostgreSQL schema, version 6: the reason an operator gave for what they did
+-- (create, send, terminate, retry), kept with its event for the audit trail. A nullable
+-- column: xcomponent-ai's tables stay compatible.
+ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS reason TEXT;

@@ -33,7 +33,9 @@ type statusTotals struct {
 	Active    int `json:"active"`
 	Completed int `json:"completed"`
 	Error     int `json:"error"`
-	All       int `json:"all"`
+	// Terminated: ended by an operator (Engine.Terminate).
+	Terminated int `json:"terminated"`
+	All        int `json:"all"`
 }
 
 func (t *statusTotals) add(st store.Status, n int) {
@@ -44,6 +46,8 @@ func (t *statusTotals) add(st store.Status, n int) {
 		t.Completed += n
 	case store.StatusError:
 		t.Error += n
+	case store.StatusTerminated:
+		t.Terminated += n
 	}
 	t.All += n
 }

@@ -53,8 +53,10 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, xc.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, xc.ErrNotAccepted), errors.Is(err, xc.ErrSingleton):
+	case errors.Is(err, xc.ErrNotAccepted), errors.Is(err, xc.ErrSingleton), errors.Is(err, xc.ErrHookFailed):
 		return http.StatusConflict
+	case errors.Is(err, ErrNotImplemented):
+		return http.StatusNotImplemented
 	case errors.Is(err, ErrTimeout), errors.Is(err, context.DeadlineExceeded):
 		return http.StatusGatewayTimeout
 	case errors.Is(err, xc.ErrStore), errors.Is(err, xc.ErrClosed), errors.Is(err, xc.ErrBusy), errors.Is(err, ErrUnavailable),

@@ -35,6 +35,8 @@ type historyItem struct {
 	// Note says what went wrong without undoing the transition (onEntry hook error, no handler).
 	Note    string `json:"note,omitempty"`
 	Version int64  `json:"version"`
+	// Reason is why the operator did it, as given with the request.
+	Reason string `json:"reason,omitempty"`
 	// TraceID is the trace of the transition (OpenTelemetry, W3C trace id) when tracing was on.
 	TraceID string `json:"traceId,omitempty"`
 	// Runtime names the runtime that applied the event, when the backend knows it (the
@@ -92,7 +94,7 @@ func historyItems(evs []store.Event) []historyItem {
 			Event:       historyEvent{Type: e.Type, Payload: payload, Timestamp: e.PersistedAt},
 			StateBefore: e.FromState, StateAfter: e.ToState, PublicMemberSnapshot: data, CausedBy: causedBy,
 			CorrelationID: e.CorrelationID, SourceComponentName: e.SourceComponent, Actor: e.Actor,
-			Source: e.Source, Note: e.Note, TraceID: e.TraceID, Version: e.Seq, PersistedAt: e.PersistedAt}
+			Source: e.Source, Note: e.Note, Reason: e.Reason, TraceID: e.TraceID, Version: e.Seq, PersistedAt: e.PersistedAt}
 	}
 	return out
 }

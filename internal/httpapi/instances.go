@@ -70,6 +70,8 @@ type createBody struct {
 	Context     map[string]any `json:"context"`
 	// Event, optional, is recorded as what triggered the creation.
 	Event eventRef `json:"event"`
+	// Reason, optional, is why the operator creates it (audit trail).
+	Reason string `json:"reason"`
 }
 
 // handleCreate creates an instance; its context is checked against the machine's
@@ -96,11 +98,15 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	reason, err := checkReason(body.Reason)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	in, err := s.b.Create(ctx, xc.CreateRequest{
 		Component: c.Name, Machine: body.MachineName, Data: body.Context, Validate: true,
-		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: xc.SourceAPI},
+		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: xc.SourceAPI, Reason: reason},
 	})
 	if err != nil {
 		return err
@@ -113,6 +119,8 @@ type eventBody struct {
 	Type    string         `json:"type"`
 	Event   eventRef       `json:"event"`
 	Payload map[string]any `json:"payload"`
+	// Reason, optional, is why the operator sends it (audit trail).
+	Reason string `json:"reason"`
 }
 
 // decodeEvent reads an event body. The common body ({"type": "E"}, maybe a payload) takes
@@ -129,9 +137,10 @@ func (s *server) decodeEvent(w http.ResponseWriter, r *http.Request) (eventBody,
 		Type    string          `json:"type"`
 		Event   json.RawMessage `json:"event"`
 		Payload json.RawMessage `json:"payload"`
+		Reason  string          `json:"reason"`
 	}
 	if json.Unmarshal(*bp, &fast) == nil && fast.Event == nil && decodePayload(fast.Payload, &body.Payload) {
-		body.Type = fast.Type
+		body.Type, body.Reason = fast.Type, fast.Reason
 		return body, nil
 	}
 	body = eventBody{}
@@ -166,7 +175,11 @@ func (b *eventBody) event() (xc.Event, error) {
 	if err := checkName("event type", typ); err != nil {
 		return xc.Event{}, err
 	}
-	return xc.Event{Type: typ, Payload: payload}, nil
+	reason, err := checkReason(b.Reason)
+	if err != nil {
+		return xc.Event{}, err
+	}
+	return xc.Event{Type: typ, Payload: payload, Reason: reason}, nil
 }
 
 func (s *server) handleComponentEvent(w http.ResponseWriter, r *http.Request) error {
@@ -209,6 +222,7 @@ type broadcastBody struct {
 	MachineName  string   `json:"machineName"`
 	Event        eventRef `json:"event"`
 	CurrentState string   `json:"currentState"`
+	Reason       string   `json:"reason"`
 }
 
 func (s *server) handleBroadcast(w http.ResponseWriter, r *http.Request) error {
@@ -231,10 +245,14 @@ func (s *server) handleBroadcast(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	reason, err := checkReason(body.Reason)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	res, err := s.b.Broadcast(ctx, xc.BroadcastRequest{Component: c.Name, Machine: body.MachineName, State: body.CurrentState,
-		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: xc.SourceAPI}})
+		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: xc.SourceAPI, Reason: reason}})
 	if err != nil {
 		return err
 	}
@@ -265,10 +283,10 @@ func query(v url.Values) (store.Query, error) {
 	}
 	switch st := v.Get("status"); st {
 	case "", "all":
-	case string(store.StatusActive), string(store.StatusCompleted), string(store.StatusError):
+	case string(store.StatusActive), string(store.StatusCompleted), string(store.StatusError), string(store.StatusTerminated):
 		q.Status = store.Status(st)
 	default:
-		return q, badRequest("status %q: want active, completed, error or all", truncate(st, 32))
+		return q, badRequest("status %q: want active, completed, error, terminated or all", truncate(st, 32))
 	}
 	if l := v.Get("limit"); l != "" {
 		n, err := strconv.Atoi(l)

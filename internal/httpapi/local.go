@@ -139,16 +139,25 @@ func (l *local) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance, 
 }
 
 func (l *local) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Result, error) {
-	if comp != "" {
-		in, err := l.eng.Get(ctx, id)
-		if err != nil {
-			return xc.Result{}, err
-		}
-		if in.ComponentName != comp {
-			return xc.Result{}, fmt.Errorf("instance %s not found in component %s: %w", id, comp, xc.ErrNotFound)
-		}
+	if err := l.checkComponent(ctx, comp, id); err != nil {
+		return xc.Result{}, err
 	}
 	return l.eng.Send(ctx, id, ev)
+}
+
+// checkComponent reports an instance that is not of component comp (when set) as not found.
+func (l *local) checkComponent(ctx context.Context, comp, id string) error {
+	if comp == "" {
+		return nil
+	}
+	in, err := l.eng.Get(ctx, id)
+	if err != nil {
+		return err
+	}
+	if in.ComponentName != comp {
+		return fmt.Errorf("instance %s not found in component %s: %w", id, comp, xc.ErrNotFound)
+	}
+	return nil
 }
 
 func (l *local) Broadcast(ctx context.Context, req xc.BroadcastRequest) (xc.BroadcastResult, error) {

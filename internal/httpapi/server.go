@@ -178,6 +178,8 @@ func (s *server) routeTable() []route {
 		{method: "GET", path: "/api/components/{component}/instances", handle: s.handleComponentInstances},
 		{method: "POST", path: "/api/components/{component}/instances", handle: s.handleCreate},
 		{method: "POST", path: "/api/components/{component}/instances/{id}/events", handle: s.handleComponentEvent},
+		{method: "POST", path: "/api/components/{component}/instances/{id}/terminate", handle: s.handleTerminate},
+		{method: "POST", path: "/api/components/{component}/instances/{id}/retry", handle: s.handleRetry},
 		{method: "POST", path: "/api/components/{component}/broadcast", handle: s.handleBroadcast},
 		{method: "POST", path: "/api/instances/{id}/trigger", handle: s.handleTrigger},
 		{method: "GET", path: "/api/instances", handle: s.handleInstances},

@@ -30,7 +30,7 @@ func newDialect() *sqlstore.Dialect {
 		ScanInstance:    scanInstance,
 		SelectEvents: `SELECT id::text, instance_id::text, component_name, machine_name, event_type, event_payload,
 	from_state, to_state, context, source_component_name, correlation_id::text, causation_id::text, actor, source, seq,
-	persisted_at, note, trace_id FROM fsm_events`,
+	persisted_at, note, trace_id, reason FROM fsm_events`,
 		// rows written by xcomponent-ai have no ord
 		InsertionOrder: "ord NULLS FIRST",
 	}

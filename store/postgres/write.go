@@ -55,15 +55,15 @@ const (
 
 	sqlEvents = `INSERT INTO fsm_events (id, instance_id, machine_name, component_name, event_type, event_payload,
 		from_state, to_state, context, public_member_snapshot, source_component_name, correlation_id, causation_id,
-		persisted_at, seq, actor, source, note, trace_id)
+		persisted_at, seq, actor, source, note, trace_id, reason)
 		SELECT v.id::uuid, v.iid::uuid, v.machine, NULLIF(v.component, ''), v.type, v.payload::jsonb, v.from_state,
 			v.to_state, v.data::jsonb, v.data::jsonb, NULLIF(v.src, ''), NULLIF(v.corr, '')::uuid,
 			NULLIF(v.cause, '')::uuid, v.at, v.seq, NULLIF(v.actor, ''), NULLIF(v.source, ''), NULLIF(v.note, ''),
-			NULLIF(v.trace, '')
+			NULLIF(v.trace, ''), NULLIF(v.reason, '')
 		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[],
 			$9::text[], $10::text[], $11::text[], $12::text[], $13::bigint[], $14::bigint[], $15::text[], $16::text[],
-			$17::text[], $18::text[])
-			AS v(id, iid, machine, component, type, payload, from_state, to_state, data, src, corr, cause, at, seq, actor, source, note, trace)`
+			$17::text[], $18::text[], $19::text[])
+			AS v(id, iid, machine, component, type, payload, from_state, to_state, data, src, corr, cause, at, seq, actor, source, note, trace, reason)`
 
 	sqlOutbox = `INSERT INTO outbox (id, component, kind, body, created_at)
 		SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::bigint[])`
@@ -89,8 +89,8 @@ type instanceRow struct {
 }
 
 type eventRow struct {
-	id, iid, machine, component, typ, payload, from, to, data, src, corr, cause, actor, source, note, trace string
-	at, seq                                                                                                 int64
+	id, iid, machine, component, typ, payload, from, to, data, src, corr, cause, actor, source, note, trace, reason string
+	at, seq                                                                                                         int64
 }
 
 // canonicalUUID returns id in canonical form, or an error naming what it is.
@@ -180,7 +180,7 @@ func encode(c *store.Commit) (*encoded, error) {
 		e.events = append(e.events, eventRow{
 			id: id, iid: iid, machine: ev.Machine, component: ev.Component, typ: ev.Type, payload: payload,
 			from: ev.FromState, to: ev.ToState, data: data, src: ev.SourceComponent, corr: corr, cause: cause,
-			actor: ev.Actor, source: ev.Source, note: ev.Note, trace: ev.TraceID, at: ev.PersistedAt, seq: ev.Seq,
+			actor: ev.Actor, source: ev.Source, note: ev.Note, trace: ev.TraceID, reason: ev.Reason, at: ev.PersistedAt, seq: ev.Seq,
 		})
 		e.keys = append(e.keys, "instance:"+iid, "event:"+id)
 	}
@@ -215,8 +215,8 @@ type rows struct {
 
 	creates, updates snapshotCols
 
-	evID, evIID, evMachine, evComp, evType, evPayload, evFrom, evTo, evData, evSrc, evCorr, evCause, evActor, evSource, evNote, evTrace []string
-	evAt, evSeq                                                                                                                         []int64
+	evID, evIID, evMachine, evComp, evType, evPayload, evFrom, evTo, evData, evSrc, evCorr, evCause, evActor, evSource, evNote, evTrace, evReason []string
+	evAt, evSeq                                                                                                                                   []int64
 
 	obID, obComp, obKind []string
 	obBody               [][]byte
@@ -284,6 +284,7 @@ func (r *rows) add(e *encoded) {
 		r.evSource = append(r.evSource, ev.source)
 		r.evNote = append(r.evNote, ev.note)
 		r.evTrace = append(r.evTrace, ev.trace)
+		r.evReason = append(r.evReason, ev.reason)
 		r.evAt = append(r.evAt, ev.at)
 		r.evSeq = append(r.evSeq, ev.seq)
 	}
@@ -325,7 +326,7 @@ func (r *rows) queue(b *pgx.Batch) []check {
 	}
 	if len(r.evID) > 0 {
 		b.Queue(sqlEvents, r.evID, r.evIID, r.evMachine, r.evComp, r.evType, r.evPayload, r.evFrom, r.evTo, r.evData,
-			r.evSrc, r.evCorr, r.evCause, r.evAt, r.evSeq, r.evActor, r.evSource, r.evNote, r.evTrace)
+			r.evSrc, r.evCorr, r.evCause, r.evAt, r.evSeq, r.evActor, r.evSource, r.evNote, r.evTrace, r.evReason)
 		checks = append(checks, check{"events", -1})
 	}
 	if len(r.obID) > 0 {

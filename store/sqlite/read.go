@@ -27,7 +27,7 @@ func newDialect() *sqlstore.Dialect {
 		SelectInstances: selectSnapshot,
 		ScanInstance:    scanInstance,
 		SelectEvents: `SELECT id, instance_id, component_name, machine_name, event_type, event_payload, from_state, to_state,
-	context, source_component_name, correlation_id, causation_id, actor, source, seq, persisted_at, note, trace_id FROM fsm_events`,
+	context, source_component_name, correlation_id, causation_id, actor, source, seq, persisted_at, note, trace_id, reason FROM fsm_events`,
 		InsertionOrder: "rowid",
 	}
 }

@@ -45,8 +45,8 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		{&w.getVersion, `SELECT version FROM fsm_snapshots WHERE instance_id = ?`},
 		{&w.insEvent, `INSERT INTO fsm_events (id, instance_id, machine_name, component_name, event_type, event_payload,
 			from_state, to_state, context, source_component_name, correlation_id, causation_id, persisted_at, seq, actor, source,
-			note, trace_id)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+			note, trace_id, reason)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.insOutbox, `INSERT INTO outbox (id, component, kind, body, created_at) VALUES (?, ?, ?, ?, ?)`},
 		{&w.delOutbox, `DELETE FROM outbox WHERE id = ?`},
 	} {
@@ -258,7 +258,7 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 		}
 		if _, err := st.insEvent.ExecContext(ctx, e.ID, e.InstanceID, e.Machine, nullable(e.Component), e.Type, payload,
 			e.FromState, e.ToState, data, nullable(e.SourceComponent), nullable(e.CorrelationID), nullable(e.CausationID),
-			e.PersistedAt, e.Seq, nullable(e.Actor), nullable(e.Source), nullable(e.Note), nullable(e.TraceID)); err != nil {
+			e.PersistedAt, e.Seq, nullable(e.Actor), nullable(e.Source), nullable(e.Note), nullable(e.TraceID), nullable(e.Reason)); err != nil {
 			return fmt.Errorf("commit: event %s of instance %s: %w", e.ID, e.InstanceID, err)
 		}
 	}

@@ -35,6 +35,7 @@ func testHistoryRoundTrip(t *testing.T, s store.Store) {
 	ev.Source = "cross_component"
 	ev.Note = "onEntry hook notify: mail server down"
 	ev.TraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	ev.Reason = "customer asked by phone, ticket #42"
 	mustCommit(t, s, c2)
 	want = append(want, c2.Events...)
 	h, err := s.History(ctx, in.ID)

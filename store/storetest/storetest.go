@@ -36,6 +36,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchPagination", testSearchPagination},
 		{"SearchDefaultLimit", testSearchDefaultLimit},
 		{"HistoryRoundTrip", testHistoryRoundTrip},
+		{"Terminated", testTerminated},
 		{"Correlated", testCorrelated},
 		{"Timers", testTimers},
 		{"TimerClaims", testTimerClaims},

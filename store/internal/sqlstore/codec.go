@@ -64,18 +64,18 @@ func Deref(s *string) string {
 // ScanEvent reads one row of Dialect.SelectEvents.
 func ScanEvent(r Scanner) (store.Event, error) {
 	var (
-		e                                                            store.Event
-		comp, from, to, src, corr, cause, actor, source, note, trace *string
-		seq                                                          *int64
-		payload, data                                                []byte
+		e                                                                    store.Event
+		comp, from, to, src, corr, cause, actor, source, note, trace, reason *string
+		seq                                                                  *int64
+		payload, data                                                        []byte
 	)
 	if err := r.Scan(&e.ID, &e.InstanceID, &comp, &e.Machine, &e.Type, &payload, &from, &to, &data, &src,
-		&corr, &cause, &actor, &source, &seq, &e.PersistedAt, &note, &trace); err != nil {
+		&corr, &cause, &actor, &source, &seq, &e.PersistedAt, &note, &trace, &reason); err != nil {
 		return e, err
 	}
 	e.Component, e.FromState, e.ToState, e.SourceComponent = Deref(comp), Deref(from), Deref(to), Deref(src)
 	e.CorrelationID, e.CausationID, e.Actor, e.Source, e.Note = Deref(corr), Deref(cause), Deref(actor), Deref(source), Deref(note)
-	e.TraceID = Deref(trace)
+	e.TraceID, e.Reason = Deref(trace), Deref(reason)
 	if seq != nil {
 		e.Seq = *seq
 	}

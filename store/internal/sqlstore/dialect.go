@@ -52,7 +52,7 @@ type Dialect struct {
 	// SelectEvents is SELECT … FROM fsm_events with the columns ScanEvent reads: id,
 	// instance_id, component_name, machine_name, event_type, event_payload, from_state,
 	// to_state, context, source_component_name, correlation_id, causation_id, actor, source,
-	// seq, persisted_at, note, trace_id (ids as text).
+	// seq, persisted_at, note, trace_id, reason (ids as text).
 	SelectEvents string
 	// InsertionOrder is the ORDER BY term that keeps events of equal version and time in
 	// insertion order (rowid, a serial column).
