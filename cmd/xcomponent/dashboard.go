@@ -42,11 +42,11 @@ func authTokens(flags []string, tokenFile string) (httpapi.Tokens, error) {
 
 func newDashboardCmd(g *globals) *cobra.Command {
 	var (
-		brokerURL, databaseURL, bind, tokenFile string
-		port                                    int
-		tokens, cors                            []string
-		maxBody                                 int64
-		lostAfter, commandTimeout               time.Duration
+		brokerURL, databaseURL, bind, tokenFile, pprofAddr string
+		port                                               int
+		tokens, cors                                       []string
+		maxBody                                            int64
+		lostAfter, commandTimeout                          time.Duration
 	)
 	transport := &httpapi.Transport{}
 	cmd := &cobra.Command{
@@ -104,6 +104,11 @@ func newDashboardCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer flush()
+			if pprofAddr != "" {
+				if err := startPprof(ctx, pprofAddr, g.logger()); err != nil {
+					return &exitError{code: 1, err: err}
+				}
+			}
 			err = serve.Dashboard(ctx, serve.DashboardConfig{
 				BrokerURL: brokerURL, DatabaseURL: databaseURL, Bind: bind, Port: port, Tokens: toks,
 				MaxBodyBytes: maxBody, CORSOrigins: cors, LostAfter: lostAfter, CommandTimeout: commandTimeout,
@@ -127,5 +132,6 @@ func newDashboardCmd(g *globals) *cobra.Command {
 	f.Int64Var(&maxBody, "max-body-bytes", 1<<20, "largest request body accepted")
 	f.DurationVar(&lostAfter, "lost-after", busbackend.DefaultLostAfter, "a runtime silent that long is shown as lost (env RUNTIME_LOST_AFTER)")
 	f.DurationVar(&commandTimeout, "command-timeout", busbackend.DefaultCommandTimeout, "how long create/send wait for a runtime's answer before 504 (env COMMAND_TIMEOUT)")
+	f.StringVar(&pprofAddr, "pprof", "", "serve Go runtime profiles (net/http/pprof: CPU, heap, allocs, mutex, block) on this address, e.g. 127.0.0.1:6060; no auth, keep it on loopback (default: off)")
 	return cmd
 }

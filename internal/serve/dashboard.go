@@ -53,6 +53,9 @@ type DashboardConfig struct {
 	Ready func(addr net.Addr)
 }
 
+// dashboardPrefetch is the dashboard's window of unacknowledged deliveries per subscription.
+const dashboardPrefetch = 1024
+
 // Dashboard runs the standalone dashboard until ctx is cancelled, then stops gracefully.
 func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	log := cfg.Logger
@@ -61,7 +64,11 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	}
 	// After a reconnection the runtimes are asked to announce themselves again.
 	var backend atomic.Pointer[busbackend.Backend]
-	b, err := rabbitmq.New(rabbitmq.Options{URL: cfg.BrokerURL, Name: "xcomponent-dashboard", Logger: log,
+	// Its subscriptions are fan-out queues that receive every runtime event and reply (two
+	// messages per event): a wide window, so that the flow does not wait on acknowledgement
+	// round trips through a busy broker (the bus's 16 closed whenever the broker took more
+	// than 16 ms to process one at 1,000 events/s; fan-out subscriptions now take at least 256).
+	b, err := rabbitmq.New(rabbitmq.Options{URL: cfg.BrokerURL, Name: "xcomponent-dashboard", Logger: log, Prefetch: dashboardPrefetch,
 		OnStateChange: func(connected bool) {
 			if be := backend.Load(); be != nil && connected {
 				be.BrokerReconnected()
