@@ -295,18 +295,30 @@ func (b *Backend) command(ctx context.Context, w *waiter, cmd any, partitioned b
 }
 
 // onReply handles fsm:responses:command: the answer to one of our commands.
+//
+// The reply's instance is decoded only when the reply is ours and still awaited: not for
+// another dashboard's command, nor when the command's state_change (our runtimes publish one
+// too) came first and answered it; its context is the costly part of the reply to decode.
 func (b *Backend) onReply(_ context.Context, m bus.Message) error {
-	r, err := wire.Decode[wire.CommandReply](m.Body)
-	if err != nil || r.CommandID == "" {
+	var head replyHead
+	err := json.Unmarshal(m.Body, &head)
+	if err != nil || head.CommandID == "" {
 		b.log.Warn("command reply ignored: undecodable or without commandId", "body", truncate(m.Body), "err", err)
 		return nil
 	}
+	r := head.CommandReply
 	b.seen(sighting{id: r.RuntimeID, name: r.RuntimeName, component: r.ComponentName})
 	b.mu.Lock()
 	w := b.waiters[r.CommandID]
 	b.mu.Unlock()
 	if w == nil {
 		return nil // another dashboard's command, or answered already
+	}
+	if len(head.Instance) > 0 && string(head.Instance) != "null" {
+		if r.Instance, err = wire.Decode[*wire.InstanceSnapshot](head.Instance); err != nil {
+			b.log.Warn("command reply ignored: undecodable instance", "body", truncate(m.Body), "err", err)
+			return nil
+		}
 	}
 	rname := b.runtimeName(r.RuntimeID, r.RuntimeName)
 	switch r.Status {
@@ -331,6 +343,13 @@ func (b *Backend) onReply(_ context.Context, m bus.Message) error {
 		b.log.Warn("command reply with an unknown status ignored", "status", r.Status, "commandId", r.CommandID)
 	}
 	return nil
+}
+
+// replyHead is a wire.CommandReply with its instance left undecoded (the shallower field
+// wins in encoding/json).
+type replyHead struct {
+	wire.CommandReply
+	Instance json.RawMessage `json:"instance,omitempty"`
 }
 
 // refusal maps a refused reply to the API's errors (wire.CommandReply.Code).
@@ -400,7 +419,7 @@ func (b *Backend) matchCreated(inc wiremap.Incoming, d xc.InstanceCreated) {
 		delete(b.waiters, w.commandID) // one instance answers one create
 	}
 	var in xc.Instance
-	if e := b.instances[d.InstanceID]; e != nil {
+	if e := b.instances[d.InstanceID]; e != nil && w != nil {
 		in = b.view(e)
 	}
 	b.mu.Unlock()
@@ -435,7 +454,7 @@ func (b *Backend) matchStateChange(inc wiremap.Incoming, d xc.StateChanged) {
 		delete(b.waiters, w.commandID)
 	}
 	var in xc.Instance
-	if e := b.instances[d.InstanceID]; e != nil {
+	if e := b.instances[d.InstanceID]; e != nil && w != nil {
 		in = b.view(e)
 	}
 	b.mu.Unlock()

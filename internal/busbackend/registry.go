@@ -137,10 +137,12 @@ func (b *Backend) seen(s sighting) {
 	// The dashboard's clock decides liveness: runtimes' clocks may disagree with it.
 	r.lastSeen = b.clk.Now()
 	r.stopped, r.lost = false, false
-	ev := runtimeEvent(httpapi.EvRuntimeConnected, r, StatusUp)
-	b.mu.Unlock()
 	if !known || wasDown {
+		ev := runtimeEvent(httpapi.EvRuntimeConnected, r, StatusUp)
+		b.mu.Unlock()
 		b.feed.emit(ev)
+	} else {
+		b.mu.Unlock() // the common case: every event and reply of a known runtime comes here
 	}
 	if !known {
 		b.log.Info("runtime discovered", "runtime", s.id, "name", s.name, "component", s.component)
