@@ -35,6 +35,7 @@ export async function renderAudit() {
         e.runtime ? h('span', { class: 'badge runtime', title: 'runtime that applied it' }, '⚙ ' + e.runtime) : null),
       h('div', { class: 't-meta' }, fmtDateTime(e.event?.timestamp || e.persistedAt), ' · actor ', e.actor || '—', e.source ? ' · via ' + e.source : '',
         e.traceId ? h('span', { class: 't-trace', title: 'OpenTelemetry trace id: search it in your tracing backend' }, ' · trace ', h('code', {}, e.traceId)) : null),
+      e.reason ? h('div', { class: 't-reason' }, 'Reason: ', h('q', {}, e.reason)) : null,
       e.note ? h('div', { class: 't-note' }, '⚠ ' + e.note) : null,
       payload && Object.keys(payload).length ? h('details', { class: 'json' }, h('summary', {}, 'payload'), h('pre', { class: 'json-box' }, json(payload))) : null,
       h('details', { class: 'json' }, h('summary', {}, 'data snapshot'), h('pre', { class: 'json-box' }, json(e.publicMemberSnapshot)))));
@@ -51,8 +52,8 @@ export async function renderAudit() {
 
 export function toCSV(hist) {
   const q = (v) => '"' + String(v ?? '').replaceAll('"', '""') + '"';
-  const rows = [['time', 'event', 'from', 'to', 'actor', 'sourceComponent', 'runtime', 'traceId', 'payload'].join(',')];
-  for (const e of hist) rows.push([new Date(e.event?.timestamp || e.persistedAt).toISOString(), e.event?.type, e.stateBefore, e.stateAfter, e.actor, e.sourceComponentName, e.runtime, e.traceId, stringify(e.event?.payload ?? {})].map(q).join(','));
+  const rows = [['time', 'event', 'from', 'to', 'actor', 'reason', 'sourceComponent', 'runtime', 'traceId', 'payload'].join(',')];
+  for (const e of hist) rows.push([new Date(e.event?.timestamp || e.persistedAt).toISOString(), e.event?.type, e.stateBefore, e.stateAfter, e.actor, e.reason, e.sourceComponentName, e.runtime, e.traceId, stringify(e.event?.payload ?? {})].map(q).join(','));
   return rows.join('\n');
 }
 

@@ -18,7 +18,7 @@ export function renderDetail() {
     h('span', { class: 'title' }, i.machineName),
     h('span', { class: 'mono', title: i.id }, i.id),
     h('span', { id: 'detail-state', class: 'badge current state-pill', dataset: { state: i.currentState } }, i.currentState),
-    h('span', { class: 'badge ' + (i.status === 'active' ? 'active' : i.status === 'error' ? 'error' : 'completed'), id: 'detail-status' }, i.status)));
+    h('span', { class: 'badge ' + (i.status === 'active' ? 'active' : i.status === 'error' ? 'error' : i.status === 'terminated' ? 'terminated' : 'completed'), id: 'detail-status' }, i.status)));
 
   const meta = h('dl', { class: 'meta' },
     metaItem('Component', i.componentName),
@@ -70,6 +70,7 @@ export function renderDetail() {
   const res = S.lastResult && S.lastResult.instanceId === i.id ? S.lastResult : null;
   // the instance may have moved on since (an auto transition, another client): say where it is
   const moved = res?.ok && res.newState && i.currentState !== res.newState ? `; now in ${i.currentState}` : '';
+  left.append(operatorActions(i, m));
   left.append(h('div', { id: 'action-result', class: 'result ' + (res ? (res.ok ? 'ok' : 'bad') : ''), hidden: !res, role: 'status' }, (res?.text || '') + moved));
 
   // Timers: timeouts and automatic transitions, armed (with their due time) or waiting on a guard
@@ -226,6 +227,60 @@ function readParams(box) {
     out[el.name] = t === 'number' || t === 'integer' ? Number(el.value) : t === 'boolean' || t === 'checkbox' ? el.value === 'true' : el.value;
   }
   return out;
+}
+
+// operatorActions: terminate the instance, retry its failed onEntry hook — with a reason for
+// the audit trail, a confirmation step, disabled (with the reason why) for a viewer.
+function operatorActions(i, m) {
+  const box = h('div', { class: 'op-actions', id: 'op-actions' });
+  box.append(h('h3', {}, 'Operator actions'));
+  const ro = !S.session.canWrite;
+  const hint = ro ? `Role ${S.session.role}: read only` : null;
+  const reason = h('input', { id: 'op-reason', type: 'text', maxlength: 1000, placeholder: 'Why? (kept in the audit trail)', disabled: ro });
+  box.append(h('div', { class: 'field' }, h('label', { for: 'op-reason' }, 'Reason'), reason));
+  const confirmRow = h('div', { class: 'op-confirm', id: 'op-confirm', hidden: true });
+  const ask = (label, what, run) => {
+    clear(confirmRow).append(h('span', {}, what + '?'),
+      h('button', { type: 'button', class: 'btn small danger', id: 'op-confirm-yes', onclick: () => { confirmRow.hidden = true; run(reason.value); } }, 'Confirm ' + label),
+      h('button', { type: 'button', class: 'btn small ghost', id: 'op-confirm-no', onclick: () => { confirmRow.hidden = true; } }, 'Cancel'));
+    confirmRow.hidden = false;
+    $('#op-confirm-yes')?.focus();
+  };
+  const row = h('div', { class: 'op-buttons' });
+  row.append(h('button', {
+    type: 'button', class: 'btn small danger', id: 'op-terminate', disabled: ro || i.status !== 'active', title: hint || (i.status !== 'active' ? `Instance is ${i.status}` : 'End this instance where it is (status terminated): its timers are cancelled; no hook runs'),
+    onclick: () => ask('terminate', `Terminate ${i.machineName} ${shortId(i.id)} in ${i.currentState}`, (r) => operate(i, 'terminate', r)),
+  }, 'Terminate…'));
+  const onEntry = m?.states?.find((s) => s.name === i.currentState)?.onEntry;
+  if (onEntry && i.status !== 'terminated') {
+    const retry = h('button', {
+      type: 'button', class: 'btn small', id: 'op-retry', hidden: true, disabled: ro, title: hint || `Run the onEntry hook ${onEntry} of ${i.currentState} again`,
+      onclick: () => ask('retry', `Retry hook ${onEntry} of ${shortId(i.id)}`, (r) => operate(i, 'retry', r)),
+    }, 'Retry hook');
+    row.append(retry);
+    // Applicable only when the last entry of the audit trail records the hook's failure.
+    api('/api/instances/' + enc(i.id) + '/history').then((d) => {
+      const last = (d.history || []).at(-1);
+      if (last && String(last.note || '').split('; ').some((n) => n.startsWith('onEntry hook ' + onEntry + ':'))) retry.hidden = false;
+    }).catch(() => {});
+  }
+  box.append(row, confirmRow);
+  if (ro) box.append(h('p', { class: 'muted role-note', id: 'op-role-note' }, `Your role (${S.session.role}) may read only: operator actions are disabled.`));
+  return box;
+}
+
+async function operate(inst, action, reason) {
+  const label = action === 'terminate' ? 'Terminate' : 'Retry hook';
+  for (const b of document.querySelectorAll('#op-actions button')) b.disabled = true;
+  try {
+    const r = await api('/api/components/' + enc(inst.componentName) + '/instances/' + enc(inst.id) + '/' + action, { method: 'POST', body: reason.trim() ? { reason: reason.trim() } : {} });
+    S.lastResult = { instanceId: inst.id, ok: true, text: action === 'terminate' ? `Terminated in ${r.newState}` : `Hook retried in ${r.newState}` };
+    if (r.instance) S.instance = { ...S.instance, ...r.instance };
+  } catch (e) {
+    S.lastResult = { instanceId: inst.id, ok: false, text: `${label} refused (${e.status}): ${e.message}` };
+  }
+  await Promise.all([loadSelected(), loadInstances()]);
+  renderAll();
 }
 
 export async function fire(inst, event, payloadText, fields = {}) {

@@ -74,7 +74,7 @@ export function countOf(machine, state, status = 'all') {
   for (const [k, c] of S.counts) {
     const [m, st] = k.split('|');
     if ((machine && m !== machine) || (state && st !== state)) continue;
-    n += status === 'all' ? c.active + c.completed + c.error : c[status] || 0;
+    n += status === 'all' ? c.active + c.completed + c.error + (c.terminated || 0) : c[status] || 0;
   }
   return n;
 }

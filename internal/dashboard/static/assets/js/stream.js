@@ -95,7 +95,7 @@ function applyCount(type, d) {
       if (d.previousState === d.newState) return false;
       bump(d.machineName, d.previousState, 'active', -1); bump(d.machineName, d.newState, 'active', 1); return true;
     case 'instance_completed': {
-      const st = d.status === 'error' ? 'error' : 'completed';
+      const st = d.status === 'error' || d.status === 'terminated' ? d.status : 'completed';
       bump(d.machineName, d.finalState, 'active', -1); bump(d.machineName, d.finalState, st, 1);
       total('active', -1); total(st, 1); return true;
     }
@@ -121,7 +121,7 @@ function onInstanceEvent(type, d) {
     what = `${evName} ${auto ? 'ran' : 'fired'}` + (d.fromState ? `: ${d.fromState} → ${d.toState}` : '');
   } else if (type === 'state_change') what = `${d.previousState} → ${d.newState}` + (d.event?.type ? ` (${d.event.type})` : '');
   else if (type === 'instance_created') what = 'created in ' + (d.currentState || d.newState || '');
-  else if (type === 'instance_completed') what = (d.status === 'error' ? 'ended in error state ' : 'completed in ') + (d.finalState || '');
+  else if (type === 'instance_completed') what = (d.status === 'error' ? 'ended in error state ' : d.status === 'terminated' ? 'terminated in ' : 'completed in ') + (d.finalState || '');
   else if (type === 'event_ignored') what = evName + ' ignored' + (d.reason ? ': ' + d.reason : '');
   else if (type === 'cascade_completed' || type === 'broadcast_completed') {
     what = `${evName} → ${[d.targetComponent, d.machineName].filter(Boolean).join(' / ')}: ${d.processed ?? 0} of ${d.matched ?? 0} instance(s)`;
