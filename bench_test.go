@@ -161,36 +161,89 @@ func BenchmarkIdleInstanceMemory(b *testing.B) {
 	} {
 		b.Run(tc.name, func(b *testing.B) {
 			for i := 0; i < b.N; i++ {
-				eng := xc.New(xc.Options{Store: tc.store(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock.NewFake(t0)})
-				ctx := context.Background()
-				if err := eng.Load(ctx, parse(b, benchComponent)); err != nil {
-					b.Fatal(err)
-				}
-				const n = 20_000
-				runtime.GC()
-				var before, after runtime.MemStats
-				runtime.ReadMemStats(&before)
-				for j := 0; j < n; j++ {
-					if _, err := eng.Create(ctx, xc.CreateRequest{Component: "Bench", Machine: "Account", Data: map[string]any{
-						"accountId": fmt.Sprintf("acc-%d", j), "owner": "Jane Doe", "balance": 1250.5, "currency": "EUR", "open": true,
-					}}); err != nil {
-						b.Fatal(err)
-					}
-				}
-				runtime.GC()
-				runtime.ReadMemStats(&after)
-				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/instance")
-				runtime.KeepAlive(eng)
-				_ = eng.Close(ctx)
+				b.ReportMetric(idleInstanceBytes(b, tc.store(), 20_000), "bytes/instance")
 			}
 		})
 	}
 }
 
+// idleInstanceBytes creates n idle instances of Bench/Account (5-field context, one routed
+// property) on an engine over st and returns the heap they hold, per instance.
+func idleInstanceBytes(tb testing.TB, st store.Store, n int) float64 {
+	tb.Helper()
+	eng := xc.New(xc.Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock.NewFake(t0)})
+	ctx := context.Background()
+	defer eng.Close(ctx)
+	if err := eng.Load(ctx, parse(tb, benchComponent)); err != nil {
+		tb.Fatal(err)
+	}
+	runtime.GC()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	for j := 0; j < n; j++ {
+		if _, err := eng.Create(ctx, xc.CreateRequest{Component: "Bench", Machine: "Account", Data: map[string]any{
+			"accountId": fmt.Sprintf("acc-%d", j), "owner": "Jane Doe", "balance": 1250.5, "currency": "EUR", "open": true,
+		}}); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	runtime.KeepAlive(eng)
+	return (float64(after.HeapAlloc) - float64(before.HeapAlloc)) / float64(n)
+}
+
+// BenchmarkWakeIdle: the first event of an idle instance (each operation a different instance,
+// created beforehand and not touched since), whose record the engine keeps compact when the
+// store does not keep it ("compact") or full ("full": the memory store's case). The
+// difference is the cost of rebuilding a compact record (its context map) once.
+func BenchmarkWakeIdle(b *testing.B) {
+	for _, tc := range []struct {
+		name  string
+		store store.Store
+	}{{"compact", &discardStore{}}, {"full", &keepingDiscardStore{}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			eng := xc.New(xc.Options{Store: tc.store, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Clock: clock.NewFake(t0)})
+			defer eng.Close(context.Background())
+			ctx := context.Background()
+			if err := eng.Load(ctx, parse(b, benchComponent)); err != nil {
+				b.Fatal(err)
+			}
+			ids := make([]string, b.N)
+			for i := range ids {
+				in, err := eng.Create(ctx, xc.CreateRequest{Component: "Bench", Machine: "Account", Data: map[string]any{
+					"accountId": fmt.Sprintf("acc-%d", i), "owner": "Jane Doe", "balance": 1250.5, "currency": "EUR", "open": true,
+				}})
+				if err != nil {
+					b.Fatal(err)
+				}
+				ids[i] = in.ID
+			}
+			ev := xc.Event{Type: "CREDIT"}
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu0 := cpuTime()
+			for i := 0; i < b.N; i++ {
+				if _, err := eng.Send(ctx, ids[i], ev); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+		})
+	}
+}
+
+// keepingDiscardStore is discardStore claiming to keep the records: the engine keeps them
+// full, as with the memory store.
+type keepingDiscardStore struct{ discardStore }
+
+func (*keepingDiscardStore) KeepsRecords() bool { return true }
+
 // discardStore accepts every commit and keeps nothing: it isolates the engine's own memory.
 type discardStore struct{ store.Memory }
 
 func (*discardStore) Commit(context.Context, *store.Commit) error { return nil }
+func (*discardStore) KeepsRecords() bool                          { return false }
 func (*discardStore) LoadLive(context.Context, string) ([]store.Instance, error) {
 	return nil, nil
 }

@@ -50,14 +50,16 @@ func (e *Engine) Create(ctx context.Context, req CreateRequest) (Instance, error
 			return Instance{}, err
 		}
 	}
-	inst, err := e.create(ctx, cr, req, false)
+	inst, rec, err := e.create(ctx, cr, req, false)
 	if err != nil {
 		return Instance{}, err
 	}
-	return View(inst.record(), inst.mr.publicMember, e.nowMs()), nil
+	return View(rec, inst.mr.publicMember, e.nowMs()), nil
 }
 
-func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool) (*instance, error) {
+// create creates an instance and returns it with its record (the record of a compact instance
+// would otherwise be rebuilt for the caller).
+func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool) (*instance, *store.Instance, error) {
 	if e.tracer == nil {
 		return e.createInstance(ctx, cr, req, entryPoint, nil)
 	}
@@ -66,30 +68,29 @@ func (e *Engine) create(ctx context.Context, cr *compRuntime, req CreateRequest,
 		parent = e.tracer.TraceParent(ctx)
 	}
 	ctx, span := e.tracer.Start(ctx, SpanCreate, parent)
-	inst, err := e.createInstance(ctx, cr, req, entryPoint, span)
+	inst, rec, err := e.createInstance(ctx, cr, req, entryPoint, span)
 	info := SpanInfo{Component: cr.def.Name, Machine: req.Machine, Event: req.Event.Type, EventID: req.Event.ID,
 		Outcome: outcomeOf(err), Err: err}
-	if inst != nil {
-		rec := inst.record()
+	if rec != nil {
 		info.Machine, info.InstanceID, info.To = rec.Machine, rec.ID, rec.State
 	}
 	span.End(&info)
-	return inst, err
+	return inst, rec, err
 }
 
 // createInstance is create; span, when not nil, is its creation span.
-func (e *Engine) createInstance(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool, span Span) (*instance, error) {
+func (e *Engine) createInstance(ctx context.Context, cr *compRuntime, req CreateRequest, entryPoint bool, span Span) (*instance, *store.Instance, error) {
 	def := cr.def
 	machine := req.Machine
 	if machine == "" {
 		machine = def.EntryMachine
 		if machine == "" {
-			return nil, fmt.Errorf("component %s has no entryMachine: machineName is required", def.Name)
+			return nil, nil, fmt.Errorf("component %s has no entryMachine: machineName is required", def.Name)
 		}
 	}
 	mr := cr.machines[machine]
 	if mr == nil {
-		return nil, fmt.Errorf("machine %s not found in component %s: %w", machine, def.Name, ErrNotFound)
+		return nil, nil, fmt.Errorf("machine %s not found in component %s: %w", machine, def.Name, ErrNotFound)
 	}
 	data := req.Data
 	if req.Validate {
@@ -99,7 +100,7 @@ func (e *Engine) createInstance(ctx context.Context, cr *compRuntime, req Create
 			for _, f := range ferrs {
 				ce.Fields = append(ce.Fields, FieldError(f))
 			}
-			return nil, ce
+			return nil, nil, ce
 		}
 		data = clean
 	} else {
@@ -111,7 +112,7 @@ func (e *Engine) createInstance(ctx context.Context, cr *compRuntime, req Create
 		cr.createMu.Lock()
 		defer cr.createMu.Unlock()
 		if singleton && cr.entryExists {
-			return nil, fmt.Errorf("machine %s of component %s is a singleton entry point and already has an instance: %w", machine, def.Name, ErrSingleton)
+			return nil, nil, fmt.Errorf("machine %s of component %s is a singleton entry point and already has an instance: %w", machine, def.Name, ErrSingleton)
 		}
 	}
 	now := e.nowMs()
@@ -134,27 +135,27 @@ func (e *Engine) createInstance(ctx context.Context, cr *compRuntime, req Create
 	}
 	if err := e.commit(ctx, c); err != nil {
 		if errors.Is(err, store.ErrDuplicate) {
-			return nil, fmt.Errorf("create request %s already applied: %w (%w)", req.Event.ID, ErrNotAccepted, ErrDuplicate)
+			return nil, nil, fmt.Errorf("create request %s already applied: %w (%w)", req.Event.ID, ErrNotAccepted, ErrDuplicate)
 		}
 		if req.InstanceID != "" && errors.Is(err, store.ErrConflict) {
-			return nil, fmt.Errorf("instance %s already exists: %w", req.InstanceID, ErrNotAccepted)
+			return nil, nil, fmt.Errorf("instance %s already exists: %w", req.InstanceID, ErrNotAccepted)
 		}
 		if errors.Is(err, store.ErrEntryPointExists) {
 			// Another process sharing the store created it first (createMu is held).
 			cr.entryExists = true
-			return nil, fmt.Errorf("machine %s of component %s already has its entry-point instance (created by another runtime): %w", machine, def.Name, ErrSingleton)
+			return nil, nil, fmt.Errorf("machine %s of component %s already has its entry-point instance (created by another runtime): %w", machine, def.Name, ErrSingleton)
 		}
-		return nil, err
+		return nil, nil, err
 	}
 	inst, err := e.register(cr, rec)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if entryPoint || singleton {
 		cr.entryExists = true // createMu is held
 	}
 	e.emitCreated(rec)
-	return inst, nil
+	return inst, rec, nil
 }
 
 // creation says why an instance is created: the ids and actor of its INSTANCE_CREATED event.

@@ -81,17 +81,20 @@ type Observer interface {
 
 // Engine runs the instances of the components loaded into it.
 type Engine struct {
-	log      *slog.Logger
-	store    store.Store
-	clock    clock.Clock
-	manual   bool
-	remote   Remote
-	matcher  store.Matcher // set when the store is shared with other processes
-	shared   bool
-	observer Observer
-	tracer   Tracer
-	fallback HookFunc
-	listener func(RuntimeEvent)
+	log     *slog.Logger
+	store   store.Store
+	clock   clock.Clock
+	manual  bool
+	remote  Remote
+	matcher store.Matcher // set when the store is shared with other processes
+	shared  bool
+	// compactIdle: idle instances keep a compact record (compact.go), unless the store keeps
+	// the committed records itself.
+	compactIdle bool
+	observer    Observer
+	tracer      Tracer
+	fallback    HookFunc
+	listener    func(RuntimeEvent)
 
 	hooksMu sync.RWMutex
 	hooks   map[string]HookFunc
@@ -144,6 +147,9 @@ func New(opts Options) *Engine {
 	}
 	if e.store == nil {
 		e.store = store.NewMemory()
+	}
+	if rk, ok := e.store.(store.RecordKeeper); !ok || !rk.KeepsRecords() {
+		e.compactIdle = true
 	}
 	if opts.SharedStore {
 		e.shared = true
@@ -248,7 +254,7 @@ func (e *Engine) Load(ctx context.Context, def *component.Component) error {
 	hasEntry := cr.entryExists
 	cr.createMu.Unlock()
 	if def.EntryMachine != "" && def.AutoCreateEntryPoint && !hasEntry {
-		_, err := e.create(ctx, cr, CreateRequest{Component: def.Name, Machine: def.EntryMachine}, true)
+		_, _, err := e.create(ctx, cr, CreateRequest{Component: def.Name, Machine: def.EntryMachine}, true)
 		switch {
 		case errors.Is(err, ErrSingleton):
 			// Another runtime sharing the store created it since LoadLive: load it.

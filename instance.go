@@ -16,8 +16,10 @@ type instance struct {
 	mr *machineRuntime
 
 	// rec is the committed record. Records are immutable: a transition stores a new one.
-	// The store may share the same pointer.
-	rec atomic.Pointer[store.Instance]
+	// The store may share the same pointer. It is nil while the instance is idle and kept
+	// compact in cold instead (compact.go); one of the two is always set.
+	rec  atomic.Pointer[store.Instance]
+	cold atomic.Pointer[coldRecord]
 
 	mu sync.Mutex // guards head, tail and running
 	// head and tail are the queued deliveries, in arrival order (linked by next): two
@@ -35,12 +37,65 @@ type instance struct {
 }
 
 // ID returns the instance id.
-func (inst *instance) ID() string { return inst.rec.Load().ID }
+func (inst *instance) ID() string {
+	for {
+		if r := inst.rec.Load(); r != nil {
+			return r.ID
+		}
+		if c := inst.cold.Load(); c != nil {
+			return c.id
+		}
+	}
+}
 
-// record returns the committed record; read-only.
-func (inst *instance) record() *store.Instance { return inst.rec.Load() }
+// record returns the committed record; read-only. The record of a compact instance is
+// rebuilt for the caller (and not kept: reading an idle instance leaves it compact).
+func (inst *instance) record() *store.Instance {
+	// setRecord stores rec before clearing cold, and compaction stores cold before clearing
+	// rec: one of them is set whenever the other is seen nil, and the loop ends.
+	for {
+		if r := inst.rec.Load(); r != nil {
+			return r
+		}
+		if c := inst.cold.Load(); c != nil {
+			return c.record(inst.mr)
+		}
+	}
+}
 
-func (inst *instance) setRecord(rec *store.Instance) { inst.rec.Store(rec) }
+// timerState returns whether the instance is live and its timers, without rebuilding the
+// record of a compact instance.
+func (inst *instance) timerState() (live bool, timers []store.Timer) {
+	for {
+		if r := inst.rec.Load(); r != nil {
+			return isLive(r), r.Timers
+		}
+		if c := inst.cold.Load(); c != nil {
+			return c.status == store.StatusActive, c.timers
+		}
+	}
+}
+
+// setRecord makes rec the committed record (the instance is no longer compact).
+func (inst *instance) setRecord(rec *store.Instance) {
+	inst.rec.Store(rec)
+	if inst.cold.Load() != nil {
+		inst.cold.Store(nil)
+	}
+}
+
+// setIdleRecord makes rec the committed record of an instance that is not processing
+// anything, kept compact unless the store keeps the record anyway or it cannot be compacted.
+func (inst *instance) setIdleRecord(rec *store.Instance, compact bool) {
+	if compact {
+		if c := compactRecord(inst.mr, rec); c != nil {
+			inst.cold.Store(c)
+			inst.rec.Store(nil)
+			return
+		}
+	}
+	inst.setRecord(rec)
+}
 
 // Get returns an instance, live or not.
 func (e *Engine) Get(ctx context.Context, id string) (Instance, error) {

@@ -38,6 +38,8 @@ type machineRuntime struct {
 	// arrays); always checked one by one.
 	unindexable map[string]map[*instance]struct{}
 	count       int
+
+	keySets keySets // the key sets of its compact instances' contexts
 }
 
 func newCompRuntime(def *component.Component, order int) *compRuntime {
@@ -73,10 +75,12 @@ func (e *Engine) register(cr *compRuntime, rec *store.Instance) (*instance, erro
 		return nil, fmt.Errorf("state %s not found in machine %s", rec.State, rec.Machine)
 	}
 	inst := &instance{isEntryPoint: rec.IsEntryPoint, mr: mr}
-	inst.setRecord(rec)
 	if !isLive(rec) && !rec.IsEntryPoint {
+		inst.setRecord(rec)
 		return inst, nil
 	}
+	// Not yet visible to any other goroutine, and waiting for its first event: compact.
+	inst.setIdleRecord(rec, e.compactIdle)
 	e.mu.Lock()
 	if old := e.instances[rec.ID]; old != nil { // registered meanwhile (loaded on demand)
 		e.mu.Unlock()

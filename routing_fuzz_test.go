@@ -23,8 +23,10 @@ var fuzzOps = []component.Operator{component.OpEq, component.OpNe, component.OpG
 //   - templates expand once: a payload without "{{…}}" strings is copied unchanged, a
 //     "{{path}}" becomes the value at path (kept out when missing), and a value taken from the
 //     data is never expanded again (instance data cannot inject templates);
-//   - contextMapping copies exactly the mapped paths.
+//   - contextMapping copies exactly the mapped paths;
+//   - an idle instance's compact record gives back the record, whatever its data.
 func FuzzRouting(f *testing.F) {
+	mr := compactMachine(f)
 	f.Add([]byte(`{"orderId":"o1","amount":42,"nested":{"ref":"a"}}`), []byte(`{"orderId":"o1","amount":42.0,"nested":{"ref":"a"},"t":"{{orderId}}"}`),
 		"orderId", "nested.ref", uint8(0))
 	f.Add([]byte(`{"n":2,"s":"b","l":[1,"{{n}}"],"m":{"x":"{{ s }}"}}`), []byte(`{"n":3,"s":"a","tpl":"{{context.n}}"}`), "n", "s", uint8(2))
@@ -59,6 +61,11 @@ func FuzzRouting(f *testing.F) {
 		// Templates: the payload is the template, the data fills it.
 		out := expandTemplates(payload, data)
 		checkExpanded(t, payload, out, data)
+
+		rec := &store.Instance{ID: "i", Component: "Compact", Machine: "M", State: "A", Status: store.StatusActive, Data: data}
+		if c := compactRecord(mr, rec); c == nil || !reflect.DeepEqual(c.record(mr), rec) {
+			t.Fatalf("compact record of data %v not rebuilt exactly", data)
+		}
 
 		mapping := map[string]string{"x": eventProp, "y": instanceProp}
 		mapped := mapContext(mapping, data)

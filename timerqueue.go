@@ -213,8 +213,7 @@ func (q *timerQueue) fireDue() int {
 	}
 	var wg sync.WaitGroup
 	for _, te := range due {
-		rec := te.inst.record()
-		if !isLive(rec) || !hasTimer(rec.Timers, &te.timer) {
+		if live, timers := te.inst.timerState(); !live || !hasTimer(timers, &te.timer) {
 			continue
 		}
 		q.fire(te.inst, te.timer, now, nil, &wg)
@@ -270,8 +269,7 @@ func (q *timerQueue) nextDeadline() (int64, bool) {
 	defer q.mu.Unlock()
 	for len(q.h) > 0 {
 		te := q.h[0]
-		rec := te.inst.record()
-		if isLive(rec) && hasTimer(rec.Timers, &te.timer) {
+		if live, timers := te.inst.timerState(); live && hasTimer(timers, &te.timer) {
 			return te.due, true
 		}
 		q.popLocked()
@@ -299,9 +297,8 @@ func (e *Engine) PendingTimers() int {
 	e.mu.RUnlock()
 	n := 0
 	for _, inst := range insts {
-		rec := inst.record()
-		if isLive(rec) {
-			for _, t := range rec.Timers {
+		if live, timers := inst.timerState(); live {
+			for _, t := range timers {
 				if !t.Spent {
 					n++
 				}
@@ -323,11 +320,11 @@ func (e *Engine) DueTimers(now time.Time, late time.Duration) (due, overdue int)
 	e.mu.RUnlock()
 	nowMs, lateMs := now.UnixMilli(), now.Add(-late).UnixMilli()
 	for _, inst := range insts {
-		rec := inst.record()
-		if !isLive(rec) {
+		live, timers := inst.timerState()
+		if !live {
 			continue
 		}
-		for _, t := range rec.Timers {
+		for _, t := range timers {
 			if t.Spent || t.DueAt > nowMs {
 				continue
 			}

@@ -230,6 +230,9 @@ func (en *memEntry) event(m *memEvent) Event {
 	return e
 }
 
+// KeepsRecords implements RecordKeeper: the memory store keeps the records it is given.
+func (m *Memory) KeepsRecords() bool { return true }
+
 // Commit implements Store.
 func (m *Memory) Commit(_ context.Context, c *Commit) error {
 	m.mu.Lock()

@@ -147,6 +147,13 @@ type InstanceWrite struct {
 	ExpectVersion int64
 }
 
+// RecordKeeper is implemented by a store that keeps the *Instance records given to Commit as
+// its own copy (the memory store). An engine keeps compact copies of its idle instances'
+// records only when the store does not keep them: beside the store's, they would cost more.
+type RecordKeeper interface {
+	KeepsRecords() bool
+}
+
 // Commit is everything one transition (or creation) produced. Implementations apply it in one
 // transaction: all of it or none of it.
 type Commit struct {

@@ -125,8 +125,11 @@ func createMany(b *testing.B, eng *xc.Engine, n, par int) []string {
 }
 
 // nullStore accepts every commit and keeps nothing: the engine's own memory, as with a durable
-// store whose data lives on disk.
+// store whose data lives on disk (the engine keeps its idle instances compact, as it does
+// with SQLite or PostgreSQL).
 type nullStore struct{ store.Memory }
+
+func (*nullStore) KeepsRecords() bool { return false }
 
 func (*nullStore) Commit(context.Context, *store.Commit) error { return nil }
 func (*nullStore) LoadLive(context.Context, string) ([]store.Instance, error) {
@@ -134,6 +137,21 @@ func (*nullStore) LoadLive(context.Context, string) ([]store.Instance, error) {
 }
 func (*nullStore) PendingOutbox(context.Context, string, int) ([]store.Message, error) {
 	return nil, nil
+}
+
+// rssBytes returns the resident set size of this process (VmRSS), or 0 when unknown.
+func rssBytes() uint64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kib, _ := strconv.ParseUint(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return kib << 10
+		}
+	}
+	return 0
 }
 
 func heapInUse() uint64 {
@@ -167,7 +185,9 @@ func BenchmarkCurveInMemory(b *testing.B) {
 					b.Fatal(err)
 				}
 				ids := createMany(b, eng, n, runtime.GOMAXPROCS(0))
-				perInstance := float64(heapInUse()-before) / float64(n)
+				heapAfter := heapInUse()
+				perInstance := float64(heapAfter-before) / float64(n)
+				rss := rssBytes()
 				rng := rand.New(rand.NewPCG(1, 2))
 				order := make([]string, 1<<16)
 				for i := range order {
@@ -204,6 +224,8 @@ func BenchmarkCurveInMemory(b *testing.B) {
 					}
 					b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 					b.ReportMetric(perInstance, "heap-B/instance")
+					b.ReportMetric(float64(heapAfter)/(1<<20), "heap-MiB")
+					b.ReportMetric(float64(rss)/(1<<20), "rss-MiB")
 				})
 				runtime.KeepAlive(ids)
 			})
