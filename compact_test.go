@@ -6,6 +6,9 @@ import (
 	"log/slog"
 	"reflect"
 	"testing"
+	"time"
+
+	"github.com/xcomponent/xcomponent/clock"
 
 	"github.com/xcomponent/xcomponent/component"
 	"github.com/xcomponent/xcomponent/store"
@@ -127,7 +130,8 @@ func TestIdleInstancesCompact(t *testing.T) {
 		if keeps {
 			st = store.NewMemory()
 		}
-		eng := New(Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		eng := New(Options{Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			Clock: clock.NewFake(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))})
 		defer eng.Close(ctx)
 		comp, err := component.Parse([]byte(compactComponent), "compact.yaml")
 		if err != nil {
