@@ -89,6 +89,10 @@ type ConsumeOptions struct {
 	DeadLetterQueue string
 	// Prefetch, when > 0, overrides the bus's number of unacknowledged messages per consumer.
 	Prefetch int
+	// StrictArguments refuses to consume a queue that exists with other arguments (the
+	// broker's PRECONDITION_FAILED is returned). Without it the queue is used with its own
+	// arguments after a warning, so that a new version starts on the queues of an older one.
+	StrictArguments bool
 	// OrderKey, when set, lets the handler run concurrently for messages of different keys,
 	// one at a time and in delivery order for messages of one key (an instance id). Each
 	// message is acknowledged when its own handler returns.
@@ -143,6 +147,17 @@ type Bus interface {
 	// Close ends every subscription (waiting for running handlers) and unblocks waiting
 	// Publish calls with ErrClosed. Idempotent.
 	Close() error
+}
+
+// QueueRetirer is implemented by buses that can retire a work queue an earlier version
+// declared (bus/rabbitmq).
+type QueueRetirer interface {
+	// RetireQueue unbinds queue from the channels in bindings (so that nothing more arrives
+	// in it), hands each message still in it to h (acknowledged when h returns nil, rejected
+	// to the queue's dead-letter exchange otherwise), and deletes it once empty. It does
+	// nothing for a queue that does not exist, and leaves one that has consumers (retired
+	// false: an older runtime still reads it; it is retried at the next start).
+	RetireQueue(ctx context.Context, queue string, bindings []string, h Handler) (moved int, retired bool, err error)
 }
 
 // DeadLetterSuffix ends the name of every dead-letter queue.

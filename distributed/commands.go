@@ -95,7 +95,7 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 	// count is refused by the broker (inequivalent x-max-length) instead of splitting the
 	// commands between two sets of partitions.
 	marker := bus.PartitionsQueue(r.comp.Name)
-	s, err := r.bus.ConsumeWith(ctx, marker, bus.ConsumeOptions{MaxLength: n, DeadLetterQueue: q.dlq},
+	s, err := r.bus.ConsumeWith(ctx, marker, bus.ConsumeOptions{MaxLength: n, DeadLetterQueue: q.dlq, StrictArguments: true},
 		func(context.Context, bus.Message) error { return nil })
 	if err != nil {
 		return fail(fmt.Errorf("declare the %d command partitions of %s (queue %s): %w — do other runtimes of the component run with another partition count?", n, r.comp.Name, marker, err))
@@ -112,8 +112,8 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 	// time re-publishes them to their partitions, in order per instance.
 	s, err = r.bus.ConsumeWith(ctx, bus.IngressQueue, bus.ConsumeOptions{
 		Bindings: []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance},
-		// Fixed bounds: the runtimes of every component declare this queue, and the broker
-		// refuses a declaration with other arguments.
+		// Fixed bounds: the runtimes of every component declare this queue (one declared with
+		// other arguments is used as it is, with a warning).
 		SingleActive: true, MessageTTL: DefaultCommandTTL, MaxLength: DefaultCommandMaxLength,
 		Prefetch: r.cfg.Prefetch, OrderKey: ingressKey,
 	}, r.handler(queueIngress, -1, r.handleIngress))
@@ -121,6 +121,7 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 		return fail(fmt.Errorf("consume %s: %w", bus.IngressQueue, err))
 	}
 	q.others = append(q.others, s)
+	r.retireOldCommandQueue(ctx)
 	// The other runtimes of the component, to share the partitions with them.
 	for _, ch := range []string{wire.ChannelAnnounce, wire.ChannelHeartbeat, wire.ChannelShutdown} {
 		s, err := r.bus.Subscribe(ctx, ch, q.onRegistry)
@@ -140,6 +141,42 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 		r.log.Warn("discover not published", "err", err)
 	}
 	return q, nil
+}
+
+// retireOldCommandQueue retires the component's command queue of the versions before
+// partitions, bus.CommandQueue(component), bound to the xcomponent-ai command channels: left
+// bound, it would collect a copy of every command (applied through the ingress queue) for
+// ever. It is unbound first (a runtime of the old version still consuming it then gets no new
+// command: the ingress queue has them), then, once no old runtime consumes it, its remaining
+// commands are moved into the partitions through the ingress path (commands for other
+// components are dropped: the old runtime ignored them too, and their own component's queue
+// holds its copy) and the empty queue is deleted. No command is lost: each message is
+// acknowledged only after its partition confirmed it; the inbox dedupes a command id met twice.
+func (r *runtime) retireOldCommandQueue(ctx context.Context) {
+	rq, ok := r.bus.(bus.QueueRetirer)
+	if !ok {
+		return
+	}
+	old := bus.CommandQueue(r.comp.Name)
+	ignored := 0
+	moved, retired, err := rq.RetireQueue(ctx, old, []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance},
+		func(ctx context.Context, m bus.Message) error {
+			var v struct {
+				ComponentName string `json:"componentName"`
+			}
+			if json.Unmarshal(m.Body, &v) == nil && v.ComponentName != "" && v.ComponentName != r.comp.Name {
+				ignored++
+				return nil
+			}
+			return r.handleIngress(ctx, m)
+		})
+	switch {
+	case err != nil && ctx.Err() == nil:
+		r.log.Warn("the command queue of the versions before partitions could not be retired; retried at the next start", "queue", old, "moved", moved, "err", err)
+	case retired:
+		r.log.Info("command queue of the versions before partitions retired: its commands moved to the partitions, the queue deleted",
+			"queue", old, "moved", moved-ignored, "otherComponents", ignored)
+	}
 }
 
 func (q *commandQueues) consumePartition(ctx context.Context, i int) (bus.Subscription, error) {

@@ -110,12 +110,13 @@ type Config struct {
 	// (bus.DefaultPartitions when 0); every runtime of a component must use the same.
 	Partitions int
 	// CommandTTL is how long a command waits in its partition queue for a runtime before it
-	// is dead-lettered (DefaultCommandTTL when 0). The same for every runtime of a component
-	// (the broker refuses to redeclare a queue with other arguments).
+	// is dead-lettered (DefaultCommandTTL when 0). The same for every runtime of a component:
+	// queues that exist with another TTL keep theirs (a warning says how to migrate, see
+	// docs/reliability.md).
 	CommandTTL time.Duration
 	// CommandMaxLength bounds each partition queue; beyond it the oldest commands are
 	// dead-lettered (DefaultCommandMaxLength when 0). The same for every runtime of a
-	// component.
+	// component (as CommandTTL).
 	CommandMaxLength int
 	// TimerPoll is how often this runtime claims the component's due timers from the shared
 	// store (any runtime fires the timers of any instance, e.g. after the arming runtime

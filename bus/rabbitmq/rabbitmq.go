@@ -85,6 +85,8 @@ type Bus struct {
 	pub     *amqp.Channel
 	changed chan struct{} // closed and replaced on every state change
 	subs    map[*sub]struct{}
+	// mismatched: queues found with other arguments (logged once each).
+	mismatched map[string]bool
 
 	// transient is the channel of PublishTransient, without publisher confirms, opened on
 	// first use on the current connection (transientConn).
@@ -100,6 +102,7 @@ var (
 	_ bus.Bus                = (*Bus)(nil)
 	_ bus.AsyncPublisher     = (*Bus)(nil)
 	_ bus.TransientPublisher = (*Bus)(nil)
+	_ bus.QueueRetirer       = (*Bus)(nil)
 )
 
 // New returns a Bus that connects to opts.URL in the background and stays connected until
@@ -466,6 +469,85 @@ func (b *Bus) QueueExists(ctx context.Context, queue string) (bool, error) {
 	return err == nil, err
 }
 
+// RetireQueue implements bus.QueueRetirer with basic.get on a channel of its own: messages are
+// taken one at a time, each acknowledged after h returned, so that a crash in the middle
+// leaves the rest in the queue for the next start.
+func (b *Bus) RetireQueue(ctx context.Context, queue string, bindings []string, h bus.Handler) (moved int, retired bool, err error) {
+	if err := b.WaitConnected(ctx); err != nil {
+		return 0, false, err
+	}
+	b.mu.Lock()
+	conn := b.conn
+	b.mu.Unlock()
+	if conn == nil {
+		return 0, false, errors.New("rabbitmq: not connected")
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return 0, false, err
+	}
+	defer func() { _ = ch.Close() }()
+	notFound := func(err error) bool {
+		var ae *amqp.Error
+		return errors.As(err, &ae) && ae.Code == amqp.NotFound
+	}
+	q, err := ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	if notFound(err) {
+		return 0, false, nil
+	} else if err != nil {
+		return 0, false, fmt.Errorf("inspect %s: %w", queue, err)
+	}
+	for _, c := range bindings {
+		if err := ch.QueueUnbind(queue, wire.RoutingKey(c), wire.Exchange, nil); err != nil {
+			return 0, false, fmt.Errorf("unbind %s from %s: %w", queue, c, err)
+		}
+	}
+	if q.Consumers > 0 {
+		return 0, false, nil
+	}
+	for ctx.Err() == nil {
+		d, ok, err := ch.Get(queue, false)
+		if err != nil {
+			return moved, false, fmt.Errorf("get from %s: %w", queue, err)
+		}
+		if !ok {
+			break
+		}
+		var settle error
+		if herr := h(ctx, toMessage(d)); herr != nil {
+			if ctx.Err() != nil {
+				_ = d.Nack(false, true)
+				return moved, false, ctx.Err()
+			}
+			b.log.Warn("message of a retired queue refused, dead-lettered", "queue", queue, "messageId", d.MessageId, "err", herr)
+			settle = d.Nack(false, false)
+		} else {
+			settle = d.Ack(false)
+		}
+		if err := settle; err != nil {
+			return moved, false, fmt.Errorf("settle a message of %s: %w", queue, err)
+		}
+		moved++
+	}
+	if err := ctx.Err(); err != nil {
+		return moved, false, err
+	}
+	// Deleted only when still empty and unused (a consumer that attached meanwhile keeps it).
+	q, err = ch.QueueDeclarePassive(queue, true, false, false, false, nil)
+	switch {
+	case notFound(err): // another runtime retired it meanwhile
+		return moved, true, nil
+	case err != nil:
+		return moved, false, fmt.Errorf("inspect %s: %w", queue, err)
+	case q.Messages > 0 || q.Consumers > 0:
+		return moved, false, nil
+	}
+	if _, err := ch.QueueDelete(queue, false, false, false); err != nil && !notFound(err) {
+		return moved, false, fmt.Errorf("delete %s: %w", queue, err)
+	}
+	return moved, true, nil
+}
+
 // Subscribe implements bus.Bus.
 func (b *Bus) Subscribe(ctx context.Context, channel string, h bus.Handler) (bus.Subscription, error) {
 	return b.subscribe(ctx, &sub{channel: channel, h: h})
@@ -593,13 +675,8 @@ func (s *sub) attach(conn *amqp.Connection) error {
 	if s.ctx.Err() != nil {
 		return nil
 	}
-	ch, err := conn.Channel()
+	ch, d, err := s.declareAndConsume(conn)
 	if err != nil {
-		return err
-	}
-	d, err := s.declareAndConsume(ch)
-	if err != nil {
-		_ = ch.Close()
 		return err
 	}
 	select { // an attachment nobody took yet belongs to a dead connection
@@ -612,7 +689,22 @@ func (s *sub) attach(conn *amqp.Connection) error {
 	return nil
 }
 
-func (s *sub) declareAndConsume(ch *amqp.Channel) (<-chan amqp.Delivery, error) {
+// declareAndConsume declares the subscription's queue and starts consuming it on a channel
+// of its own (declarations run on another channel: a refused one closes its channel).
+func (s *sub) declareAndConsume(conn *amqp.Connection) (*amqp.Channel, <-chan amqp.Delivery, error) {
+	if s.queue != "" {
+		if err := s.declare(conn); err != nil {
+			return nil, nil, err
+		}
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*amqp.Channel, <-chan amqp.Delivery, error) {
+		_ = ch.Close()
+		return nil, nil, err
+	}
 	prefetch := s.b.opts.Prefetch
 	if s.opts.Prefetch > 0 {
 		prefetch = s.opts.Prefetch
@@ -621,38 +713,134 @@ func (s *sub) declareAndConsume(ch *amqp.Channel) (<-chan amqp.Delivery, error) 
 		prefetch = max(prefetch, fanoutPrefetch)
 	}
 	if err := ch.Qos(prefetch, 0, false); err != nil {
-		return nil, err
+		return fail(err)
 	}
 	if s.queue == "" {
 		q, err := ch.QueueDeclare("", false, true, true, false, nil)
 		if err != nil {
-			return nil, err
+			return fail(err)
 		}
 		if err := ch.QueueBind(q.Name, wire.RoutingKey(s.channel), wire.Exchange, false, nil); err != nil {
-			return nil, err
+			return fail(err)
 		}
-		return ch.Consume(q.Name, "", false, true, false, false, nil)
-	}
-	if bus.IsDeadLetterQueue(s.queue) {
-		if err := declareDeadLetterQueue(ch, s.queue); err != nil {
-			return nil, err
+		d, err := ch.Consume(q.Name, "", false, true, false, false, nil)
+		if err != nil {
+			return fail(err)
 		}
-	} else if err := declareWorkQueue(ch, s.queue, s.opts); err != nil {
-		return nil, err
+		return ch, d, nil
 	}
-	for _, c := range s.bindings {
-		if err := ch.QueueBind(s.queue, wire.RoutingKey(c), wire.Exchange, false, nil); err != nil {
-			return nil, err
-		}
+	d, err := ch.Consume(s.queue, "", false, false, false, false, nil)
+	if err != nil {
+		return fail(err)
 	}
-	return ch.Consume(s.queue, "", false, false, false, false, nil)
+	return ch, d, nil
 }
 
-// declareDeadLetterQueue declares the durable quorum dead-letter queue dlq, bound to the
-// dead-letter exchange with its own name as routing key.
-func declareDeadLetterQueue(ch *amqp.Channel, dlq string) error {
-	if _, err := ch.QueueDeclare(dlq, true, false, false, false, amqp.Table{"x-queue-type": "quorum"}); err != nil {
-		return fmt.Errorf("declare %s: %w", dlq, err)
+// declare declares the work queue (or dead-letter queue) of a Consume and binds it.
+func (s *sub) declare(conn *amqp.Connection) error {
+	d := &declarer{b: s.b, conn: conn}
+	defer d.close()
+	if bus.IsDeadLetterQueue(s.queue) {
+		if err := d.deadLetterQueue(s.queue); err != nil {
+			return err
+		}
+	} else if err := d.workQueue(s.queue, s.opts); err != nil {
+		return err
+	}
+	for _, c := range s.bindings {
+		ch, err := d.channel()
+		if err != nil {
+			return err
+		}
+		if err := ch.QueueBind(s.queue, wire.RoutingKey(c), wire.Exchange, false, nil); err != nil {
+			return fmt.Errorf("bind %s to %s: %w", s.queue, c, err)
+		}
+	}
+	return nil
+}
+
+// declarer declares queues on a channel of its own, opened again after the broker closed it
+// for a refused declaration.
+type declarer struct {
+	b    *Bus
+	conn *amqp.Connection
+	ch   *amqp.Channel
+}
+
+func (d *declarer) channel() (*amqp.Channel, error) {
+	if d.ch == nil || d.ch.IsClosed() {
+		ch, err := d.conn.Channel()
+		if err != nil {
+			return nil, err
+		}
+		d.ch = ch
+	}
+	return d.ch, nil
+}
+
+func (d *declarer) close() {
+	if d.ch != nil {
+		_ = d.ch.Close()
+	}
+}
+
+// queue declares the durable queue name with args. A queue that exists with other arguments
+// (declared by an earlier version, or with other TTL or length settings: the broker answers
+// PRECONDITION_FAILED) is used as it is, after a warning that names the queue, the argument
+// and how to migrate, unless strict: an upgrade must not stop the runtimes at start.
+func (d *declarer) queue(name string, args amqp.Table, strict bool) error {
+	ch, err := d.channel()
+	if err != nil {
+		return err
+	}
+	_, err = ch.QueueDeclare(name, true, false, false, false, args)
+	var ae *amqp.Error
+	if err == nil || strict || !errors.As(err, &ae) || ae.Code != amqp.PreconditionFailed {
+		if err != nil {
+			return fmt.Errorf("declare %s: %w", name, err)
+		}
+		return nil
+	}
+	ch, perr := d.channel()
+	if perr == nil {
+		_, perr = ch.QueueDeclarePassive(name, true, false, false, false, nil)
+	}
+	if perr != nil {
+		return fmt.Errorf("declare %s: %w (passive declaration: %v)", name, err, perr)
+	}
+	if d.b.firstMismatch(name) {
+		d.b.log.Warn("queue exists with other arguments than this version declares: using it with its own arguments",
+			"queue", name, "broker", ae.Reason, "wanted", fmt.Sprint(map[string]any(args)),
+			"migrate", "TTL and max length can be lowered at once with a policy (rabbitmqctl set_policy --apply-to queues NAME '^"+name+"$' '{\"message-ttl\":MS,\"max-length\":N}'); "+
+				"to take the new arguments: stop the consumers of the queue, let it drain (rabbitmqctl list_queues name messages consumers), delete it (rabbitmqctl delete_queue "+name+") and start them again; see docs/reliability.md")
+	}
+	return nil
+}
+
+// firstMismatch says whether queue's argument mismatch is to be logged: once per queue and
+// process, not on every reconnection.
+func (b *Bus) firstMismatch(queue string) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.mismatched == nil {
+		b.mismatched = map[string]bool{}
+	}
+	if b.mismatched[queue] {
+		return false
+	}
+	b.mismatched[queue] = true
+	return true
+}
+
+// deadLetterQueue declares the durable quorum dead-letter queue dlq, bound to the dead-letter
+// exchange with its own name as routing key.
+func (d *declarer) deadLetterQueue(dlq string) error {
+	if err := d.queue(dlq, amqp.Table{"x-queue-type": "quorum"}, false); err != nil {
+		return err
+	}
+	ch, err := d.channel()
+	if err != nil {
+		return err
 	}
 	if err := ch.QueueBind(dlq, dlq, DeadLetterExchange, false, nil); err != nil {
 		return fmt.Errorf("bind %s: %w", dlq, err)
@@ -660,13 +848,13 @@ func declareDeadLetterQueue(ch *amqp.Channel, dlq string) error {
 	return nil
 }
 
-// declareWorkQueue declares the durable quorum queue name and its dead-letter queue.
-func declareWorkQueue(ch *amqp.Channel, name string, opts bus.ConsumeOptions) error {
+// workQueue declares the durable quorum queue name and its dead-letter queue.
+func (d *declarer) workQueue(name string, opts bus.ConsumeOptions) error {
 	dlq := opts.DeadLetterQueue
 	if dlq == "" {
 		dlq = bus.DeadLetterQueue(name)
 	}
-	if err := declareDeadLetterQueue(ch, dlq); err != nil {
+	if err := d.deadLetterQueue(dlq); err != nil {
 		return err
 	}
 	args := amqp.Table{
@@ -683,10 +871,7 @@ func declareWorkQueue(ch *amqp.Channel, name string, opts bus.ConsumeOptions) er
 	if opts.MaxLength > 0 {
 		args["x-max-length"] = int64(opts.MaxLength)
 	}
-	if _, err := ch.QueueDeclare(name, true, false, false, false, args); err != nil {
-		return fmt.Errorf("declare %s: %w", name, err)
-	}
-	return nil
+	return d.queue(name, args, opts.StrictArguments)
 }
 
 // run serves the attachments one after the other until the subscription is closed.
