@@ -906,11 +906,6 @@ func (s *sub) serve(a attachment) {
 	// message of a dead channel stops (its message is redelivered).
 	ctx, cancel := context.WithCancel(s.ctx)
 	var workers sync.WaitGroup
-	defer func() {
-		cancel()
-		workers.Wait()
-		_ = a.ch.Close() // unacknowledged deliveries go back to the queue
-	}()
 	var (
 		mu     sync.Mutex
 		queued map[string][]amqp.Delivery // by order key: waiting behind a running handler
@@ -920,6 +915,15 @@ func (s *sub) serve(a attachment) {
 		queued = map[string][]amqp.Delivery{}
 		ack = newAcker(a.ch)
 	}
+	defer func() {
+		cancel()
+		workers.Wait()
+		// Handled deliveries whose coalesced acknowledgement waits for an earlier one left
+		// unacknowledged (closing: a partition handed over): acknowledge them now, or the
+		// next consumer would get them again (duplicates, extra work).
+		ack.flush()
+		_ = a.ch.Close() // unacknowledged deliveries go back to the queue
+	}()
 	// Fan-out copies handled and not acknowledged yet (see fanoutAckBatch).
 	var (
 		unacked int
@@ -1098,6 +1102,22 @@ func (a *acker) settle(tag uint64, needsAck bool) {
 				a.ahead[t] = false
 			}
 		}
+	}
+}
+
+// flush acknowledges, one by one, the handled deliveries still waiting for an earlier tag;
+// called once no handler runs any more on the channel. nil-safe.
+func (a *acker) flush() {
+	if a == nil {
+		return
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for t, need := range a.ahead {
+		if need {
+			_ = a.ch.Ack(t, false)
+		}
+		delete(a.ahead, t)
 	}
 }
 

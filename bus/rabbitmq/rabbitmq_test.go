@@ -105,7 +105,8 @@ func TestReconnect(t *testing.T) {
 	if !b.Connected() || <-states != true {
 		t.Fatal("not connected")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), bustest.Timeout)
+	// Generous: two rabbitmqctl runs happen under it.
+	ctx, cancel := context.WithTimeout(context.Background(), 6*bustest.Timeout)
 	defer cancel()
 	ch := bustest.Unique("test:events:reconnect")
 	q := bustest.Unique("xcomponent.test") + ".commands"
@@ -135,6 +136,10 @@ func TestReconnect(t *testing.T) {
 
 	for round := range 2 {
 		ctl(t, "close_all_connections", "--vhost", vh, "--limit", "100", "test: broker restart")
+		// Bounded from here: rabbitmqctl alone can take longer than the suite's timeout on a
+		// loaded machine.
+		rctx, rcancel := context.WithTimeout(context.Background(), bustest.Timeout)
+		defer rcancel()
 		wait := func(want bool) {
 			t.Helper()
 			select {
@@ -142,7 +147,7 @@ func TestReconnect(t *testing.T) {
 				if up != want {
 					t.Fatalf("round %d: state %v, want %v", round, up, want)
 				}
-			case <-ctx.Done():
+			case <-rctx.Done():
 				t.Fatalf("round %d: still %v", round, !want)
 			}
 		}
@@ -284,8 +289,9 @@ func TestCoalescedAcksDoNotWaitForASlowMessage(t *testing.T) {
 			t.Fatal("not every message handled")
 		}
 	}
-	// The completions behind the slow message beyond the bound were acknowledged one by one;
-	// the few still waiting for it are redelivered with it.
+	// The completions behind the slow message beyond the bound were acknowledged one by one,
+	// the few still waiting for it when the subscription closed (a partition handed over)
+	// then: only the slow one is redelivered.
 	_ = first.Close()
 	again := bustest.NewCollector(n + 1)
 	s, err := pub.ConsumeWith(ctx, q, opts, again.Handle)
@@ -304,7 +310,7 @@ func TestCoalescedAcksDoNotWaitForASlowMessage(t *testing.T) {
 	for m := again.Next(t); m.MessageID != "sentinel"; m = again.Next(t) {
 		redelivered++
 	}
-	if redelivered > 32 {
+	if redelivered > 0 {
 		t.Fatalf("%d handled messages redelivered: their acknowledgements waited for the slow one", redelivered)
 	}
 }
