@@ -41,8 +41,14 @@ func DecodeMap(b []byte) (map[string]any, error) {
 
 // DecodeInstanceJSON sets in.Data and in.Timers from the context and pending_timeouts columns.
 func DecodeInstanceJSON(in *store.Instance, data, timers []byte) error {
+	return DecodeInstanceJSONInterned(in, data, timers, nil)
+}
+
+// DecodeInstanceJSONInterned is DecodeInstanceJSON with the context decoded by
+// DecodeMapInterned (a nil Interner interns nothing).
+func DecodeInstanceJSONInterned(in *store.Instance, data, timers []byte, i *Interner) error {
 	var err error
-	if in.Data, err = DecodeMap(data); err != nil {
+	if in.Data, err = DecodeMapInterned(data, i); err != nil {
 		return fmt.Errorf("instance %s context: %w", in.ID, err)
 	}
 	if len(timers) > 0 && string(timers) != "[]" && string(timers) != "null" {

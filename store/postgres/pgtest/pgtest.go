@@ -59,6 +59,14 @@ func WithDatabase(dsn, name string) string {
 // its connection string. The database is dropped (WITH (FORCE)) when the test ends.
 func NewDatabase(t testing.TB) string {
 	t.Helper()
+	return NewNamedDatabase(t, "xc_test_")
+}
+
+// NewNamedDatabase is NewDatabase with a name of prefix followed by random hex digits (a
+// prefix of lower-case letters, digits and underscores), so that a run's databases can be
+// told apart on a shared server.
+func NewNamedDatabase(t testing.TB, prefix string) string {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	admin := AdminDSN()
@@ -69,7 +77,7 @@ func NewDatabase(t testing.TB) string {
 	defer conn.Close(context.Background())
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "xc_test_" + hex.EncodeToString(b[:])
+	name := prefix + hex.EncodeToString(b[:])
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
 		t.Fatalf("create test database: %v", err)
 	}
