@@ -229,26 +229,15 @@ func (e *Engine) Load(ctx context.Context, def *component.Component) error {
 	e.indexRoutedProperties()
 	e.ensureRouteIndexes(ctx)
 
-	recs, err := e.store.LoadLive(ctx, def.Name)
+	n, err := e.restore(ctx, cr)
 	if err != nil {
 		e.mu.Lock()
 		delete(e.components, def.Name)
 		e.mu.Unlock()
 		return fmt.Errorf("load component %s: restore: %w", def.Name, err)
 	}
-	for i := range recs {
-		if _, err := e.register(cr, &recs[i]); err != nil {
-			e.log.Warn("restore: instance skipped", "component", def.Name, "instance", recs[i].ID, "err", err)
-			continue
-		}
-		if cr.countsAsEntry(&recs[i]) {
-			cr.createMu.Lock()
-			cr.entryExists = true
-			cr.createMu.Unlock()
-		}
-	}
-	if len(recs) > 0 {
-		e.log.Info("restored instances", "component", def.Name, "count", len(recs))
+	if n > 0 {
+		e.log.Info("restored instances", "component", def.Name, "count", n)
 	}
 	cr.createMu.Lock()
 	hasEntry := cr.entryExists

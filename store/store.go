@@ -210,6 +210,16 @@ type TimerClaimer interface {
 	ClaimDueTimers(ctx context.Context, c TimerClaim) ([]Instance, error)
 }
 
+// LiveStreamer is implemented by stores that hand over the live instances of a component one
+// by one as they read them, instead of as one slice: a restore of a million instances then
+// never holds them all twice, and the engine registers the first while the rest are read.
+type LiveStreamer interface {
+	// StreamLive calls fn with each record LoadLive would return, in the same order, from
+	// one goroutine. Each record is a new one, fn's to keep. An error from fn stops the
+	// stream and is returned.
+	StreamLive(ctx context.Context, component string, fn func(*Instance) error) error
+}
+
 // InboxPruner is implemented by stores whose inbox (the ids of applied commits, see
 // Commit.InboxID) is kept until pruned: the SQL stores. The memory store bounds its inbox by
 // count instead. Package store/maintenance calls it periodically.

@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -27,7 +30,7 @@ func newDialect() *sqlstore.Dialect {
 			return "(instance_id::text ILIKE " + p + " OR context::text ILIKE " + p + ")"
 		},
 		SelectInstances: selectSnapshot,
-		ScanInstance:    scanInstance,
+		ScanInstance:    scanInstanceInterned,
 		SelectEvents: `SELECT id::text, instance_id::text, component_name, machine_name, event_type, event_payload,
 	from_state, to_state, context, source_component_name, correlation_id::text, causation_id::text, actor, source, seq,
 	persisted_at, note, trace_id, reason FROM fsm_events`,
@@ -43,7 +46,10 @@ const selectSnapshot = `SELECT instance_id::text, component_name, machine_name, 
 	is_entry_point, parent_instance_id::text, parent_machine_name, created_at, updated_at, version, pending_timeouts
 	FROM fsm_snapshots`
 
-func scanInstance(r sqlstore.Scanner) (store.Instance, error) {
+func scanInstance(r sqlstore.Scanner) (store.Instance, error) { return scanInstanceInterned(r, nil) }
+
+// scanInstanceInterned is scanInstance sharing names and context keys through intern.
+func scanInstanceInterned(r sqlstore.Scanner, intern *sqlstore.Interner) (store.Instance, error) {
 	var (
 		in                            store.Instance
 		comp, status, parent, parentM *string
@@ -68,7 +74,94 @@ func scanInstance(r sqlstore.Scanner) (store.Instance, error) {
 	if version != nil {
 		in.Version = *version
 	}
-	return in, sqlstore.DecodeInstanceJSON(&in, data, timers)
+	return in, sqlstore.DecodeInstanceJSONInterned(&in, data, timers, intern)
+}
+
+// liveFormats are the result formats of selectSnapshot's columns for StreamLive, which reads
+// the raw bytes of each column: text for text, uuid::text and jsonb (its JSON text), binary
+// for the boolean, the two TIMESTAMPTZ and the version (fixed-size big-endian integers).
+var liveFormats = pgx.QueryResultFormats{
+	pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode, pgx.TextFormatCode,
+	pgx.TextFormatCode, pgx.BinaryFormatCode, pgx.TextFormatCode, pgx.TextFormatCode, pgx.BinaryFormatCode,
+	pgx.BinaryFormatCode, pgx.BinaryFormatCode, pgx.TextFormatCode,
+}
+
+// StreamLive implements store.LiveStreamer. It decodes each row from its raw column bytes
+// (liveFormats) rather than through pgx's Scan, which allocates a pointer per nullable column
+// and a copy per JSON column: at a million rows that was half of a restore's reading.
+func (s *Store) StreamLive(ctx context.Context, component string, fn func(*store.Instance) error) error {
+	query, args := s.LiveQuery(selectSnapshot, component)
+	rows, err := s.pool.Query(ctx, query, append([]any{liveFormats}, args...)...)
+	if err != nil {
+		return fmt.Errorf("load live %s: %w", component, err)
+	}
+	defer rows.Close()
+	var intern sqlstore.Interner
+	for rows.Next() {
+		rec, err := decodeLiveRow(rows.RawValues(), &intern)
+		if err != nil {
+			return fmt.Errorf("load live %s: %w", component, err)
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load live %s: %w", component, err)
+	}
+	return nil
+}
+
+// pgEpochMs is 2000-01-01T00:00:00Z, PostgreSQL's binary timestamp origin, in ms since 1970.
+const pgEpochMs = 946_684_800_000
+
+// decodeLiveRow decodes one selectSnapshot row in liveFormats; NULL columns are nil.
+func decodeLiveRow(v [][]byte, intern *sqlstore.Interner) (*store.Instance, error) {
+	if len(v) != 13 {
+		return nil, fmt.Errorf("snapshot row: %d columns, want 13", len(v))
+	}
+	in := &store.Instance{
+		ID: string(v[0]), Component: intern.Bytes(v[1]), Machine: intern.Bytes(v[2]), State: intern.Bytes(v[3]),
+		Status: store.Status(intern.Bytes(v[5])), ParentID: string(v[7]), ParentMachine: intern.Bytes(v[8]),
+	}
+	if len(v[6]) == 1 {
+		in.IsEntryPoint = v[6][0] != 0
+	}
+	var ok bool
+	if in.CreatedAt, ok = pgMillis(v[9]); !ok {
+		return nil, fmt.Errorf("instance %s created_at: %d bytes", in.ID, len(v[9]))
+	}
+	if in.UpdatedAt, ok = pgMillis(v[10]); !ok {
+		return nil, fmt.Errorf("instance %s updated_at: %d bytes", in.ID, len(v[10]))
+	}
+	if v[11] != nil {
+		if len(v[11]) != 8 {
+			return nil, fmt.Errorf("instance %s version: %d bytes", in.ID, len(v[11]))
+		}
+		in.Version = int64(binary.BigEndian.Uint64(v[11]))
+	}
+	return in, sqlstore.DecodeInstanceJSONInterned(in, v[4], v[12], intern)
+}
+
+// pgMillis converts a binary TIMESTAMPTZ (µs since 2000, big-endian) to ms since 1970, as
+// time.Time.UnixMilli would (rounding down); NULL is 0. The infinities, which pgx's Scan
+// refuses into a time.Time, are refused too.
+func pgMillis(b []byte) (int64, bool) {
+	if b == nil {
+		return 0, true
+	}
+	if len(b) != 8 {
+		return 0, false
+	}
+	us := int64(binary.BigEndian.Uint64(b))
+	if us == math.MaxInt64 || us == math.MinInt64 {
+		return 0, false
+	}
+	ms := us / 1000
+	if us%1000 < 0 {
+		ms--
+	}
+	return ms + pgEpochMs, true
 }
 
 // pgDB adapts a pgx pool or connection to sqlstore.DB.

@@ -25,7 +25,7 @@ func newDialect() *sqlstore.Dialect {
 			return "(contains_folded(instance_id, " + b.Arg(text) + ") OR contains_folded(context, " + b.Arg(text) + "))"
 		},
 		SelectInstances: selectSnapshot,
-		ScanInstance:    scanInstance,
+		ScanInstance:    scanInstanceInterned,
 		SelectEvents: `SELECT id, instance_id, component_name, machine_name, event_type, event_payload, from_state, to_state,
 	context, source_component_name, correlation_id, causation_id, actor, source, seq, persisted_at, note, trace_id, reason FROM fsm_events`,
 		InsertionOrder: "rowid",
@@ -36,21 +36,26 @@ const selectSnapshot = `SELECT instance_id, component_name, machine_name, curren
 	parent_instance_id, parent_machine_name, created_at, updated_at, version, pending_timeouts FROM fsm_snapshots`
 
 // scanInstance reads one selectSnapshot row.
-func scanInstance(r sqlstore.Scanner) (store.Instance, error) {
+func scanInstance(r sqlstore.Scanner) (store.Instance, error) { return scanInstanceInterned(r, nil) }
+
+// scanInstanceInterned is scanInstance sharing names and context keys through in.
+func scanInstanceInterned(r sqlstore.Scanner, in *sqlstore.Interner) (store.Instance, error) {
 	var (
-		in                               store.Instance
-		comp, status, parent, parentM    sql.NullString
-		entry, created, updated, version sql.NullInt64
-		data, timers                     []byte
+		rec                                   store.Instance
+		comp, machine, state, status, parentM sql.RawBytes
+		parent                                sql.NullString
+		entry, created, updated, version      sql.NullInt64
+		data, timers                          sql.RawBytes
 	)
-	if err := r.Scan(&in.ID, &comp, &in.Machine, &in.State, &data, &status, &entry, &parent, &parentM,
+	if err := r.Scan(&rec.ID, &comp, &machine, &state, &data, &status, &entry, &parent, &parentM,
 		&created, &updated, &version, &timers); err != nil {
-		return in, err
+		return rec, err
 	}
-	in.Component, in.Status, in.ParentID, in.ParentMachine = comp.String, store.Status(status.String), parent.String, parentM.String
-	in.IsEntryPoint = entry.Int64 != 0
-	in.CreatedAt, in.UpdatedAt, in.Version = created.Int64, updated.Int64, version.Int64
-	return in, sqlstore.DecodeInstanceJSON(&in, data, timers)
+	rec.Component, rec.Machine, rec.State = in.Bytes(comp), in.Bytes(machine), in.Bytes(state)
+	rec.Status, rec.ParentID, rec.ParentMachine = store.Status(in.Bytes(status)), parent.String, in.Bytes(parentM)
+	rec.IsEntryPoint = entry.Int64 != 0
+	rec.CreatedAt, rec.UpdatedAt, rec.Version = created.Int64, updated.Int64, version.Int64
+	return rec, sqlstore.DecodeInstanceJSONInterned(&rec, data, timers, in)
 }
 
 // newConnector opens connections with the store's own SQL function, registered on a driver

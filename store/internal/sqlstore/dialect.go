@@ -47,8 +47,9 @@ type Dialect struct {
 	TextMatch func(b *Builder, lowerText string) string
 	// SelectInstances is SELECT … FROM fsm_snapshots with the columns ScanInstance reads.
 	SelectInstances string
-	// ScanInstance reads one row of SelectInstances.
-	ScanInstance func(Scanner) (store.Instance, error)
+	// ScanInstance reads one row of SelectInstances, sharing repeated strings through in
+	// (nil: none shared).
+	ScanInstance func(r Scanner, in *Interner) (store.Instance, error)
 	// SelectEvents is SELECT … FROM fsm_events with the columns ScanEvent reads: id,
 	// instance_id, component_name, machine_name, event_type, event_payload, from_state,
 	// to_state, context, source_component_name, correlation_id, causation_id, actor, source,

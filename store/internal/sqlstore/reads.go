@@ -25,7 +25,7 @@ func NewReads(d *Dialect, db DB) Reads { return Reads{d: d, db: db} }
 
 // instances runs a query of d.SelectInstances rows and scans them.
 func (r Reads) instances(ctx context.Context, query string, args ...any) ([]store.Instance, error) {
-	return QueryAll(ctx, r.db, r.d.ScanInstance, query, args...)
+	return QueryAll(ctx, r.db, func(s Scanner) (store.Instance, error) { return r.d.ScanInstance(s, nil) }, query, args...)
 }
 
 // QueryAll runs a query and returns its rows read by scan.
@@ -64,16 +64,48 @@ func (r Reads) Instance(ctx context.Context, id string) (store.Instance, error) 
 	return out[0], nil
 }
 
-// LoadLive implements store.Store.
-func (r Reads) LoadLive(ctx context.Context, component string) ([]store.Instance, error) {
+// LiveQuery returns the query of the live instances of a component (LoadLive's rows, in its
+// order) on the columns of selectCols (SELECT … FROM fsm_snapshots) and its parameters.
+func (r Reads) LiveQuery(selectCols, component string) (string, []any) {
 	b := r.d.NewBuilder()
 	b.Where("component_name = " + b.Arg(component))
 	b.Where("(status = 'active' OR is_entry_point = TRUE)")
-	out, err := r.instances(ctx, b.SQL(r.d.SelectInstances, "ORDER BY created_at, instance_id"), b.Args()...)
+	return b.SQL(selectCols, "ORDER BY created_at, instance_id"), b.Args()
+}
+
+// LoadLive implements store.Store.
+func (r Reads) LoadLive(ctx context.Context, component string) ([]store.Instance, error) {
+	query, args := r.LiveQuery(r.d.SelectInstances, component)
+	out, err := r.instances(ctx, query, args...)
 	if err != nil {
 		return nil, fmt.Errorf("load live %s: %w", component, err)
 	}
 	return out, nil
+}
+
+// StreamLive implements store.LiveStreamer: LoadLive's rows, each handed to fn as it is
+// read, with the strings that repeat from row to row (names, context keys) shared.
+func (r Reads) StreamLive(ctx context.Context, component string, fn func(*store.Instance) error) error {
+	query, args := r.LiveQuery(r.d.SelectInstances, component)
+	rows, err := r.db.Query(ctx, query, args...)
+	if err != nil {
+		return fmt.Errorf("load live %s: %w", component, err)
+	}
+	defer rows.Close()
+	var in Interner
+	for rows.Next() {
+		rec := new(store.Instance)
+		if *rec, err = r.d.ScanInstance(rows, &in); err != nil {
+			return fmt.Errorf("load live %s: %w", component, err)
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("load live %s: %w", component, err)
+	}
+	return nil
 }
 
 // Search implements store.Store: every filter in SQL, the text one with the dialect's

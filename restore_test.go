@@ -1,0 +1,222 @@
+package xcomponent_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"sync"
+	"testing"
+	"time"
+
+	xc "github.com/xcomponent/xcomponent"
+	"github.com/xcomponent/xcomponent/clock"
+	"github.com/xcomponent/xcomponent/store"
+	"github.com/xcomponent/xcomponent/store/postgres"
+	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
+	"github.com/xcomponent/xcomponent/store/sqlite"
+	"github.com/xcomponent/xcomponent/xcomponenttest"
+)
+
+const restoreAccounts = `
+name: Accounts
+entryMachine: Account
+entryMachineMode: multiple
+stateMachines:
+  - name: Account
+    initialState: Open
+    states: [{name: Open, type: entry}, {name: Frozen}, {name: Closed, type: final}]
+    transitions:
+      - {from: Open, to: Frozen, event: FREEZE}
+      - {from: Open, to: Closed, event: CLOSE}
+      - {from: Frozen, to: Open, event: THAW, type: timeout, timeoutMs: 3600000}
+      - from: Open
+        to: Open
+        event: CREDIT
+        matchingRules: [{eventProperty: accountId, instanceProperty: accountId}]
+      - from: Frozen
+        to: Frozen
+        event: CREDIT
+        matchingRules: [{eventProperty: accountId, instanceProperty: accountId}]
+`
+
+// restoreData is the context of the i-th account: a routed accountId, and values of every
+// JSON kind, some (escapes, non-ASCII, nesting) outside the restore's fast JSON reader.
+func restoreData(i int) map[string]any {
+	d := map[string]any{
+		"accountId": fmt.Sprintf("acc-%d", i), "balance": float64(i) * 1.5, "open": i%2 == 0,
+		"owner": "Jane Doe", "note": nil, "tags": []any{"a", float64(i), true},
+		"limits": map[string]any{"daily": 1e6, "currency": "EUR"},
+	}
+	switch i % 5 {
+	case 1:
+		d["owner"] = `Zoë "Q" O'Brien\` + "\n"
+	case 2:
+		d["owner"] = "李雷 ✓"
+	case 3:
+		d["big"] = -1.25e-300
+	}
+	return d
+}
+
+// TestRestoreEveryInstance restores instances written through the engine, on every store,
+// and checks each one: its record (state, context, version, timers), that routing finds it
+// by its accountId, and that its pending timeout fires; closed ones stay out.
+func TestRestoreEveryInstance(t *testing.T) {
+	const n = 600
+	ctx := context.Background()
+	comp := parse(t, restoreAccounts)
+	for _, name := range []string{"memory", "sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			var st store.Store
+			switch name {
+			case "memory":
+				st = store.NewMemory()
+			case "sqlite":
+				s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "x.db"), sqlite.WithLogger(quietLog()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				st = s
+			case "postgres":
+				s, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.WithLogger(quietLog()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				st = s
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			fake := clock.NewFake(t0)
+			w := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog(), Clock: fake})
+			if err := w.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]string, n)
+			var wg sync.WaitGroup
+			errs := make(chan error, n)
+			for g := range 8 {
+				wg.Go(func() {
+					for i := g; i < n; i += 8 {
+						in, err := w.Create(ctx, xc.CreateRequest{Component: "Accounts", Machine: "Account", Data: restoreData(i)})
+						if err != nil {
+							errs <- err
+							return
+						}
+						ids[i] = in.ID
+						switch i % 3 {
+						case 1:
+							_, err = w.Send(ctx, in.ID, xc.Event{Type: "FREEZE"})
+						case 2:
+							if i%2 == 0 {
+								_, err = w.Send(ctx, in.ID, xc.Event{Type: "CLOSE"})
+							}
+						}
+						if err != nil {
+							errs <- err
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			if err := w.Settle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want := make(map[string]xc.Instance, n)
+			for _, id := range ids {
+				v, err := w.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				v.Context = jsonRoundTrip(t, v.Context) // what a SQL store gives back
+				want[id] = v
+			}
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			r := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog(), Clock: fake})
+			t.Cleanup(func() { _ = r.Close(ctx) })
+			if err := r.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			live := 0
+			for i, id := range ids {
+				w := want[id]
+				if w.Status != store.StatusActive {
+					if got, err := r.Get(ctx, id); err != nil || got.Status != w.Status {
+						t.Fatalf("closed instance %d: %+v, %v", i, got, err)
+					}
+					continue
+				}
+				live++
+				got, err := r.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if name != "memory" {
+					got.Context = jsonRoundTrip(t, got.Context)
+				}
+				if !reflect.DeepEqual(got, w) {
+					t.Fatalf("instance %d restored as\n%+v\nwant\n%+v", i, got, w)
+				}
+				if wantTimers := i%3 == 1; (len(got.PendingTimeouts) == 1) != wantTimers {
+					t.Fatalf("instance %d: timers %+v", i, got.PendingTimeouts)
+				}
+			}
+			if got := r.InstanceCount(); got != live {
+				t.Fatalf("%d live instances restored, want %d", got, live)
+			}
+			if got := r.PendingTimers(); got != n/3 {
+				t.Fatalf("%d timers armed, want %d", got, n/3)
+			}
+			// Routing finds every live instance by its accountId, and only it.
+			for i, id := range ids {
+				if want[id].Status != store.StatusActive {
+					continue
+				}
+				res, err := r.Broadcast(ctx, xc.BroadcastRequest{Component: "Accounts", Machine: "Account",
+					Event: xc.Event{Type: "CREDIT", Payload: map[string]any{"accountId": fmt.Sprintf("acc-%d", i)}}})
+				if err != nil || res.Matched != 1 || res.Processed != 1 {
+					t.Fatalf("credit of instance %d: %+v, %v", i, res, err)
+				}
+			}
+			// Every pending timeout fires once its deadline passes.
+			if err := r.AdvanceTo(ctx, t0.Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			for i, id := range ids {
+				w := want[id]
+				if w.Status != store.StatusActive {
+					continue
+				}
+				got, err := r.Get(ctx, id)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got.CurrentState != "Open" || got.Version != w.Version+1+int64(i%3%2) || len(got.PendingTimeouts) != 0 {
+					t.Fatalf("instance %d after credit and timeout: %s v%d timers %v (was %s v%d)", i,
+						got.CurrentState, got.Version, got.PendingTimeouts, w.CurrentState, w.Version)
+				}
+			}
+		})
+	}
+}
+
+func jsonRoundTrip(t *testing.T, m map[string]any) map[string]any {
+	t.Helper()
+	b, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]any{}
+	if err := json.Unmarshal(b, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
