@@ -2,6 +2,7 @@ package store_test
 
 import (
 	"context"
+	"slices"
 	"fmt"
 	"runtime"
 	"testing"
@@ -71,6 +72,34 @@ func TestMemoryHistoryLimit(t *testing.T) {
 			for i, e := range evs[1:] {
 				if e.Seq != v-int64(want)+1+int64(i) {
 					t.Fatalf("limit %d, version %d: event %d has seq %d", limit, v, i+1, e.Seq)
+				}
+			}
+			// The pages, both ways, hold the same events (the ring and the chunks indexed).
+			for _, newest := range []bool{false, true} {
+				if v%97 != 0 && v != n && v != int64(limit)+1 {
+					break
+				}
+				var got []store.Event
+				for cur := ""; ; {
+					page, next, err := s.HistoryPage(context.Background(), "i", store.EventPage{Limit: 3, Cursor: cur, Newest: newest})
+					if err != nil {
+						t.Fatal(err)
+					}
+					got = append(got, page...)
+					if cur = next; cur == "" {
+						break
+					}
+				}
+				if newest {
+					slices.Reverse(got)
+				}
+				if len(got) != len(evs) {
+					t.Fatalf("limit %d, version %d, newest %v: %d events paged, want %d", limit, v, newest, len(got), len(evs))
+				}
+				for i := range got {
+					if got[i].ID != evs[i].ID {
+						t.Fatalf("limit %d, version %d, newest %v: paged event %d is %s, want %s", limit, v, newest, i, got[i].ID, evs[i].ID)
+					}
 				}
 			}
 		}

@@ -445,9 +445,22 @@ func BenchmarkHistoryAPI(b *testing.B) {
 				b.Fatal(err)
 			}
 			base := serveNode(b, file, spec)
-			for _, path := range []string{"/api/instances/" + in.ID + "/history", "/api/history/instances/" + in.ID + "/events"} {
-				b.Run(strings.ReplaceAll(strings.Replace(path, in.ID, "ID", 1), "/", "_"), func(b *testing.B) {
+			// The pages the dashboard asks for (the first page oldest first, the latest 100
+			// events) and the streamed export of the whole history, which replaced the
+			// whole-history answers of these endpoints.
+			for _, path := range []string{
+				"/api/instances/" + in.ID + "/history",
+				"/api/instances/" + in.ID + "/history?order=desc&limit=100",
+				"/api/history/instances/" + in.ID + "/events",
+				"/api/instances/" + in.ID + "/history/export",
+				"/api/instances/" + in.ID + "/history/export?format=csv",
+			} {
+				name := strings.NewReplacer(in.ID, "ID", "/", "_", "?", "_", "&", "_", "=", "-").Replace(path)
+				b.Run(name, func(b *testing.B) {
 					var size int64
+					var heap uint64
+					stop := sampleHeap(&heap)
+					cpu0 := cpuTime()
 					for i := 0; i < b.N; i++ {
 						resp, err := http.Get(base + path)
 						if err != nil {
@@ -459,11 +472,36 @@ func BenchmarkHistoryAPI(b *testing.B) {
 							b.Fatalf("GET %s: %d %v", path, resp.StatusCode, err)
 						}
 					}
-					b.ReportMetric(float64(size)/(1<<20), "MiB/answer")
+					b.ReportMetric(float64((cpuTime()-cpu0).Microseconds())/float64(b.N), "cpu-µs/op")
+					stop()
+					b.ReportMetric(float64(size)/(1<<10), "KiB/answer")
+					b.ReportMetric(float64(heap)/(1<<20), "MiB-peak-heap")
 				})
 			}
 		})
 	}
+}
+
+// sampleHeap records the largest heap in use (this process: client and server) every 10 ms
+// until the returned function is called.
+func sampleHeap(peak *uint64) (stop func()) {
+	done, finished := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(finished)
+		tick := time.NewTicker(10 * time.Millisecond)
+		defer tick.Stop()
+		var ms runtime.MemStats
+		for {
+			runtime.ReadMemStats(&ms)
+			*peak = max(*peak, ms.HeapInuse)
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	return func() { close(done); <-finished }
 }
 
 // serveNode runs `serve` of file on the store spec in this process and returns its base URL.

@@ -1,9 +1,17 @@
 package httpapi
 
 import (
+	"bufio"
 	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
 	"net/http"
+	"net/url"
+	"slices"
 	"sort"
+	"strconv"
+	"time"
 
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/store"
@@ -99,46 +107,232 @@ func historyItems(evs []store.Event) []historyItem {
 	return out
 }
 
-// instanceHistory checks the id, that the instance exists, and returns it with its events.
-func (s *server) instanceHistory(ctx context.Context, id string) (xc.Instance, []store.Event, error) {
+// HistoryPager is implemented by backends that read one page of an instance's history
+// without reading the rest (the local backend over a store.HistoryPager). The history
+// endpoints fall back to slicing History for the others.
+type HistoryPager interface {
+	HistoryPage(ctx context.Context, instanceID string, p store.EventPage) ([]store.Event, string, error)
+}
+
+// History page sizes of the API.
+const (
+	defaultEventLimit = 500
+	// exportPage is the page the export reads at a time: its memory, whatever the history.
+	exportPage = store.MaxEventLimit
+)
+
+// eventPage reads the paging parameters of a history endpoint: limit (default 500, capped at
+// 1,000), cursor (nextCursor of the previous page) and order (asc, the default, or desc).
+func eventPage(v url.Values) (store.EventPage, error) {
+	p := store.EventPage{Limit: defaultEventLimit, Cursor: v.Get("cursor")}
+	if len(p.Cursor) > maxCursor {
+		return p, badRequest("invalid cursor")
+	}
+	if l := v.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 {
+			return p, badRequest("limit %q: want a positive integer", truncate(l, 32))
+		}
+		p.Limit = min(n, store.MaxEventLimit)
+	}
+	switch o := v.Get("order"); o {
+	case "", "asc":
+	case "desc":
+		p.Newest = true
+	default:
+		return p, badRequest("order %q: want asc or desc", truncate(o, 32))
+	}
+	return p, nil
+}
+
+// historyPage returns a page of an instance's history: the backend's own paging when it has
+// one, else History sliced (the same cursors: an event's version).
+func (s *server) historyPage(ctx context.Context, id string, p store.EventPage) ([]store.Event, string, error) {
+	if hp, ok := s.b.(HistoryPager); ok {
+		return hp.HistoryPage(ctx, id, p)
+	}
+	after := int64(-1)
+	if p.Cursor != "" {
+		seq, ok := store.DecodeEventCursor(p.Cursor)
+		if !ok {
+			return nil, "", badRequest("invalid cursor")
+		}
+		after = seq
+	}
+	evs, err := s.b.History(ctx, id)
+	if err != nil {
+		return nil, "", err
+	}
+	return slicePage(evs, p, after)
+}
+
+// slicePage is the page p of evs (oldest first) past the version after (-1: none).
+func slicePage(evs []store.Event, p store.EventPage, after int64) ([]store.Event, string, error) {
+	limit := p.EventLimit()
+	out := []store.Event{}
+	for k := range evs {
+		i := k
+		if p.Newest {
+			i = len(evs) - 1 - k
+		}
+		e := evs[i]
+		if after >= 0 && ((!p.Newest && e.Seq <= after) || (p.Newest && e.Seq >= after)) {
+			continue
+		}
+		if len(out) == limit {
+			return out, store.EncodeEventCursor(out[limit-1].Seq), nil
+		}
+		out = append(out, e)
+	}
+	return out, "", nil
+}
+
+// instancePage checks the id, that the instance exists, and returns it with a page of its
+// events.
+func (s *server) instancePage(ctx context.Context, id string, p store.EventPage) (xc.Instance, []store.Event, string, error) {
 	if err := checkID(id); err != nil {
-		return xc.Instance{}, nil, err
+		return xc.Instance{}, nil, "", err
 	}
 	in, err := s.b.Instance(ctx, id)
 	if err != nil {
-		return xc.Instance{}, nil, err
+		return xc.Instance{}, nil, "", err
 	}
-	evs, err := s.b.History(ctx, id)
-	return in, evs, err
+	evs, next, err := s.historyPage(ctx, id, p)
+	return in, evs, next, err
 }
 
+// handleHistory answers a page of an instance's audit trail: {history, nextCursor}, oldest
+// first unless order=desc.
 func (s *server) handleHistory(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := s.ctx(r)
-	defer cancel()
-	_, evs, err := s.instanceHistory(ctx, pathID(r))
+	p, err := eventPage(r.URL.Query())
 	if err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, map[string]any{"history": s.historyItems(evs)})
-}
-
-// handleHistoryEvents answers {snapshot, events}: the snapshot in xcomponent-ai's shape
-// ({instance, snapshotAt, lastEventId}) and the events of the audit trail.
-func (s *server) handleHistoryEvents(w http.ResponseWriter, r *http.Request) error {
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	in, evs, err := s.instanceHistory(ctx, pathID(r))
+	_, evs, next, err := s.instancePage(ctx, pathID(r), p)
+	if err != nil {
+		return err
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"history": s.historyItems(evs), "nextCursor": next})
+}
+
+// handleHistoryEvents answers {snapshot, events, nextCursor}: the snapshot in xcomponent-ai's
+// shape ({instance, snapshotAt, lastEventId}) and a page of the events of the audit trail.
+func (s *server) handleHistoryEvents(w http.ResponseWriter, r *http.Request) error {
+	p, err := eventPage(r.URL.Query())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := s.ctx(r)
+	defer cancel()
+	in, evs, next, err := s.instancePage(ctx, pathID(r), p)
 	if err != nil {
 		return err
 	}
 	last := ""
-	if len(evs) > 0 {
+	switch {
+	case p.Newest && p.Cursor == "" && len(evs) > 0:
+		last = evs[0].ID
+	case !p.Newest && next == "" && len(evs) > 0:
 		last = evs[len(evs)-1].ID
+	default: // the latest event is on another page: read it alone
+		latest, _, err := s.historyPage(ctx, in.ID, store.EventPage{Limit: 1, Newest: true})
+		if err != nil {
+			return err
+		}
+		if len(latest) > 0 {
+			last = latest[0].ID
+		}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{
-		"snapshot": map[string]any{"instance": item(in), "snapshotAt": in.UpdatedAt, "lastEventId": last},
-		"events":   s.historyItems(evs),
+		"snapshot":   map[string]any{"instance": item(in), "snapshotAt": in.UpdatedAt, "lastEventId": last},
+		"events":     s.historyItems(evs),
+		"nextCursor": next,
 	})
+}
+
+// handleHistoryExport streams an instance's whole audit trail, oldest first, as JSON
+// ({history: [...]}, the shape of GET /api/instances/:id/history) or CSV (format=csv): page
+// after page of exportPage events, each written and flushed before the next is read, so that
+// the server holds one page whatever the length of the history.
+func (s *server) handleHistoryExport(w http.ResponseWriter, r *http.Request) error {
+	format := r.URL.Query().Get("format")
+	if format == "" {
+		format = "json"
+	}
+	if format != "json" && format != "csv" {
+		return badRequest("format %q: want json or csv", truncate(format, 32))
+	}
+	id := pathID(r)
+	ctx, cancel := s.ctx(r)
+	_, first, next, err := s.instancePage(ctx, id, store.EventPage{Limit: exportPage})
+	cancel()
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Disposition", fmt.Sprintf("attachment; filename=\"history-%s.%s\"", id, format))
+	if format == "csv" {
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
+	w.WriteHeader(http.StatusOK)
+	bw := bufio.NewWriterSize(w, 32<<10)
+	rc := http.NewResponseController(w)
+	var cw *csv.Writer
+	enc := json.NewEncoder(bw)
+	if format == "csv" {
+		cw = csv.NewWriter(bw)
+		_ = cw.Write([]string{"time", "event", "from", "to", "actor", "reason", "sourceComponent", "runtime", "traceId", "correlationId", "version", "payload"})
+	} else {
+		_, _ = bw.WriteString(`{"history":[`)
+	}
+	n := 0
+	for evs := first; ; {
+		for _, it := range s.historyItems(evs) {
+			if cw != nil {
+				payload, _ := json.Marshal(it.Event.Payload)
+				_ = cw.Write([]string{time.UnixMilli(it.Event.Timestamp).UTC().Format(time.RFC3339Nano), it.Event.Type, it.StateBefore,
+					it.StateAfter, it.Actor, it.Reason, it.SourceComponentName, it.Runtime, it.TraceID, it.CorrelationID,
+					strconv.FormatInt(it.Version, 10), string(payload)})
+				continue
+			}
+			if n > 0 {
+				_ = bw.WriteByte(',')
+			}
+			n++
+			if err := enc.Encode(it); err != nil {
+				return nil // the answer has begun: the client sees a truncated body
+			}
+		}
+		if cw != nil {
+			cw.Flush()
+		}
+		if err := bw.Flush(); err != nil {
+			return nil // the client left
+		}
+		_ = rc.Flush()
+		if next == "" {
+			break
+		}
+		pctx, cancel := s.ctx(r)
+		evs, next, err = s.historyPage(pctx, id, store.EventPage{Limit: exportPage, Cursor: next})
+		cancel()
+		if err != nil {
+			// Headers are sent: end the body so that it does not parse, and log why.
+			s.log.Warn("history export interrupted", "instance", id, "error", err)
+			_, _ = bw.WriteString("\nexport interrupted: " + err.Error() + "\n")
+			_ = bw.Flush()
+			return nil
+		}
+	}
+	if cw == nil {
+		_, _ = bw.WriteString("]}\n")
+	}
+	_ = bw.Flush()
+	return nil
 }
 
 // historyInstance is one entry of GET /api/history/instances, snake_case as xcomponent-ai.
@@ -191,7 +385,7 @@ func (s *server) handleCorrelated(w http.ResponseWriter, r *http.Request) error 
 	evs = causalOrder(evs)
 	ids := []string{id}
 	if len(evs) == 0 {
-		hist, err := s.b.History(ctx, id)
+		hist, err := s.recentHistory(ctx, id)
 		if err != nil {
 			return err
 		}
@@ -205,6 +399,14 @@ func (s *server) handleCorrelated(w http.ResponseWriter, r *http.Request) error 
 		ids = []string{id}
 	}
 	return writeJSON(w, http.StatusOK, map[string]any{"events": s.historyItems(evs), "correlationId": ids[0], "correlationIds": ids})
+}
+
+// recentHistory returns the latest events of an instance (one page of the largest size),
+// oldest first: where its recent correlations are found, whatever the length of its history.
+func (s *server) recentHistory(ctx context.Context, id string) ([]store.Event, error) {
+	evs, _, err := s.historyPage(ctx, id, store.EventPage{Limit: store.MaxEventLimit, Newest: true})
+	slices.Reverse(evs)
+	return evs, err
 }
 
 // correlations returns the distinct correlation ids of events, most recent first, at most n.

@@ -181,6 +181,29 @@ func (l *local) History(ctx context.Context, id string) ([]store.Event, error) {
 	return evs, storeErr("history", err)
 }
 
+// HistoryPage implements HistoryPager: the store's own paging when it has one (memory, SQLite,
+// PostgreSQL all do), else its History sliced.
+func (l *local) HistoryPage(ctx context.Context, id string, p store.EventPage) ([]store.Event, string, error) {
+	st := l.eng.Store()
+	if hp, ok := st.(store.HistoryPager); ok {
+		evs, next, err := hp.HistoryPage(ctx, id, p)
+		return evs, next, storeErr("history", err)
+	}
+	after := int64(-1)
+	if p.Cursor != "" {
+		seq, ok := store.DecodeEventCursor(p.Cursor)
+		if !ok {
+			return nil, "", fmt.Errorf("history: %w", ErrInvalid)
+		}
+		after = seq
+	}
+	evs, err := st.History(ctx, id)
+	if err != nil {
+		return nil, "", storeErr("history", err)
+	}
+	return slicePage(evs, p, after)
+}
+
 func (l *local) Correlated(ctx context.Context, id string) ([]store.Event, error) {
 	evs, err := l.eng.Store().Correlated(ctx, id)
 	return evs, storeErr("correlated events", err)

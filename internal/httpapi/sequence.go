@@ -185,7 +185,15 @@ func (s *server) handleSequence(w http.ResponseWriter, r *http.Request) error {
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	in, hist, err := s.instanceHistory(ctx, pathID(r))
+	id := pathID(r)
+	if err := checkID(id); err != nil {
+		return err
+	}
+	in, err := s.b.Instance(ctx, id)
+	if err != nil {
+		return err
+	}
+	hist, err := s.recentHistory(ctx, in.ID)
 	if err != nil {
 		return err
 	}

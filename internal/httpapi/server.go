@@ -185,6 +185,7 @@ func (s *server) routeTable() []route {
 		{method: "GET", path: "/api/instances", handle: s.handleInstances},
 		{method: "GET", path: "/api/instances/{id}", handle: s.handleInstance},
 		{method: "GET", path: "/api/instances/{id}/history", handle: s.handleHistory},
+		{method: "GET", path: "/api/instances/{id}/history/export", handle: s.handleHistoryExport},
 		{method: "GET", path: "/api/instances/{id}/sequence", handle: s.handleSequence},
 		{method: "GET", path: "/api/history/instances", handle: s.handleHistoryInstances},
 		{method: "GET", path: "/api/history/instances/{id}/events", handle: s.handleHistoryEvents},

@@ -102,6 +102,13 @@ CREATE VIEW active_instances AS SELECT * FROM fsm_snapshots;`)
 	if err != nil || len(h) != 1 || h[0].Type != "GO" {
 		t.Fatalf("history of an xcomponent-ai row: %+v, %v", h, err)
 	}
+	// The paged history has the unversioned row too, both ways.
+	for _, newest := range []bool{false, true} {
+		page, next, err := s.HistoryPage(context.Background(), old, store.EventPage{Limit: 1, Newest: newest})
+		if err != nil || len(page) != 1 || page[0].Type != "GO" || next != "" {
+			t.Fatalf("history page (newest %v) of an xcomponent-ai row: %+v %q, %v", newest, page, next, err)
+		}
+	}
 	commitOne(t, s)
 }
 

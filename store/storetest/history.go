@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 
@@ -98,5 +99,68 @@ func testCorrelated(t *testing.T, s store.Store) {
 	checkEvents(t, want, got)
 	if got, err := s.Correlated(ctx, newID()); err != nil || len(got) != 0 {
 		t.Errorf("Correlated(unknown) = %v, %v", got, err)
+	}
+}
+
+// testHistoryPage pages an instance's history both ways: every event once, in order, pages of
+// the size asked, the last one with no cursor; a bad cursor is refused; an unknown instance
+// has an empty page.
+func testHistoryPage(t *testing.T, s store.Store) {
+	p, ok := s.(store.HistoryPager)
+	if !ok {
+		t.Skip("store does not page histories")
+	}
+	ctx := context.Background()
+	in := newInstance(unique("comp"), "Order", "S0", nil, base)
+	c := create(in)
+	mustCommit(t, s, c)
+	all := slices.Clone(c.Events)
+	for i := range 11 {
+		var ci *store.Commit
+		ci, in = step(in, "Loop", "S0", map[string]any{"i": i}, base+int64(i)+1)
+		mustCommit(t, s, ci)
+		all = append(all, ci.Events...)
+	}
+	read := func(newest bool, limit int) ([]store.Event, int) {
+		t.Helper()
+		var got []store.Event
+		pages, cur := 0, ""
+		for {
+			page, next, err := p.HistoryPage(ctx, in.ID, store.EventPage{Limit: limit, Cursor: cur, Newest: newest})
+			if err != nil {
+				t.Fatalf("HistoryPage(newest=%v, limit=%d, page %d): %v", newest, limit, pages, err)
+			}
+			pages++
+			if next != "" && len(page) != limit {
+				t.Fatalf("page %d has %d events and a next cursor, want %d", pages, len(page), limit)
+			}
+			got = append(got, page...)
+			if next == "" {
+				return got, pages
+			}
+			if pages > 100 {
+				t.Fatal("paging does not end")
+			}
+			cur = next
+		}
+	}
+	for _, limit := range []int{1, 5, 12, 100} {
+		got, pages := read(false, limit)
+		checkEvents(t, all, got)
+		if want := (len(all) + limit - 1) / limit; pages != want && !(len(all)%limit == 0 && pages == want+1) {
+			t.Errorf("limit %d: %d pages, want %d", limit, pages, want)
+		}
+		got, _ = read(true, limit)
+		slices.Reverse(got)
+		checkEvents(t, all, got)
+	}
+	if _, _, err := p.HistoryPage(ctx, in.ID, store.EventPage{Cursor: "not a cursor"}); !errors.Is(err, store.ErrBadCursor) {
+		t.Errorf("bad cursor: %v, want ErrBadCursor", err)
+	}
+	if page, next, err := p.HistoryPage(ctx, newID(), store.EventPage{}); err != nil || len(page) != 0 || next != "" {
+		t.Errorf("unknown instance: %v %q %v, want an empty page", page, next, err)
+	}
+	if got := (store.EventPage{Limit: 1 << 20}).EventLimit(); got != store.MaxEventLimit {
+		t.Errorf("limit capped at %d, want %d", got, store.MaxEventLimit)
 	}
 }

@@ -37,6 +37,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SearchDefaultLimit", testSearchDefaultLimit},
 		{"HistoryRoundTrip", testHistoryRoundTrip},
 		{"Terminated", testTerminated},
+		{"HistoryPage", testHistoryPage},
 		{"Correlated", testCorrelated},
 		{"Timers", testTimers},
 		{"TimerClaims", testTimerClaims},

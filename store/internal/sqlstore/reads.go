@@ -249,3 +249,87 @@ func scanStatusCount(r Scanner) (c store.StatusCount, err error) {
 	c.Status = store.Status(status)
 	return c, err
 }
+
+var _ store.HistoryPager = Reads{}
+
+// HistoryPage implements store.HistoryPager: a range of the unique (instance_id, seq) index,
+// LIMIT n+1 to know whether another page follows. The events without a version (written by
+// another tool) are read with the page that reaches them: the first one oldest first, the
+// last one newest first.
+func (r Reads) HistoryPage(ctx context.Context, instanceID string, p store.EventPage) ([]store.Event, string, error) {
+	limit := p.EventLimit()
+	after := int64(-1)
+	if p.Cursor != "" {
+		seq, ok := store.DecodeEventCursor(p.Cursor)
+		if !ok {
+			return nil, "", fmt.Errorf("history %s: cursor %q: %w", instanceID, p.Cursor, store.ErrBadCursor)
+		}
+		after = seq
+	}
+	if !r.d.ValidID(instanceID) {
+		return []store.Event{}, "", nil
+	}
+	b := r.d.NewBuilder()
+	b.Where("instance_id = " + b.ID(instanceID))
+	order := "seq"
+	switch {
+	case p.Newest && after >= 0:
+		b.Where("seq < " + b.Arg(after))
+		order = "seq DESC"
+	case p.Newest:
+		b.Where("seq IS NOT NULL")
+		order = "seq DESC"
+	case after >= 0:
+		b.Where("seq > " + b.Arg(after))
+	default:
+		b.Where("seq IS NOT NULL")
+	}
+	out, err := QueryAll(ctx, r.db, ScanEvent, b.SQL(r.d.SelectEvents, "ORDER BY "+order+" LIMIT "+b.Arg(limit+1)), b.Args()...)
+	if err != nil {
+		return nil, "", fmt.Errorf("history %s: %w", instanceID, err)
+	}
+	next := ""
+	if len(out) > limit {
+		out = out[:limit]
+		next = store.EncodeEventCursor(out[limit-1].Seq)
+	}
+	// The unversioned rows: before the first page oldest first, after the last newest first.
+	if (!p.Newest && after < 0) || (p.Newest && next == "") {
+		legacy, err := r.unversioned(ctx, instanceID, p.Newest)
+		if err != nil {
+			return nil, "", err
+		}
+		if len(legacy) > 0 {
+			if p.Newest {
+				out = append(out, legacy...)
+			} else {
+				out = append(legacy, out...)
+			}
+		}
+	}
+	if out == nil {
+		out = []store.Event{}
+	}
+	return out, next, nil
+}
+
+// unversioned returns the events of an instance written without a version, in History's
+// order (reversed when newest).
+func (r Reads) unversioned(ctx context.Context, instanceID string, newest bool) ([]store.Event, error) {
+	b := r.d.NewBuilder()
+	b.Where("instance_id = " + b.ID(instanceID))
+	b.Where("seq IS NULL")
+	order := "persisted_at, " + r.d.InsertionOrder
+	if newest {
+		ins, nullsFirst := strings.CutSuffix(r.d.InsertionOrder, " NULLS FIRST")
+		order = "persisted_at DESC, " + ins + " DESC"
+		if nullsFirst {
+			order += " NULLS LAST"
+		}
+	}
+	out, err := QueryAll(ctx, r.db, ScanEvent, b.SQL(r.d.SelectEvents, "ORDER BY "+order), b.Args()...)
+	if err != nil {
+		return nil, fmt.Errorf("history %s: unversioned events: %w", instanceID, err)
+	}
+	return out, nil
+}

@@ -30,6 +30,21 @@ export async function api(path, { method = 'GET', body } = {}) {
   return data;
 }
 
+// apiBlob fetches a file the server streams (an export) with the token, as a Blob.
+export async function apiBlob(path) {
+  const headers = {};
+  if (token()) headers.Authorization = 'Bearer ' + token();
+  let res;
+  try { res = await fetch(path, { headers }); } catch (e) { throw new ApiError(0, 'network error: ' + e.message); }
+  if (!res.ok) {
+    let data = null;
+    try { data = await res.json(); } catch { /* not JSON */ }
+    if (res.status === 401) askToken(data?.error);
+    throw new ApiError(res.status, data?.error || res.statusText, data);
+  }
+  return res.blob();
+}
+
 export const enc = encodeURIComponent;
 
 // ---------- token ----------

@@ -1,46 +1,63 @@
 // The audit trail of an instance (timeline, export) and the sequence diagram of its correlation.
 
-import { api, enc } from './api.js';
+import { api, apiBlob, enc } from './api.js';
 import { drawMermaid } from './diagram.js';
 import { S } from './state.js';
-import { $, clear, download, fmtDateTime, h, json, stringify } from './util.js';
+import { $, clear, download, fmtDateTime, fmtNum, h, json } from './util.js';
 
 // ---------- audit trail ----------
+
+// AUDIT_PAGE is how many events the audit trail reads at a time: an instance with 100,000
+// events shows its first page at once, and the rest on demand ("Load more events").
+const AUDIT_PAGE = 100;
 
 export async function renderAudit() {
   const box = $('#audit');
   if (!S.instance) { clear(box).append(h('p', { class: 'empty' }, 'Select an instance to see its audit trail.')); return; }
   const id = S.instance.id;
-  let hist;
-  try { hist = (await api('/api/instances/' + enc(id) + '/history')).history || []; } catch (e) {
+  const total = (S.instance.version ?? 0) + 1;
+  let page;
+  try { page = await api(`/api/instances/${enc(id)}/history?limit=${AUDIT_PAGE}`); } catch (e) {
     clear(box).append(h('p', { class: 'empty' }, 'Audit trail unavailable: ' + e.message));
     return;
   }
   if (S.instance?.id !== id) return;
   clear(box);
-  box.append(h('div', { class: 'toolbar' },
-    h('span', { class: 'muted' }, `${hist.length} event(s), oldest first`),
+  let shown = 0;
+  let next = page.nextCursor || '';
+  const count = h('span', { class: 'muted', id: 'audit-count', 'aria-live': 'polite' });
+  // The exports are the server's: it streams every page, the browser only saves the file.
+  const exportAs = (kind) => async (ev) => {
+    const btn = ev.currentTarget;
+    btn.disabled = true;
+    try {
+      download(`history-${id}.${kind}`, kind === 'csv' ? 'text/csv' : 'application/json', await apiBlob(`/api/instances/${enc(id)}/history/export?format=${kind}`));
+    } catch (e) { count.textContent = 'Export failed: ' + e.message; }
+    btn.disabled = false;
+  };
+  box.append(h('div', { class: 'toolbar' }, count,
     h('span', { class: 'spacer' }),
-    h('button', { type: 'button', class: 'btn small', onclick: () => download(`history-${id}.json`, 'application/json', json(hist)) }, 'Export JSON'),
-    h('button', { type: 'button', class: 'btn small', onclick: () => download(`history-${id}.csv`, 'text/csv', toCSV(hist)) }, 'Export CSV')));
+    h('button', { type: 'button', class: 'btn small', id: 'audit-export-json', title: 'every event, streamed by the server', onclick: exportAs('json') }, 'Export JSON'),
+    h('button', { type: 'button', class: 'btn small', id: 'audit-export-csv', title: 'every event, streamed by the server', onclick: exportAs('csv') }, 'Export CSV')));
   const ol = h('ol', { class: 'timeline', id: 'audit-trail' });
-  for (const e of hist) {
-    const payload = e.event?.payload;
-    ol.append(h('li', { dataset: { event: e.event?.type || '' } },
-      h('div', { class: 't-head' },
-        h('span', { class: 't-ev' }, e.event?.type || '?'),
-        h('span', { class: 't-tr' }, `${e.stateBefore || '∅'} → ${e.stateAfter}`),
-        e.sourceComponentName ? h('span', { class: 'badge kind' }, 'from ' + e.sourceComponentName) : null,
-        e.causedBy?.length ? h('span', { class: 'badge kind' }, e.source && e.source !== 'api' ? e.source.replace('_', ' ') : 'caused') : null,
-        e.runtime ? h('span', { class: 'badge runtime', title: 'runtime that applied it' }, '⚙ ' + e.runtime) : null),
-      h('div', { class: 't-meta' }, fmtDateTime(e.event?.timestamp || e.persistedAt), ' · actor ', e.actor || '—', e.source ? ' · via ' + e.source : '',
-        e.traceId ? h('span', { class: 't-trace', title: 'OpenTelemetry trace id: search it in your tracing backend' }, ' · trace ', h('code', {}, e.traceId)) : null),
-      e.reason ? h('div', { class: 't-reason' }, 'Reason: ', h('q', {}, e.reason)) : null,
-      e.note ? h('div', { class: 't-note' }, '⚠ ' + e.note) : null,
-      payload && Object.keys(payload).length ? h('details', { class: 'json' }, h('summary', {}, 'payload'), h('pre', { class: 'json-box' }, json(payload))) : null,
-      h('details', { class: 'json' }, h('summary', {}, 'data snapshot'), h('pre', { class: 'json-box' }, json(e.publicMemberSnapshot)))));
-  }
-  box.append(ol);
+  const more = h('button', { type: 'button', class: 'btn small', id: 'audit-more' }, 'Load more events');
+  const append = (hist) => {
+    for (const e of hist) ol.append(auditItem(e));
+    shown += hist.length;
+    count.textContent = next ? `${fmtNum(shown)} of ${fmtNum(Math.max(total, shown))} events, oldest first` : `${fmtNum(shown)} event(s), oldest first`;
+    more.hidden = !next;
+  };
+  more.addEventListener('click', async () => {
+    more.disabled = true;
+    try {
+      const p = await api(`/api/instances/${enc(id)}/history?limit=${AUDIT_PAGE}&cursor=${enc(next)}`);
+      next = p.nextCursor || '';
+      append(p.history || []);
+    } catch (e) { count.textContent = 'More events unavailable: ' + e.message; }
+    more.disabled = false;
+  });
+  append(page.history || []);
+  box.append(ol, more);
   const seqBox = h('div', { class: 'diagram sequence', id: 'sequence' }, h('span', { class: 'muted' }, 'Loading…'));
   box.append(h('h3', {}, 'Sequence diagram of the correlation'), seqBox);
   try {
@@ -50,12 +67,24 @@ export async function renderAudit() {
   } catch (e) { clear(seqBox).append(h('span', { class: 'muted' }, 'Sequence unavailable: ' + e.message)); }
 }
 
-export function toCSV(hist) {
-  const q = (v) => '"' + String(v ?? '').replaceAll('"', '""') + '"';
-  const rows = [['time', 'event', 'from', 'to', 'actor', 'reason', 'sourceComponent', 'runtime', 'traceId', 'payload'].join(',')];
-  for (const e of hist) rows.push([new Date(e.event?.timestamp || e.persistedAt).toISOString(), e.event?.type, e.stateBefore, e.stateAfter, e.actor, e.reason, e.sourceComponentName, e.runtime, e.traceId, stringify(e.event?.payload ?? {})].map(q).join(','));
-  return rows.join('\n');
+// auditItem is one event of the audit trail.
+function auditItem(e) {
+  const payload = e.event?.payload;
+  return h('li', { dataset: { event: e.event?.type || '' } },
+    h('div', { class: 't-head' },
+      h('span', { class: 't-ev' }, e.event?.type || '?'),
+      h('span', { class: 't-tr' }, `${e.stateBefore || '∅'} → ${e.stateAfter}`),
+      e.sourceComponentName ? h('span', { class: 'badge kind' }, 'from ' + e.sourceComponentName) : null,
+      e.causedBy?.length ? h('span', { class: 'badge kind' }, e.source && e.source !== 'api' ? e.source.replace('_', ' ') : 'caused') : null,
+      e.runtime ? h('span', { class: 'badge runtime', title: 'runtime that applied it' }, '⚙ ' + e.runtime) : null),
+    h('div', { class: 't-meta' }, fmtDateTime(e.event?.timestamp || e.persistedAt), ' · actor ', e.actor || '—', e.source ? ' · via ' + e.source : '',
+      e.traceId ? h('span', { class: 't-trace', title: 'OpenTelemetry trace id: search it in your tracing backend' }, ' · trace ', h('code', {}, e.traceId)) : null),
+    e.reason ? h('div', { class: 't-reason' }, 'Reason: ', h('q', {}, e.reason)) : null,
+    e.note ? h('div', { class: 't-note' }, '⚠ ' + e.note) : null,
+    payload && Object.keys(payload).length ? h('details', { class: 'json' }, h('summary', {}, 'payload'), h('pre', { class: 'json-box' }, json(payload))) : null,
+    h('details', { class: 'json' }, h('summary', {}, 'data snapshot'), h('pre', { class: 'json-box' }, json(e.publicMemberSnapshot))));
 }
+
 
 
 export function setTab(tab) {

@@ -91,8 +91,12 @@ async function exportHistory(kind) {
     const rows = H.rows.slice(0, MAX_EVENT_EXPORT);
     const events = [];
     for (const r of rows) {
-      const hist = (await api('/api/instances/' + enc(r.instanceId) + '/history')).history || [];
-      for (const e of hist) events.push({ ...e, componentName: e.componentName || r.componentName });
+      // Every page of the instance's history (the endpoint pages, 1,000 events at most each).
+      for (let cursor = '', first = true; first || cursor; first = false) {
+        const page = await api(`/api/instances/${enc(r.instanceId)}/history?limit=1000&cursor=${enc(cursor)}`);
+        for (const e of page.history || []) events.push({ ...e, componentName: e.componentName || r.componentName });
+        cursor = page.nextCursor || '';
+      }
     }
     const stamp = new Date().toISOString().replace(/[:.]/g, '-');
     if (kind === 'json') download(`history-${stamp}.json`, 'application/json', stringify({ instances: H.rows, events }, 2));

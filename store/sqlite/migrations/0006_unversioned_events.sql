@@ -1,0 +1,4 @@
+-- xcomponent SQLite schema, version 6: a partial index on the events written without a
+-- version (by another tool, such as xcomponent-ai), so that the first page of a paged history
+-- finds them without scanning the instance's versioned events.
+CREATE INDEX IF NOT EXISTS idx_fsm_events_unversioned ON fsm_events (instance_id) WHERE seq IS NULL;
