@@ -2,9 +2,9 @@ package store_test
 
 import (
 	"context"
-	"slices"
 	"fmt"
 	"runtime"
+	"slices"
 	"testing"
 
 	"github.com/xcomponent/xcomponent/store"
