@@ -157,7 +157,7 @@ ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS trace_id TEXT;
 -- column: xcomponent-ai's tables stay compatible.
 ALTER TABLE fsm_events ADD COLUMN IF NOT EXISTS reason TEXT;
 
--- migration 0008_unversioned_events.sql
+-- migration 0007_unversioned_events.sql
 -- xcomponent PostgreSQL schema, version 8: a partial index on the events written without a
 -- version (by another tool, such as xcomponent-ai), so that the first page of a paged history
 -- finds them without scanning the instance's versioned events.
