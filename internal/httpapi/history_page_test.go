@@ -98,7 +98,7 @@ func TestHistoryPaged(t *testing.T) {
 	}
 	ex = e.must(e.get("/api/instances/"+id+"/history/export?format=csv"), 200)
 	rows, err := csv.NewReader(strings.NewReader(string(ex.raw))).ReadAll()
-	if err != nil || len(rows) != n+2 || rows[0][1] != "event" || rows[n+1][1] != "TICK" || rows[n+1][9] != fmt.Sprint(n) {
+	if err != nil || len(rows) != n+2 || rows[0][1] != "event" || rows[n+1][1] != "TICK" || rows[n+1][10] != fmt.Sprint(n) {
 		t.Fatalf("CSV export: %d rows, %v", len(rows), err)
 	}
 	e.must(e.get("/api/instances/"+id+"/history/export?format=xml"), 400)
