@@ -111,7 +111,7 @@ func (r *runtime) startCommands(ctx context.Context) (*commandQueues, error) {
 	// Commands published on the xcomponent-ai channels: one runtime (of any component) at a
 	// time re-publishes them to their partitions, in order per instance.
 	s, err = r.bus.ConsumeWith(ctx, bus.IngressQueue, bus.ConsumeOptions{
-		Bindings: []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance},
+		Bindings: []string{wire.ChannelTriggerEvent, wire.ChannelCreateInstance, wire.ChannelTerminateInstance, wire.ChannelRetryHook},
 		// Fixed bounds: the runtimes of every component declare this queue (one declared with
 		// other arguments is used as it is, with a warning).
 		SingleActive: true, MessageTTL: DefaultCommandTTL, MaxLength: DefaultCommandMaxLength,
@@ -486,19 +486,26 @@ func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, i
 		if comp == "" {
 			comp = r.routed.get(cmd.InstanceID) // created through this ingress, maybe not committed yet
 		}
-		if comp == "" { // the instance's component, from the shared store
-			for attempt := 0; ; attempt++ {
-				rec, err := r.store.Instance(ctx, cmd.InstanceID)
-				if err == nil {
-					comp = rec.Component
-					break
-				}
-				if errors.Is(err, store.ErrNotFound) {
-					return "", instanceID, id, nil, deadLetter("not_found", "trigger_event %s for instance %s: no such instance", cmd.Event.Type, cmd.InstanceID)
-				}
-				if werr := r.retryWait(ctx, attempt, "route trigger_event", id, err); werr != nil {
-					return "", "", id, nil, werr
-				}
+		if comp == "" {
+			if comp, err = r.instanceComponent(ctx, cmd.InstanceID, id, "trigger_event "+cmd.Event.Type); err != nil {
+				return "", instanceID, id, nil, err
+			}
+		}
+	case wire.ChannelTerminateInstance, wire.ChannelRetryHook:
+		cmd, err := wire.DecodeExact[wire.OperatorCommand](m.Body)
+		if err == nil && cmd.InstanceID == "" {
+			err = errors.New("instanceId is required")
+		}
+		if err != nil {
+			return cmd.ComponentName, "", m.MessageID, nil, deadLetter("invalid", "malformed %s command: %v", m.Channel, err)
+		}
+		id, instanceID, comp = firstOf(m.MessageID, cmd.CommandID), cmd.InstanceID, cmd.ComponentName
+		if comp == "" {
+			comp = r.routed.get(cmd.InstanceID)
+		}
+		if comp == "" {
+			if comp, err = r.instanceComponent(ctx, cmd.InstanceID, id, m.Channel); err != nil {
+				return "", instanceID, id, nil, err
 			}
 		}
 	default:
@@ -515,6 +522,23 @@ func (r *runtime) route(ctx context.Context, m bus.Message) (comp, instanceID, i
 	}
 	body, err = json.Marshal(raw)
 	return comp, instanceID, id, body, err
+}
+
+// instanceComponent reads the component of an instance from the shared store, retrying while
+// the store is unreachable; an unknown instance is a dead letter.
+func (r *runtime) instanceComponent(ctx context.Context, instanceID, id, what string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		rec, err := r.store.Instance(ctx, instanceID)
+		if err == nil {
+			return rec.Component, nil
+		}
+		if errors.Is(err, store.ErrNotFound) {
+			return "", deadLetter("not_found", "%s for instance %s: no such instance", what, instanceID)
+		}
+		if werr := r.retryWait(ctx, attempt, "route "+what, id, err); werr != nil {
+			return "", werr
+		}
+	}
 }
 
 // routedCreates remembers the component of the instances whose create the ingress routed
@@ -614,6 +638,8 @@ func (r *runtime) handleCommand(ctx context.Context, m bus.Message) error {
 		id, reqID, oc, err = r.handleCreate(ctx, m)
 	case wire.ChannelTriggerEvent:
 		id, reqID, oc, err = r.handleTrigger(ctx, m)
+	case wire.ChannelTerminateInstance, wire.ChannelRetryHook:
+		id, reqID, oc, err = r.handleOperator(ctx, m, kind)
 	default:
 		err = deadLetter("invalid", "command without a known %s header (%q)", bus.HeaderCommand, kind)
 		id, reqID = m.MessageID, m.MessageID
@@ -725,6 +751,53 @@ func (r *runtime) handleTrigger(ctx context.Context, m bus.Message) (string, str
 	return id, reqID, oc, err
 }
 
+// handleOperator applies an operator action (terminate_instance, retry_hook) with the
+// engine, exactly once: the command id is the OperatorRequest's id, which goes through the
+// store's inbox and becomes the id of the audit entry.
+func (r *runtime) handleOperator(ctx context.Context, m bus.Message, kind string) (string, string, outcome, error) {
+	cmd, err := wire.DecodeExact[wire.OperatorCommand](m.Body)
+	if err == nil && cmd.InstanceID == "" {
+		err = errors.New("instanceId is required")
+	}
+	if err != nil {
+		return m.MessageID, m.MessageID, outcome{}, deadLetter("invalid", "malformed %s command: %v", kind, err)
+	}
+	reqID := firstOf(m.MessageID, cmd.CommandID)
+	if cmd.ComponentName != "" && cmd.ComponentName != r.comp.Name {
+		return reqID, reqID, outcome{}, deadLetter("invalid", "%s for component %s in a partition of %s", kind, cmd.ComponentName, r.comp.Name)
+	}
+	id := commandID(reqID)
+	req := xc.OperatorRequest{Actor: firstOf(cmd.Actor, cmd.RuntimeName, "broker"), Reason: cmd.Reason, ID: id,
+		CorrelationID: asUUID(firstOf(cmd.CorrelationID, m.CorrelationID))}
+	act, what := r.eng.Terminate, "terminate_instance"
+	if kind == wire.ChannelRetryHook {
+		act, what = r.eng.RetryHook, "retry_hook"
+	}
+	oc, err := r.apply(ctx, m, what, id, func(ctx context.Context) (outcome, error) {
+		res, err := act(ctx, cmd.InstanceID, req)
+		if err == nil {
+			return outcome{status: wire.ReplyApplied, inst: &res.Instance, prev: res.PreviousState}, nil
+		}
+		if errors.Is(err, xc.ErrDuplicate) {
+			return r.duplicate(ctx, cmd.InstanceID), nil
+		}
+		var hre *xc.HookRetryError
+		if errors.As(err, &hre) {
+			// Recorded, but the hook failed again: a refusal carrying the instance.
+			return outcome{status: wire.ReplyRefused, code: "hook_failed", err: err, inst: &hre.Result.Instance, prev: hre.Result.PreviousState}, nil
+		}
+		if id != "" && (errors.Is(err, xc.ErrNotAccepted) || errors.Is(err, xc.ErrNotFound)) && r.applied(ctx, cmd.InstanceID, id) {
+			// Refused now because it was applied before (a redelivery after the commit).
+			return r.duplicate(ctx, cmd.InstanceID), nil
+		}
+		if r.forwardsToOwner(m, err) {
+			return outcome{}, r.forwardToOwner(ctx, m)
+		}
+		return outcome{}, err
+	})
+	return id, reqID, oc, err
+}
+
 // exists says whether instance id is in the store.
 func (r *runtime) exists(ctx context.Context, id string) bool {
 	_, err := r.store.Instance(ctx, id)
@@ -783,6 +856,8 @@ func (r *runtime) apply(ctx context.Context, m bus.Message, what, id string, do 
 func refusalCode(err error) string {
 	var ce *xc.ContextError
 	switch {
+	case errors.Is(err, xc.ErrHookFailed):
+		return "hook_failed"
 	case errors.Is(err, xc.ErrNotFound):
 		return "not_found"
 	case errors.As(err, &ce), errors.Is(err, xc.ErrInvalidContext):

@@ -2,6 +2,7 @@ package distributed
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"maps"
 	"strings"
@@ -74,11 +75,18 @@ func (r *runtime) forwardToOwner(ctx context.Context, m bus.Message) error {
 
 // onForwarded applies a forwarded command when this runtime holds its instance.
 func (r *runtime) onForwarded(ctx context.Context, m bus.Message) error {
-	if m.Headers[headerForwardedBy] == r.id || m.Headers[bus.HeaderCommand] != wire.ChannelTriggerEvent {
+	switch m.Headers[bus.HeaderCommand] {
+	case wire.ChannelTriggerEvent, wire.ChannelTerminateInstance, wire.ChannelRetryHook:
+	default:
 		return nil
 	}
-	cmd, err := wire.DecodeExact[wire.TriggerEvent](m.Body)
-	if err != nil || !r.exists(ctx, cmd.InstanceID) {
+	if m.Headers[headerForwardedBy] == r.id {
+		return nil
+	}
+	var cmd struct {
+		InstanceID string `json:"instanceId"`
+	}
+	if err := json.Unmarshal(m.Body, &cmd); err != nil || !r.exists(ctx, cmd.InstanceID) {
 		return nil // not ours (or unreadable: its first receiver dead-lettered it)
 	}
 	return r.handleCommand(ctx, m)

@@ -38,7 +38,9 @@ func FuzzDecode(f *testing.F) {
 			MatchingRules: []MatchingRule{{EventProperty: "orderId", InstanceProperty: "id", Operator: "===", Value: "o-1"}}},
 		ChannelQueryResponse: QueryResponse{Type: TypeInstances, RuntimeID: "r1", Instances: []InstanceSnapshot{{ID: "i1",
 			Context: map[string]any{"a": []any{1.0, "x", nil}}, PendingTimeouts: []PendingTimeout{{"event": "T", "dueAt": 1.7e12}}}}},
-		ChannelCommandReply: CommandReply{Type: TypeCommandReply, CommandID: "c", Status: ReplyRefused, Error: "no", Code: "invalid"},
+		ChannelTerminateInstance: OperatorCommand{ComponentName: "Orders", InstanceID: "i1", Actor: "ops", Reason: "stuck", Trace: tr},
+		ChannelRetryHook:         OperatorCommand{InstanceID: "i1", Actor: "ops", Trace: tr},
+		ChannelCommandReply:      CommandReply{Type: TypeCommandReply, CommandID: "c", Status: ReplyRefused, Error: "no", Code: "invalid"},
 	}
 	for ch, v := range samples {
 		b, err := Encode(v)
@@ -83,6 +85,8 @@ func FuzzDecode(f *testing.F) {
 			check[TimeoutTriggered](t, body, nil)
 		case ChannelCommandReply:
 			check[CommandReply](t, body, nil)
+		case ChannelTerminateInstance, ChannelRetryHook:
+			check[OperatorCommand](t, body, nil)
 		case ChannelTriggerEvent:
 			check(t, body, func(v TriggerEvent) []part {
 				return []part{{[]string{"event", "payload"}, v.Event.Payload}}

@@ -50,6 +50,15 @@ const (
 	// commandId (CommandReply). Dashboards bind it to learn whether a create or trigger was
 	// applied, refused (with the reason) or dead-lettered. TS peers neither send nor read it.
 	ChannelCommandReply = "fsm:responses:command"
+
+	// ChannelTerminateInstance and ChannelRetryHook are our additions: the operator actions
+	// (docs/semantics.md, "Operator actions") as commands (OperatorCommand), answered on
+	// ChannelCommandReply like the others. Publishers send them to the instance's partition
+	// (bus.PublishCommand with one of these as the command kind) so that they are applied in
+	// order with the instance's events; published on the channel itself, the ingress queue
+	// routes them there. xcomponent-ai runtimes know neither.
+	ChannelTerminateInstance = "fsm:commands:terminate_instance"
+	ChannelRetryHook         = "fsm:commands:retry_hook"
 )
 
 // Channels lists every channel of wire.md's table.
@@ -63,7 +72,9 @@ func Channels() []string {
 }
 
 // OurChannels lists the channels we add to wire.md's table.
-func OurChannels() []string { return []string{ChannelCommandReply} }
+func OurChannels() []string {
+	return []string{ChannelCommandReply, ChannelTerminateInstance, ChannelRetryHook}
+}
 
 // RoutingKey is the AMQP routing key of a channel: ":" replaced by "."
 // (fsm:commands:trigger_event → fsm.commands.trigger_event).
@@ -400,6 +411,19 @@ type CrossComponentEvent struct {
 	Trace
 }
 
+// OperatorCommand is the body of fsm:commands:terminate_instance and fsm:commands:retry_hook
+// (our additions): an operator's action on one instance, recorded in its audit trail with
+// Actor and Reason. When ComponentName is empty, the runtime holding the instance acts.
+type OperatorCommand struct {
+	ComponentName string `json:"componentName,omitempty"`
+	InstanceID    string `json:"instanceId"`
+	Actor         string `json:"actor,omitempty"`
+	Reason        string `json:"reason,omitempty"`
+	Timestamp     int64  `json:"timestamp,omitempty"`
+	RuntimeName   string `json:"runtimeName,omitempty"`
+	Trace
+}
+
 // Statuses of a CommandReply.
 const (
 	ReplyApplied      = "applied"       // the command's effect is committed
@@ -418,7 +442,8 @@ type CommandReply struct {
 	Type          string `json:"type"` // TypeCommandReply
 	CommandID     string `json:"commandId"`
 	CorrelationID string `json:"correlationId,omitempty"`
-	// Command is the channel of the command (ChannelCreateInstance, ChannelTriggerEvent).
+	// Command is the channel of the command (ChannelCreateInstance, ChannelTriggerEvent,
+	// ChannelTerminateInstance, ChannelRetryHook).
 	Command       string `json:"command"`
 	RuntimeID     string `json:"runtimeId"`
 	RuntimeName   string `json:"runtimeName,omitempty"`
@@ -427,7 +452,8 @@ type CommandReply struct {
 	// Error is the reason of a refusal or dead-lettering, for people.
 	Error string `json:"error,omitempty"`
 	// Code classifies a refusal for HTTP mapping: "not_found", "not_accepted", "invalid",
-	// "conflict" (singleton, completed instance), "unavailable".
+	// "conflict" (singleton, completed instance), "unavailable"; for retry_hook,
+	// "hook_failed": the retry is recorded (Instance is set) but the hook failed again.
 	Code string `json:"code,omitempty"`
 	// PreviousState is the state before a trigger_event that was applied.
 	PreviousState string            `json:"previousState,omitempty"`
