@@ -23,7 +23,7 @@ import (
 type waiter struct {
 	commandID string
 	seq       uint64 // registration order: the oldest waiter matches first
-	channel   string // wire.ChannelCreateInstance or wire.ChannelTriggerEvent
+	channel   string // wire.ChannelCreateInstance, ChannelTriggerEvent, ChannelTerminateInstance, ChannelRetryHook
 	component string
 	// create: the machine and the context sent (each value as canonical JSON), to recognise
 	// the instance_created of a runtime that sends neither reply nor ids.
@@ -331,11 +331,14 @@ func (b *Backend) onReply(_ context.Context, m bus.Message) error {
 		}
 		if w.channel == wire.ChannelCreateInstance && in.ID != "" {
 			b.trail(store.Event{ID: r.CommandID, InstanceID: in.ID}, rname)
-		} else if w.channel == wire.ChannelTriggerEvent {
+		} else if w.channel != wire.ChannelCreateInstance {
 			b.trail(store.Event{ID: r.CommandID, InstanceID: w.instanceID}, rname)
 		}
 		w.finish(outcome{in: in, prev: r.PreviousState, next: in.CurrentState, runtime: rname})
 	case wire.ReplyRefused:
+		if r.Instance != nil { // a retried hook that failed again: recorded, the instance changed
+			b.fromSnapshot(r.ComponentName, r.RuntimeID, r.Timestamp, r.Instance)
+		}
 		w.finish(outcome{err: refusal(r)})
 	case wire.ReplyDeadLettered:
 		w.finish(outcome{err: fmt.Errorf("command dead-lettered by runtime %s: %s: %w", rname, r.Error, httpapi.ErrInvalid)})
@@ -364,6 +367,8 @@ func refusal(r wire.CommandReply) error {
 		return fmt.Errorf("%s: %w", reason, httpapi.ErrUnavailable)
 	case "conflict":
 		return fmt.Errorf("%s: %w", reason, xc.ErrSingleton)
+	case "hook_failed":
+		return fmt.Errorf("%s: %w", reason, xc.ErrHookFailed)
 	default:
 		return fmt.Errorf("%s: %w", reason, xc.ErrNotAccepted)
 	}
