@@ -45,26 +45,30 @@ func (d *dashboard) history(t *testing.T, id string) []historyEntry {
 }
 
 // TestOperatorActionsOverTheBus: terminate and retry through the distributed dashboard reach the
-// runtime holding the instance (fsm:commands:terminate_instance / retry_hook on its partition)
+// runtime holding the instance, one of two (fsm:commands:terminate_instance / retry_hook on its partition)
 // and come back with its answer: terminated in fsm_snapshots with the actor and reason in the
 // audit trail, its timer never fires; a failed onEntry hook retried; an ended instance → 409
 // with the reason.
 func TestOperatorActionsOverTheBus(t *testing.T) {
 	_, url := rmqtest.NewVhost(t)
 	dsn := pgtest.NewDatabase(t)
-	var prepareCalls atomic.Int32
-	distributedtest.Start(t, distributed.Config{ComponentFile: "../../distributed/testdata/ops.yaml", BrokerURL: url, StoreSpec: dsn,
-		RuntimeName: "runtime-ops", HeartbeatInterval: 200 * time.Millisecond, MinBackoff: 50 * time.Millisecond,
-		MaxBackoff: time.Second, Logger: logger(t),
-		Hooks: distributed.Hooks{"prepare": func(_ context.Context, h *xc.Hook) error {
-			if prepareCalls.Add(1) == 1 {
-				return errors.New("supplier down")
-			}
-			h.Data["prepared"] = true
-			return nil
-		}}})
+	var prepareCalls atomic.Int32 // shared by both runtimes: the first call fails
+	hooks := distributed.Hooks{"prepare": func(_ context.Context, h *xc.Hook) error {
+		if prepareCalls.Add(1) == 1 {
+			return errors.New("supplier down")
+		}
+		h.Data["prepared"] = true
+		return nil
+	}}
+	// Two runtimes of the component: whichever holds an instance's partition (and its timers)
+	// applies the action.
+	for _, name := range []string{"runtime-ops-1", "runtime-ops-2"} {
+		distributedtest.Start(t, distributed.Config{ComponentFile: "../../distributed/testdata/ops.yaml", BrokerURL: url, StoreSpec: dsn,
+			RuntimeName: name, HeartbeatInterval: 200 * time.Millisecond, MinBackoff: 50 * time.Millisecond,
+			MaxBackoff: time.Second, Logger: logger(t), Hooks: hooks})
+	}
 	d := startDashboard(t, url, dsn, busbackend.Config{CommandTimeout: 20 * time.Second})
-	eventually(t, "runtime up", func() bool { return countStatus(d.runtimes(t), "Ops", busbackend.StatusUp) == 1 })
+	eventually(t, "runtimes up", func() bool { return countStatus(d.runtimes(t), "Ops", busbackend.StatusUp) == 2 })
 	base := "/api/components/Ops/instances"
 	create := func() string {
 		var c createAnswer
