@@ -41,6 +41,8 @@ type fakeRuntime struct {
 	// onCreate / onTrigger answer a command; nil ignores it.
 	onCreate  func(f *fakeRuntime, m bus.Message, c wire.CreateInstance)
 	onTrigger func(f *fakeRuntime, m bus.Message, c wire.TriggerEvent)
+	// onOperator answers terminate_instance / retry_hook (ours only); nil ignores them.
+	onOperator func(f *fakeRuntime, m bus.Message, c wire.OperatorCommand)
 
 	// quiet: no re-announce on query_instances, and the answer lists one instance, so that a
 	// test can tell when the runtime has nothing more to say.
@@ -126,6 +128,13 @@ func (f *fakeRuntime) start() {
 			return nil
 		},
 	}
+	operator := func(_ context.Context, m bus.Message) error {
+		c, err := wire.Decode[wire.OperatorCommand](m.Body)
+		if err == nil && f.onOperator != nil {
+			f.onOperator(f, m, c)
+		}
+		return nil
+	}
 	for ch, h := range handlers {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		s, err := f.b.Subscribe(ctx, ch, h)
@@ -140,6 +149,9 @@ func (f *fakeRuntime) start() {
 		ctx, cancel := context.WithTimeout(context.Background(), timeout)
 		s, err := f.b.Consume(ctx, "fake."+f.id+".commands", bus.PartitionBindings("Approvals", 1, 0), func(ctx context.Context, m bus.Message) error {
 			m.Channel = m.Headers[bus.HeaderCommand]
+			if m.Channel == wire.ChannelTerminateInstance || m.Channel == wire.ChannelRetryHook {
+				return operator(ctx, m)
+			}
 			return handlers[m.Channel](ctx, m)
 		})
 		cancel()
@@ -218,7 +230,8 @@ func TestTypeScriptRuntimeFallback(t *testing.T) {
 }
 
 // TestCommandReplies drives a runtime of ours that answers with fsm:responses:command: applied
-// → 201/200 with the reply's instance, refused → 409 with its reason, silence → 504.
+// → 201/200 with the reply's instance, refused → 409 with its reason, silence → 504 (create,
+// trigger and the operator actions).
 func TestCommandReplies(t *testing.T) {
 	_, url := rmqtest.NewVhost(t)
 	instanceID := uuid.NewString()
@@ -242,6 +255,13 @@ func TestCommandReplies(t *testing.T) {
 		reply(f, m, wire.CommandReply{Command: wire.ChannelTriggerEvent, Status: wire.ReplyRefused, Code: "not_accepted",
 			Error: "guard amount > 100 is false"})
 	}
+	f.onOperator = func(f *fakeRuntime, m bus.Message, c wire.OperatorCommand) {
+		if m.Channel != wire.ChannelTerminateInstance || c.Actor != "anonymous" || c.Reason != "stuck" {
+			return // retry_hook: silence
+		}
+		reply(f, m, wire.CommandReply{Command: m.Channel, Status: wire.ReplyApplied, PreviousState: "Draft",
+			Instance: &wire.InstanceSnapshot{ID: c.InstanceID, MachineName: "Request", CurrentState: "Draft", Context: map[string]any{}, Status: "terminated", Version: 2}})
+	}
 	f.start()
 	d := startDashboard(t, url, "", busbackend.Config{CommandTimeout: 2 * time.Second})
 	eventually(t, "runtime up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
@@ -256,6 +276,14 @@ func TestCommandReplies(t *testing.T) {
 	}
 	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"silent": true}}, &c); st != http.StatusGatewayTimeout {
 		t.Fatalf("create nobody answers: %d %+v, want 504", st, c)
+	}
+	// Operator actions: the reply's instance answers, silence is a 504.
+	if st := d.call(t, "POST", "/api/components/Approvals/instances/"+instanceID+"/terminate", map[string]any{"reason": "stuck"}, &s); st != 200 ||
+		s.Instance.Status != "terminated" || s.NewState != "Draft" {
+		t.Fatalf("terminate answered by a reply: %d %+v", st, s)
+	}
+	if st := d.call(t, "POST", "/api/components/Approvals/instances/"+instanceID+"/retry", nil, &s); st != http.StatusGatewayTimeout {
+		t.Fatalf("retry nobody answers: %d %+v, want 504", st, s)
 	}
 }
 
