@@ -114,18 +114,10 @@ func (d *fastDecoder) object(depth int) (map[string]any, bool) {
 			return nil, false
 		}
 		m[key] = v
-		d.skipSpace()
-		if d.i >= len(d.b) {
+		if end, ok := d.separator('}'); !ok {
 			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case '}':
-			d.i++
+		} else if end {
 			return m, true
-		default:
-			return nil, false
 		}
 	}
 }
@@ -148,20 +140,29 @@ func (d *fastDecoder) array(depth int) ([]any, bool) {
 			return nil, false
 		}
 		out = append(out, v)
-		d.skipSpace()
-		if d.i >= len(d.b) {
+		if end, ok := d.separator(']'); !ok {
 			return nil, false
-		}
-		switch d.b[d.i] {
-		case ',':
-			d.i++
-		case ']':
-			d.i++
+		} else if end {
 			return out, true
-		default:
-			return nil, false
 		}
 	}
+}
+
+// separator reads what follows a member or an element: ',' (more follow) or closing (end).
+func (d *fastDecoder) separator(closing byte) (end, ok bool) {
+	d.skipSpace()
+	if d.i >= len(d.b) {
+		return false, false
+	}
+	switch d.b[d.i] {
+	case ',':
+		d.i++
+		return false, true
+	case closing:
+		d.i++
+		return true, true
+	}
+	return false, false
 }
 
 func (d *fastDecoder) value(depth int) (any, bool) {
