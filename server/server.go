@@ -10,7 +10,6 @@ package server
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -127,26 +126,7 @@ func Serve(ctx context.Context, ln net.Listener, eng *xc.Engine, opts Options) e
 	ln = opts.HTTP.Listener(ln)
 	// At shutdown, live streams end (they never go idle); other requests finish.
 	srv.RegisterOnShutdown(func() { close(closing) })
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	var err error
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-	}
-	timeout := opts.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
-		err = fmt.Errorf("shutdown: %w", serr)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
-	return err
+	return httpapi.ServeUntil(ctx, srv, ln, opts.ShutdownTimeout, nil)
 }
 
 // Addr formats a bind address and port for ListenAndServe.

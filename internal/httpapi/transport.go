@@ -1,6 +1,9 @@
 package httpapi
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -52,6 +55,34 @@ func (t Transport) Server(h http.Handler, log *slog.Logger) *http.Server {
 		IdleTimeout:       t.IdleTimeout,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
+}
+
+// ServeUntil serves srv on ln until ctx is done or Serve fails, then shuts srv down
+// gracefully within timeout (10 s when not positive). stopping, when set, runs once serving
+// ends, before the shutdown. A closed server is not an error.
+func ServeUntil(ctx context.Context, srv *http.Server, ln net.Listener, timeout time.Duration, stopping func()) error {
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	var err error
+	select {
+	case err = <-served:
+	case <-ctx.Done():
+	}
+	if stopping != nil {
+		stopping()
+	}
+	if timeout <= 0 {
+		timeout = 10 * time.Second
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
+		err = fmt.Errorf("shutdown: %w", serr)
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
 }
 
 // Listener caps the connections accepted from ln at once at MaxConns.

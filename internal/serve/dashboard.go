@@ -2,11 +2,9 @@ package serve
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -123,25 +121,7 @@ func Dashboard(ctx context.Context, cfg DashboardConfig) error {
 	if cfg.Ready != nil {
 		cfg.Ready(ln.Addr())
 	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	select {
-	case err = <-served:
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	timeout := cfg.ShutdownTimeout
-	if timeout <= 0 {
-		timeout = 10 * time.Second
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	if serr := srv.Shutdown(sctx); serr != nil && err == nil {
-		err = fmt.Errorf("shutdown: %w", serr)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
+	err = httpapi.ServeUntil(ctx, srv, ln, cfg.ShutdownTimeout, func() { log.Info("shutting down") })
 	log.Info("stopped")
 	return err
 }
