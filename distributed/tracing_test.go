@@ -37,9 +37,8 @@ func (ss spans) attr(s sdktrace.ReadOnlySpan, k attribute.Key) string {
 	return ""
 }
 
-// find returns the one span named name whose attributes include want.
-func (ss spans) find(t *testing.T, name string, want map[string]string) sdktrace.ReadOnlySpan {
-	t.Helper()
+// match returns the spans named name whose attributes include want.
+func (ss spans) match(name string, want map[string]string) []sdktrace.ReadOnlySpan {
 	var found []sdktrace.ReadOnlySpan
 next:
 	for _, s := range ss {
@@ -53,6 +52,13 @@ next:
 		}
 		found = append(found, s)
 	}
+	return found
+}
+
+// find returns the one span named name whose attributes include want.
+func (ss spans) find(t *testing.T, name string, want map[string]string) sdktrace.ReadOnlySpan {
+	t.Helper()
+	found := ss.match(name, want)
 	if len(found) != 1 {
 		t.Fatalf("%d spans %s %v, want 1; spans:\n%s", len(found), name, want, ss)
 	}
@@ -149,14 +155,27 @@ func TestTraceAcrossRuntimes(t *testing.T) {
 	if err := db.QueryRow(context.Background(), `SELECT instance_id::text FROM fsm_snapshots WHERE component_name = 'PaymentComponent'`).Scan(&paymentID); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "payment creation span ended", func() bool {
-		for _, s := range paymentRec.Ended() {
-			if s.Name() == "xcomponent.create" {
-				return true
+	// A span ends after its children (the consumer's after the transition it applied), so wait
+	// for every span the checks below read, not only for the innermost one.
+	ended := func(what string, names ...string) {
+		t.Helper()
+		eventually(t, what+" spans ended", func() bool {
+			ss := all()
+			for _, n := range names {
+				name, queue, _ := strings.Cut(n, "@")
+				want := map[string]string{}
+				if queue != "" {
+					want["xcomponent.queue"] = queue
+				}
+				if len(ss.match(name, want)) == 0 {
+					return false
+				}
 			}
-		}
-		return false
-	})
+			return true
+		})
+	}
+	ended("payment creation", "xcomponent.create", "publish "+wire.ChannelCreateInstance,
+		"consume "+wire.ChannelCreateInstance+"@ingress", "consume "+wire.ChannelCreateInstance+"@partition")
 	ss := all()
 	httpSubmit := ss.find(t, "POST /api/instances/{id}/trigger", nil)
 	submit := ss.find(t, "xcomponent.transition", map[string]string{"xcomponent.event": "SUBMIT"})
@@ -197,13 +216,9 @@ func TestTraceAcrossRuntimes(t *testing.T) {
 	post(t, paymentAPI+"/api/instances/"+paymentID+"/trigger", `{"type":"PROCESS"}`)
 	eventually(t, "payment validated", func() bool { return state("PaymentComponent", "ORD-1") == "Validated" })
 	eventually(t, "VALIDATE span ended", func() bool {
-		for _, s := range paymentRec.Ended() {
-			if s.Name() == "xcomponent.transition" && spans(nil).attr(s, "xcomponent.event") == "VALIDATE" {
-				return true
-			}
-		}
-		return false
+		return len(all().match("xcomponent.transition", map[string]string{"xcomponent.event": "VALIDATE"})) == 1
 	})
+	ended("PROCESS", "xcomponent.hook")
 	ss = all()
 	process := ss.find(t, "xcomponent.transition", map[string]string{"xcomponent.event": "PROCESS"})
 	hook := ss.find(t, "xcomponent.hook", map[string]string{"xcomponent.hook.method": "checkPaymentMethod"})
@@ -215,13 +230,9 @@ func TestTraceAcrossRuntimes(t *testing.T) {
 	post(t, paymentAPI+"/api/instances/"+paymentID+"/trigger", `{"type":"COMPLETE"}`)
 	eventually(t, "order paid", func() bool { return state("OrderComponent", "ORD-1") == "Paid" })
 	eventually(t, "PAYMENT_CONFIRMED span ended", func() bool {
-		for _, s := range orderRec.Ended() {
-			if s.Name() == "xcomponent.transition" && spans(nil).attr(s, "xcomponent.event") == "PAYMENT_CONFIRMED" {
-				return true
-			}
-		}
-		return false
+		return len(all().match("xcomponent.transition", map[string]string{"xcomponent.event": "PAYMENT_CONFIRMED"})) == 1
 	})
+	ended("COMPLETE", "publish "+wire.ChannelCrossComponentEvent, "consume "+wire.ChannelCrossComponentEvent)
 	ss = all()
 	complete := ss.find(t, "xcomponent.transition", map[string]string{"xcomponent.event": "COMPLETE"})
 	publishCross := ss.find(t, "publish "+wire.ChannelCrossComponentEvent, nil)
@@ -245,13 +256,9 @@ func TestTraceAcrossRuntimes(t *testing.T) {
 	publish1(wire.TriggerEvent{ComponentName: "OrderComponent", InstanceID: orderID, Event: wire.Event{Type: "SHIP", Payload: map[string]any{}}})
 	eventually(t, "order shipped", func() bool { return state("OrderComponent", "ORD-1") == "Shipped" })
 	eventually(t, "SHIP span ended", func() bool {
-		for _, s := range orderRec.Ended() {
-			if s.Name() == "xcomponent.transition" && spans(nil).attr(s, "xcomponent.event") == "SHIP" {
-				return true
-			}
-		}
-		return false
+		return len(all().match("xcomponent.transition", map[string]string{"xcomponent.event": "SHIP"})) == 1
 	})
+	ended("SHIP", "consume "+wire.ChannelTriggerEvent+"@ingress")
 	ss = all()
 	ship := ss.find(t, "xcomponent.transition", map[string]string{"xcomponent.event": "SHIP"})
 	var root sdktrace.ReadOnlySpan
