@@ -31,6 +31,9 @@ type waiter struct {
 	ctxJSON map[string]string
 	// trigger: the instance and event type.
 	instanceID, eventType string
+	// replyOnly: the command id is the caller's (an Idempotency-Key's), maybe sent before; a
+	// runtime event carrying it may be the earlier attempt's, so only the reply answers it.
+	replyOnly bool
 
 	once sync.Once
 	ch   chan outcome // buffered 1
@@ -88,7 +91,12 @@ func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance
 	if err != nil {
 		return xc.Instance{}, err
 	}
-	id := uuid.NewString()
+	if req.Event.ID != "" && !ours {
+		return xc.Instance{}, errNoIdempotency(req.Component)
+	}
+	// A request with its own ids (an Idempotency-Key) keeps them: the command id is the
+	// creation's event id, the instance id the one it names.
+	id := firstOf(req.Event.ID, uuid.NewString())
 	cmd := wire.CreateInstance{ComponentName: req.Component, MachineName: machine, Context: data,
 		Timestamp: wire.Millis(b.clk.Now()), RuntimeName: firstOf(req.Event.Actor, "dashboard")}
 	cmd.CommandID, cmd.CorrelationID = id, firstOf(req.Event.CorrelationID, id)
@@ -99,11 +107,12 @@ func (b *Backend) Create(ctx context.Context, req xc.CreateRequest) (xc.Instance
 	if err != nil {
 		return xc.Instance{}, fmt.Errorf("context: %w: %v", httpapi.ErrInvalid, err)
 	}
-	w := &waiter{commandID: id, channel: wire.ChannelCreateInstance, component: req.Component, machine: machine, ctxJSON: cj, ch: make(chan outcome, 1)}
+	w := &waiter{commandID: id, channel: wire.ChannelCreateInstance, component: req.Component, machine: machine, ctxJSON: cj,
+		replyOnly: req.Event.ID != "", ch: make(chan outcome, 1)}
 	if ours {
 		// Our runtimes create the instance under the id the command names: its commands all go
 		// to one partition, and its instance_created is recognised by id.
-		cmd.InstanceID = bus.CreateInstanceID(id)
+		cmd.InstanceID = firstOf(req.InstanceID, bus.CreateInstanceID(id))
 		w.instanceID = cmd.InstanceID
 	}
 	o, err := b.command(ctx, w, cmd, ours)
@@ -143,17 +152,28 @@ func (b *Backend) Send(ctx context.Context, comp, id string, ev xc.Event) (xc.Re
 	if err != nil {
 		return xc.Result{}, err
 	}
-	cid := uuid.NewString()
+	if ev.ID != "" && !ours {
+		return xc.Result{}, errNoIdempotency(in.ComponentName)
+	}
+	cid := firstOf(ev.ID, uuid.NewString())
 	cmd := wire.TriggerEvent{ComponentName: in.ComponentName, InstanceID: id,
 		Event:     wire.Event{Type: ev.Type, Payload: ev.Payload, ID: cid, Actor: ev.Actor, Source: firstOf(string(ev.Source), string(xc.SourceAPI))},
 		Timestamp: wire.Millis(b.clk.Now())}
 	cmd.CommandID, cmd.CorrelationID = cid, ev.CorrelationID
-	w := &waiter{commandID: cid, channel: wire.ChannelTriggerEvent, component: in.ComponentName, instanceID: id, eventType: ev.Type, ch: make(chan outcome, 1)}
+	w := &waiter{commandID: cid, channel: wire.ChannelTriggerEvent, component: in.ComponentName, instanceID: id, eventType: ev.Type,
+		replyOnly: ev.ID != "", ch: make(chan outcome, 1)}
 	o, err := b.command(ctx, w, cmd, ours)
 	if err != nil {
 		return xc.Result{}, err
 	}
 	return xc.Result{Instance: o.in, PreviousState: firstOf(o.prev, in.CurrentState), NewState: firstOf(o.next, o.in.CurrentState), EventID: cid}, nil
+}
+
+// errNoIdempotency refuses a command with its own id (an Idempotency-Key) when only
+// xcomponent-ai runtimes serve the component: they dedupe no command id.
+func errNoIdempotency(comp string) error {
+	return fmt.Errorf("the runtimes up for component %s are xcomponent-ai runtimes, which do not apply a command id once: %s is not supported: %w",
+		comp, httpapi.HeaderIdempotencyKey, httpapi.ErrNotImplemented)
 }
 
 // acceptable says why an event of type typ cannot be applied to in: not in component comp
@@ -261,13 +281,20 @@ func (b *Backend) command(ctx context.Context, w *waiter, cmd any, partitioned b
 		b.mu.Unlock()
 		return outcome{}, fmt.Errorf("dashboard stopping: %w", httpapi.ErrUnavailable)
 	}
+	if b.waiters[w.commandID] != nil {
+		// The same command id (an Idempotency-Key) already awaits its answer here.
+		b.mu.Unlock()
+		return outcome{}, fmt.Errorf("command %s: %w", w.commandID, httpapi.ErrInProgress)
+	}
 	b.seq++
 	w.seq = b.seq
 	b.waiters[w.commandID] = w
 	b.mu.Unlock()
 	defer func() {
 		b.mu.Lock()
-		delete(b.waiters, w.commandID)
+		if b.waiters[w.commandID] == w { // a match removed it, and a retry may have come since
+			delete(b.waiters, w.commandID)
+		}
 		b.mu.Unlock()
 	}()
 	// The runtime's consumer joins the trace of the HTTP request, when it is traced.
@@ -334,7 +361,12 @@ func (b *Backend) onReply(_ context.Context, m bus.Message) error {
 		} else if w.channel != wire.ChannelCreateInstance {
 			b.trail(store.Event{ID: r.CommandID, InstanceID: w.instanceID}, rname)
 		}
-		w.finish(outcome{in: in, prev: r.PreviousState, next: in.CurrentState, runtime: rname})
+		o := outcome{in: in, prev: r.PreviousState, next: in.CurrentState, runtime: rname}
+		if r.Status == wire.ReplyDuplicate {
+			// Applied before (an Idempotency-Key's retry): the API answers it from the record.
+			o.err = fmt.Errorf("command %s already applied (runtime %s): %w (%w)", r.CommandID, rname, xc.ErrNotAccepted, xc.ErrDuplicate)
+		}
+		w.finish(o)
 	case wire.ReplyRefused:
 		if r.Instance != nil { // a retried hook that failed again: recorded, the instance changed
 			b.fromSnapshot(r.ComponentName, r.RuntimeID, r.Timestamp, r.Instance)
@@ -396,14 +428,14 @@ func (b *Backend) matchCreated(inc wiremap.Incoming, d xc.InstanceCreated) {
 	b.mu.Lock()
 	var w *waiter
 	for _, id := range []string{inc.Trace.CommandID, inc.Trace.CorrelationID, inc.Trace.CausationID} {
-		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelCreateInstance {
+		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelCreateInstance && !x.replyOnly {
 			w = x
 			break
 		}
 	}
 	if w == nil {
 		for _, x := range b.waiters {
-			if x.channel == wire.ChannelCreateInstance && x.instanceID != "" && x.instanceID == d.InstanceID {
+			if x.channel == wire.ChannelCreateInstance && x.instanceID != "" && x.instanceID == d.InstanceID && !x.replyOnly {
 				w = x
 				break
 			}
@@ -442,7 +474,7 @@ func (b *Backend) matchStateChange(inc wiremap.Incoming, d xc.StateChanged) {
 	b.mu.Lock()
 	var w *waiter
 	for _, id := range []string{d.Event.ID, inc.Trace.CommandID} {
-		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelTriggerEvent {
+		if x := b.waiters[id]; id != "" && x != nil && x.channel == wire.ChannelTriggerEvent && !x.replyOnly {
 			w = x
 			break
 		}

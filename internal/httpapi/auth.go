@@ -122,9 +122,12 @@ func (t Tokens) add(pair string) error {
 type principal struct {
 	role  Role
 	actor string
+	// scope is the caller's space of idempotency keys: its token's whole SHA-256 (the actor
+	// shows 6 digits of it only), "anonymous" when auth is off.
+	scope string
 }
 
-var anonymous = principal{role: RoleOperator, actor: "anonymous"}
+var anonymous = principal{role: RoleOperator, actor: "anonymous", scope: "anonymous"}
 
 // authenticator checks bearer tokens against the configured ones, comparing SHA-256 digests in
 // constant time, without stopping at the first match.
@@ -147,8 +150,9 @@ func newAuthenticator(t Tokens) *authenticator {
 	for _, r := range roles {
 		for _, tok := range t[r] {
 			sum := sha256.Sum256([]byte(tok))
+			digest := hex.EncodeToString(sum[:])
 			a.entries = append(a.entries, tokenEntry{sum: sum,
-				who: principal{role: r, actor: string(r) + ":" + hex.EncodeToString(sum[:])[:6]}})
+				who: principal{role: r, actor: string(r) + ":" + digest[:6], scope: "token:" + digest}})
 		}
 	}
 	return a

@@ -32,6 +32,9 @@ type bulkResult struct {
 	NewState      string `json:"newState,omitempty"`
 	Status        int    `json:"status"`
 	Error         string `json:"error,omitempty"`
+	// Replayed: the event was applied to this instance by an earlier request with the same
+	// Idempotency-Key; nothing was done again.
+	Replayed bool `json:"replayed,omitempty"`
 }
 
 // handleBulkEvents sends one event to many instances, one by one, and reports each outcome:
@@ -46,6 +49,10 @@ func (s *server) handleBulkEvents(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	ev.Actor, ev.Source = actor(w), xc.SourceAPI
+	key, err := idempotencyKey(w, r)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	var ids []string
@@ -104,8 +111,18 @@ func (s *server) handleBulkEvents(w http.ResponseWriter, r *http.Request) error 
 	results := make([]bulkResult, 0, len(ids))
 	processed := 0
 	for _, id := range ids {
-		res, err := s.b.Send(ctx, body.Component, id, ev)
-		br := bulkResult{InstanceID: id, OK: err == nil, Status: http.StatusOK}
+		evi := ev
+		if key != nil {
+			evi.ID = key.id("bulk", id) // one event id per instance reached
+		}
+		res, err := s.b.Send(ctx, body.Component, id, evi)
+		replay := false
+		if err != nil && key != nil {
+			if res, err = s.replayEvent(ctx, body.Component, id, evi, err); err == nil {
+				replay = true
+			}
+		}
+		br := bulkResult{InstanceID: id, OK: err == nil, Status: http.StatusOK, Replayed: replay}
 		if err != nil {
 			br.Status, br.Error = statusOf(err), err.Error()
 			if br.Status >= 500 {

@@ -53,7 +53,7 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, xc.ErrNotFound), errors.Is(err, store.ErrNotFound):
 		return http.StatusNotFound
-	case errors.Is(err, xc.ErrNotAccepted), errors.Is(err, xc.ErrSingleton), errors.Is(err, xc.ErrHookFailed):
+	case errors.Is(err, xc.ErrNotAccepted), errors.Is(err, xc.ErrSingleton), errors.Is(err, xc.ErrHookFailed), errors.Is(err, ErrInProgress):
 		return http.StatusConflict
 	case errors.Is(err, ErrNotImplemented):
 		return http.StatusNotImplemented

@@ -102,12 +102,27 @@ func (s *server) handleCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	key, err := idempotencyKey(w, r)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	in, err := s.b.Create(ctx, xc.CreateRequest{
+	req := xc.CreateRequest{
 		Component: c.Name, Machine: body.MachineName, Data: body.Context, Validate: true,
 		Event: xc.Event{Type: body.Event.Type, Payload: body.Event.Payload, Actor: actor(w), Source: xc.SourceAPI, Reason: reason},
-	})
+	}
+	if key != nil {
+		// The creation event and the instance get ids of the key: a retry creates nothing
+		// more, and finds the instance.
+		req.Event.ID, req.InstanceID = key.id("create", c.Name), key.id("create-instance", c.Name)
+	}
+	in, err := s.b.Create(ctx, req)
+	if err != nil && key != nil {
+		if in, err = s.replayCreate(ctx, req, err); err == nil {
+			replayed(w)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -209,9 +224,21 @@ func (s *server) send(w http.ResponseWriter, r *http.Request, comp string) error
 		return err
 	}
 	ev.Actor, ev.Source = actor(w), xc.SourceAPI
+	key, err := idempotencyKey(w, r)
+	if err != nil {
+		return err
+	}
+	if key != nil {
+		ev.ID = key.id("event", id) // both event routes: the same instance, the same event
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
 	res, err := s.b.Send(ctx, comp, id, ev)
+	if err != nil && key != nil {
+		if res, err = s.replayEvent(ctx, comp, id, ev, err); err == nil {
+			replayed(w)
+		}
+	}
 	if err != nil {
 		return err
 	}
@@ -248,6 +275,11 @@ func (s *server) handleBroadcast(w http.ResponseWriter, r *http.Request) error {
 	reason, err := checkReason(body.Reason)
 	if err != nil {
 		return err
+	}
+	if r.Header.Get(HeaderIdempotencyKey) != "" {
+		// The instances a broadcast reaches are those in the state when it runs: a retry
+		// would reach others. POST /api/events with instanceIds takes a key.
+		return badRequest("%s is not supported on broadcast: send the event to a list of instances with POST /api/events (instanceIds), which takes one", HeaderIdempotencyKey)
 	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()

@@ -48,15 +48,15 @@ func checkReason(reason string) (string, error) {
 }
 
 func (s *server) handleTerminate(w http.ResponseWriter, r *http.Request) error {
-	return s.operatorAction(w, r, Operator.Terminate)
+	return s.operatorAction(w, r, "terminate", Operator.Terminate)
 }
 
 func (s *server) handleRetry(w http.ResponseWriter, r *http.Request) error {
-	return s.operatorAction(w, r, Operator.RetryHook)
+	return s.operatorAction(w, r, "retry", Operator.RetryHook)
 }
 
 // operatorAction applies an operator action to instance {id} of component {component}.
-func (s *server) operatorAction(w http.ResponseWriter, r *http.Request,
+func (s *server) operatorAction(w http.ResponseWriter, r *http.Request, route string,
 	act func(Operator, context.Context, string, string, xc.OperatorRequest) (xc.Result, error)) error {
 	c, err := s.component(r.PathValue("component"))
 	if err != nil {
@@ -78,9 +78,36 @@ func (s *server) operatorAction(w http.ResponseWriter, r *http.Request,
 	if !ok {
 		return &apiError{status: http.StatusNotImplemented, msg: "this backend does not implement operator actions"}
 	}
+	key, err := idempotencyKey(w, r)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := s.ctx(r)
 	defer cancel()
-	res, err := act(op, ctx, c.Name, id, xc.OperatorRequest{Actor: actor(w), Reason: reason})
+	req := xc.OperatorRequest{Actor: actor(w), Reason: reason}
+	// ev is the audit entry the action records (its id, for a keyed request).
+	ev := xc.Event{Type: xc.EventTerminated}
+	if route == "retry" {
+		ev.Type = xc.EventHookRetried
+	}
+	if key != nil {
+		req.ID = key.id(route, id)
+		ev.ID = req.ID
+		if route == "retry" {
+			// A retried hook runs before its commit finds the id applied: look first, so
+			// that a retry of the request does not run the hook again.
+			if res, rerr := s.replayEvent(ctx, c.Name, id, ev, xc.ErrNotAccepted); rerr == nil {
+				replayed(w)
+				return s.writeEncoded(w, http.StatusOK, func(b []byte) ([]byte, error) { return appendEventAnswer(b, &res) })
+			}
+		}
+	}
+	res, err := act(op, ctx, c.Name, id, req)
+	if err != nil && key != nil {
+		if res, err = s.replayEvent(ctx, c.Name, id, ev, err); err == nil {
+			replayed(w)
+		}
+	}
 	if err != nil {
 		return err
 	}
