@@ -104,9 +104,19 @@ func errKeyReused(what string) error {
 		msg: HeaderIdempotencyKey + " already used for another request (" + what + " differs): use a new key for a new request"}
 }
 
-// findEvent returns the event eventID of an instance's history, newest pages first (a retry
-// comes soon after its first attempt).
+// EventFinder is implemented by backends that read one event of an instance by its id (the
+// local backend and the dashboard over a store.EventGetter: the SQL stores' primary key).
+// Others have their history read, newest pages first.
+type EventFinder interface {
+	Event(ctx context.Context, instanceID, eventID string) (store.Event, bool, error)
+}
+
+// findEvent returns the event eventID of an instance's history: by id when the backend can,
+// else newest pages first (a retry comes soon after its first attempt).
 func (s *server) findEvent(ctx context.Context, instanceID, eventID string) (store.Event, bool, error) {
+	if f, ok := s.b.(EventFinder); ok {
+		return f.Event(ctx, instanceID, eventID)
+	}
 	p := store.EventPage{Limit: store.MaxEventLimit, Newest: true}
 	for {
 		evs, next, err := s.historyPage(ctx, instanceID, p)

@@ -204,6 +204,26 @@ func (l *local) HistoryPage(ctx context.Context, id string, p store.EventPage) (
 	return slicePage(evs, p, after)
 }
 
+// Event implements EventFinder: the store's lookup by id when it has one (memory, SQLite,
+// PostgreSQL all do), else a scan of the instance's history.
+func (l *local) Event(ctx context.Context, instanceID, eventID string) (store.Event, bool, error) {
+	st := l.eng.Store()
+	if eg, ok := st.(store.EventGetter); ok {
+		ev, found, err := eg.Event(ctx, instanceID, eventID)
+		return ev, found, storeErr("event", err)
+	}
+	evs, err := st.History(ctx, instanceID)
+	if err != nil {
+		return store.Event{}, false, storeErr("history", err)
+	}
+	for _, e := range evs {
+		if e.ID == eventID {
+			return e, true, nil
+		}
+	}
+	return store.Event{}, false, nil
+}
+
 func (l *local) Correlated(ctx context.Context, id string) ([]store.Event, error) {
 	evs, err := l.eng.Store().Correlated(ctx, id)
 	return evs, storeErr("correlated events", err)

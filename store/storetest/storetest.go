@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"HistoryRoundTrip", testHistoryRoundTrip},
 		{"Terminated", testTerminated},
 		{"HistoryPage", testHistoryPage},
+		{"EventByID", testEventByID},
 		{"Correlated", testCorrelated},
 		{"Timers", testTimers},
 		{"TimerClaims", testTimerClaims},
