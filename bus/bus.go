@@ -7,7 +7,9 @@
 //
 //   - Subscribe: fan-out. Every subscription gets its own copy of every message published on
 //     the channel after Subscribe returned. Runtimes subscribe to discover/query_instances and
-//     dashboards to the registry and fsm:events:* channels.
+//     dashboards to the registry and fsm:events:* channels. SubscribeWith names the
+//     subscription's queue, which then keeps the copies published while the connection is
+//     being re-established (a dashboard's command replies).
 //   - Consume: a named work queue shared by competing consumers, bound to some channels.
 //     Each message goes to exactly one consumer and is acknowledged only after the handler
 //     returned nil (at-least-once). A handler error sends it to the queue's dead-letter queue
@@ -99,6 +101,21 @@ type ConsumeOptions struct {
 	OrderKey func(Message) string
 }
 
+// SubscribeOptions configure a fan-out subscription (SubscribeWith).
+type SubscribeOptions struct {
+	// Queue, when set, names the subscription's own queue (unique to the subscriber: one
+	// queue per subscription and process). Unlike the anonymous queue of Subscribe, which
+	// dies with the connection, it outlives a connection loss: the copies published until
+	// the subscription is re-established wait in it, and the copies handled but not yet
+	// acknowledged come again (Redelivered). Subscription.Close deletes it.
+	Queue string
+	// Expires, with Queue, makes the broker delete the queue once it has had no consumer for
+	// that long (the subscription of a process that died without closing it); 0: never.
+	Expires time.Duration
+	// MaxLength, with Queue, bounds the copies it keeps (the oldest are dropped); 0: no bound.
+	MaxLength int
+}
+
 // Message is a received message.
 type Message struct {
 	// Channel is the channel it was published on.
@@ -132,6 +149,9 @@ type Bus interface {
 	// Subscribe delivers a copy of every message later published on channel to h. It returns
 	// once the subscription is live; ctx bounds that wait only.
 	Subscribe(ctx context.Context, channel string, h Handler) (Subscription, error)
+	// SubscribeWith is Subscribe with options. Subscribe(ctx, c, h) is
+	// SubscribeWith(ctx, c, SubscribeOptions{}, h).
+	SubscribeWith(ctx context.Context, channel string, opts SubscribeOptions, h Handler) (Subscription, error)
 	// Consume declares the durable work queue (and its dead-letter queue) if needed, binds it
 	// to the channels in bindings, and delivers its messages to h, competing with the other
 	// consumers of the queue. Consuming DeadLetterQueue(q) reads q's dead letters (a handler

@@ -91,6 +91,12 @@ func (b *Memory) PublishAsync(ctx context.Context, channel string, body []byte, 
 
 // Subscribe implements Bus.
 func (b *Memory) Subscribe(ctx context.Context, channel string, h Handler) (Subscription, error) {
+	return b.SubscribeWith(ctx, channel, SubscribeOptions{}, h)
+}
+
+// SubscribeWith implements Bus. An in-process bus never loses its connection: a named queue
+// behaves as Subscribe's (Expires and MaxLength are ignored).
+func (b *Memory) SubscribeWith(ctx context.Context, channel string, _ SubscribeOptions, h Handler) (Subscription, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}

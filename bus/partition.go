@@ -102,6 +102,23 @@ func CreateInstanceID(commandID string) string {
 	return uuid.NewSHA1(createIDSpace, []byte(commandID)).String()
 }
 
+// CommandIDSpace derives a UUID from a command id that is not one (the store's event ids are
+// UUIDs): the same id always gives the same UUID, so dedupe still works.
+var CommandIDSpace = uuid.MustParse("6f1c5a1e-0b7e-4c38-9a55-3d1f1b0c2a10")
+
+// CommandEventID is the id under which a runtime of ours records what a command did (its
+// audit entry in fsm_events, its inbox row): the command id in canonical form when it is a
+// UUID, else the UUID derived from it in CommandIDSpace.
+func CommandEventID(commandID string) string {
+	if commandID == "" {
+		return ""
+	}
+	if u, err := uuid.Parse(commandID); err == nil {
+		return u.String()
+	}
+	return uuid.NewSHA1(CommandIDSpace, []byte(commandID)).String()
+}
+
 // PublishCommand publishes a command (body: a wire.CreateInstance or wire.TriggerEvent, kind:
 // its xcomponent-ai channel) for an instance of component straight to its partition. A
 // create_instance body must carry instanceId (CreateInstanceID(commandID) when the caller

@@ -21,9 +21,9 @@ import (
 	"github.com/xcomponent/xcomponent/wire"
 )
 
-// commandIDSpace derives a UUID from a command id that is not one (the store's event ids are
-// UUIDs): the same id always gives the same UUID, so dedupe still works.
-var commandIDSpace = uuid.MustParse("6f1c5a1e-0b7e-4c38-9a55-3d1f1b0c2a10")
+// commandIDSpace derives a UUID from a command id that is not one: bus.CommandEventID's, so
+// that a dashboard finds a command's audit entry by its id.
+var commandIDSpace = bus.CommandIDSpace
 
 // Retry delays while the store is unreachable.
 const (

@@ -8,7 +8,11 @@
 //   - Subscribe binds a server-named, exclusive, auto-delete queue per subscription (so
 //     messages published while a subscription is being re-established after a connection
 //     loss are not seen by it; dashboards re-query with discover), whose copies are
-//     acknowledged a burst at a time (fanoutAckBatch);
+//     acknowledged a burst at a time (fanoutAckBatch); SubscribeWith with a queue name
+//     declares that queue instead, non-durable, neither exclusive nor auto-delete (it
+//     outlives the connection: what is published meanwhile waits for the re-established
+//     subscription), with x-expires and x-max-length from the options, consumed
+//     non-exclusively, and deleted by Subscription.Close;
 //   - Consume/ConsumeWith declare a durable quorum queue with the caller's name (the
 //     partitions of bus.PartitionQueue, bus.IngressQueue), with the options' single active
 //     consumer, message TTL and max length, dead-lettered through the direct exchange
@@ -550,7 +554,12 @@ func (b *Bus) RetireQueue(ctx context.Context, queue string, bindings []string, 
 
 // Subscribe implements bus.Bus.
 func (b *Bus) Subscribe(ctx context.Context, channel string, h bus.Handler) (bus.Subscription, error) {
-	return b.subscribe(ctx, &sub{channel: channel, h: h})
+	return b.SubscribeWith(ctx, channel, bus.SubscribeOptions{}, h)
+}
+
+// SubscribeWith implements bus.Bus.
+func (b *Bus) SubscribeWith(ctx context.Context, channel string, opts bus.SubscribeOptions, h bus.Handler) (bus.Subscription, error) {
+	return b.subscribe(ctx, &sub{channel: channel, sopts: opts, h: h})
 }
 
 // Consume implements bus.Bus.
@@ -622,11 +631,26 @@ func (b *Bus) Close() error {
 		b.mu.Unlock()
 		return nil
 	}
+	// The subscriptions close first, while the connection is up: a named subscription queue
+	// is deleted then rather than left to its expiry.
+	subs := make([]*sub, 0, len(b.subs))
+	for s := range b.subs {
+		subs = append(subs, s)
+	}
+	b.mu.Unlock()
+	for _, s := range subs {
+		_ = s.Close()
+	}
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
 	b.closed = true
 	close(b.done)
 	close(b.changed)
 	b.changed = make(chan struct{})
-	subs := make([]*sub, 0, len(b.subs))
+	subs = subs[:0]
 	for s := range b.subs {
 		subs = append(subs, s)
 	}
@@ -642,6 +666,7 @@ func (b *Bus) Close() error {
 type sub struct {
 	b        *Bus
 	channel  string // Subscribe
+	sopts    bus.SubscribeOptions
 	queue    string // Consume
 	bindings []string
 	opts     bus.ConsumeOptions
@@ -665,6 +690,9 @@ type attachment struct {
 func (s *sub) describe() string {
 	if s.queue != "" {
 		return "queue " + s.queue
+	}
+	if s.sopts.Queue != "" {
+		return "channel " + s.channel + " (queue " + s.sopts.Queue + ")"
 	}
 	return "channel " + s.channel
 }
@@ -716,14 +744,29 @@ func (s *sub) declareAndConsume(conn *amqp.Connection) (*amqp.Channel, <-chan am
 		return fail(err)
 	}
 	if s.queue == "" {
-		q, err := ch.QueueDeclare("", false, true, true, false, nil)
+		// Anonymous: exclusive and auto-delete, it dies with the connection. Named: it
+		// outlives the connection (expiring when abandoned), and its consumer is not
+		// exclusive, so that a new one attaches even while the broker has not yet noticed
+		// the death of the old connection.
+		name, private := s.sopts.Queue, s.sopts.Queue == ""
+		var args amqp.Table
+		if !private {
+			args = amqp.Table{}
+			if s.sopts.Expires > 0 {
+				args["x-expires"] = max(int64(1), s.sopts.Expires.Milliseconds())
+			}
+			if s.sopts.MaxLength > 0 {
+				args["x-max-length"] = int64(s.sopts.MaxLength)
+			}
+		}
+		q, err := ch.QueueDeclare(name, false, private, private, false, args)
 		if err != nil {
-			return fail(err)
+			return fail(fmt.Errorf("declare %s: %w", firstNonEmpty(name, "subscription queue"), err))
 		}
 		if err := ch.QueueBind(q.Name, wire.RoutingKey(s.channel), wire.Exchange, false, nil); err != nil {
 			return fail(err)
 		}
-		d, err := ch.Consume(q.Name, "", false, true, false, false, nil)
+		d, err := ch.Consume(q.Name, "", false, private, false, false, nil)
 		if err != nil {
 			return fail(err)
 		}
@@ -1165,8 +1208,40 @@ func (s *sub) Close() error {
 		s.cancel()
 		s.b.attachMu.Unlock()
 		<-s.stopped
+		s.deleteQueue()
 	})
 	return nil
+}
+
+// deleteQueue deletes the named queue of a closed SubscribeWith, best effort: when the broker
+// is unreachable, its x-expires deletes it.
+func (s *sub) deleteQueue() {
+	if s.queue != "" || s.sopts.Queue == "" {
+		return
+	}
+	s.b.mu.Lock()
+	conn := s.b.conn
+	s.b.mu.Unlock()
+	if conn == nil {
+		return
+	}
+	ch, err := conn.Channel()
+	if err != nil {
+		return
+	}
+	defer func() { _ = ch.Close() }()
+	if _, err := ch.QueueDelete(s.sopts.Queue, false, false, false); err != nil {
+		s.b.log.Warn("subscription queue not deleted: the broker deletes it when it expires", "queue", s.sopts.Queue, "err", err)
+	}
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func toMessage(d amqp.Delivery) bus.Message {

@@ -18,6 +18,7 @@ import (
 	"github.com/xcomponent/xcomponent/bus"
 	"github.com/xcomponent/xcomponent/bus/bustest"
 	"github.com/xcomponent/xcomponent/bus/rabbitmq"
+	"github.com/xcomponent/xcomponent/internal/tcpproxy"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -370,6 +371,100 @@ func TestFanoutBurstTransient(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatalf("subscription queue after the burst (unacknowledged, ready): %s", out)
 		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+// TestNamedSubscriptionOutlivesConnection: the copies published while a SubscribeWith
+// subscription's connection is cut wait in its named queue and arrive once it is re-established
+// (an anonymous subscription of the same connection misses them); Close deletes the queue, and
+// the broker deletes one whose owner is gone once it expires.
+func TestNamedSubscriptionOutlivesConnection(t *testing.T) {
+	vh, _ := rmqtest.NewVhost(t)
+	proxy := tcpproxy.New(t, brokerAddr)
+	states := make(chan bool, 100)
+	b := open(t, rabbitmq.Options{URL: "amqp://guest:guest@" + proxy.Addr() + "/" + vh, OnStateChange: func(up bool) { states <- up }})
+	pub := open(t, rabbitmq.Options{URL: "amqp://guest:guest@" + brokerAddr + "/" + vh})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*bustest.Timeout)
+	defer cancel()
+	ch := bustest.Unique("test:responses:named")
+	q, abandoned := bustest.Unique("xcomponent.test.replies."), bustest.Unique("xcomponent.test.abandoned.")
+	named, anon := bustest.NewCollector(100), bustest.NewCollector(100)
+	sub, err := b.SubscribeWith(ctx, ch, bus.SubscribeOptions{Queue: q, Expires: time.Minute, MaxLength: 1000}, named.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	asub, err := b.Subscribe(ctx, ch, anon.Handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer asub.Close()
+	if _, err := b.SubscribeWith(ctx, bustest.Unique("test:other:x"), bus.SubscribeOptions{Queue: abandoned, Expires: 300 * time.Millisecond}, anon.Handle); err != nil {
+		t.Fatal(err)
+	} // never closed: abandoned when the connection goes for good
+	publish := func(id string) {
+		t.Helper()
+		if err := pub.Publish(ctx, ch, []byte(`{}`), bus.Meta{MessageID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wait := func(want bool) {
+		t.Helper()
+		for {
+			select {
+			case up := <-states:
+				if up == want {
+					return
+				}
+			case <-ctx.Done():
+				t.Fatalf("still %v", !want)
+			}
+		}
+	}
+	publish("before")
+	for _, c := range []*bustest.Collector{named, anon} {
+		if m := c.Next(t); m.MessageID != "before" {
+			t.Fatalf("got %s, want before", m.MessageID)
+		}
+	}
+	proxy.Cut()
+	wait(false)
+	publish("gap") // confirmed by the broker while the subscriber is away
+	proxy.Restore()
+	wait(true)
+	publish("after")
+	if m := named.Next(t); m.MessageID != "gap" {
+		t.Fatalf("named subscription got %s first, want the copy published during the cut", m.MessageID)
+	}
+	if m := named.Next(t); m.MessageID != "after" {
+		t.Fatalf("named subscription got %s, want after", m.MessageID)
+	}
+	if m := anon.Next(t); m.MessageID != "after" {
+		t.Fatalf("anonymous subscription got %s, want after (its queue died with the connection)", m.MessageID)
+	}
+
+	_ = sub.Close()
+	if ok, err := pub.QueueExists(ctx, q); err != nil || ok {
+		t.Fatalf("queue of a closed subscription: exists %v, %v", ok, err)
+	}
+	if ok, err := pub.QueueExists(ctx, abandoned); err != nil || !ok {
+		t.Fatalf("named queue of a live subscription: exists %v, %v", ok, err)
+	}
+	// The subscriber goes away for good: its queue expires. (Listed with rabbitmqctl: a
+	// passive declaration would renew the queue's lease.)
+	proxy.Cut()
+	wait(false)
+	for {
+		out, err := exec.CommandContext(ctx, "rabbitmqctl", "--quiet", "list_queues", "-p", vh, "name").Output()
+		if err != nil {
+			t.Fatalf("list_queues: %v", err)
+		}
+		if !strings.Contains(string(out), abandoned) {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatal("abandoned named queue never expired")
 		}
 	}
 }

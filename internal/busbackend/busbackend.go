@@ -14,7 +14,10 @@
 //   - commands: create and trigger are published on the protocol's command channels with a
 //     commandId (AMQP message_id) and the caller waits, bounded, for the runtime's
 //     wire.CommandReply, or — for runtimes that send none, like xcomponent-ai's — for the
-//     instance_created / state_change the command caused.
+//     instance_created / state_change the command caused. Its subscriptions are queues of its
+//     own (named after the process, see Config.QueueExpires) that outlive a broker
+//     connection loss, so that an answer published while it reconnects still reaches it; an
+//     answer still missing at the deadline is looked up in the database (fallback.go).
 package busbackend
 
 import (
@@ -24,6 +27,7 @@ import (
 	"log/slog"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,6 +49,12 @@ const (
 	maxTrail = 200
 	// maxRuntimeOf bounds the event id → runtime map of the audit trail.
 	maxRuntimeOf = 100000
+	// DefaultQueueExpires: the broker deletes the subscription queues of a dashboard that has
+	// been away that long (a process that died without closing them).
+	DefaultQueueExpires = 5 * time.Minute
+	// maxQueued bounds each subscription queue while the dashboard is away (the oldest copies
+	// are dropped beyond it).
+	maxQueued = 50000
 )
 
 // Config of a Backend.
@@ -64,12 +74,17 @@ type Config struct {
 	LostAfter time.Duration
 	// CommandTimeout bounds the wait for a runtime's answer to create or trigger (default 10 s).
 	CommandTimeout time.Duration
-	Logger         *slog.Logger
+	// QueueExpires is how long the broker keeps this dashboard's subscription queues once it
+	// is gone (default DefaultQueueExpires): while it reconnects, what the runtimes publish —
+	// command replies above all — waits there for it.
+	QueueExpires time.Duration
+	Logger       *slog.Logger
 }
 
 // Backend is the httpapi.Backend over the bus. Create it with New, stop it with Close.
 type Backend struct {
 	cfg  Config
+	id   string // this dashboard process's, in its queue names
 	log  *slog.Logger
 	clk  clock.Clock
 	subs []bus.Subscription
@@ -98,6 +113,8 @@ type Backend struct {
 	wg         sync.WaitGroup
 	// live is closed once every subscription is live.
 	live chan struct{}
+	// storeAnswers counts the commands answered from the database (fallback.go).
+	storeAnswers atomic.Int64
 }
 
 var _ httpapi.Backend = (*Backend)(nil)
@@ -120,6 +137,9 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 	if cfg.CommandTimeout <= 0 {
 		cfg.CommandTimeout = DefaultCommandTimeout
 	}
+	if cfg.QueueExpires <= 0 {
+		cfg.QueueExpires = DefaultQueueExpires
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -130,7 +150,7 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 	}
 	b := &Backend{
-		cfg: cfg, log: cfg.Logger, clk: cfg.Clock,
+		cfg: cfg, id: uuid.NewString(), log: cfg.Logger, clk: cfg.Clock,
 		runtimes: map[string]*runtimeEntry{}, components: map[string]*compEntry{},
 		instances: map[string]*instEntry{}, trails: map[string][]store.Event{},
 		runtimeOf: map[string]string{}, waiters: map[string]*waiter{}, rediscover: make(chan struct{}, 1), live: make(chan struct{}),
@@ -181,7 +201,8 @@ func (b *Backend) subscribeAll(handlers map[string]bus.Handler) {
 	}
 	sort.Strings(channels)
 	for _, ch := range channels {
-		s, err := b.cfg.Bus.Subscribe(b.ctx, ch, handlers[ch])
+		opts := bus.SubscribeOptions{Queue: b.QueueName(ch), Expires: b.cfg.QueueExpires, MaxLength: maxQueued}
+		s, err := b.cfg.Bus.SubscribeWith(b.ctx, ch, opts, handlers[ch])
 		if err != nil {
 			if b.ctx.Err() == nil {
 				b.log.Error("subscription failed: the dashboard will not see this channel", "channel", ch, "err", err)
@@ -201,6 +222,15 @@ func (b *Backend) subscribeAll(handlers map[string]bus.Handler) {
 		b.log.Warn("discover not sent: runtimes will be learnt from their heartbeats", "err", err)
 	}
 }
+
+// QueueName is the name of this dashboard's subscription queue for channel:
+// QueuePrefix + "<process id>.<channel>".
+func (b *Backend) QueueName(channel string) string {
+	return QueuePrefix + b.id + "." + channel
+}
+
+// QueuePrefix begins the name of every dashboard subscription queue.
+const QueuePrefix = "xcomponent.dashboard."
 
 // BrokerReconnected tells the Backend that the broker connection was re-established (the bus
 // re-subscribed): it asks the runtimes to announce themselves again, so that the registry

@@ -56,7 +56,9 @@ type dashboard struct {
 
 func startDashboard(t *testing.T, url, dsn string, cfg busbackend.Config) *dashboard {
 	t.Helper()
-	cfg.Bus = newBus(t, url)
+	if cfg.Bus == nil {
+		cfg.Bus = newBus(t, url)
+	}
 	cfg.BrokerURL = url
 	cfg.Logger = logger(t)
 	if dsn != "" {

@@ -267,14 +267,16 @@ func (b *Backend) checkRuntime(comp string) (ours bool, err error) {
 }
 
 // command publishes cmd with w's command id and waits for its outcome, at most
-// CommandTimeout. For our runtimes (partitioned) it goes straight to the instance's
-// partition; otherwise (xcomponent-ai runtimes) on the protocol's command channel.
-func (b *Backend) command(ctx context.Context, w *waiter, cmd any, partitioned bool) (outcome, error) {
+// CommandTimeout; then the database, when there is one, says whether it was applied
+// (outcomeFromStore), else the answer is ErrTimeout. For our runtimes (partitioned) it goes
+// straight to the instance's partition; otherwise (xcomponent-ai runtimes) on the protocol's
+// command channel.
+func (b *Backend) command(parent context.Context, w *waiter, cmd any, partitioned bool) (outcome, error) {
 	body, err := wire.Encode(cmd)
 	if err != nil {
 		return outcome{}, fmt.Errorf("encode command: %w: %v", httpapi.ErrInvalid, err)
 	}
-	ctx, cancel := context.WithTimeout(ctx, b.cfg.CommandTimeout)
+	ctx, cancel := context.WithTimeout(parent, b.cfg.CommandTimeout)
 	defer cancel()
 	b.mu.Lock()
 	if b.closed {
@@ -306,6 +308,11 @@ func (b *Backend) command(ctx context.Context, w *waiter, cmd any, partitioned b
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) {
+			// A publication cut by a connection loss may have reached the broker before it
+			// and been applied: the database knows.
+			if o, ok := b.outcomeFromStore(parent, w); ok {
+				return o, o.err
+			}
 			return outcome{}, fmt.Errorf("%s not confirmed by the broker in %s: %w", w.channel, b.cfg.CommandTimeout, httpapi.ErrUnavailable)
 		}
 		return outcome{}, fmt.Errorf("publish %s: %w: %v", w.channel, httpapi.ErrUnavailable, err)
@@ -315,6 +322,11 @@ func (b *Backend) command(ctx context.Context, w *waiter, cmd any, partitioned b
 		return o, o.err
 	case <-ctx.Done():
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// The answer may be lost (the dashboard's queues gone with the broker): the
+			// database the runtimes share knows whether the command was applied.
+			if o, ok := b.outcomeFromStore(parent, w); ok {
+				return o, o.err
+			}
 			return outcome{}, fmt.Errorf("command %s (%s): no runtime of %s answered within %s: %w", w.commandID, w.channel, w.component, b.cfg.CommandTimeout, httpapi.ErrTimeout)
 		}
 		return outcome{}, ctx.Err()

@@ -245,6 +245,13 @@ func (b *Backend) trail(ev store.Event, runtimeName string) {
 		return
 	}
 	t := b.trails[ev.InstanceID]
+	// A copy redelivered after a reconnection (the subscription queues outlive the
+	// connection) is recorded once.
+	for i := len(t) - 1; i >= 0 && i >= len(t)-8; i-- {
+		if ev.ID != "" && t[i].ID == ev.ID && t[i].Type == ev.Type && t[i].Seq == ev.Seq {
+			return
+		}
+	}
 	if len(t) >= maxTrail {
 		t = t[1:]
 	}
