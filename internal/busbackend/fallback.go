@@ -20,10 +20,12 @@ const storeLookupTimeout = 5 * time.Second
 // (bus.CommandEventID: the create's INSTANCE_CREATED, the trigger's transition, the
 // operator's INSTANCE_TERMINATED / HOOK_RETRIED) in the same transaction as the instance and
 // the inbox row, so an entry with that id in the instance's history means the command was
-// applied, and the instance record is what it led to (or what followed since). ok is false
-// when there is no database, no instance to look in (a create for xcomponent-ai runtimes),
-// no such entry (not applied yet, refused, or still queued: the caller answers 504) or the
-// database does not answer.
+// applied, and the instance record is what it led to (or what followed since). The entry is
+// read by its key (store.EventGetter) where the store can. ok is false when there is no
+// database, no instance to look in (a create for xcomponent-ai runtimes), no such entry (not
+// applied yet, refused, or still queued: the caller answers 504) or the database does not
+// answer. A keyed command (Idempotency-Key) found applied is answered as applied, whichever
+// attempt applied it.
 //
 // The reply, when it comes late, is then ignored as for any command no longer awaited.
 func (b *Backend) outcomeFromStore(ctx context.Context, w *waiter) (outcome, bool) {
@@ -33,18 +35,10 @@ func (b *Backend) outcomeFromStore(ctx context.Context, w *waiter) (outcome, boo
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeLookupTimeout)
 	defer cancel()
-	eventID := bus.CommandEventID(w.commandID)
-	evs, err := st.History(ctx, w.instanceID)
+	ev, err := commandEvent(ctx, st, w.instanceID, bus.CommandEventID(w.commandID))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		b.log.Warn("command unanswered and its outcome unreadable in the database", "commandId", w.commandID, "instanceId", w.instanceID, "err", err)
 		return outcome{}, false
-	}
-	var ev *store.Event
-	for i := range evs {
-		if evs[i].ID == eventID {
-			ev = &evs[i]
-			break
-		}
 	}
 	if ev == nil {
 		// The answer may have come meanwhile.
@@ -71,6 +65,28 @@ func (b *Backend) outcomeFromStore(ctx context.Context, w *waiter) (outcome, boo
 	b.log.Info("command answer missing at the deadline: answered from the database, where it is applied",
 		"commandId", w.commandID, "command", w.channel, "instanceId", w.instanceID, "state", ev.ToState)
 	return o, true
+}
+
+// commandEvent is event id of instance instanceID in st, nil when there is none: one row by
+// its key when the store can (store.EventGetter: the SQL stores), else from the history.
+func commandEvent(ctx context.Context, st store.Store, instanceID, id string) (*store.Event, error) {
+	if eg, ok := st.(store.EventGetter); ok {
+		ev, found, err := eg.Event(ctx, instanceID, id)
+		if err != nil || !found {
+			return nil, err
+		}
+		return &ev, nil
+	}
+	evs, err := st.History(ctx, instanceID)
+	if err != nil {
+		return nil, err
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].ID == id {
+			return &evs[i], nil
+		}
+	}
+	return nil, nil
 }
 
 // StoreAnswers is the number of commands answered from the database because their answer did
