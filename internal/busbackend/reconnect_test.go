@@ -75,11 +75,17 @@ func (c *statusCounts) String() string {
 	return fmt.Sprint(c.n)
 }
 
-// replyCounter counts the command replies the runtimes publish (seen by a connection that is
-// never cut).
+// replyCounter counts the command replies "applied" the runtimes publish (seen by a connection
+// that is never cut; a command redelivered to a runtime after its acknowledgement was cut is
+// answered "duplicate").
 type replyCounter struct{ n atomic.Int64 }
 
-func (r *replyCounter) handle(context.Context, bus.Message) error { r.n.Add(1); return nil }
+func (r *replyCounter) handle(_ context.Context, m bus.Message) error {
+	if rep, err := wire.Decode[wire.CommandReply](m.Body); err == nil && rep.Status == wire.ReplyApplied {
+		r.n.Add(1)
+	}
+	return nil
+}
 
 // queuedCommands is the number of commands waiting in the partition queues of component.
 func queuedCommands(t *testing.T, vhost, component string) int {
@@ -141,7 +147,7 @@ func deleteDashboardQueues(t *testing.T, vhost string) int {
 //   - under load: 8 instances × 30 TICKs sent one after the other per instance, the
 //     dashboard's connection cut twice mid-flight;
 //   - in flight for sure: the runtimes are held away (their connections cut) while the
-//     dashboard publishes 6 TICKs and 2 creates, then the dashboard's connection is cut and the
+//     dashboard publishes 6 TICKs, 2 creates and a terminate, then the dashboard's connection is cut and the
 //     runtimes come back and apply and answer them while it is away: the answers wait in its
 //     queues (none answered from the database);
 //   - answers lost: the same with the dashboard's queues deleted while it is away (as a broker
@@ -275,31 +281,55 @@ func TestDashboardReconnectKeepsAnswers(t *testing.T) {
 		t.Fatalf("statuses under load: %s, want 200s and no 504", counts.String())
 	}
 
-	// In flight for sure, then with the answers lost.
+	// In flight for sure, then with the answers lost: 6 TICKs, 2 creates, 1 terminate.
+	const inFlight = 9
 	for round, lose := range []bool{false, true} {
 		before, storeBefore := replies.n.Load(), d.be.StoreAnswers()
 		rtProxy.Cut()
 		eventually(t, "both runtimes try to reconnect", func() bool { return rtProxy.Refused() >= 2 })
 		n := k + round // a TICK n no instance got yet
 		type result struct {
-			id string // the instance: of the TICK, or created
-			st int
+			kind string // tick, create, terminate
+			id   string // the instance: of the TICK or the terminate, or created
+			st   int
 		}
-		results := make(chan result, 8)
+		results := make(chan result, inFlight)
 		var wg sync.WaitGroup
 		for _, id := range ids[:6] {
 			wg.Add(1)
-			go func() { defer wg.Done(); results <- result{id, tick(id, n)} }()
+			go func() { defer wg.Done(); results <- result{"tick", id, tick(id, n)} }()
 		}
 		for j := range 2 {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
 				id, st := create(map[string]any{"round": round, "j": j})
-				results <- result{id, st}
+				results <- result{"create", id, st}
 			}()
 		}
-		eventually(t, "8 commands queued for the runtimes", func() bool { return queuedCommands(t, vh, "Counters") == 8 })
+		wg.Add(1)
+		go func() { // an operator action: terminate
+			defer wg.Done()
+			id := ids[6+round]
+			st, raw, err := d.post(ctx, "/api/components/Counters/instances/"+id+"/terminate", map[string]any{"reason": "test"})
+			var s sendAnswer
+			if err == nil && st == http.StatusOK {
+				err = json.Unmarshal(raw, &s)
+			}
+			if err != nil || (st == http.StatusOK && s.Instance.Status != "terminated") {
+				t.Errorf("terminate %s: %d %s: %v", id, st, raw, err)
+			}
+			results <- result{"terminate", id, st}
+		}()
+		queued := 0
+		eventually(t, "the commands queued for the runtimes", func() bool {
+			queued = queuedCommands(t, vh, "Counters")
+			return queued >= inFlight || len(results) > 0
+		})
+		if len(results) > 0 {
+			r := <-results
+			t.Fatalf("round %d: %d commands queued, want %d: the %s of %s answered %d while no runtime could apply it", round, queued, inFlight, r.kind, r.id, r.st)
+		}
 		dashProxy.Cut()
 		eventually(t, "the dashboard tries to reconnect", func() bool { return dashProxy.Refused() >= 1 })
 		if lose {
@@ -308,7 +338,7 @@ func TestDashboardReconnectKeepsAnswers(t *testing.T) {
 			}
 		}
 		rtProxy.Restore()
-		eventually(t, "the 8 commands applied and answered", func() bool { return replies.n.Load()-before >= 8 })
+		eventually(t, "the commands applied and answered", func() bool { return replies.n.Load()-before >= inFlight })
 		dashProxy.Restore()
 		wg.Wait()
 		close(results)
@@ -317,7 +347,13 @@ func TestDashboardReconnectKeepsAnswers(t *testing.T) {
 				t.Errorf("round %d (answers lost %v): command for %s answered %d, want 200/201 (it was applied)", round, lose, r.id, r.st)
 				continue
 			}
-			if r.st == http.StatusOK && ticks(r.id, n) != 1 {
+			if r.kind == "terminate" {
+				var c int
+				if err := db.QueryRow(ctx, "SELECT count(*) FROM fsm_events WHERE instance_id = $1 AND event_type = 'INSTANCE_TERMINATED'", r.id).Scan(&c); err != nil || c != 1 {
+					t.Errorf("round %d: instance %s answered terminated, terminated %d times (%v)", round, r.id, c, err)
+				}
+			}
+			if r.kind == "tick" && ticks(r.id, n) != 1 {
 				t.Errorf("round %d: TICK %d of %s answered 200, applied %d times", round, n, r.id, ticks(r.id, n))
 			}
 			if r.st == http.StatusCreated {
@@ -328,8 +364,8 @@ func TestDashboardReconnectKeepsAnswers(t *testing.T) {
 			}
 		}
 		fromStore := d.be.StoreAnswers() - storeBefore
-		t.Logf("round %d (answers lost %v): 8 commands in flight during the cut, %d answered from the database", round, lose, fromStore)
-		if want := map[bool]int64{false: 0, true: 8}[lose]; fromStore != want {
+		t.Logf("round %d (answers lost %v): %d commands in flight during the cut, %d answered from the database", round, lose, inFlight, fromStore)
+		if want := map[bool]int64{false: 0, true: inFlight}[lose]; fromStore != want {
 			t.Fatalf("round %d: %d commands answered from the database, want %d", round, fromStore, want)
 		}
 	}
