@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	amqp "github.com/rabbitmq/amqp091-go"
 
@@ -372,3 +373,68 @@ func TestDashboardReconnectKeepsAnswers(t *testing.T) {
 }
 
 func len64[T any](s []T) int64 { return int64(len(s)) }
+
+// TestTypeScriptAnswerDuringReconnect: a runtime of xcomponent-ai's sends no reply; the
+// state_change it publishes while the dashboard's connection is cut answers the trigger once
+// the dashboard is back (its fsm:events:state_change queue kept it), without a database.
+func TestTypeScriptAnswerDuringReconnect(t *testing.T) {
+	vh, url := rmqtest.NewVhost(t)
+	proxy := tcpproxy.New(t, rmqtest.BrokerAddr)
+	received, cut, published := make(chan struct{}), make(chan struct{}), make(chan struct{})
+	f := &fakeRuntime{t: t, b: newBus(t, url), id: "ts-" + vh, ts: true, name: "ts-runtime-1"}
+	f.onCreate = func(f *fakeRuntime, _ bus.Message, c wire.CreateInstance) { f.created(uuid.NewString(), c.Context) }
+	// A publication whose confirm the cut lost is published again after the reconnection: the
+	// trigger may come twice. The second SUBMIT finds the instance Submitted: no transition, so
+	// an xcomponent-ai runtime publishes nothing for it.
+	var first atomic.Bool
+	f.onTrigger = func(f *fakeRuntime, _ bus.Message, c wire.TriggerEvent) {
+		if !first.CompareAndSwap(false, true) {
+			return
+		}
+		close(received)
+		<-cut // answered while the dashboard is away
+		f.publish(wire.ChannelStateChange, wire.StateChange{RuntimeID: f.id, ComponentName: "Approvals",
+			EventType: wire.EventStateChange, Timestamp: wire.Now(), Data: wire.StateChangeData{InstanceID: c.InstanceID,
+				MachineName: "Request", PreviousState: "Draft", NewState: "Submitted",
+				Event: wire.Event{Type: c.Event.Type, Payload: c.Event.Payload}, Context: map[string]any{"amount": 12.5}}}, bus.Meta{})
+		close(published) // confirmed by the broker
+	}
+	f.start()
+	d := startDashboard(t, "amqp://guest:guest@"+proxy.Addr()+"/"+vh, "", busbackend.Config{CommandTimeout: 20 * time.Second})
+	eventually(t, "TS runtime up", func() bool { return countStatus(d.runtimes(t), "Approvals", busbackend.StatusUp) == 1 })
+	var c createAnswer
+	if st := d.call(t, "POST", "/api/components/Approvals/instances", map[string]any{"context": map[string]any{"amount": 12.5}}, &c); st != http.StatusCreated {
+		t.Fatalf("create through a TS runtime: %d %+v", st, c)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*timeout)
+	defer cancel()
+	type answer struct {
+		st  int
+		raw []byte
+		err error
+	}
+	answered := make(chan answer, 1)
+	go func() {
+		st, raw, err := d.post(ctx, "/api/instances/"+c.InstanceID+"/trigger", map[string]any{"event": "SUBMIT"})
+		answered <- answer{st, raw, err}
+	}()
+	select {
+	case <-received:
+	case <-ctx.Done():
+		t.Fatal("the TS runtime never received the trigger")
+	}
+	proxy.Cut()
+	eventually(t, "the dashboard tries to reconnect", func() bool { return proxy.Refused() >= 1 })
+	close(cut)
+	select {
+	case <-published:
+	case <-ctx.Done():
+		t.Fatal("the state_change was never published")
+	}
+	proxy.Restore()
+	a := <-answered
+	var s sendAnswer
+	if a.err != nil || a.st != http.StatusOK || json.Unmarshal(a.raw, &s) != nil || s.NewState != "Submitted" {
+		t.Fatalf("trigger answered by a state_change published during the cut: %d %s %v, want 200 Submitted", a.st, a.raw, a.err)
+	}
+}
