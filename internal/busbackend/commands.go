@@ -374,8 +374,10 @@ func (b *Backend) onReply(_ context.Context, m bus.Message) error {
 			b.trail(store.Event{ID: r.CommandID, InstanceID: w.instanceID}, rname)
 		}
 		o := outcome{in: in, prev: r.PreviousState, next: in.CurrentState, runtime: rname}
-		if r.Status == wire.ReplyDuplicate {
+		if r.Status == wire.ReplyDuplicate && w.replyOnly {
 			// Applied before (an Idempotency-Key's retry): the API answers it from the record.
+			// A command id of ours applied before can only be a redelivery of this very
+			// command (its first reply lost): applied, as it says.
 			o.err = fmt.Errorf("command %s already applied (runtime %s): %w (%w)", r.CommandID, rname, xc.ErrNotAccepted, xc.ErrDuplicate)
 		}
 		w.finish(o)

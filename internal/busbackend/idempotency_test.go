@@ -177,6 +177,21 @@ func TestIdempotencyKeyOverTheBus(t *testing.T) {
 		t.Fatalf("%d instances after concurrent same-key creates, want 2", n)
 	}
 
+	// Terminate, retried: the runtime finds its id applied (duplicate reply).
+	st, third, _ := d.keyed(t, base, "order-3", map[string]any{})
+	if st != 201 {
+		t.Fatalf("create: %d %+v", st, third)
+	}
+	for i, x := range []*dashboard{d, d2} {
+		st, s, rep := x.keyed(t, base+"/"+third.Instance.ID+"/terminate", "stop-0", map[string]any{"reason": "test"})
+		if st != 200 || rep != (i > 0) || s.Instance.Status != "terminated" {
+			t.Fatalf("terminate #%d: %d replayed=%v %+v", i+1, st, rep, s)
+		}
+	}
+	if n := countType(d.history(t, third.Instance.ID), "INSTANCE_TERMINATED"); n != 1 {
+		t.Fatalf("%d terminations, want 1", n)
+	}
+
 	// An event that ended the instance, retried: the dashboard refuses it before any runtime
 	// (not active), then finds it applied in the history.
 	for i := range 2 {

@@ -55,7 +55,7 @@ func (b *Backend) operate(ctx context.Context, channel, comp, id string, req xc.
 	cmd := wire.OperatorCommand{ComponentName: in.ComponentName, InstanceID: id, Actor: req.Actor, Reason: req.Reason,
 		Timestamp: wire.Millis(b.clk.Now()), RuntimeName: "dashboard"}
 	cmd.CommandID, cmd.CorrelationID = cid, req.CorrelationID
-	w := &waiter{commandID: cid, channel: channel, component: in.ComponentName, instanceID: id, ch: make(chan outcome, 1)}
+	w := &waiter{commandID: cid, channel: channel, component: in.ComponentName, instanceID: id, replyOnly: req.ID != "", ch: make(chan outcome, 1)}
 	o, err := b.command(ctx, w, cmd, true)
 	if err != nil {
 		return xc.Result{}, err
