@@ -122,9 +122,17 @@ func TestIdempotencyKeyOverTheBus(t *testing.T) {
 	}
 	// A dashboard without database: the runtime's duplicate reply, and the ids it saw itself.
 	d3 := startDashboard(t, url, "", busbackend.Config{CommandTimeout: 20 * time.Second})
+	eventually(t, "runtime up for the dashboard without database", func() bool {
+		return countStatus(d3.runtimes(t), "Counters", busbackend.StatusUp) == 1
+	})
+	// Its view learns the instance from the runtime's query answer, or from this event's
+	// state_change (it subscribed to the events before the registry).
 	var seen instanceAnswer
+	if st := d.call(t, "POST", events, map[string]any{"type": "TICK", "payload": map[string]any{"n": 0}}, &seen); st != 200 {
+		t.Fatalf("tick without key: %d", st)
+	}
 	eventually(t, "instance in the view of the dashboard without database", func() bool {
-		return countStatus(d3.runtimes(t), "Counters", busbackend.StatusUp) == 1 && d3.call(t, "GET", "/api/instances/"+id, nil, &seen) == 200
+		return d3.call(t, "GET", "/api/instances/"+id, nil, &seen) == 200
 	})
 	for i, x := range []struct {
 		key string
@@ -136,8 +144,8 @@ func TestIdempotencyKeyOverTheBus(t *testing.T) {
 			t.Fatalf("%s on the dashboard without database: %d replayed=%v %+v", key, st, rep, s)
 		}
 	}
-	if n := countType(d.history(t, id), "TICK"); n != 2 {
-		t.Fatalf("%d TICK events after the retries without database, want 2", n)
+	if n := countType(d.history(t, id), "TICK"); n != 3 {
+		t.Fatalf("%d TICK events after the retries without database, want 3 (tick-1, the one without key, tick-3)", n)
 	}
 
 	// Concurrent duplicates on two dashboards: each answered (200, or 409 while the same key
@@ -160,8 +168,8 @@ func TestIdempotencyKeyOverTheBus(t *testing.T) {
 		}([]*dashboard{d, d2}[i%2])
 	}
 	wg.Wait()
-	if n := countType(d.history(t, id), "TICK"); n != 3 || statuses[200] < 2 {
-		t.Fatalf("%d TICK events after concurrent same-key ticks (answers %v), want 3 and at least one 200 per dashboard", n, statuses)
+	if n := countType(d.history(t, id), "TICK"); n != 4 || statuses[200] < 2 {
+		t.Fatalf("%d TICK events after concurrent same-key ticks (answers %v), want 4 and at least one 200 per dashboard", n, statuses)
 	}
 	for range n {
 		wg.Add(1)
