@@ -109,7 +109,8 @@ func (e *Engine) registerRestored(cr *compRuntime, recs []*store.Instance) {
 			continue
 		}
 		inst := &instance{isEntryPoint: rec.IsEntryPoint, mr: mr}
-		inst.setRecord(rec)
+		// Idle, and not yet visible to any other goroutine: compact, as register does.
+		inst.setIdleRecord(rec, e.compactIdle)
 		insts[i] = inst
 	}
 	entry := false
@@ -148,11 +149,13 @@ func (e *Engine) registerRestored(cr *compRuntime, recs []*store.Instance) {
 	if locked != nil {
 		locked.mu.Unlock()
 	}
+	var timers []restoredTimers
 	for i, inst := range insts {
 		if inst != nil && len(recs[i].Timers) > 0 && isLive(recs[i]) {
-			e.timers.set(inst, recs[i].Timers)
+			timers = append(timers, restoredTimers{inst, recs[i].CreatedAt, recs[i].Timers})
 		}
 	}
+	e.timers.restoreTimers(timers)
 	if entry {
 		cr.createMu.Lock()
 		cr.entryExists = true

@@ -220,3 +220,108 @@ func jsonRoundTrip(t *testing.T, m map[string]any) map[string]any {
 	}
 	return out
 }
+
+// reverseStreamer streams a memory store's live instances in the reverse of LoadLive's order:
+// StreamLive promises no order, and a SQL store's rows come in whatever order the database
+// reads them.
+type reverseStreamer struct{ *store.Memory }
+
+func (r reverseStreamer) StreamLive(ctx context.Context, component string, fn func(*store.Instance) error) error {
+	recs, err := r.LoadLive(ctx, component)
+	if err != nil {
+		return err
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if err := fn(&recs[i]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// TestRestoredTimersFireInCreationOrder: restored timeouts due at the same millisecond fire in
+// the order of their instances' creation (created_at, then id: LoadLive's order), as they were
+// armed before the restart, whatever order the store streams the rows in.
+func TestRestoredTimersFireInCreationOrder(t *testing.T) {
+	const n = 40
+	ctx := context.Background()
+	comp := parse(t, restoreAccounts)
+	for _, name := range []string{"memory-reversed", "sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			var st store.Store
+			switch name {
+			case "memory-reversed":
+				st = reverseStreamer{store.NewMemory()}
+			case "sqlite":
+				s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "x.db"), sqlite.WithLogger(quietLog()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				st = s
+			case "postgres":
+				s, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.WithLogger(quietLog()))
+				if err != nil {
+					t.Fatal(err)
+				}
+				st = s
+			}
+			t.Cleanup(func() { _ = st.Close() })
+			fake := clock.NewFake(t0)
+			w := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog(), Clock: fake})
+			if err := w.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			ids := make([]string, n)
+			for i := range n {
+				in, err := w.Create(ctx, xc.CreateRequest{Component: "Accounts", Machine: "Account", Data: restoreData(i)})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ids[i] = in.ID
+				if i%2 == 1 { // pairs created in the same millisecond: the id breaks the tie
+					fake.Advance(time.Millisecond)
+				}
+			}
+			// Frozen in the reverse order, at one instant: every THAW is due at the same
+			// millisecond, and the rows were updated last to first.
+			for i := n - 1; i >= 0; i-- {
+				if _, err := w.Send(ctx, ids[i], xc.Event{Type: "FREEZE"}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Settle(ctx); err != nil {
+				t.Fatal(err)
+			}
+			want, err := st.LoadLive(ctx, "Accounts")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+
+			var fired []string
+			r := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog(), Clock: fake}, xcomponenttest.Options{
+				Listen: func(ev xc.RuntimeEvent) {
+					if tf, ok := ev.Data.(xc.TimeoutFired); ok {
+						fired = append(fired, tf.InstanceID)
+					}
+				}})
+			t.Cleanup(func() { _ = r.Close(ctx) })
+			if err := r.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			if err := r.AdvanceTo(ctx, fake.Now().Add(2*time.Hour)); err != nil {
+				t.Fatal(err)
+			}
+			if len(fired) != n || len(want) != n {
+				t.Fatalf("%d timeouts fired, %d live before, want %d", len(fired), len(want), n)
+			}
+			for i := range want {
+				if fired[i] != want[i].ID {
+					t.Fatalf("timeout %d fired for %s, want %s (creation order)\nfired %v", i, fired[i], want[i].ID, fired)
+				}
+			}
+		})
+	}
+}

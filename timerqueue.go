@@ -27,11 +27,18 @@ type timerQueue struct {
 }
 
 type timerEntry struct {
-	due   int64
-	seq   uint64 // arming order: timers due at the same time fire in the order they were armed
-	index int    // position in the heap
-	inst  *instance
-	timer store.Timer
+	due int64
+	// seq is the arming order: timers due at the same time fire in the order they were
+	// armed. Restored armings (restoreTimers) have seq 0, before any armed since, and among
+	// themselves the order of their instances' creation (created, then the instance id), then
+	// their place in the instance's list (ord): the rows of a restore arrive in no particular
+	// order, and this is the order they were armed in before the restart.
+	seq     uint64
+	created int64
+	ord     int
+	index   int // position in the heap
+	inst    *instance
+	timer   store.Timer
 }
 
 type timerHeap []*timerEntry
@@ -39,10 +46,20 @@ type timerHeap []*timerEntry
 func (h timerHeap) Len() int { return len(h) }
 
 func (h timerHeap) Less(i, j int) bool {
-	if h[i].due != h[j].due {
-		return h[i].due < h[j].due
+	a, b := h[i], h[j]
+	if a.due != b.due {
+		return a.due < b.due
 	}
-	return h[i].seq < h[j].seq
+	if a.seq != b.seq || a.seq != 0 {
+		return a.seq < b.seq
+	}
+	if a.created != b.created {
+		return a.created < b.created
+	}
+	if a.inst != b.inst {
+		return a.inst.ID() < b.inst.ID()
+	}
+	return a.ord < b.ord
 }
 
 func (h timerHeap) Swap(i, j int) {
@@ -110,6 +127,45 @@ func (q *timerQueue) set(inst *instance, ts []store.Timer) {
 	} else {
 		q.byInst[inst] = kept
 		inst.timersArmed.Store(true)
+	}
+	q.scheduleLocked()
+}
+
+// restoredTimers are the pending timers of a restored instance.
+type restoredTimers struct {
+	inst    *instance
+	created int64 // the instance's creation time
+	timers  []store.Timer
+}
+
+// restoreTimers arms the timers of freshly restored instances, which hold none yet, with the
+// queue's lock taken once: seq 0 and the instances' creation order (timerEntry).
+func (q *timerQueue) restoreTimers(rs []restoredTimers) {
+	if len(rs) == 0 {
+		return
+	}
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.stopped {
+		return
+	}
+	for _, r := range rs {
+		if q.byInst[r.inst] != nil {
+			continue // armed meanwhile: by a transition, which knows better
+		}
+		var es []*timerEntry
+		for i, t := range r.timers {
+			if t.Spent || armed(es, &t) {
+				continue
+			}
+			te := &timerEntry{due: t.DueAt, created: r.created, ord: i, inst: r.inst, timer: t}
+			heap.Push(&q.h, te)
+			es = append(es, te)
+		}
+		if len(es) > 0 {
+			q.byInst[r.inst] = es
+			r.inst.timersArmed.Store(true)
+		}
 	}
 	q.scheduleLocked()
 }

@@ -214,9 +214,10 @@ type TimerClaimer interface {
 // by one as they read them, instead of as one slice: a restore of a million instances then
 // never holds them all twice, and the engine registers the first while the rest are read.
 type LiveStreamer interface {
-	// StreamLive calls fn with each record LoadLive would return, in the same order, from
-	// one goroutine. Each record is a new one, fn's to keep. An error from fn stops the
-	// stream and is returned.
+	// StreamLive calls fn with each record LoadLive would return, in no particular order
+	// (sorting them is what a database cannot do cheaply at a million rows; the engine does
+	// not need it), from one goroutine. Each record is a new one, fn's to keep. An error from
+	// fn stops the stream and is returned.
 	StreamLive(ctx context.Context, component string, fn func(*Instance) error) error
 }
 

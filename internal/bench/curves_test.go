@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -297,19 +298,83 @@ func seedLive(b *testing.B, st store.Store, n int) {
 }
 
 // openRestoreStore opens a fresh store for the restore benchmark; its PostgreSQL database is
-// named xc_restore_… (dropped at the end).
-func openRestoreStore(b *testing.B, name string) store.Store {
+// named xc_restore_… (dropped at the end). With XCOMPONENT_RESTORE_KEEP=PREFIX the
+// PostgreSQL database is PREFIX_N instead (N the number of instances), created when missing
+// and kept: seeded is then true when it already holds the N live instances, so that repeated
+// runs (profiles, A/B) restore the same rows without writing them again. Drop it yourself.
+func openRestoreStore(b *testing.B, name string, n int) (st store.Store, dsn string, seeded bool) {
 	b.Helper()
 	if name != "postgres" {
-		return openStore(b, name)
+		return openStore(b, name), "", false
 	}
+	ctx := context.Background()
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-	st, err := postgres.Open(context.Background(), pgtest.NewNamedDatabase(b, "xc_restore_"), postgres.WithLogger(quiet))
+	if prefix := os.Getenv("XCOMPONENT_RESTORE_KEEP"); prefix != "" {
+		db := fmt.Sprintf("%s_%d", prefix, n)
+		conn, err := pgx.Connect(ctx, pgtest.AdminDSN())
+		if err != nil {
+			b.Fatal(err)
+		}
+		var exists bool
+		err = conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", db).Scan(&exists)
+		if err == nil && !exists {
+			_, err = conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{db}.Sanitize())
+		}
+		conn.Close(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		dsn = pgtest.WithDatabase(pgtest.AdminDSN(), db)
+	} else {
+		dsn = pgtest.NewNamedDatabase(b, "xc_restore_")
+	}
+	pg, err := postgres.Open(ctx, dsn, postgres.WithLogger(quiet))
 	if err != nil {
 		b.Fatal(err)
 	}
-	b.Cleanup(func() { _ = st.Close() })
-	return st
+	b.Cleanup(func() { _ = pg.Close() })
+	if os.Getenv("XCOMPONENT_RESTORE_KEEP") != "" {
+		conn, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var live int
+		err = conn.QueryRow(ctx, "SELECT count(*) FROM fsm_snapshots WHERE component_name = 'Curve' AND status = 'active'").Scan(&live)
+		conn.Close(ctx)
+		switch {
+		case err != nil:
+			b.Fatal(err)
+		case live == n:
+			return pg, dsn, true
+		case live != 0:
+			b.Fatalf("%s holds %d live instances, want 0 or %d", dsn, live, n)
+		}
+	}
+	return pg, dsn, false
+}
+
+// profileRestore starts a CPU profile of one restore of n instances when
+// XCOMPONENT_RESTORE_CPUPROFILE names a file (n is added to its name; -cpuprofile would also
+// profile the writing of the rows and the forced collections that measure the heap), and
+// returns what stops it.
+func profileRestore(b *testing.B, n int) func() {
+	name := os.Getenv("XCOMPONENT_RESTORE_CPUPROFILE")
+	if name == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%d", name, n))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			b.Fatal(err)
+		}
+	}
 }
 
 // BenchmarkCurveRestore: N live instances (5-field context, routed accountId, one in four
@@ -331,19 +396,41 @@ func BenchmarkCurveRestore(b *testing.B) {
 	for _, name := range curveStores() {
 		for _, n := range curveSizes(b) {
 			b.Run(fmt.Sprintf("store=%s/live=%d", name, n), func(b *testing.B) {
-				st := openRestoreStore(b, name)
+				st, dsn, seeded := openRestoreStore(b, name, n)
 				quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
-				t0 := time.Now()
-				seedLive(b, st, n)
-				b.Logf("%d instances written in %v", n, time.Since(t0).Round(time.Millisecond))
+				if !seeded {
+					t0 := time.Now()
+					seedLive(b, st, n)
+					b.Logf("%d instances written in %v", n, time.Since(t0).Round(time.Millisecond))
+				}
 				// A sub-benchmark, so that the instances are written once however many
 				// restores are timed.
 				b.Run("restore", func(b *testing.B) {
 					var heap float64
-					var cpu time.Duration
+					var cpu, pgCPU time.Duration
+					var faults int64
+					// PostgreSQL's own CPU for the restore's query, from /proc (the
+					// server on this machine).
+					var pgConn *pgx.Conn
+					if dsn != "" {
+						var err error
+						if pgConn, err = pgx.Connect(context.Background(), dsn); err != nil {
+							b.Fatal(err)
+						}
+						defer pgConn.Close(context.Background())
+					}
+					pgCPUNow := func() map[int]time.Duration {
+						if pgConn == nil {
+							return nil
+						}
+						return pgBackendCPU(context.Background(), pgConn, pgConn.Config().Database)
+					}
 					for i := 0; i < b.N; i++ {
 						b.StopTimer()
 						before := heapInUse()
+						pg0 := pgCPUNow()
+						stopProfile := profileRestore(b, n)
+						flt0 := minorFaults()
 						cpu0 := cpuTime()
 						b.StartTimer()
 						r := xc.New(xc.Options{Store: st, Logger: quiet})
@@ -351,7 +438,10 @@ func BenchmarkCurveRestore(b *testing.B) {
 							b.Fatal(err)
 						}
 						b.StopTimer()
+						stopProfile()
 						cpu += cpuTime() - cpu0
+						faults += minorFaults() - flt0
+						pgCPU += pgCPUSince(pg0, pgCPUNow())
 						if got := r.InstanceCount(); got != n {
 							b.Fatalf("restored %d instances, want %d", got, n)
 						}
@@ -364,6 +454,10 @@ func BenchmarkCurveRestore(b *testing.B) {
 					b.StopTimer()
 					b.ReportMetric(heap, "heap-B/instance")
 					b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/op")
+					b.ReportMetric(float64(faults)/float64(b.N), "minflt/op")
+					if pgConn != nil {
+						b.ReportMetric(pgCPU.Seconds()/float64(b.N), "pg-cpu-s/op")
+					}
 					b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "instances/s")
 				})
 			})

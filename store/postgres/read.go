@@ -90,7 +90,7 @@ var liveFormats = pgx.QueryResultFormats{
 // (liveFormats) rather than through pgx's Scan, which allocates a pointer per nullable column
 // and a copy per JSON column: at a million rows that was half of a restore's reading.
 func (s *Store) StreamLive(ctx context.Context, component string, fn func(*store.Instance) error) error {
-	query, args := s.LiveQuery(selectSnapshot, component)
+	query, args := s.StreamQuery(selectSnapshot, component)
 	rows, err := s.pool.Query(ctx, query, append([]any{liveFormats}, args...)...)
 	if err != nil {
 		return fmt.Errorf("load live %s: %w", component, err)

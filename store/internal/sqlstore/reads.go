@@ -67,10 +67,22 @@ func (r Reads) Instance(ctx context.Context, id string) (store.Instance, error) 
 // LiveQuery returns the query of the live instances of a component (LoadLive's rows, in its
 // order) on the columns of selectCols (SELECT … FROM fsm_snapshots) and its parameters.
 func (r Reads) LiveQuery(selectCols, component string) (string, []any) {
+	return r.liveQuery(selectCols, component, "ORDER BY created_at, instance_id")
+}
+
+// StreamQuery is LiveQuery without the order (StreamLive's rows): no index serves
+// ORDER BY created_at, instance_id, so that the database sorted every live row of the
+// component, contexts included — at a million rows an external sort on disk, the largest part
+// of the database's work in a restore (docs/benchmarks.md "Restore").
+func (r Reads) StreamQuery(selectCols, component string) (string, []any) {
+	return r.liveQuery(selectCols, component, "")
+}
+
+func (r Reads) liveQuery(selectCols, component, tail string) (string, []any) {
 	b := r.d.NewBuilder()
 	b.Where("component_name = " + b.Arg(component))
 	b.Where("(status = 'active' OR is_entry_point = TRUE)")
-	return b.SQL(selectCols, "ORDER BY created_at, instance_id"), b.Args()
+	return b.SQL(selectCols, tail), b.Args()
 }
 
 // LoadLive implements store.Store.
@@ -83,10 +95,11 @@ func (r Reads) LoadLive(ctx context.Context, component string) ([]store.Instance
 	return out, nil
 }
 
-// StreamLive implements store.LiveStreamer: LoadLive's rows, each handed to fn as it is
-// read, with the strings that repeat from row to row (names, context keys) shared.
+// StreamLive implements store.LiveStreamer: LoadLive's rows in no particular order
+// (StreamQuery), each handed to fn as it is read, with the strings that repeat from row to
+// row (names, context keys) shared.
 func (r Reads) StreamLive(ctx context.Context, component string, fn func(*store.Instance) error) error {
-	query, args := r.LiveQuery(r.d.SelectInstances, component)
+	query, args := r.StreamQuery(r.d.SelectInstances, component)
 	rows, err := r.db.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("load live %s: %w", component, err)
