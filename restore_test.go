@@ -325,3 +325,53 @@ func TestRestoredTimersFireInCreationOrder(t *testing.T) {
 		})
 	}
 }
+
+// estimating is a streaming store that estimates its live instances at hint
+// (store.LiveEstimator), right or wrong.
+type estimating struct {
+	reverseStreamer
+	hint int
+}
+
+func (e estimating) EstimateLive(context.Context, string) (int, error) { return e.hint, nil }
+
+// TestRestorePresized: a restore sized from the store's estimate (the instance map, and the
+// routing index whose values are unique) restores and routes every instance, whether the
+// estimate is right, too high or too low.
+func TestRestorePresized(t *testing.T) {
+	const n = 5000
+	ctx := context.Background()
+	comp := parse(t, restoreAccounts)
+	for _, hint := range []int{n, 100 * n, 4096} {
+		t.Run(fmt.Sprint(hint), func(t *testing.T) {
+			mem := store.NewMemory()
+			w := xc.New(xc.Options{Store: mem, Logger: quietLog()})
+			if err := w.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			for i := range n {
+				if _, err := w.Create(ctx, xc.CreateRequest{Component: "Accounts", Machine: "Account", Data: restoreData(i)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := w.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := xc.New(xc.Options{Store: estimating{reverseStreamer{mem}, hint}, Logger: quietLog()})
+			t.Cleanup(func() { _ = r.Close(ctx) })
+			if err := r.Load(ctx, comp); err != nil {
+				t.Fatal(err)
+			}
+			if got := r.InstanceCount(); got != n {
+				t.Fatalf("%d instances restored, want %d", got, n)
+			}
+			for i := range n {
+				res, err := r.Broadcast(ctx, xc.BroadcastRequest{Component: "Accounts", Machine: "Account",
+					Event: xc.Event{Type: "CREDIT", Payload: map[string]any{"accountId": fmt.Sprintf("acc-%d", i)}}})
+				if err != nil || res.Matched != 1 || res.Processed != 1 {
+					t.Fatalf("credit of instance %d: %+v, %v", i, res, err)
+				}
+			}
+		})
+	}
+}

@@ -221,6 +221,28 @@ type LiveStreamer interface {
 	StreamLive(ctx context.Context, component string, fn func(*Instance) error) error
 }
 
+// LiveRecycler is implemented by LiveStreamers that can decode rows into records handed back
+// to them: a restore keeps most instances in a compact form of its own and drops the record
+// it was given, and at a million instances those records and their context maps were half of
+// what it allocated (docs/benchmarks.md "Restore").
+type LiveRecycler interface {
+	// StreamLiveReusing is StreamLive, with the records taken from the batches free delivers
+	// when it has one at hand (it is never waited for). A record sent on free is no longer
+	// referenced by its sender, nor its Data map, nor anything else but the values of its
+	// context and its Timers (which are not reused): its Data map is cleared and reused,
+	// every other field is set anew.
+	StreamLiveReusing(ctx context.Context, component string, free <-chan []*Instance, fn func(*Instance) error) error
+}
+
+// LiveEstimator is implemented by stores that estimate, without reading them, how many
+// records LoadLive would return for a component (PostgreSQL: the planner's estimate from its
+// statistics). A restore sizes its maps from it instead of growing them a million times; a
+// wrong estimate costs memory or time, never correctness.
+type LiveEstimator interface {
+	// EstimateLive returns the estimate, 0 when there is none.
+	EstimateLive(ctx context.Context, component string) (int, error)
+}
+
 // InboxPruner is implemented by stores whose inbox (the ids of applied commits, see
 // Commit.InboxID) is kept until pruned: the SQL stores. The memory store bounds its inbox by
 // count instead. Package store/maintenance calls it periodically.

@@ -9,6 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
 	"github.com/xcomponent/xcomponent/store"
 	"github.com/xcomponent/xcomponent/store/postgres"
 	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
@@ -78,4 +81,41 @@ func TestKill9(t *testing.T) {
 func TestTwoProcessesSameInstances(t *testing.T) {
 	a, dsn := open(t)
 	storetest.RunTwoStores(t, a, openDSN(t, dsn))
+}
+
+// TestEstimateLive: no estimate before the table's first ANALYZE, the planner's afterwards.
+func TestEstimateLive(t *testing.T) {
+	ctx := context.Background()
+	s, dsn := open(t)
+	conn, err := pgx.Connect(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	// No ANALYZE by autovacuum in between: this test runs it.
+	if _, err := conn.Exec(ctx, "ALTER TABLE fsm_snapshots SET (autovacuum_enabled = false)"); err != nil {
+		t.Fatal(err)
+	}
+	const n = 3000
+	c := &store.Commit{}
+	for i := range n {
+		c.Instances = append(c.Instances, store.InstanceWrite{ExpectVersion: -1, Instance: &store.Instance{
+			ID: uuid.NewString(), Component: "Est", Machine: "M", State: "S", Status: store.StatusActive,
+			Data: map[string]any{"i": float64(i)}, CreatedAt: int64(i), UpdatedAt: int64(i)}})
+	}
+	if err := s.Commit(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.EstimateLive(ctx, "Est"); err != nil || got != 0 {
+		t.Fatalf("estimate before ANALYZE: %d, %v; want 0", got, err)
+	}
+	if _, err := conn.Exec(ctx, "ANALYZE fsm_snapshots"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.EstimateLive(ctx, "Est"); err != nil || got < n*9/10 || got > n*11/10 {
+		t.Fatalf("estimate after ANALYZE: %d, %v; want about %d", got, err, n)
+	}
+	if got, err := s.EstimateLive(ctx, "Other"); err != nil || got > 10 {
+		t.Fatalf("estimate of a component without instances: %d, %v", got, err)
+	}
 }

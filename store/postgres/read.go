@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"strings"
@@ -90,15 +91,24 @@ var liveFormats = pgx.QueryResultFormats{
 // (liveFormats) rather than through pgx's Scan, which allocates a pointer per nullable column
 // and a copy per JSON column: at a million rows that was half of a restore's reading.
 func (s *Store) StreamLive(ctx context.Context, component string, fn func(*store.Instance) error) error {
+	return s.StreamLiveReusing(ctx, component, nil, fn)
+}
+
+// StreamLiveReusing implements store.LiveRecycler.
+func (s *Store) StreamLiveReusing(ctx context.Context, component string, free <-chan []*store.Instance, fn func(*store.Instance) error) error {
 	query, args := s.StreamQuery(selectSnapshot, component)
 	rows, err := s.pool.Query(ctx, query, append([]any{liveFormats}, args...)...)
 	if err != nil {
 		return fmt.Errorf("load live %s: %w", component, err)
 	}
 	defer rows.Close()
-	var intern sqlstore.Interner
+	var (
+		intern sqlstore.Interner
+		recs   sqlstore.Recycled
+	)
 	for rows.Next() {
-		rec, err := decodeLiveRow(rows.RawValues(), &intern)
+		rec := recs.Next(free)
+		err := decodeLiveRow(rec, rows.RawValues(), &intern)
 		if err != nil {
 			return fmt.Errorf("load live %s: %w", component, err)
 		}
@@ -112,15 +122,43 @@ func (s *Store) StreamLive(ctx context.Context, component string, fn func(*store
 	return nil
 }
 
+// EstimateLive implements store.LiveEstimator: the planner's row estimate for StreamLive's
+// query (EXPLAIN, no row read), as good as the table's statistics (autovacuum's ANALYZE);
+// 0 for a table never analyzed, whose estimate means nothing.
+func (s *Store) EstimateLive(ctx context.Context, component string) (int, error) {
+	var analyzed bool
+	err := s.pool.QueryRow(ctx, `SELECT COALESCE(last_analyze, last_autoanalyze) IS NOT NULL
+		FROM pg_stat_user_tables WHERE relid = 'fsm_snapshots'::regclass`).Scan(&analyzed)
+	if err != nil || !analyzed {
+		return 0, err
+	}
+	query, args := s.StreamQuery("SELECT instance_id FROM fsm_snapshots", component)
+	var plan []byte
+	if err := s.pool.QueryRow(ctx, "EXPLAIN (FORMAT JSON) "+query, args...).Scan(&plan); err != nil {
+		return 0, fmt.Errorf("estimate live %s: %w", component, err)
+	}
+	var out []struct {
+		Plan struct {
+			Rows float64 `json:"Plan Rows"`
+		} `json:"Plan"`
+	}
+	if err := json.Unmarshal(plan, &out); err != nil || len(out) != 1 {
+		return 0, fmt.Errorf("estimate live %s: plan %q: %v", component, plan, err)
+	}
+	return int(min(out[0].Plan.Rows, 1e9)), nil
+}
+
 // pgEpochMs is 2000-01-01T00:00:00Z, PostgreSQL's binary timestamp origin, in ms since 1970.
 const pgEpochMs = 946_684_800_000
 
-// decodeLiveRow decodes one selectSnapshot row in liveFormats; NULL columns are nil.
-func decodeLiveRow(v [][]byte, intern *sqlstore.Interner) (*store.Instance, error) {
+// decodeLiveRow decodes one selectSnapshot row in liveFormats into in (NULL columns are nil),
+// reusing in.Data when it is set (an empty map).
+func decodeLiveRow(in *store.Instance, v [][]byte, intern *sqlstore.Interner) error {
 	if len(v) != 13 {
-		return nil, fmt.Errorf("snapshot row: %d columns, want 13", len(v))
+		return fmt.Errorf("snapshot row: %d columns, want 13", len(v))
 	}
-	in := &store.Instance{
+	reuse := in.Data
+	*in = store.Instance{
 		ID: string(v[0]), Component: intern.Bytes(v[1]), Machine: intern.Bytes(v[2]), State: intern.Bytes(v[3]),
 		Status: store.Status(intern.Bytes(v[5])), ParentID: string(v[7]), ParentMachine: intern.Bytes(v[8]),
 	}
@@ -129,18 +167,18 @@ func decodeLiveRow(v [][]byte, intern *sqlstore.Interner) (*store.Instance, erro
 	}
 	var ok bool
 	if in.CreatedAt, ok = pgMillis(v[9]); !ok {
-		return nil, fmt.Errorf("instance %s created_at: %d bytes", in.ID, len(v[9]))
+		return fmt.Errorf("instance %s created_at: %d bytes", in.ID, len(v[9]))
 	}
 	if in.UpdatedAt, ok = pgMillis(v[10]); !ok {
-		return nil, fmt.Errorf("instance %s updated_at: %d bytes", in.ID, len(v[10]))
+		return fmt.Errorf("instance %s updated_at: %d bytes", in.ID, len(v[10]))
 	}
 	if v[11] != nil {
 		if len(v[11]) != 8 {
-			return nil, fmt.Errorf("instance %s version: %d bytes", in.ID, len(v[11]))
+			return fmt.Errorf("instance %s version: %d bytes", in.ID, len(v[11]))
 		}
 		in.Version = int64(binary.BigEndian.Uint64(v[11]))
 	}
-	return in, sqlstore.DecodeInstanceJSONInterned(in, v[4], v[12], intern)
+	return sqlstore.DecodeInstanceJSONReusing(in, reuse, v[4], v[12], intern)
 }
 
 // pgMillis converts a binary TIMESTAMPTZ (µs since 2000, big-endian) to ms since 1970, as

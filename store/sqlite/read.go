@@ -24,8 +24,9 @@ func newDialect() *sqlstore.Dialect {
 		TextMatch: func(b *sqlstore.Builder, text string) string {
 			return "(contains_folded(instance_id, " + b.Arg(text) + ") OR contains_folded(context, " + b.Arg(text) + "))"
 		},
-		SelectInstances: selectSnapshot,
-		ScanInstance:    scanInstanceInterned,
+		SelectInstances:     selectSnapshot,
+		ScanInstance:        scanInstanceInterned,
+		ScanInstanceReusing: scanInstanceReusing,
 		SelectEvents: `SELECT id, instance_id, component_name, machine_name, event_type, event_payload, from_state, to_state,
 	context, source_component_name, correlation_id, causation_id, actor, source, seq, persisted_at, note, trace_id, reason FROM fsm_events`,
 		InsertionOrder: "rowid",
@@ -40,6 +41,12 @@ func scanInstance(r sqlstore.Scanner) (store.Instance, error) { return scanInsta
 
 // scanInstanceInterned is scanInstance sharing names and context keys through in.
 func scanInstanceInterned(r sqlstore.Scanner, in *sqlstore.Interner) (store.Instance, error) {
+	return scanInstanceReusing(r, in, nil)
+}
+
+// scanInstanceReusing is scanInstanceInterned decoding the context into reuse when it can
+// (sqlstore.DecodeMapReusing).
+func scanInstanceReusing(r sqlstore.Scanner, in *sqlstore.Interner, reuse map[string]any) (store.Instance, error) {
 	var (
 		rec                                   store.Instance
 		comp, machine, state, status, parentM sql.RawBytes
@@ -55,7 +62,7 @@ func scanInstanceInterned(r sqlstore.Scanner, in *sqlstore.Interner) (store.Inst
 	rec.Status, rec.ParentID, rec.ParentMachine = store.Status(in.Bytes(status)), parent.String, in.Bytes(parentM)
 	rec.IsEntryPoint = entry.Int64 != 0
 	rec.CreatedAt, rec.UpdatedAt, rec.Version = created.Int64, updated.Int64, version.Int64
-	return rec, sqlstore.DecodeInstanceJSONInterned(&rec, data, timers, in)
+	return rec, sqlstore.DecodeInstanceJSONReusing(&rec, reuse, data, timers, in)
 }
 
 // newConnector opens connections with the store's own SQL function, registered on a driver

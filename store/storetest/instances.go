@@ -3,8 +3,11 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"maps"
 	"reflect"
 	"slices"
+	"sort"
 	"sync"
 	"testing"
 
@@ -321,4 +324,111 @@ func testEntryPointUnique(t *testing.T, s store.Store) {
 	if won != 1 || len(live) != 1 {
 		t.Errorf("%d of %d concurrent entry-point creations succeeded, %d stored: want 1", won, n, len(live))
 	}
+}
+
+// testStreamLive: StreamLive hands over LoadLive's records (in any order), and so does
+// StreamLiveReusing when it decodes into records handed back dirty: every field set anew,
+// the context map cleared, the timers not reused.
+func testStreamLive(t *testing.T, s store.Store) {
+	ls, ok := s.(store.LiveStreamer)
+	if !ok {
+		t.Skip("not a store.LiveStreamer")
+	}
+	ctx := context.Background()
+	comp := unique("comp")
+	for i := range 30 {
+		data := map[string]any{"i": float64(i), "name": fmt.Sprintf("n%d", i), "nested": map[string]any{"a": []any{1.0, "x"}}}
+		if i%3 == 0 {
+			data = map[string]any{"only": true} // another shape
+		}
+		if i%7 == 0 {
+			data["esc"] = "a\"b" // outside the fast JSON reader
+		}
+		in := newInstance(comp, "M", "S", data, base+int64(i))
+		if i%4 == 0 {
+			in.Timers = []store.Timer{{Event: "T", TargetState: "S", DueAt: base + 100 + int64(i), TotalMs: 100, Kind: store.TimerTimeout, Transition: 2, ArmedAt: base}}
+		}
+		if i%5 == 0 {
+			in.ParentID, in.ParentMachine = newID(), "P"
+		}
+		mustCreate(t, s, in)
+	}
+	want, err := s.LoadLive(ctx, comp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	byID := func(recs []*store.Instance) []store.Instance {
+		out := make([]store.Instance, len(recs))
+		for i, r := range recs {
+			out[i] = *r
+		}
+		sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+		return out
+	}
+	check := func(what string, got []store.Instance) {
+		t.Helper()
+		w := append([]store.Instance(nil), want...)
+		sort.Slice(w, func(i, j int) bool { return w[i].ID < w[j].ID })
+		if !reflect.DeepEqual(ids(got), ids(w)) {
+			t.Fatalf("%s: %v, want %v", what, ids(got), ids(w))
+		}
+		for i := range w {
+			checkInstance(t, w[i], got[i])
+		}
+	}
+	var got []*store.Instance
+	if err := ls.StreamLive(ctx, comp, func(r *store.Instance) error { got = append(got, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	check("StreamLive", byID(got))
+
+	lr, ok := s.(store.LiveRecycler)
+	if !ok {
+		return
+	}
+	dirty := func() []*store.Instance {
+		var out []*store.Instance
+		for range 8 {
+			out = append(out, &store.Instance{
+				ID: "junk", Component: "junk", Machine: "junk", State: "junk", Status: store.StatusError,
+				IsEntryPoint: true, ParentID: "junk", ParentMachine: "junk", CreatedAt: 1, UpdatedAt: 1, Version: 9,
+				Data:   map[string]any{"junk": 1.0, "i": "junk", "only": "junk"},
+				Timers: []store.Timer{{Event: "junk"}},
+			})
+		}
+		return out
+	}
+	free := make(chan []*store.Instance, 4)
+	given := map[*store.Instance]bool{}
+	for range 3 {
+		b := dirty()
+		for _, r := range b {
+			given[r] = true
+		}
+		free <- b
+	}
+	got = got[:0]
+	reused := 0
+	err = lr.StreamLiveReusing(ctx, comp, free, func(r *store.Instance) error {
+		if given[r] {
+			reused++
+		}
+		cp := *r // the reused records are handed back below, and decoded into again
+		cp.Data = maps.Clone(r.Data)
+		got = append(got, &cp)
+		if len(got)%5 == 0 {
+			select {
+			case free <- []*store.Instance{r}:
+			default:
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reused < 24 {
+		t.Errorf("%d records reused, want at least the 24 handed over", reused)
+	}
+	check("StreamLiveReusing", byID(got))
 }

@@ -32,6 +32,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Outbox", testOutbox},
 		{"PruneInbox", testPruneInbox},
 		{"LoadLive", testLoadLive},
+		{"StreamLive", testStreamLive},
 		{"Search", testSearch},
 		{"SearchPagination", testSearchPagination},
 		{"SearchDefaultLimit", testSearchDefaultLimit},

@@ -47,12 +47,18 @@ func DecodeInstanceJSON(in *store.Instance, data, timers []byte) error {
 // DecodeInstanceJSONInterned is DecodeInstanceJSON with the context decoded by
 // DecodeMapInterned (a nil Interner interns nothing).
 func DecodeInstanceJSONInterned(in *store.Instance, data, timers []byte, i *Interner) error {
+	return DecodeInstanceJSONReusing(in, nil, data, timers, i)
+}
+
+// DecodeInstanceJSONReusing is DecodeInstanceJSONInterned with the context decoded into
+// reuse when it can be (DecodeMapReusing).
+func DecodeInstanceJSONReusing(in *store.Instance, reuse map[string]any, data, timers []byte, i *Interner) error {
 	var err error
-	if in.Data, err = DecodeMapInterned(data, i); err != nil {
+	if in.Data, err = DecodeMapReusing(reuse, data, i); err != nil {
 		return fmt.Errorf("instance %s context: %w", in.ID, err)
 	}
 	if len(timers) > 0 && string(timers) != "[]" && string(timers) != "null" {
-		if err := json.Unmarshal(timers, &in.Timers); err != nil {
+		if in.Timers, err = DecodeTimers(timers, i); err != nil {
 			return fmt.Errorf("instance %s pending_timeouts: %w", in.ID, err)
 		}
 	}

@@ -50,6 +50,9 @@ type Dialect struct {
 	// ScanInstance reads one row of SelectInstances, sharing repeated strings through in
 	// (nil: none shared).
 	ScanInstance func(r Scanner, in *Interner) (store.Instance, error)
+	// ScanInstanceReusing, when set, is ScanInstance decoding the context into reuse (an
+	// empty map, or nil) when it can: StreamLiveReusing's rows.
+	ScanInstanceReusing func(r Scanner, in *Interner, reuse map[string]any) (store.Instance, error)
 	// SelectEvents is SELECT … FROM fsm_events with the columns ScanEvent reads: id,
 	// instance_id, component_name, machine_name, event_type, event_payload, from_state,
 	// to_state, context, source_component_name, correlation_id, causation_id, actor, source,

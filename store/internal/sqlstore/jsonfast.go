@@ -43,10 +43,19 @@ func (in *Interner) Bytes(b []byte) string {
 // map[string]any, []any), and hands anything else (escapes, invalid UTF-8, malformed text)
 // to encoding/json, so that the result, errors included, is always encoding/json's.
 func DecodeMapInterned(b []byte, in *Interner) (map[string]any, error) {
+	return DecodeMapReusing(nil, b, in)
+}
+
+// DecodeMapReusing is DecodeMapInterned decoding into reuse, an empty map, when it is not nil
+// and the fast reader decodes b (the result is then reuse).
+func DecodeMapReusing(reuse map[string]any, b []byte, in *Interner) (map[string]any, error) {
 	if len(b) == 0 || string(b) == "null" || string(b) == "{}" {
+		if reuse != nil {
+			return reuse, nil
+		}
 		return map[string]any{}, nil
 	}
-	d := fastDecoder{b: b, in: in}
+	d := fastDecoder{b: b, in: in, reuse: reuse}
 	d.skipSpace()
 	if d.i < len(d.b) && d.b[d.i] == '{' {
 		if m, ok := d.object(0); ok {
@@ -65,6 +74,9 @@ type fastDecoder struct {
 	b  []byte
 	i  int
 	in *Interner
+	// reuse, when not nil, is the empty map the top-level object is decoded into (a failed
+	// decoding may leave members in it: the caller falls back to encoding/json and a new map).
+	reuse map[string]any
 }
 
 // maxDepth stays well under encoding/json's nesting limit (10000), so that what fails there
@@ -88,7 +100,10 @@ func (d *fastDecoder) object(depth int) (map[string]any, bool) {
 		return nil, false
 	}
 	d.i++
-	m := make(map[string]any, 8)
+	m := d.reuse
+	if m == nil || depth > 0 {
+		m = make(map[string]any, 8)
+	}
 	d.skipSpace()
 	if d.i < len(d.b) && d.b[d.i] == '}' {
 		d.i++

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+
+	"github.com/xcomponent/xcomponent/store"
 )
 
 var jsonCorpus = []string{
@@ -67,4 +69,44 @@ func BenchmarkDecodeContext(b *testing.B) {
 			}
 		}
 	})
+}
+
+var timersCorpus = []string{
+	`[]`, ` [ ] `, `null`, `[{}]`, `[null]`,
+	`[{"kind": "timeout", "dueAt": 1764633600000, "event": "THAW", "armedAt": 1764547200000, "totalMs": 86400000, "transition": 3, "targetState": "Open"}]`,
+	`[{"event":"A","targetState":"B","dueAt":5,"totalMs":5,"kind":"auto","transition":0,"armedAt":0,"causationId":"c","correlationId":"d","spent":true},{"event":"B","spent":false}]`,
+	`[{"dueAt":-0}]`, `[{"dueAt":-12}]`, `[{"dueAt":01}]`, `[{"dueAt":1.5}]`, `[{"dueAt":1e3}]`, `[{"dueAt":123456789012345678}]`,
+	`[{"dueAt":1234567890123456789}]`, `[{"dueAt":99999999999999999999}]`, `[{"dueAt":"5"}]`, `[{"event":5}]`,
+	`[{"DueAt":5}]`, `[{"EVENT":"x"}]`, `[{"other":1}]`, `[{"event":"a\"b"}]`, `[{"event":"é"}]`, `[{"event":"` + "\xff" + `"}]`,
+	`[{"spent":null}]`, `[{"spent":1}]`, `[{"event":null}]`, `[{"dueAt":5,"dueAt":6}]`, `[{"dueAt":5},]`, `[{"dueAt":5}] x`,
+	`[{"dueAt" 5}]`, `[{"dueAt":}]`, `[{"dueAt":-}]`, `{"dueAt":5}`, `[1]`, `[`, `[{`, "[\n\t{\"dueAt\" :\r\n 7 }\n]",
+}
+
+// TestDecodeTimersMatchesEncodingJSON: the fast timers reader gives json.Unmarshal's timers,
+// or its error, on every input.
+func TestDecodeTimersMatchesEncodingJSON(t *testing.T) {
+	for _, s := range timersCorpus {
+		checkTimers(t, []byte(s))
+	}
+}
+
+func FuzzDecodeTimers(f *testing.F) {
+	for _, s := range timersCorpus {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) { checkTimers(t, b) })
+}
+
+func checkTimers(t *testing.T, b []byte) {
+	t.Helper()
+	var want []store.Timer
+	werr := json.Unmarshal(b, &want)
+	var in Interner
+	got, gerr := DecodeTimers(b, &in)
+	if (werr == nil) != (gerr == nil) || (werr != nil && werr.Error() != gerr.Error()) {
+		t.Fatalf("%q: error %v, encoding/json %v", b, gerr, werr)
+	}
+	if werr == nil && !reflect.DeepEqual(got, want) {
+		t.Fatalf("%q: %#v, encoding/json %#v", b, got, want)
+	}
 }

@@ -99,16 +99,53 @@ func (r Reads) LoadLive(ctx context.Context, component string) ([]store.Instance
 // (StreamQuery), each handed to fn as it is read, with the strings that repeat from row to
 // row (names, context keys) shared.
 func (r Reads) StreamLive(ctx context.Context, component string, fn func(*store.Instance) error) error {
+	return r.StreamLiveReusing(ctx, component, nil, fn)
+}
+
+// Recycled hands out the records of a stream (store.LiveRecycler): one from the batches its
+// consumer sent back when one is at hand, else a new one. The zero value is ready; one per
+// stream (not safe for concurrent use).
+type Recycled struct{ batch []*store.Instance }
+
+// Next returns a record to decode a row into: its Data, when set, is an empty map to reuse.
+func (r *Recycled) Next(free <-chan []*store.Instance) *store.Instance {
+	if len(r.batch) == 0 {
+		select {
+		case r.batch = <-free: // a nil channel is never ready
+		default:
+		}
+	}
+	n := len(r.batch)
+	if n == 0 {
+		return new(store.Instance)
+	}
+	rec := r.batch[n-1]
+	r.batch[n-1] = nil
+	r.batch = r.batch[:n-1]
+	clear(rec.Data)
+	return rec
+}
+
+// StreamLiveReusing implements store.LiveRecycler.
+func (r Reads) StreamLiveReusing(ctx context.Context, component string, free <-chan []*store.Instance, fn func(*store.Instance) error) error {
 	query, args := r.StreamQuery(r.d.SelectInstances, component)
 	rows, err := r.db.Query(ctx, query, args...)
 	if err != nil {
 		return fmt.Errorf("load live %s: %w", component, err)
 	}
 	defer rows.Close()
-	var in Interner
+	var (
+		in   Interner
+		recs Recycled
+	)
 	for rows.Next() {
-		rec := new(store.Instance)
-		if *rec, err = r.d.ScanInstance(rows, &in); err != nil {
+		rec := recs.Next(free)
+		if r.d.ScanInstanceReusing != nil {
+			*rec, err = r.d.ScanInstanceReusing(rows, &in, rec.Data)
+		} else {
+			*rec, err = r.d.ScanInstance(rows, &in)
+		}
+		if err != nil {
 			return fmt.Errorf("load live %s: %w", component, err)
 		}
 		if err := fn(rec); err != nil {
