@@ -397,12 +397,14 @@ func analyze(b *testing.B, dsn string) {
 // (multi-row inserts, not timed), then a new engine restores them: xc.New + Load, which reads
 // every live instance and rebuilds its record, state sets, routing index and timers
 // ("restore"). s/op is one restore (wall); cpu-s/op the CPU time of this process during it
-// (all its goroutines: the figure to compare on a loaded machine; the database server's own
-// CPU is not in it); heap-B/instance what the restored engine holds per instance.
+// (all its goroutines: the figure to compare on a loaded machine); pg-cpu-s/op that of the
+// PostgreSQL backends serving it (read from /proc: a server on this machine); minflt/op this
+// process's minor page faults; heap-B/instance what the restored engine holds per instance.
 //
 //	XCOMPONENT_CURVE_SIZES=1000,10000,100000,1000000 go test ./internal/bench -run '^$' -bench CurveRestore -benchtime 3x -timeout 60m
 //
-// (XCOMPONENT_CURVE_STORES=postgres for one store.)
+// (XCOMPONENT_CURVE_STORES=postgres for one store; XCOMPONENT_RESTORE_KEEP and
+// XCOMPONENT_RESTORE_CPUPROFILE: openRestoreStore, profileRestore.)
 func BenchmarkCurveRestore(b *testing.B) {
 	comp, err := component.Parse([]byte(restoreComponent), "curve-restore.yaml")
 	if err != nil {
