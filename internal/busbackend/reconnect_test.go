@@ -285,6 +285,12 @@ func TestDashboardReconnectKeepsAnswers(t *testing.T) {
 	// In flight for sure, then with the answers lost: 6 TICKs, 2 creates, 1 terminate.
 	const inFlight = 9
 	for round, lose := range []bool{false, true} {
+		// The previous step's answers can arrive before the dashboard's reconnection is over
+		// (its subscriptions are consumed while the others are re-established): until it is,
+		// the dashboard answers 503 without publishing.
+		if err := dashBus.WaitConnected(ctx); err != nil {
+			t.Fatal(err)
+		}
 		before, storeBefore := replies.n.Load(), d.be.StoreAnswers()
 		rtProxy.Cut()
 		eventually(t, "both runtimes try to reconnect", func() bool { return rtProxy.Refused() >= 2 })
