@@ -248,7 +248,26 @@ func (s *memSub) run() {
 		s.q.msgs = s.q.msgs[1:]
 		s.b.mu.Unlock()
 
-		err := s.h(s.ctx, m)
+		parts, err := Unbatch(m)
+		if err != nil && IsDeadLetterQueue(s.q.name) {
+			parts, err = nil, nil // a dead batch: read as it is
+		}
+		if err == nil && parts == nil {
+			err = s.h(s.ctx, m)
+		}
+		for _, p := range parts {
+			// A batch: its messages one after the other, each failed one dead-lettered alone.
+			perr := s.h(s.ctx, p)
+			if perr != nil && s.ctx.Err() != nil {
+				err = perr
+				break
+			}
+			if perr != nil && !s.private {
+				s.b.mu.Lock()
+				s.deadLetter(p, perr)
+				s.b.mu.Unlock()
+			}
+		}
 		if err == nil || s.private {
 			continue
 		}
@@ -258,17 +277,26 @@ func (s *memSub) run() {
 			m.Redelivered = true
 			s.q.msgs = append([]Message{m}, s.q.msgs...)
 			s.q.wake()
-		} else if s.q.dlq != nil {
-			m.Redelivered = false
-			m.Headers = maps.Clone(m.Headers)
-			if m.Headers == nil {
-				m.Headers = map[string]string{}
-			}
-			m.Headers[HeaderDeadLetterReason] = err.Error()
-			s.q.dlq.push(m)
+		} else {
+			s.deadLetter(m, err)
 		}
 		s.b.mu.Unlock()
 	}
+}
+
+// deadLetter pushes m to the queue's dead-letter queue with reason err; the caller holds
+// Memory.mu.
+func (s *memSub) deadLetter(m Message, err error) {
+	if s.q.dlq == nil {
+		return
+	}
+	m.Redelivered = false
+	m.Headers = maps.Clone(m.Headers)
+	if m.Headers == nil {
+		m.Headers = map[string]string{}
+	}
+	m.Headers[HeaderDeadLetterReason] = err.Error()
+	s.q.dlq.push(m)
 }
 
 // Close implements Subscription.

@@ -127,14 +127,7 @@ func PublishCommand(ctx context.Context, b Bus, component, instanceID, kind stri
 	if instanceID == "" {
 		return fmt.Errorf("bus: %s command for component %s without an instance id", kind, component)
 	}
-	h := make(map[string]string, len(meta.Headers)+2)
-	for k, v := range meta.Headers {
-		h[k] = v
-	}
-	h[HeaderCommand] = kind
-	h[HeaderInstance] = instanceID
-	meta.Headers = h
-	return b.Publish(ctx, CommandChannel(component, instanceID), body, meta)
+	return b.Publish(ctx, CommandChannel(component, instanceID), body, commandMeta(meta, kind, instanceID))
 }
 
 // IngressQueue is the queue through which commands published on the xcomponent-ai channels

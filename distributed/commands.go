@@ -186,12 +186,27 @@ func (q *commandQueues) consumePartition(ctx context.Context, i int) (bus.Subscr
 		Bindings:     bus.PartitionBindings(r.comp.Name, q.n, i),
 		SingleActive: true, MessageTTL: r.cfg.CommandTTL, MaxLength: r.cfg.CommandMaxLength,
 		DeadLetterQueue: q.dlq, Prefetch: r.cfg.Prefetch, OrderKey: partitionKey,
-	}, r.handler(queuePartition, i, r.handleCommand))
+	}, r.handler(queuePartition, i, func(ctx context.Context, m bus.Message) error {
+		if id := m.Headers[bus.HeaderInstance]; id != "" && bus.Partition(id, q.n) != i {
+			return r.forwardToPartition(ctx, m, id, i)
+		}
+		return r.handleCommand(ctx, m)
+	}))
 	if err != nil {
 		return nil, fmt.Errorf("consume %s: %w", name, err)
 	}
 	r.metrics.partitionConsumer.WithLabelValues(r.comp.Name, strconv.Itoa(i)).Set(1)
 	return s, nil
+}
+
+// forwardToPartition re-publishes command m for instance id, received on partition i, to the
+// instance's partition: a batch of a publisher that grouped its commands by another partition
+// count than the component's (bus.CommandBatchKey) reaches the partition of its first command
+// only. The commands of one instance stay in order: all of them come this way, one at a time.
+func (r *runtime) forwardToPartition(ctx context.Context, m bus.Message, id string, i int) error {
+	r.log.DebugContext(ctx, "command of another partition forwarded there", "messageId", m.MessageID, "instanceId", id, "partition", i)
+	return bus.PublishCommand(ctx, r.bus, r.comp.Name, id, m.Headers[bus.HeaderCommand], m.Body,
+		bus.Meta{MessageID: m.MessageID, CorrelationID: m.CorrelationID, Headers: m.Headers})
 }
 
 // close stops consuming; unfinished commands stay in their queues for the other runtimes.
@@ -442,7 +457,7 @@ func (r *runtime) handleIngress(ctx context.Context, m bus.Message) error {
 	// The partition's consumer continues this trace (a new one when the command came from
 	// xcomponent-ai, without trace context).
 	meta := bus.Meta{MessageID: id, CorrelationID: m.CorrelationID, Headers: telemetry.Inject(ctx, headers)}
-	if err := bus.PublishCommand(ctx, r.bus, comp, instanceID, m.Channel, body, meta); err != nil {
+	if err := r.batch.PublishCommand(ctx, comp, instanceID, m.Channel, body, meta); err != nil {
 		return err // stopping or disconnected: the ingress message is redelivered
 	}
 	return nil
@@ -899,7 +914,7 @@ func (r *runtime) reply(ctx context.Context, kind, reqID, correlationID, comp st
 	// acknowledges the command, so its answer must go out too.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), replyTimeout)
 	defer cancel()
-	if err := r.bus.Publish(ctx, wire.ChannelCommandReply, body, meta); err != nil {
+	if err := r.batch.Publish(ctx, wire.ChannelCommandReply, wire.ChannelCommandReply, body, meta); err != nil {
 		r.log.Warn("command reply not published", "commandId", reqID, "err", err)
 	}
 }

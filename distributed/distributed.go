@@ -177,7 +177,10 @@ type runtime struct {
 	host    string
 	store   store.Store
 	bus     bus.Bus
-	eng     *xc.Engine
+	// batch coalesces the replies, and the commands the ingress forwards to one partition,
+	// published while one is in flight (bus.Batcher).
+	batch *bus.Batcher
+	eng   *xc.Engine
 
 	dropped       atomic.Int64 // DroppedEvents last logged
 	publishFailed atomic.Int64 // runtime events the broker did not take
@@ -293,6 +296,13 @@ func Run(ctx context.Context, cfg Config) (err error) {
 	}
 	defer func() { _ = b.Close() }()
 	r.bus = b
+	r.batch = bus.NewBatcher(b, 0, 0)
+	r.batch.Partitions = func(comp string) int { // the ingress: its own component's count
+		if comp == r.comp.Name {
+			return cfg.Partitions
+		}
+		return 0
+	}
 
 	// Messages for other components go through the relay (outbox → broker, with confirms).
 	rel := newRelay(r.log, b, st, r.comp.Name, cfg.RuntimeName, cfg.OutboxSweep)

@@ -31,7 +31,9 @@ import (
 // XCOMPONENT_LOAD_PUBLISHERS (64) and XCOMPONENT_LOAD_INSTANCES (1024) tune it;
 // XCOMPONENT_LOAD_REPLIES=0 publishes the TICKs with xc-reply: none (counted from their
 // state_change events); XCOMPONENT_LOAD_FRAMES=1 counts the AMQP frames per command through
-// a proxy (which costs the test process CPU: leave it off to compare CPU per command).
+// a proxy (which costs the test process CPU: leave it off to compare CPU per command);
+// XCOMPONENT_LOAD_BATCH=0 publishes each command as its own message instead of through a
+// bus.Batcher (the commands of one partition waiting while one is in flight in one message).
 //
 //	XCOMPONENT_LOAD=1 go test -run TestLoadThroughBroker -v -timeout 20m ./distributed/
 func TestLoadThroughBroker(t *testing.T) {
@@ -111,6 +113,14 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 		distributedtest.Start(t, cfg)
 	}
 	client := newClient(t, url)
+	publish := func(ctx context.Context, comp, id, kind string, body []byte, meta bus.Meta) error {
+		return bus.PublishCommand(ctx, client, comp, id, kind, body, meta)
+	}
+	var batcher *bus.Batcher
+	if os.Getenv("XCOMPONENT_LOAD_BATCH") != "0" {
+		batcher = bus.NewBatcher(client, 0, 0)
+		publish = batcher.PublishCommand
+	}
 	var (
 		mu         sync.Mutex
 		published  = map[string]time.Time{}
@@ -179,7 +189,7 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 			for i := p; i < instances; i += publishers {
 				ids[i] = uuid.NewString()
 				body := mustJSON(t, wire.CreateInstance{ComponentName: counters, InstanceID: ids[i], Context: map[string]any{}, Timestamp: wire.Now()})
-				if err := bus.PublishCommand(ctx, client, counters, ids[i], wire.ChannelCreateInstance, body, bus.Meta{MessageID: uuid.NewString()}); err != nil {
+				if err := publish(ctx, counters, ids[i], wire.ChannelCreateInstance, body, bus.Meta{MessageID: uuid.NewString()}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -198,6 +208,10 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 		framesBefore = frames.snapshot()
 	}
 	cpuBefore := readCPU()
+	var pubBefore, cmdBefore int64
+	if batcher != nil {
+		pubBefore, cmdBefore = batcher.Stats()
+	}
 	measuring.Store(true)
 	start := time.Now()
 	deadline := start.Add(duration)
@@ -217,7 +231,7 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 					if !replies {
 						meta.Headers = map[string]string{bus.HeaderReply: bus.ReplyNone}
 					}
-					if err := bus.PublishCommand(ctx, client, counters, ids[i], wire.ChannelTriggerEvent, body, meta); err != nil {
+					if err := publish(ctx, counters, ids[i], wire.ChannelTriggerEvent, body, meta); err != nil {
 						t.Error(err)
 						return
 					}
@@ -252,6 +266,10 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 	per := func(d time.Duration) string { return fmt.Sprintf("%.0fµs", float64(d.Microseconds())/float64(n)) }
 	t.Logf("CPU per command: test process (runtimes + load generator) %s, broker (beam.smp) %s, postgres (all) %s; load average %s",
 		per(cpuAfter.self-cpuBefore.self), per(cpuSince(cpuAfter.broker, cpuBefore.broker)), per(cpuSince(cpuAfter.db, cpuBefore.db)), loadAvg())
+	if batcher != nil {
+		p, c := batcher.Stats()
+		t.Logf("load generator: %d commands in %d broker messages (%.1f per message)", c-cmdBefore, p-pubBefore, float64(c-cmdBefore)/float64(max(p-pubBefore, 1)))
+	}
 	if frames != nil {
 		t.Logf("AMQP frames per command (c>s: clients to broker, s>c: broker to clients):%s", perCommand(framesBefore, frames.snapshot(), int(n)))
 	}

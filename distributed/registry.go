@@ -60,7 +60,7 @@ func (r *runtime) announce(ctx context.Context) error {
 	body, err := wire.Encode(wire.Announce{
 		RuntimeID: r.id, ComponentName: r.comp.Name, Component: r.compRaw,
 		Host: r.cfg.RuntimeName, Hostname: r.host, Port: r.cfg.Port, Timestamp: wire.Now(),
-		RuntimeName: r.cfg.RuntimeName, Version: r.comp.Version, Status: "running",
+		RuntimeName: r.cfg.RuntimeName, Version: r.comp.Version, Status: "running", Partitions: r.cfg.Partitions,
 	})
 	if err != nil {
 		return err

@@ -199,6 +199,9 @@ type Announce struct {
 	RuntimeName string `json:"runtimeName,omitempty"`
 	Version     string `json:"version,omitempty"`
 	Status      string `json:"status,omitempty"`
+	// Partitions is the number of command partitions of the component (Config.Partitions):
+	// a publisher batching commands (bus.Batcher) groups them by partition.
+	Partitions int `json:"partitions,omitempty"`
 }
 
 // Heartbeat is the body of fsm:registry:heartbeat.

@@ -733,10 +733,7 @@ func (s *sub) declareAndConsume(conn *amqp.Connection) (*amqp.Channel, <-chan am
 		_ = ch.Close()
 		return nil, nil, err
 	}
-	prefetch := s.b.opts.Prefetch
-	if s.opts.Prefetch > 0 {
-		prefetch = s.opts.Prefetch
-	}
+	prefetch := s.prefetch()
 	if s.queue == "" {
 		prefetch = max(prefetch, fanoutPrefetch)
 	}
@@ -932,6 +929,15 @@ func (s *sub) run() {
 	}
 }
 
+// prefetch is the subscription's number of unacknowledged messages per consumer (before the
+// fan-out minimum).
+func (s *sub) prefetch() int {
+	if s.opts.Prefetch > 0 {
+		return s.opts.Prefetch
+	}
+	return s.b.opts.Prefetch
+}
+
 // drain closes an attachment made concurrently with Close.
 func (s *sub) drain() {
 	for {
@@ -951,12 +957,16 @@ func (s *sub) serve(a attachment) {
 	var workers sync.WaitGroup
 	var (
 		mu     sync.Mutex
-		queued map[string][]amqp.Delivery // by order key: waiting behind a running handler
+		queued map[string][]work // by order key: waiting behind a running handler
 	)
-	var ack *acker
+	var (
+		ack   *acker
+		slots chan struct{} // one per message being handled or queued (batches: per message in it)
+	)
 	if s.opts.OrderKey != nil {
-		queued = map[string][]amqp.Delivery{}
+		queued = map[string][]work{}
 		ack = newAcker(a.ch)
+		slots = make(chan struct{}, max(s.prefetch(), 2*bus.DefaultBatchMessages))
 	}
 	defer func() {
 		cancel()
@@ -1005,10 +1015,23 @@ func (s *sub) serve(a attachment) {
 			}
 			return
 		}
+		m := toMessage(d)
+		parts, err := bus.Unbatch(m)
+		if err != nil && bus.IsDeadLetterQueue(s.queue) {
+			parts, err = nil, nil // a dead batch: read as it is
+		}
 		if s.queue == "" {
 			// A fan-out copy: acknowledged with the ones that follow it in the same
 			// burst (one basic.ack multiple=true), a failed one dropped at once.
-			if err := s.h(ctx, toMessage(d)); err != nil {
+			if err == nil && parts == nil {
+				err = s.h(ctx, m)
+			}
+			for _, p := range parts {
+				if err = s.h(ctx, p); err != nil {
+					break
+				}
+			}
+			if err != nil {
 				_ = d.Nack(false, false)
 			} else {
 				lastTag = d.DeliveryTag
@@ -1016,40 +1039,144 @@ func (s *sub) serve(a attachment) {
 			}
 			continue
 		}
+		if err != nil {
+			s.b.log.Warn("malformed batch, dead-lettering", "queue", s.queue, "messageId", d.MessageId, "err", err)
+			s.deadLetter(ctx, d, err)
+			if ack != nil {
+				ack.settled(d.DeliveryTag)
+			}
+			continue
+		}
 		if queued == nil {
-			if !s.handle(ctx, d) {
+			if !s.handleBatch(ctx, d, m, parts) {
 				return
 			}
 			continue
 		}
-		key := s.opts.OrderKey(toMessage(d))
-		mu.Lock()
-		if q, busy := queued[key]; busy {
-			queued[key] = append(q, d)
-			mu.Unlock()
-			continue
-		}
-		queued[key] = nil
-		mu.Unlock()
-		workers.Add(1)
-		go func() {
-			defer workers.Done()
-			for {
-				if !s.handleAck(ctx, d, ack) {
-					cancel() // closing: stop taking messages; the rest is redelivered
-				}
-				mu.Lock()
-				q := queued[key]
-				if len(q) == 0 || ctx.Err() != nil {
-					delete(queued, key)
-					mu.Unlock()
-					return
-				}
-				d, queued[key] = q[0], q[1:]
-				mu.Unlock()
+		items := []work{{d: d, m: m}}
+		if parts != nil {
+			b := &batchDelivery{d: d, left: len(parts)}
+			items = make([]work, len(parts))
+			for i, p := range parts {
+				items[i] = work{d: d, m: p, batch: b}
 			}
-		}()
+		}
+		for _, w := range items {
+			// Bounded like the prefetch window, which counts a batch as one message.
+			select {
+			case slots <- struct{}{}:
+			case <-ctx.Done():
+				return
+			}
+			key := s.opts.OrderKey(w.m)
+			mu.Lock()
+			if q, busy := queued[key]; busy {
+				queued[key] = append(q, w)
+				mu.Unlock()
+				continue
+			}
+			queued[key] = nil
+			mu.Unlock()
+			workers.Add(1)
+			go func() {
+				defer workers.Done()
+				for {
+					if !s.handleWork(ctx, w, ack) {
+						cancel() // closing: stop taking messages; the rest is redelivered
+					}
+					<-slots
+					mu.Lock()
+					q := queued[key]
+					if len(q) == 0 || ctx.Err() != nil {
+						delete(queued, key)
+						mu.Unlock()
+						return
+					}
+					w, queued[key] = q[0], q[1:]
+					mu.Unlock()
+				}
+			}()
+		}
 	}
+}
+
+// work is a delivery to handle, or one message of a batch delivery.
+type work struct {
+	d     amqp.Delivery
+	m     bus.Message
+	batch *batchDelivery // nil: m is d
+}
+
+// batchDelivery is a batch whose messages are handled concurrently (by order key): it is
+// acknowledged when the last one is handled, requeued when the dead letter of one could not be
+// published, and left unacknowledged (redelivered whole) when the subscription closes before.
+type batchDelivery struct {
+	d         amqp.Delivery
+	mu        sync.Mutex
+	left      int
+	requeue   bool
+	abandoned bool
+}
+
+// finish records one message handled (requeue: its dead letter was not published; abandon:
+// closing) and says whether it was the batch's last one and what to do then.
+func (b *batchDelivery) finish(requeue, abandon bool) (last, req, left bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.left--
+	b.requeue = b.requeue || requeue
+	b.abandoned = b.abandoned || abandon
+	return b.left == 0, b.requeue, b.abandoned
+}
+
+// handleWork handles w (see handleAck); false when the subscription is closing and the
+// delivery was left unacknowledged.
+func (s *sub) handleWork(ctx context.Context, w work, ack *acker) bool {
+	if w.batch == nil {
+		return s.handleAckMessage(ctx, w.d, w.m, ack)
+	}
+	err := s.h(ctx, w.m)
+	closing := err != nil && ctx.Err() != nil
+	requeue := false
+	if err != nil && !closing {
+		s.b.log.Warn("handler failed on a message of a batch, dead-lettering it", "queue", s.queue, "messageId", w.m.MessageID, "batch", w.d.MessageId, "err", err)
+		requeue = !s.deadLetterPart(ctx, w.d, w.m, err)
+	}
+	last, req, abandoned := w.batch.finish(requeue, closing)
+	if last && !abandoned {
+		if req {
+			_ = w.d.Nack(false, true)
+			ack.settled(w.d.DeliveryTag)
+		} else {
+			ack.ack(w.d.DeliveryTag)
+		}
+	}
+	return !closing
+}
+
+// handleBatch handles a delivery (parts nil) or the messages of a batch one after the other,
+// then acknowledges it; false when the subscription is closing and d was left unacknowledged.
+func (s *sub) handleBatch(ctx context.Context, d amqp.Delivery, m bus.Message, parts []bus.Message) bool {
+	if parts == nil {
+		return s.handleAckMessage(ctx, d, m, nil)
+	}
+	requeue := false
+	for _, p := range parts {
+		err := s.h(ctx, p)
+		if err != nil && ctx.Err() != nil {
+			return false
+		}
+		if err != nil {
+			s.b.log.Warn("handler failed on a message of a batch, dead-lettering it", "queue", s.queue, "messageId", p.MessageID, "batch", d.MessageId, "err", err)
+			requeue = requeue || !s.deadLetterPart(ctx, d, p, err)
+		}
+	}
+	if requeue {
+		_ = d.Nack(false, true)
+	} else {
+		_ = d.Ack(false)
+	}
+	return true
 }
 
 // Fan-out subscriptions (Subscribe) read a stream of small notifications (runtime events,
@@ -1063,15 +1190,11 @@ const (
 	fanoutAckBatch = fanoutPrefetch / 2
 )
 
-// handle runs the handler on d and acknowledges, dead-letters or leaves it; false when the
-// subscription is closing and d was left unacknowledged.
-func (s *sub) handle(ctx context.Context, d amqp.Delivery) bool {
-	return s.handleAck(ctx, d, nil)
-}
-
-// handleAck is handle with acknowledgements through ack when not nil.
-func (s *sub) handleAck(ctx context.Context, d amqp.Delivery, ack *acker) bool {
-	err := s.h(ctx, toMessage(d))
+// handleAckMessage runs the handler on m, the message of d, and acknowledges, dead-letters
+// or leaves d (through ack when not nil); false when the subscription is closing and d was
+// left unacknowledged.
+func (s *sub) handleAckMessage(ctx context.Context, d amqp.Delivery, m bus.Message, ack *acker) bool {
+	err := s.h(ctx, m)
 	switch {
 	case err == nil && ack != nil:
 		ack.ack(d.DeliveryTag)
@@ -1190,6 +1313,30 @@ func (s *sub) deadLetter(ctx context.Context, d amqp.Delivery, reason error) {
 		return
 	}
 	_ = d.Ack(false)
+}
+
+// deadLetterPart publishes m, a message of batch d, to the dead-letter queue alone, with its
+// own headers and reason; false when it could not (the batch is then requeued, and handled
+// again). Without a dead-letter queue the message is dropped.
+func (s *sub) deadLetterPart(ctx context.Context, d amqp.Delivery, m bus.Message, reason error) bool {
+	dlq := s.opts.DeadLetterQueue
+	if dlq == "" || bus.IsDeadLetterQueue(s.queue) {
+		return true
+	}
+	h := amqp.Table{}
+	for k, v := range m.Headers {
+		h[k] = v
+	}
+	h[bus.HeaderDeadLetterReason] = reason.Error()
+	h[headerOriginalChannel] = wire.ChannelOf(d.RoutingKey)
+	h[headerOriginalQueue] = s.queue
+	msg := amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, MessageId: m.MessageID,
+		CorrelationId: m.CorrelationID, Timestamp: d.Timestamp, Headers: h, Body: m.Body,
+	}
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancel()
+	return s.b.publish(pctx, DeadLetterExchange, dlq, msg) == nil
 }
 
 // Headers of the dead letters we publish ourselves.

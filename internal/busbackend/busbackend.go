@@ -88,6 +88,12 @@ type Backend struct {
 	log  *slog.Logger
 	clk  clock.Clock
 	subs []bus.Subscription
+	// batch coalesces the commands bound for one partition published while one is in flight
+	// (bus.Batcher): one broker message for many HTTP requests under load.
+	batch *bus.Batcher
+	// partitions: the partition count of each component, from its runtimes' announces (by
+	// name, under mu): the batches group the commands of one partition.
+	partitions map[string]int
 
 	// ctx ends at Close; the bus handlers and the sweeper stop with it.
 	ctx    context.Context
@@ -150,10 +156,15 @@ func New(ctx context.Context, cfg Config) (*Backend, error) {
 		}
 	}
 	b := &Backend{
-		cfg: cfg, id: uuid.NewString(), log: cfg.Logger, clk: cfg.Clock,
+		cfg: cfg, id: uuid.NewString(), log: cfg.Logger, clk: cfg.Clock, batch: bus.NewBatcher(cfg.Bus, 0, 0), partitions: map[string]int{},
 		runtimes: map[string]*runtimeEntry{}, components: map[string]*compEntry{},
 		instances: map[string]*instEntry{}, trails: map[string][]store.Event{},
 		runtimeOf: map[string]string{}, waiters: map[string]*waiter{}, rediscover: make(chan struct{}, 1), live: make(chan struct{}),
+	}
+	b.batch.Partitions = func(comp string) int {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		return b.partitions[comp]
 	}
 	b.feed.init()
 	b.ctx, b.cancel = context.WithCancel(context.Background())

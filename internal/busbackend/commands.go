@@ -302,7 +302,7 @@ func (b *Backend) command(parent context.Context, w *waiter, cmd any, partitione
 	// The runtime's consumer joins the trace of the HTTP request, when it is traced.
 	meta := bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID, Headers: telemetry.Inject(ctx, nil)}
 	if partitioned {
-		err = bus.PublishCommand(ctx, b.cfg.Bus, w.component, w.instanceID, w.channel, body, meta)
+		err = b.batch.PublishCommand(ctx, w.component, w.instanceID, w.channel, body, meta)
 	} else {
 		err = b.cfg.Bus.Publish(ctx, w.channel, body, meta)
 	}

@@ -178,6 +178,9 @@ func (b *Backend) onAnnounce(_ context.Context, m bus.Message) error {
 	b.mu.Lock()
 	ce := b.components[a.ComponentName]
 	changed := len(a.Component) > 0 && (ce == nil || !bytes.Equal(ce.raw, a.Component))
+	if a.Partitions > 0 {
+		b.partitions[a.ComponentName] = a.Partitions
+	}
 	b.mu.Unlock()
 	if changed {
 		b.learnComponent(a)
