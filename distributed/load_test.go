@@ -119,6 +119,7 @@ func runLoad(t *testing.T, runtimes int, duration time.Duration, publishers, ins
 	var batcher *bus.Batcher
 	if os.Getenv("XCOMPONENT_LOAD_BATCH") != "0" {
 		batcher = bus.NewBatcher(client, 0, 0)
+		batcher.Partitions = func(string) int { return 8 } // as the runtimes announce
 		publish = batcher.PublishCommand
 	}
 	var (
