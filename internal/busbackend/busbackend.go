@@ -283,6 +283,9 @@ func (b *Backend) Close() error {
 		b.sweep.Stop()
 	}
 	b.mu.Unlock()
+	if sent, cmds := b.batch.Stats(); cmds > 0 {
+		b.log.Info("commands published to the partitions", "commands", cmds, "messages", sent)
+	}
 	b.cancel()
 	b.wg.Wait()
 	b.mu.Lock()
