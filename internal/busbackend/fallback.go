@@ -93,6 +93,14 @@ func commandEvent(ctx context.Context, st store.Store, instanceID, id string) (*
 // not come in time (for metrics and tests).
 func (b *Backend) StoreAnswers() int64 { return b.storeAnswers.Load() }
 
+// CommandsPublished returns the commands published to our runtimes' partitions and
+// confirmed by the broker, and the broker messages that carried them (bus.Batcher: several
+// commands of one partition per message under load).
+func (b *Backend) CommandsPublished() (commands, messages int64) {
+	messages, commands = b.batch.Stats()
+	return commands, messages
+}
+
 // runtimeOfEvent is the name of the runtime that applied event id, when the dashboard saw it.
 func (b *Backend) runtimeOfEvent(id string) string {
 	b.mu.Lock()
