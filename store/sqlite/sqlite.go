@@ -40,6 +40,7 @@ type Store struct {
 	wconn  *sql.Conn // the committer's connection
 	stmts  writeStmts
 	maps   sqlstore.MapEncoder // the committer's: encodes each data map of a commit once
+	rows   rowArgs             // the committer's: the rows its fast path inserts at the end
 	queue  *groupcommit.Queue
 	opts   options
 	closed sync.Once

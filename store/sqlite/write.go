@@ -15,6 +15,8 @@ import (
 // writeStmts are the committer's prepared statements, bound to its connection.
 type writeStmts struct {
 	insInbox, insSnap, updSnap, updMoved, getVersion, insEvent, insOutbox, delOutbox *sql.Stmt
+	// the fast path's multi-row inserts (multirow.go)
+	multiEvents, multiInbox multiInsert
 }
 
 const snapshotCols = `machine_name, current_state, context, event_count, pending_timeouts, created_at, updated_at,
@@ -43,10 +45,8 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 			WHERE instance_id = ? AND version = ? AND machine_name = ? AND component_name IS ? AND is_entry_point = ?
 				AND parent_instance_id IS ? AND parent_machine_name IS ? AND created_at = ?`},
 		{&w.getVersion, `SELECT version FROM fsm_snapshots WHERE instance_id = ?`},
-		{&w.insEvent, `INSERT INTO fsm_events (id, instance_id, machine_name, component_name, event_type, event_payload,
-			from_state, to_state, context, source_component_name, correlation_id, causation_id, persisted_at, seq, actor, source,
-			note, trace_id, reason)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
+		{&w.insEvent, `INSERT INTO fsm_events (` + eventCols + `)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
 		{&w.insOutbox, `INSERT INTO outbox (id, component, kind, body, created_at) VALUES (?, ?, ?, ?, ?)`},
 		{&w.delOutbox, `DELETE FROM outbox WHERE id = ?`},
 	} {
@@ -56,6 +56,15 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 		}
 		*p.dst = st
 	}
+	// OR FAIL: a row refused stops the statement and keeps the rows before it, instead of
+	// undoing the statement's rows (OR ABORT, the default). With that, and no function call
+	// in the statement (created_at is bound), SQLite keeps no statement journal for these
+	// multi-row statements — a copy of every page the statement changes, written to a
+	// temporary file once larger than 64 KiB, which cost more than the per-row statements
+	// saved. Nothing is lost: a refused row fails the fast path, which rolls back the whole
+	// transaction.
+	w.multiEvents = multiInsert{head: `INSERT OR FAIL INTO fsm_events (` + eventCols + `) VALUES `, cols: eventNumCols}
+	w.multiInbox = multiInsert{head: `INSERT OR FAIL INTO inbox (id, applied_at) VALUES `, tail: ` ON CONFLICT (id) DO NOTHING`, cols: 2}
 	return nil
 }
 
@@ -65,6 +74,8 @@ func (w *writeStmts) close() {
 			_ = st.Close()
 		}
 	}
+	w.multiEvents.close()
+	w.multiInbox.close()
 }
 
 // Commit implements store.Store: c is queued for the committer, and Commit returns once the
@@ -85,17 +96,27 @@ func (s *Store) runBatch(batch []*store.Commit) []error {
 	return s.slow(ctx, batch)
 }
 
-// fast applies the whole batch with no savepoint; any error rolls everything back.
+// fast applies the whole batch with no savepoint; any error rolls everything back. The
+// batch's inbox ids and events are inserted at its end by multi-row statements (multirow.go):
+// an inbox id already there (or twice in the batch) or an event refused fails the fast path,
+// and the slow path, one statement per row again, finds the commits at fault.
 func (s *Store) fast(ctx context.Context, batch []*store.Commit) error {
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
 	}
 	now := time.Now().UnixMilli()
+	rows := &s.rows
+	rows.reset()
+	defer rows.reset() // the rows' strings are not kept past the batch
 	for _, c := range batch {
-		if err := s.apply(ctx, c, now); err != nil {
+		if err := s.apply(ctx, c, now, rows); err != nil {
 			s.rollback()
 			return err
 		}
+	}
+	if err := s.insertRows(ctx, rows); err != nil {
+		s.rollback()
+		return err
 	}
 	if _, err := s.wconn.ExecContext(ctx, "COMMIT"); err != nil {
 		s.rollback()
@@ -125,7 +146,7 @@ func (s *Store) slow(ctx context.Context, batch []*store.Commit) []error {
 			s.rollback()
 			return fail(fmt.Errorf("commit: savepoint: %w", err))
 		}
-		if err := s.apply(ctx, c, now); err != nil {
+		if err := s.apply(ctx, c, now, nil); err != nil {
 			errs[i] = err
 			if _, err := s.wconn.ExecContext(ctx, "ROLLBACK TO c"); err != nil {
 				s.rollback()
@@ -176,10 +197,33 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// apply writes one commit inside the current savepoint.
-func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
+// insertRows inserts the inbox ids and events gathered by the fast path.
+func (s *Store) insertRows(ctx context.Context, rows *rowArgs) error {
 	st := &s.stmts
-	if c.InboxID != "" {
+	if len(rows.inbox) > 0 {
+		n, err := st.multiInbox.exec(ctx, s.wconn, rows.inbox)
+		if err != nil {
+			return fmt.Errorf("commit: inbox: %w", err)
+		}
+		if want := int64(len(rows.inbox) / 2); n != want {
+			return fmt.Errorf("commit: inbox: %d of %d ids new: %w", n, want, store.ErrDuplicate)
+		}
+	}
+	if len(rows.events) > 0 {
+		if _, err := st.multiEvents.exec(ctx, s.wconn, rows.events); err != nil {
+			return fmt.Errorf("commit: events: %w", err)
+		}
+	}
+	return nil
+}
+
+// apply writes one commit inside the current savepoint. With rows, its inbox id and events
+// are added to rows instead (inserted by insertRows); without, they are inserted here.
+func (s *Store) apply(ctx context.Context, c *store.Commit, now int64, rows *rowArgs) error {
+	st := &s.stmts
+	if c.InboxID != "" && rows != nil {
+		rows.inbox = append(rows.inbox, c.InboxID, now)
+	} else if c.InboxID != "" {
 		res, err := st.insInbox.ExecContext(ctx, c.InboxID, now)
 		if err != nil {
 			return fmt.Errorf("commit: inbox %s: %w", c.InboxID, err)
@@ -256,9 +300,15 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64) error {
 		if err != nil {
 			return fmt.Errorf("commit: event %s data: %w", e.ID, err)
 		}
+		if rows != nil {
+			rows.events = append(rows.events, e.ID, e.InstanceID, e.Machine, nullable(e.Component), e.Type, payload,
+				e.FromState, e.ToState, data, nullable(e.SourceComponent), nullable(e.CorrelationID), nullable(e.CausationID),
+				e.PersistedAt, e.Seq, nullable(e.Actor), nullable(e.Source), nullable(e.Note), nullable(e.TraceID), nullable(e.Reason), now)
+			continue
+		}
 		if _, err := st.insEvent.ExecContext(ctx, e.ID, e.InstanceID, e.Machine, nullable(e.Component), e.Type, payload,
 			e.FromState, e.ToState, data, nullable(e.SourceComponent), nullable(e.CorrelationID), nullable(e.CausationID),
-			e.PersistedAt, e.Seq, nullable(e.Actor), nullable(e.Source), nullable(e.Note), nullable(e.TraceID), nullable(e.Reason)); err != nil {
+			e.PersistedAt, e.Seq, nullable(e.Actor), nullable(e.Source), nullable(e.Note), nullable(e.TraceID), nullable(e.Reason), now); err != nil {
 			return fmt.Errorf("commit: event %s of instance %s: %w", e.ID, e.InstanceID, err)
 		}
 	}

@@ -1,0 +1,125 @@
+package sqlite
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/xcomponent/xcomponent/store"
+)
+
+func openInternal(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "rows.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+// creation is a commit creating instance id with n events (seq 0 … n-1) and inbox id inbox.
+func creation(id string, n int, inbox string) *store.Commit {
+	c := &store.Commit{
+		Instances: []store.InstanceWrite{{Instance: &store.Instance{ID: id, Machine: "M", State: "S", Status: store.StatusActive}, ExpectVersion: -1}},
+		InboxID:   inbox,
+	}
+	for i := range n {
+		c.Events = append(c.Events, store.Event{ID: fmt.Sprintf("%s-e%d", id, i), InstanceID: id, Machine: "M",
+			Type: "E", ToState: "S", Seq: int64(i), PersistedAt: 1000 + int64(i), Data: map[string]any{"i": i}})
+	}
+	return c
+}
+
+func checkHistory(t *testing.T, s *Store, id string, n int) {
+	t.Helper()
+	h, err := s.History(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != n {
+		t.Fatalf("history of %s: %d events, want %d", id, len(h), n)
+	}
+	for i, e := range h {
+		if want := fmt.Sprintf("%s-e%d", id, i); e.ID != want || e.Seq != int64(i) || e.Data["i"] != float64(i) {
+			t.Fatalf("history of %s: event %d is %s seq %d data %v, want %s", id, i, e.ID, e.Seq, e.Data, want)
+		}
+	}
+}
+
+// TestMultiRowChunks: one commit with more events than one statement can bind (2,100 rows of
+// 20 parameters: 42,000 > SQLite's 32,766 variables) is inserted by the fast path (checked
+// directly: Commit would hide its failure behind the slow path) by chunks, in order.
+func TestMultiRowChunks(t *testing.T) {
+	s := openInternal(t)
+	const n = 2100
+	ctx := context.Background()
+	if err := s.fast(ctx, []*store.Commit{creation("big", n, "inbox-big"), creation("small", 3, "inbox-small"), creation("none", 2, "")}); err != nil {
+		t.Fatal(err)
+	}
+	checkHistory(t, s, "small", 3)
+	checkHistory(t, s, "none", 2)
+	checkHistory(t, s, "big", n)
+	var nullCreated int
+	if err := s.db.QueryRow(`SELECT count(*) FROM fsm_events WHERE created_at IS NULL`).Scan(&nullCreated); err != nil {
+		t.Fatal(err)
+	}
+	if nullCreated != 0 {
+		t.Errorf("%d events without created_at", nullCreated)
+	}
+	if err := s.Commit(context.Background(), creation("again", 1, "inbox-big")); !errors.Is(err, store.ErrDuplicate) {
+		t.Errorf("inbox id of the big commit again: %v, want ErrDuplicate", err)
+	}
+}
+
+// TestMultiRowBatch: a batch mixing events and inbox ids, with a commit reusing an inbox id of
+// the same batch, one reusing an event id of the same batch and one reusing an inbox id of an
+// earlier batch: those fail alone (the fast path's multi-row inserts fail, the slow path finds
+// them) and the others land with all their rows.
+func TestMultiRowBatch(t *testing.T) {
+	s := openInternal(t)
+	if err := s.Commit(context.Background(), creation("old", 1, "inbox-old")); err != nil {
+		t.Fatal(err)
+	}
+	dupEvent := creation("d", 1, "inbox-d")
+	dupEvent.Events[0].ID = "a-e1"
+	batch := []*store.Commit{
+		creation("a", 3, "inbox-a"),
+		creation("b", 300, "inbox-b"), // more than one chunk
+		creation("c", 1, "inbox-a"),   // inbox id of a, same batch
+		dupEvent,
+		creation("e", 1, ""),
+		creation("f", 2, "inbox-old"), // inbox id of an earlier batch
+		creation("g", 5, "inbox-g"),
+	}
+	errs := s.runBatch(batch)
+	for i, want := range []error{nil, nil, store.ErrDuplicate, errors.New("constraint"), nil, store.ErrDuplicate, nil} {
+		switch {
+		case want == nil && errs[i] != nil:
+			t.Errorf("commit %d: %v", i, errs[i])
+		case want != nil && errs[i] == nil:
+			t.Errorf("commit %d: applied, want an error", i)
+		case errors.Is(want, store.ErrDuplicate) && !errors.Is(errs[i], store.ErrDuplicate):
+			t.Errorf("commit %d: %v, want ErrDuplicate", i, errs[i])
+		}
+	}
+	checkHistory(t, s, "a", 3)
+	checkHistory(t, s, "b", 300)
+	checkHistory(t, s, "e", 1)
+	checkHistory(t, s, "g", 5)
+	for _, id := range []string{"c", "d", "f"} {
+		if _, err := s.Instance(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("instance %s of a failed commit: %v, want ErrNotFound", id, err)
+		}
+		checkHistory(t, s, id, 0)
+	}
+	// The inbox ids of the commits that landed are recorded; those of the failed ones are not.
+	for id, want := range map[string]bool{"inbox-a": true, "inbox-b": true, "inbox-g": true, "inbox-d": false} {
+		err := s.Commit(context.Background(), creation("probe-"+id, 0, id))
+		if got := errors.Is(err, store.ErrDuplicate); got != want || (!want && err != nil) {
+			t.Errorf("inbox %s recorded: commit again gives %v, want duplicate %v", id, err, want)
+		}
+	}
+}
