@@ -8,14 +8,16 @@ import (
 	"strings"
 )
 
-// Multi-row inserts. In a batch's fast path (no savepoint) the committer gathers the
-// fsm_events rows and inbox ids of all the batch's commits and inserts them with a few
-// multi-row INSERT statements instead of one statement execution per row: each execution
-// goes through database/sql and the driver (locking, argument conversion, one sqlite3_step
-// and reset), which costs more than the b-tree insert of a small row. A batch's rows are
-// inserted by chunks whose sizes are powers of two (at most maxChunkRows rows, so the largest
-// statement binds maxChunkRows × 19 parameters, far below SQLite's limit on variables), so
-// each table needs at most one prepared statement per power of two.
+// Multi-row statements. In a batch's fast path (no savepoint) the committer gathers the
+// snapshot updates, fsm_events rows and inbox ids of all the batch's commits and writes them
+// with a few multi-row statements (UPDATE … FROM (VALUES …), INSERT … VALUES (…), (…))
+// instead of one statement execution per row: each execution goes through database/sql and
+// the driver (locking, argument conversion, one sqlite3_step and reset), which costs more
+// than the b-tree work of a small row. A batch's rows are written by chunks whose sizes are
+// powers of two (at most maxChunkRows rows, so the largest statement binds maxChunkRows × 20
+// parameters, far below SQLite's limit of 32,766 variables), so each statement needs at most
+// one prepared statement per power of two. Each statement counts the rows it changed, which
+// the fast path checks: any row short sends the batch to the slow path.
 
 // maxChunkRows is the most rows one multi-row INSERT writes: 1 << (chunkSizes-1).
 const (
@@ -33,8 +35,8 @@ const eventCols = `id, instance_id, machine_name, component_name, event_type, ev
 
 const eventNumCols = 20
 
-// multiInsert is one table's family of multi-row INSERT statements, prepared on first use on
-// the committer's connection.
+// multiInsert is the family of one multi-row statement (head, the rows' VALUES, tail), one
+// per power of two rows, prepared on first use on the committer's connection.
 type multiInsert struct {
 	head, tail string // INSERT … VALUES, and what follows the rows (ON CONFLICT …)
 	cols       int
@@ -63,8 +65,8 @@ func (m *multiInsert) stmt(ctx context.Context, c *sql.Conn, k int) (*sql.Stmt, 
 	return st, nil
 }
 
-// exec inserts the rows whose parameters are args (cols per row, in order) and returns the
-// number of rows inserted.
+// exec runs the statement for the rows whose parameters are args (cols per row, in order)
+// and returns the number of rows changed.
 func (m *multiInsert) exec(ctx context.Context, c *sql.Conn, args []any) (int64, error) {
 	var n int64
 	for rows := len(args) / m.cols; rows > 0; {
@@ -102,11 +104,18 @@ func (m *multiInsert) close() {
 type rowArgs struct {
 	events []any // eventNumCols per row
 	inbox  []any // 2 per row: id, applied_at
+	moved  []any // movedNumCols per row
 }
+
+// movedNumCols are the parameters of one snapshot update (multiMoved): instance_id, the
+// expected version, the columns a transition changes, then those it must find unchanged.
+const movedNumCols = 16
 
 func (r *rowArgs) reset() {
 	clear(r.events)
 	r.events = r.events[:0]
 	clear(r.inbox)
 	r.inbox = r.inbox[:0]
+	clear(r.moved)
+	r.moved = r.moved[:0]
 }

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"path/filepath"
 	"testing"
 
@@ -12,7 +14,7 @@ import (
 
 func openInternal(t *testing.T) *Store {
 	t.Helper()
-	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "rows.db"))
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "rows.db"), WithLogger(slog.New(slog.NewTextHandler(io.Discard, nil))))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,5 +123,82 @@ func TestMultiRowBatch(t *testing.T) {
 		if got := errors.Is(err, store.ErrDuplicate); got != want || (!want && err != nil) {
 			t.Errorf("inbox %s recorded: commit again gives %v, want duplicate %v", id, err, want)
 		}
+	}
+}
+
+// move is a commit taking instance id from version v to v+1 (with its event), expecting v.
+func move(id string, v int64, state string) *store.Commit {
+	in := &store.Instance{ID: id, Machine: "M", State: state, Status: store.StatusActive, Version: v + 1,
+		Data: map[string]any{"v": v + 1}, UpdatedAt: 2000 + v}
+	return &store.Commit{
+		Instances: []store.InstanceWrite{{Instance: in, ExpectVersion: v}},
+		Events: []store.Event{{ID: fmt.Sprintf("%s-e%d", id, v+1), InstanceID: id, Machine: "M", Type: "E",
+			ToState: state, Seq: v + 1, PersistedAt: 2000 + v, Data: in.Data}},
+	}
+}
+
+// TestMultiRowUpdates: a batch's snapshot updates are one multi-row UPDATE … FROM (VALUES …)
+// in the fast path (checked directly, by chunks); an instance moved twice in one batch, two
+// commits expecting the same version, a commit on an unknown instance and one changing a
+// column a transition does not change are resolved as with one statement per commit.
+func TestMultiRowUpdates(t *testing.T) {
+	s := openInternal(t)
+	ctx := context.Background()
+	const n = 600 // more than one chunk
+	var creates, moves []*store.Commit
+	for i := range n {
+		creates = append(creates, creation(fmt.Sprintf("u%d", i), 1, ""))
+		moves = append(moves, move(fmt.Sprintf("u%d", i), 0, "T"))
+	}
+	if err := s.fast(ctx, creates); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.fast(ctx, moves); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n {
+		in, err := s.Instance(ctx, fmt.Sprintf("u%d", i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Version != 1 || in.State != "T" || in.Data["v"] != float64(1) || in.UpdatedAt != 2000 {
+			t.Fatalf("instance u%d after the batch: %+v", i, in)
+		}
+	}
+
+	reparent := move("u3", 1, "S")
+	reparent.Instances[0].Instance.ParentID = "u4" // not a column a transition changes
+	batch := []*store.Commit{
+		move("u0", 1, "S"), move("u0", 2, "T"), // twice in the batch: both land
+		move("u1", 1, "S"), move("u1", 1, "X"), // same expected version: the second conflicts
+		move("nope", 0, "S"),                   // unknown instance
+		reparent,
+		move("u2", 1, "S"),
+	}
+	errs := s.runBatch(batch)
+	for i, want := range []error{nil, nil, nil, store.ErrConflict, store.ErrNotFound, nil, nil} {
+		if (want == nil) != (errs[i] == nil) || (want != nil && !errors.Is(errs[i], want)) {
+			t.Errorf("commit %d: %v, want %v", i, errs[i], want)
+		}
+	}
+	for id, want := range map[string]struct {
+		v      int64
+		state  string
+		parent string
+	}{"u0": {3, "T", ""}, "u1": {2, "S", ""}, "u2": {2, "S", ""}, "u3": {2, "S", "u4"}, "u5": {1, "T", ""}} {
+		in, err := s.Instance(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Version != want.v || in.State != want.state || in.ParentID != want.parent {
+			t.Errorf("instance %s: version %d state %s parent %q, want %+v", id, in.Version, in.State, in.ParentID, want)
+		}
+	}
+	h, err := s.History(ctx, "u0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(h) != 4 {
+		t.Errorf("history of u0: %d events, want 4", len(h))
 	}
 }

@@ -16,7 +16,7 @@ import (
 type writeStmts struct {
 	insInbox, insSnap, updSnap, updMoved, getVersion, insEvent, insOutbox, delOutbox *sql.Stmt
 	// the fast path's multi-row inserts (multirow.go)
-	multiEvents, multiInbox multiInsert
+	multiEvents, multiInbox, multiMoved multiInsert
 }
 
 const snapshotCols = `machine_name, current_state, context, event_count, pending_timeouts, created_at, updated_at,
@@ -64,6 +64,15 @@ func (w *writeStmts) prepare(ctx context.Context, c *sql.Conn) error {
 	// saved. Nothing is lost: a refused row fails the fast path, which rolls back the whole
 	// transaction.
 	w.multiEvents = multiInsert{head: `INSERT OR FAIL INTO fsm_events (` + eventCols + `) VALUES `, cols: eventNumCols}
+	// updMoved for many rows: each VALUES row is looked up by the primary key. The UPDATE
+	// changes as many rows as it has VALUES only if each applies exactly as updMoved would.
+	w.multiMoved = multiInsert{head: `UPDATE OR FAIL fsm_snapshots SET current_state = v.column3, context = v.column4,
+		event_count = v.column5, pending_timeouts = v.column6, updated_at = v.column7, status = v.column8,
+		version = v.column9, next_due_at = v.column10, timer_lease_until = NULL FROM (VALUES `,
+		tail: `) AS v WHERE fsm_snapshots.instance_id = v.column1 AND fsm_snapshots.version = v.column2
+		AND machine_name = v.column11 AND component_name IS v.column12 AND is_entry_point = v.column13
+		AND parent_instance_id IS v.column14 AND parent_machine_name IS v.column15 AND created_at = v.column16`,
+		cols: movedNumCols}
 	w.multiInbox = multiInsert{head: `INSERT OR FAIL INTO inbox (id, applied_at) VALUES `, tail: ` ON CONFLICT (id) DO NOTHING`, cols: 2}
 	return nil
 }
@@ -75,6 +84,7 @@ func (w *writeStmts) close() {
 		}
 	}
 	w.multiEvents.close()
+	w.multiMoved.close()
 	w.multiInbox.close()
 }
 
@@ -97,9 +107,11 @@ func (s *Store) runBatch(batch []*store.Commit) []error {
 }
 
 // fast applies the whole batch with no savepoint; any error rolls everything back. The
-// batch's inbox ids and events are inserted at its end by multi-row statements (multirow.go):
-// an inbox id already there (or twice in the batch) or an event refused fails the fast path,
-// and the slow path, one statement per row again, finds the commits at fault.
+// batch's snapshot updates, inbox ids and events are written at its end by multi-row
+// statements (multirow.go): an update that does not apply (a version conflict, an unknown
+// instance, an instance twice in the batch, a column a transition does not change), an inbox
+// id already there (or twice in the batch) or an event refused fails the fast path, and the
+// slow path, one statement per row again, finds the commits at fault.
 func (s *Store) fast(ctx context.Context, batch []*store.Commit) error {
 	if _, err := s.wconn.ExecContext(ctx, "BEGIN IMMEDIATE"); err != nil {
 		return err
@@ -197,9 +209,18 @@ func boolInt(b bool) int {
 	return 0
 }
 
-// insertRows inserts the inbox ids and events gathered by the fast path.
+// insertRows writes the snapshot updates, inbox ids and events gathered by the fast path.
 func (s *Store) insertRows(ctx context.Context, rows *rowArgs) error {
 	st := &s.stmts
+	if len(rows.moved) > 0 {
+		n, err := st.multiMoved.exec(ctx, s.wconn, rows.moved)
+		if err != nil {
+			return fmt.Errorf("commit: update instances: %w", err)
+		}
+		if want := int64(len(rows.moved) / movedNumCols); n != want {
+			return fmt.Errorf("commit: update instances: %d of %d updated: %w", n, want, store.ErrConflict)
+		}
+	}
 	if len(rows.inbox) > 0 {
 		n, err := st.multiInbox.exec(ctx, s.wconn, rows.inbox)
 		if err != nil {
@@ -217,8 +238,9 @@ func (s *Store) insertRows(ctx context.Context, rows *rowArgs) error {
 	return nil
 }
 
-// apply writes one commit inside the current savepoint. With rows, its inbox id and events
-// are added to rows instead (inserted by insertRows); without, they are inserted here.
+// apply writes one commit inside the current savepoint. With rows, its inbox id, events and
+// snapshot updates (not its creations) are added to rows instead (written by insertRows);
+// without, they are written here.
 func (s *Store) apply(ctx context.Context, c *store.Commit, now int64, rows *rowArgs) error {
 	st := &s.stmts
 	if c.InboxID != "" && rows != nil {
@@ -263,6 +285,12 @@ func (s *Store) apply(ctx context.Context, c *store.Commit, now int64, rows *row
 			if n, _ := res.RowsAffected(); n == 0 {
 				return fmt.Errorf("create instance %s: exists: %w", in.ID, store.ErrConflict)
 			}
+			continue
+		}
+		if rows != nil {
+			rows.moved = append(rows.moved, in.ID, w.ExpectVersion, in.State, data, in.Version+1, timers, in.UpdatedAt,
+				string(in.Status), in.Version, due, in.Machine, nullable(in.Component), boolInt(in.IsEntryPoint),
+				nullable(in.ParentID), nullable(in.ParentMachine), in.CreatedAt)
 			continue
 		}
 		res, err := st.updMoved.ExecContext(ctx, in.State, data, in.Version+1, timers, in.UpdatedAt, string(in.Status),
