@@ -171,7 +171,7 @@ func TestMultiRowUpdates(t *testing.T) {
 	batch := []*store.Commit{
 		move("u0", 1, "S"), move("u0", 2, "T"), // twice in the batch: both land
 		move("u1", 1, "S"), move("u1", 1, "X"), // same expected version: the second conflicts
-		move("nope", 0, "S"),                   // unknown instance
+		move("nope", 0, "S"), // unknown instance
 		reparent,
 		move("u2", 1, "S"),
 	}

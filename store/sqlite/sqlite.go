@@ -3,8 +3,9 @@
 // Durability: the database runs in WAL mode with synchronous=FULL by default, so a commit is
 // on disk (fsync of the WAL) before Commit returns: a process killed with kill -9, and also a
 // power loss, loses no acknowledged commit. Group commit amortises that fsync: concurrent
-// Commit calls are applied by one committer goroutine in one transaction, each commit in its
-// own SAVEPOINT so that a conflicting commit fails alone. WithSynchronous("NORMAL") trades the
+// Commit calls are applied by one committer goroutine in one transaction, their rows written
+// by a few multi-row statements; when any row does not apply, the transaction is rolled back
+// and replayed with each commit in its own SAVEPOINT, so that a conflicting commit fails alone. WithSynchronous("NORMAL") trades the
 // power-loss guarantee for latency (still safe against a process crash: the WAL is written to
 // the OS before Commit returns, only its fsync is deferred to checkpoints).
 //
