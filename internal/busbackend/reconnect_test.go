@@ -8,7 +8,6 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -86,27 +85,6 @@ func (r *replyCounter) handle(_ context.Context, m bus.Message) error {
 		r.n.Add(1)
 	}
 	return nil
-}
-
-// queuedCommands is the number of messages waiting in the partition queues of component (a
-// message may carry several commands: bus.Batcher).
-func queuedCommands(t *testing.T, vhost, component string) int {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "rabbitmqctl", "--quiet", "list_queues", "-p", vhost, "name", "messages").Output()
-	if err != nil {
-		t.Fatalf("list_queues: %v", err)
-	}
-	n := 0
-	for _, line := range strings.Split(string(out), "\n") {
-		f := strings.Fields(line)
-		if len(f) == 2 && strings.HasPrefix(f[0], bus.CommandQueue(component)+".") && !bus.IsDeadLetterQueue(f[0]) {
-			c, _ := strconv.Atoi(f[1])
-			n += c
-		}
-	}
-	return n
 }
 
 // deleteDashboardQueues deletes every subscription queue of dashboards in vhost, as a broker
@@ -341,9 +319,6 @@ func TestDashboardReconnectKeepsAnswers(t *testing.T) {
 		if len(results) > 0 {
 			r := <-results
 			t.Fatalf("round %d: %d commands queued, want %d: the %s of %s answered %d while no runtime could apply it", round, queued, inFlight, r.kind, r.id, r.st)
-		}
-		if m := queuedCommands(t, vh, "Counters"); m < 1 || m > inFlight {
-			t.Fatalf("round %d: %d messages in the partition queues for the %d commands in flight", round, m, inFlight)
 		}
 		dashProxy.Cut()
 		eventually(t, "the dashboard tries to reconnect", func() bool { return dashProxy.Refused() >= 1 })
