@@ -17,7 +17,7 @@ import (
 // Every persistent message costs the broker a publish and its confirm, a delivery and an
 // acknowledgement (a Raft command each in a quorum queue), whatever its size: on one host the
 // broker's CPU per message, not the bytes, bounds the commands per second. A Batcher
-// coalesces the messages waiting for the same key while a publish of that key is in flight
+// coalesces the messages waiting for the same key while the publishes of that key are in flight
 // into one broker message (group commit: no delay when idle), and every consumer of ours
 // (both buses, Subscribe and Consume) unpacks it and hands its messages to the handler one by
 // one, as if they had been published separately: the handler sees no batch.
@@ -102,10 +102,12 @@ func EncodeBatch(msgs []Message) ([]byte, Meta, error) {
 	return body, Meta{MessageID: uuid.NewString(), Headers: map[string]string{HeaderBatch: strconv.Itoa(len(msgs))}}, nil
 }
 
-// Batcher publishes messages through a Bus, coalescing those of one key that wait while a
-// publish of that key is in flight into one batch (see above). Publish returns once the
-// broker confirmed the message (in its batch), like Bus.Publish. Messages of one key are
-// published in the order of the Publish calls; a message alone is published as it is.
+// Batcher publishes messages through a Bus, coalescing those of one key that wait while the
+// publishes of that key are in flight (two at most) into one batch (see above). Publish returns once the
+// broker confirmed the message (in its batch), like Bus.Publish. A message whose Publish
+// started after another's returned is published after it (and messages of one batch are
+// in the order of their Publish calls); a message alone is published as it is. At most two
+// publishes of one key are in flight at once.
 // Safe for concurrent use.
 type Batcher struct {
 	bus Bus
@@ -122,9 +124,15 @@ type Batcher struct {
 }
 
 type batchGroup struct {
-	busy    bool
-	pending []*batchItem
+	inFlight int // drains running (each with one publish in flight), at most maxInFlight
+	pending  []*batchItem
 }
+
+// maxInFlight is the number of publishes of one key in flight at once: with one, a message
+// arriving while a batch is in flight waits for its confirm before its own publish (up to two
+// confirm round trips); with two, the next batch goes out at once and collects what arrived
+// meanwhile. Order per caller holds: a caller publishes its next message after the confirm.
+const maxInFlight = 2
 
 type batchItem struct {
 	ctx     context.Context
@@ -164,8 +172,10 @@ func (p *Batcher) Publish(ctx context.Context, key, channel string, body []byte,
 		p.groups[key] = g
 	}
 	g.pending = append(g.pending, it)
-	lead := !g.busy
-	g.busy = true
+	lead := g.inFlight < maxInFlight
+	if lead {
+		g.inFlight++
+	}
 	p.mu.Unlock()
 	if lead {
 		go p.drain(key, g)
@@ -235,8 +245,8 @@ func (p *Batcher) drain(key string, g *batchGroup) {
 			size += len(it.msg.Body) + 128
 		}
 		if len(batch) == 0 {
-			g.busy = false
-			if len(g.pending) == 0 {
+			g.inFlight--
+			if g.inFlight == 0 {
 				delete(p.groups, key)
 			}
 			p.mu.Unlock()

@@ -79,8 +79,10 @@ func TestBatcherCoalescesWhileInFlight(t *testing.T) {
 		}
 	}
 	publish("first")
-	<-g.entered // in flight: the next ones wait
-	waitQueued(0)
+	<-g.entered
+	publish("second") // two publishes of a key in flight at once
+	<-g.entered
+	waitQueued(0) // both in flight: the next ones wait
 	// One whose caller gives up while it waits: not published.
 	gone, giveUp := context.WithCancel(ctx)
 	gaveUp := make(chan error, 1)
@@ -99,21 +101,33 @@ func TestBatcherCoalescesWhileInFlight(t *testing.T) {
 	waitQueued(11)
 	close(g.gate)
 	wg.Wait()
-	if p, n := b.Stats(); p != 2 || n != 12 {
-		t.Fatalf("%d broker messages for %d messages, want 2 for 12", p, n)
+	if p, n := b.Stats(); p != 3 || n != 13 {
+		t.Fatalf("%d broker messages for %d messages, want 3 for 13", p, n)
 	}
 	g.mu.Lock()
-	if len(g.publishes) != 2 || bus.IsBatch(g.publishes[0]) || !bus.IsBatch(g.publishes[1]) || g.publishes[1].Headers[bus.HeaderBatch] != "11" {
+	singles, batches := map[string]bool{}, 0
+	for _, m := range g.publishes {
+		if bus.IsBatch(m) {
+			batches++
+			if m.Headers[bus.HeaderBatch] != "11" {
+				t.Fatalf("batch of %s", m.Headers[bus.HeaderBatch])
+			}
+		} else {
+			singles[m.MessageID] = true
+		}
+	}
+	if len(g.publishes) != 3 || batches != 1 || !singles["first"] || !singles["second"] {
 		t.Fatalf("publishes %+v", g.publishes)
 	}
 	g.mu.Unlock()
-	// The consumer got the 12 messages one by one, in order, with their own meta.
+	// The consumer got the 13 messages one by one, those of the batch in order, with their own
+	// meta (the two first ones were published concurrently: in either order).
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		mu.Lock()
 		n := len(got)
 		mu.Unlock()
-		if n >= 12 {
+		if n >= 13 {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -123,12 +137,24 @@ func TestBatcherCoalescesWhileInFlight(t *testing.T) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	want := []string{"first"}
+	var want []string
 	for i := range 10 {
 		want = append(want, strconv.Itoa(i))
 	}
 	want = append(want, "fail")
-	for i, m := range got {
+	var rest []bus.Message
+	firsts := 0
+	for _, m := range got {
+		if m.MessageID == "first" || m.MessageID == "second" {
+			firsts++
+			continue
+		}
+		rest = append(rest, m)
+	}
+	if firsts != 2 || len(rest) != len(want) {
+		t.Fatalf("consumed %+v", got)
+	}
+	for i, m := range rest {
 		if m.MessageID != want[i] || m.Headers["h"] != want[i] || string(m.Body) != `{"n":"`+want[i]+`"}` || m.Channel != ch || bus.IsBatch(m) {
 			t.Fatalf("message %d: %+v, want %s", i, m, want[i])
 		}
