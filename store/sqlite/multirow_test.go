@@ -202,3 +202,15 @@ func TestMultiRowUpdates(t *testing.T) {
 		t.Errorf("history of u0: %d events, want 4", len(h))
 	}
 }
+
+// TestWalAutocheckpoint: the committer's connection checkpoints every walAutocheckpoint pages.
+func TestWalAutocheckpoint(t *testing.T) {
+	s := openInternal(t)
+	var n int
+	if err := s.wconn.QueryRowContext(context.Background(), "PRAGMA wal_autocheckpoint").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != walAutocheckpoint {
+		t.Errorf("wal_autocheckpoint %d, want %d", n, walAutocheckpoint)
+	}
+}
