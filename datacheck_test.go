@@ -3,15 +3,10 @@ package xcomponent_test
 import (
 	"context"
 	"errors"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	xc "github.com/xcomponent/xcomponent"
-	"github.com/xcomponent/xcomponent/store"
-	"github.com/xcomponent/xcomponent/store/postgres"
-	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
-	"github.com/xcomponent/xcomponent/store/sqlite"
 	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
@@ -22,24 +17,7 @@ func TestHookDataWithNULRefusedOnEveryStore(t *testing.T) {
 	ctx := context.Background()
 	for _, name := range []string{"memory", "sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
-			var st store.Store
-			switch name {
-			case "memory":
-				st = store.NewMemory()
-			case "sqlite":
-				s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "x.db"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				st = s
-			case "postgres":
-				s, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.WithLogger(quietLog()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				st = s
-			}
-			t.Cleanup(func() { _ = st.Close() })
+			st := openStore(t, name)
 			eng := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog()})
 			t.Cleanup(func() { _ = eng.Close(ctx) })
 			eng.Handle("onGo", func(_ context.Context, h *xc.Hook) error {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"reflect"
 	"sync"
 	"testing"
@@ -13,9 +12,6 @@ import (
 	xc "github.com/xcomponent/xcomponent"
 	"github.com/xcomponent/xcomponent/clock"
 	"github.com/xcomponent/xcomponent/store"
-	"github.com/xcomponent/xcomponent/store/postgres"
-	"github.com/xcomponent/xcomponent/store/postgres/pgtest"
-	"github.com/xcomponent/xcomponent/store/sqlite"
 	"github.com/xcomponent/xcomponent/xcomponenttest"
 )
 
@@ -69,24 +65,7 @@ func TestRestoreEveryInstance(t *testing.T) {
 	comp := parse(t, restoreAccounts)
 	for _, name := range []string{"memory", "sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
-			var st store.Store
-			switch name {
-			case "memory":
-				st = store.NewMemory()
-			case "sqlite":
-				s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "x.db"), sqlite.WithLogger(quietLog()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				st = s
-			case "postgres":
-				s, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.WithLogger(quietLog()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				st = s
-			}
-			t.Cleanup(func() { _ = st.Close() })
+			st := openStore(t, name)
 			fake := clock.NewFake(t0)
 			w := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog(), Clock: fake})
 			if err := w.Load(ctx, comp); err != nil {
@@ -249,23 +228,12 @@ func TestRestoredTimersFireInCreationOrder(t *testing.T) {
 	for _, name := range []string{"memory-reversed", "sqlite", "postgres"} {
 		t.Run(name, func(t *testing.T) {
 			var st store.Store
-			switch name {
-			case "memory-reversed":
+			if name == "memory-reversed" {
 				st = reverseStreamer{store.NewMemory()}
-			case "sqlite":
-				s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "x.db"), sqlite.WithLogger(quietLog()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				st = s
-			case "postgres":
-				s, err := postgres.Open(ctx, pgtest.NewDatabase(t), postgres.WithLogger(quietLog()))
-				if err != nil {
-					t.Fatal(err)
-				}
-				st = s
+				t.Cleanup(func() { _ = st.Close() })
+			} else {
+				st = openStore(t, name)
 			}
-			t.Cleanup(func() { _ = st.Close() })
 			fake := clock.NewFake(t0)
 			w := xcomponenttest.NewManual(xc.Options{Store: st, Logger: quietLog(), Clock: fake})
 			if err := w.Load(ctx, comp); err != nil {

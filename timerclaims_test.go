@@ -20,6 +20,24 @@ import (
 	"github.com/xcomponent/xcomponent/store/sqlite"
 )
 
+// openStore opens a fresh store of kind name ("memory", or one of sharedBackends), closed when
+// t ends.
+func openStore(t *testing.T, name string) store.Store {
+	t.Helper()
+	if name == "memory" {
+		st := store.NewMemory()
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	for _, be := range sharedBackends {
+		if be.name == name {
+			return be.open(t)()
+		}
+	}
+	t.Fatalf("no store %q", name)
+	return nil
+}
+
 // sharedBackends are the stores several processes can share. Each returns a function that
 // opens one more store (one more "process") on the same fresh database.
 var sharedBackends = []struct {
