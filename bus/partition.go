@@ -49,6 +49,11 @@ const (
 	HeaderReply = "xc-reply"
 	// ReplyNone is the value of HeaderReply that turns the reply off.
 	ReplyNone = "none"
+	// HeaderAttempt identifies one publication of a command by its publisher; the runtime
+	// echoes it in its reply (wire.CommandReply.Attempt). Every dashboard reads every reply,
+	// and two of them may send the same command id (an Idempotency-Key retried through
+	// another dashboard): the attempt tells a publisher its own answer from the other's.
+	HeaderAttempt = "xc-attempt"
 )
 
 // Bucket is the routing bucket of an instance id.

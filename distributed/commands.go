@@ -436,7 +436,7 @@ func (r *runtime) handleIngress(ctx context.Context, m bus.Message) error {
 		var dl *errDeadLetter
 		if errors.As(err, &dl) {
 			r.log.ErrorContext(ctx, "command dead-lettered", "channel", m.Channel, "messageId", m.MessageID, "reason", dl.err, "body", truncate(m.Body))
-			r.reply(ctx, m.Channel, firstOf(m.MessageID, bodyCommandID(m.Body)), m.CorrelationID, comp,
+			r.reply(ctx, m.Channel, firstOf(m.MessageID, bodyCommandID(m.Body)), m.CorrelationID, m.Headers[bus.HeaderAttempt], comp,
 				outcome{status: wire.ReplyDeadLettered, code: dl.code, err: dl.err})
 			if r.cfg.OnCommand != nil {
 				r.cfg.OnCommand(m.Channel, id, OutcomeDeadLettered)
@@ -665,7 +665,7 @@ func (r *runtime) handleCommand(ctx context.Context, m bus.Message) error {
 		oc = outcome{status: wire.ReplyDeadLettered, code: dl.code, err: dl.err}
 	}
 	if oc.status != "" && m.Headers[bus.HeaderReply] != bus.ReplyNone {
-		r.reply(ctx, kind, reqID, m.CorrelationID, r.comp.Name, oc)
+		r.reply(ctx, kind, reqID, m.CorrelationID, m.Headers[bus.HeaderAttempt], r.comp.Name, oc)
 	}
 	if r.cfg.OnCommand != nil {
 		r.cfg.OnCommand(kind, id, outcomeName(oc, err))
@@ -889,14 +889,15 @@ func refusalCode(err error) string {
 // replyTimeout bounds the publication of a command reply.
 const replyTimeout = 5 * time.Second
 
-// reply publishes a CommandReply for a command that carried an id (reqID).
-func (r *runtime) reply(ctx context.Context, kind, reqID, correlationID, comp string, oc outcome) {
+// reply publishes a CommandReply for a command that carried an id (reqID), with the
+// publisher's attempt id (bus.HeaderAttempt) when it gave one.
+func (r *runtime) reply(ctx context.Context, kind, reqID, correlationID, attempt, comp string, oc outcome) {
 	if reqID == "" {
 		return
 	}
 	rep := wire.CommandReply{Type: wire.TypeCommandReply, CommandID: reqID, CorrelationID: correlationID,
 		Command: kind, RuntimeID: r.id, RuntimeName: r.cfg.RuntimeName, ComponentName: firstOf(comp, r.comp.Name),
-		Status: oc.status, Code: oc.code, PreviousState: oc.prev, Timestamp: wire.Now()}
+		Status: oc.status, Code: oc.code, PreviousState: oc.prev, Timestamp: wire.Now(), Attempt: attempt}
 	if oc.err != nil {
 		rep.Error = oc.err.Error()
 	}

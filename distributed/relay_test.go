@@ -131,6 +131,9 @@ func TestRelayWireShapes(t *testing.T) {
 		left, err := st.PendingOutbox(ctx, "Shop", 0)
 		return err == nil && len(left) == 0
 	})
+	// The relay marks a row sent once its publish returned; the subscribers' handlers run
+	// after that.
+	waitFor(t, "3 messages delivered", func() bool { return len(c.all()) >= 3 })
 	got := map[string]bus.Message{}
 	for _, m := range c.all() {
 		got[m.MessageID] = m

@@ -462,4 +462,7 @@ type CommandReply struct {
 	PreviousState string            `json:"previousState,omitempty"`
 	Instance      *InstanceSnapshot `json:"instance,omitempty"`
 	Timestamp     int64             `json:"timestamp"`
+	// Attempt echoes the command's xc-attempt header (ours): which publication of the
+	// command id this answers.
+	Attempt string `json:"attempt,omitempty"`
 }

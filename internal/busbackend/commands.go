@@ -34,6 +34,9 @@ type waiter struct {
 	// replyOnly: the command id is the caller's (an Idempotency-Key's), maybe sent before; a
 	// runtime event carrying it may be the earlier attempt's, so only the reply answers it.
 	replyOnly bool
+	// attempt is this publication's id (bus.HeaderAttempt): a reply naming another attempt
+	// answers the same command id sent by another dashboard, or earlier.
+	attempt string
 
 	once sync.Once
 	ch   chan outcome // buffered 1
@@ -278,6 +281,7 @@ func (b *Backend) command(parent context.Context, w *waiter, cmd any, partitione
 	}
 	ctx, cancel := context.WithTimeout(parent, b.cfg.CommandTimeout)
 	defer cancel()
+	w.attempt = uuid.NewString() // before the waiter is visible to onReply
 	b.mu.Lock()
 	if b.closed {
 		b.mu.Unlock()
@@ -300,7 +304,8 @@ func (b *Backend) command(parent context.Context, w *waiter, cmd any, partitione
 		b.mu.Unlock()
 	}()
 	// The runtime's consumer joins the trace of the HTTP request, when it is traced.
-	meta := bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID, Headers: telemetry.Inject(ctx, nil)}
+	meta := bus.Meta{MessageID: w.commandID, CorrelationID: w.commandID,
+		Headers: telemetry.Inject(ctx, map[string]string{bus.HeaderAttempt: w.attempt})}
 	if partitioned {
 		err = b.batch.PublishCommand(ctx, w.component, w.instanceID, w.channel, body, meta)
 	} else {
@@ -350,8 +355,10 @@ func (b *Backend) onReply(_ context.Context, m bus.Message) error {
 	b.mu.Lock()
 	w := b.waiters[r.CommandID]
 	b.mu.Unlock()
-	if w == nil {
-		return nil // another dashboard's command, or answered already
+	if w == nil || (r.Attempt != "" && r.Attempt != w.attempt) {
+		// Another dashboard's command (or the same id sent by another dashboard or
+		// earlier: an Idempotency-Key retried), or answered already.
+		return nil
 	}
 	if len(head.Instance) > 0 && string(head.Instance) != "null" {
 		if r.Instance, err = wire.Decode[*wire.InstanceSnapshot](head.Instance); err != nil {

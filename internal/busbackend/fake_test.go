@@ -252,8 +252,16 @@ func TestCommandReplies(t *testing.T) {
 			Instance: &wire.InstanceSnapshot{ID: instanceID, MachineName: "Request", CurrentState: "Draft", Context: c.Context, Status: "active"}})
 	}
 	f.onTrigger = func(f *fakeRuntime, m bus.Message, c wire.TriggerEvent) {
+		if m.Headers[bus.HeaderAttempt] == "" {
+			t.Errorf("trigger without %s header: %v", bus.HeaderAttempt, m.Headers)
+		}
+		// First the answer to another publication of the same command id (another
+		// dashboard's retry of an Idempotency-Key): not this request's answer.
+		reply(f, m, wire.CommandReply{Command: wire.ChannelTriggerEvent, Status: wire.ReplyApplied, PreviousState: "Draft",
+			Attempt:  "another-dashboard's",
+			Instance: &wire.InstanceSnapshot{ID: c.InstanceID, MachineName: "Request", CurrentState: "Submitted", Context: map[string]any{}, Status: "active", Version: 2}})
 		reply(f, m, wire.CommandReply{Command: wire.ChannelTriggerEvent, Status: wire.ReplyRefused, Code: "not_accepted",
-			Error: "guard amount > 100 is false"})
+			Error: "guard amount > 100 is false", Attempt: m.Headers[bus.HeaderAttempt]})
 	}
 	f.onOperator = func(f *fakeRuntime, m bus.Message, c wire.OperatorCommand) {
 		if m.Channel != wire.ChannelTerminateInstance || c.Actor != "anonymous" || c.Reason != "stuck" {
