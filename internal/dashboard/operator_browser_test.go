@@ -5,34 +5,17 @@ import (
 	"testing"
 
 	"github.com/chromedp/chromedp"
-
-	xc "github.com/xcomponent/xcomponent"
-	"github.com/xcomponent/xcomponent/internal/httpapi"
 )
 
 // TestDashboardOperatorActions: an operator terminates an instance from its detail with a
 // reason (confirmation step), sees the result beside the diagram and the reason in the audit
 // trail; a viewer sees the operator controls disabled; axe-core finds nothing serious.
 func TestDashboardOperatorActions(t *testing.T) {
-	tokens, err := httpapi.ParseTokens("operator=s3cret-op,viewer=s3cret-view")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, eng := startEngineServer(t, httpapi.Options{Tokens: tokens}, "approval.yaml")
-	in, err := eng.Create(context.Background(), xc.CreateRequest{Component: "ApprovalWorkflow", Machine: "Request",
-		Data: map[string]any{"employee": "joe", "amount": 10}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, eng := startRolesServer(t)
+	id := draftRequest(t, eng, "joe", 10)
 	b := newBrowser(t)
 	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	b.step("log in as an operator",
-		chromedp.Navigate(srv.URL+"/#/component/ApprovalWorkflow/machine/Request/instance/"+in.ID),
-		chromedp.WaitVisible(css("#token-input")),
-		chromedp.SendKeys(css("#token-input"), "s3cret-op"),
-		chromedp.Click(css("#token-save")),
-		chromedp.WaitVisible(css(`#detail-state[data-state="Draft"]`)),
-		chromedp.WaitVisible(css("#op-terminate")))
+	b.step("log in as an operator", append(openRequestAs(srv.URL, id, "s3cret-op"), chromedp.WaitVisible(css("#op-terminate")))...)
 	b.axe("operator actions")
 	b.step("terminate with a reason",
 		chromedp.SendKeys(css("#op-reason"), "duplicate request"),
@@ -48,24 +31,15 @@ func TestDashboardOperatorActions(t *testing.T) {
 		return !!li && li.textContent.includes('duplicate request') && li.textContent.includes('actor operator:');
 	})()`)
 	b.axe("audit trail with reason")
-	got, err := eng.Get(context.Background(), in.ID)
+	got, err := eng.Get(context.Background(), id)
 	if err != nil || got.Status != "terminated" {
 		t.Fatalf("engine: %+v %v", got, err)
 	}
 
 	// A viewer: the controls are there, disabled, with the reason why.
-	in2, err := eng.Create(context.Background(), xc.CreateRequest{Component: "ApprovalWorkflow", Machine: "Request",
-		Data: map[string]any{"employee": "ann", "amount": 20}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	id2 := draftRequest(t, eng, "ann", 20)
 	v := newBrowser(t)
-	v.step("log in as a viewer",
-		chromedp.Navigate(srv.URL+"/#/component/ApprovalWorkflow/machine/Request/instance/"+in2.ID),
-		chromedp.WaitVisible(css("#token-input")),
-		chromedp.SendKeys(css("#token-input"), "s3cret-view"),
-		chromedp.Click(css("#token-save")),
-		chromedp.WaitVisible(css(`#detail-state[data-state="Draft"]`)))
+	v.step("log in as a viewer", openRequestAs(srv.URL, id2, "s3cret-view")...)
 	v.until("operator controls disabled with a hint", `document.querySelector('#op-terminate')?.disabled === true
 		&& document.querySelector('#op-reason')?.disabled === true && !!document.querySelector('#op-role-note')`)
 	v.axe("viewer operator actions")

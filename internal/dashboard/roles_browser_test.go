@@ -2,6 +2,7 @@ package dashboard_test
 
 import (
 	"context"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -14,24 +15,10 @@ import (
 // TestDashboardViewer: a viewer sees its role and no write control it cannot use (issue 12,
 // defect 7: it saw them all and got a raw 403 below the fold).
 func TestDashboardViewer(t *testing.T) {
-	tokens, err := httpapi.ParseTokens("operator=s3cret-op,viewer=s3cret-view")
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv, eng := startEngineServer(t, httpapi.Options{Tokens: tokens}, "approval.yaml")
-	in, err := eng.Create(context.Background(), xc.CreateRequest{Component: "ApprovalWorkflow", Machine: "Request",
-		Data: map[string]any{"employee": "joe", "amount": 10}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	srv, eng := startRolesServer(t)
+	id := draftRequest(t, eng, "joe", 10)
 	b := newBrowser(t)
-	css := func(s string) chromedp.CSS { return chromedp.CSS(s) }
-	b.step("log in as a viewer",
-		chromedp.Navigate(srv.URL+"/#/component/ApprovalWorkflow/machine/Request/instance/"+in.ID),
-		chromedp.WaitVisible(css("#token-input")),
-		chromedp.SendKeys(css("#token-input"), "s3cret-view"),
-		chromedp.Click(css("#token-save")),
-		chromedp.WaitVisible(css(`#detail-state[data-state="Draft"]`)))
+	b.step("log in as a viewer", openRequestAs(srv.URL, id, "s3cret-view")...)
 	b.until("the role shown", `document.querySelector('#session')?.textContent.includes('viewer')`)
 	b.until("write controls disabled", `document.querySelector('#new-instance-btn').disabled
 		&& document.querySelector('#quick-actions button[data-event="SUBMIT"]')?.disabled === true
@@ -47,4 +34,38 @@ func TestDashboardViewer(t *testing.T) {
 	b.errors = errs // the 401 before the token is expected
 	b.mu.Unlock()
 	b.checkPageErrors()
+}
+
+// startRolesServer starts the approval example with an operator token (s3cret-op) and a
+// viewer token (s3cret-view).
+func startRolesServer(t *testing.T) (*httptest.Server, *xc.Engine) {
+	t.Helper()
+	tokens, err := httpapi.ParseTokens("operator=s3cret-op,viewer=s3cret-view")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return startEngineServer(t, httpapi.Options{Tokens: tokens}, "approval.yaml")
+}
+
+// draftRequest creates an approval request, in Draft, and returns its id.
+func draftRequest(t *testing.T, eng *xc.Engine, employee string, amount int) string {
+	t.Helper()
+	in, err := eng.Create(context.Background(), xc.CreateRequest{Component: "ApprovalWorkflow", Machine: "Request",
+		Data: map[string]any{"employee": employee, "amount": amount}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return in.ID
+}
+
+// openRequestAs opens the detail of approval request id and logs in with token, until the
+// request's Draft state shows.
+func openRequestAs(url, id, token string) []chromedp.Action[chromedp.Void] {
+	return []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(url + "/#/component/ApprovalWorkflow/machine/Request/instance/" + id),
+		chromedp.WaitVisible(chromedp.CSS("#token-input")),
+		chromedp.SendKeys(chromedp.CSS("#token-input"), token),
+		chromedp.Click(chromedp.CSS("#token-save")),
+		chromedp.WaitVisible(chromedp.CSS(`#detail-state[data-state="Draft"]`)),
+	}
 }
