@@ -13,6 +13,24 @@ type EventGetter interface {
 
 var _ EventGetter = (*Memory)(nil)
 
+// FindEvent returns event id of instance instanceID in st: one read by its key when st is an
+// EventGetter, else a scan of the instance's history. ok is false when there is none.
+func FindEvent(ctx context.Context, st Store, instanceID, id string) (ev Event, ok bool, err error) {
+	if eg, is := st.(EventGetter); is {
+		return eg.Event(ctx, instanceID, id)
+	}
+	evs, err := st.History(ctx, instanceID)
+	if err != nil {
+		return Event{}, false, err
+	}
+	for i := len(evs) - 1; i >= 0; i-- {
+		if evs[i].ID == id {
+			return evs[i], true, nil
+		}
+	}
+	return Event{}, false, nil
+}
+
 // Event implements EventGetter: a scan of the instance's events kept (the newest first; the
 // memory store keeps a bounded number per instance).
 func (m *Memory) Event(_ context.Context, instanceID, id string) (Event, bool, error) {

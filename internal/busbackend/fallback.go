@@ -35,12 +35,12 @@ func (b *Backend) outcomeFromStore(ctx context.Context, w *waiter) (outcome, boo
 	}
 	ctx, cancel := context.WithTimeout(ctx, storeLookupTimeout)
 	defer cancel()
-	ev, err := commandEvent(ctx, st, w.instanceID, bus.CommandEventID(w.commandID))
+	ev, found, err := store.FindEvent(ctx, st, w.instanceID, bus.CommandEventID(w.commandID))
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		b.log.Warn("command unanswered and its outcome unreadable in the database", "commandId", w.commandID, "instanceId", w.instanceID, "err", err)
 		return outcome{}, false
 	}
-	if ev == nil {
+	if !found {
 		// The answer may have come meanwhile.
 		select {
 		case o := <-w.ch:
@@ -65,28 +65,6 @@ func (b *Backend) outcomeFromStore(ctx context.Context, w *waiter) (outcome, boo
 	b.log.Info("command answer missing at the deadline: answered from the database, where it is applied",
 		"commandId", w.commandID, "command", w.channel, "instanceId", w.instanceID, "state", ev.ToState)
 	return o, true
-}
-
-// commandEvent is event id of instance instanceID in st, nil when there is none: one row by
-// its key when the store can (store.EventGetter: the SQL stores), else from the history.
-func commandEvent(ctx context.Context, st store.Store, instanceID, id string) (*store.Event, error) {
-	if eg, ok := st.(store.EventGetter); ok {
-		ev, found, err := eg.Event(ctx, instanceID, id)
-		if err != nil || !found {
-			return nil, err
-		}
-		return &ev, nil
-	}
-	evs, err := st.History(ctx, instanceID)
-	if err != nil {
-		return nil, err
-	}
-	for i := len(evs) - 1; i >= 0; i-- {
-		if evs[i].ID == id {
-			return &evs[i], nil
-		}
-	}
-	return nil, nil
 }
 
 // StoreAnswers is the number of commands answered from the database because their answer did

@@ -9,18 +9,17 @@ import (
 
 var _ httpapi.EventFinder = (*Backend)(nil)
 
-// Event implements httpapi.EventFinder (the event an Idempotency-Key names): by id in the
-// database when it has a lookup (the SQL stores), else in the instance's history (History:
-// the database, or the live audit trail without one).
+// Event implements httpapi.EventFinder (the event an Idempotency-Key names): in the database
+// when there is one (store.FindEvent), else in the live audit trail.
 func (b *Backend) Event(ctx context.Context, instanceID, eventID string) (store.Event, bool, error) {
-	if eg, ok := b.cfg.Store.(store.EventGetter); ok {
-		ev, found, err := eg.Event(ctx, instanceID, eventID)
+	if b.cfg.Store != nil {
+		ev, found, err := store.FindEvent(ctx, b.cfg.Store, instanceID, eventID)
 		if err != nil {
 			return store.Event{}, false, storeErr("event", err)
 		}
 		return ev, found, nil
 	}
-	evs, err := b.History(ctx, instanceID)
+	evs, err := b.History(ctx, instanceID) // the live audit trail
 	if err != nil {
 		return store.Event{}, false, err
 	}

@@ -207,21 +207,8 @@ func (l *local) HistoryPage(ctx context.Context, id string, p store.EventPage) (
 // Event implements EventFinder: the store's lookup by id when it has one (memory, SQLite,
 // PostgreSQL all do), else a scan of the instance's history.
 func (l *local) Event(ctx context.Context, instanceID, eventID string) (store.Event, bool, error) {
-	st := l.eng.Store()
-	if eg, ok := st.(store.EventGetter); ok {
-		ev, found, err := eg.Event(ctx, instanceID, eventID)
-		return ev, found, storeErr("event", err)
-	}
-	evs, err := st.History(ctx, instanceID)
-	if err != nil {
-		return store.Event{}, false, storeErr("history", err)
-	}
-	for _, e := range evs {
-		if e.ID == eventID {
-			return e, true, nil
-		}
-	}
-	return store.Event{}, false, nil
+	ev, found, err := store.FindEvent(ctx, l.eng.Store(), instanceID, eventID)
+	return ev, found, storeErr("event", err)
 }
 
 func (l *local) Correlated(ctx context.Context, id string) ([]store.Event, error) {
